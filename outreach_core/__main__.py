@@ -1,0 +1,3 @@
+from outreach_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,269 @@
+"""`python -m outreach_core …`: send a file, resume, list and export runs, manage the database.
+
+Exit codes (one place, `exit_code`): 0 every deliverable recipient was sent; 1 some failed,
+were deferred, are unknown, or the run did not finish; 2 unusable input or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from pathlib import Path
+
+from outreach_core import executor, reports, services
+from outreach_core.audience import read_contacts_file
+from outreach_core.demo import load_demo
+from outreach_core.errors import ConfigError, InputError, NotFound, OutreachError, RunBusy
+from outreach_core.models import DeliveryStatus, RunStatus, RunSummary, SendOptions
+from outreach_core.planning import SenderIdentity, plan_deliveries
+from outreach_core.senders import parse_engine_url
+from outreach_core.settings import load_settings
+from outreach_core.signals import stop_on_signals
+from outreach_core.store import db
+from outreach_core.templating import CompiledTemplate, load_template_dir
+from outreach_core.workspace import Workspace, open_workspace
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
+ACTOR = "cli"
+DEFAULTS = SendOptions()
+DEFAULT_FROM = "Outreach <outreach@localhost>"
+
+
+def exit_code(summary: RunSummary) -> int:
+    """0 when every deliverable recipient was sent, else 1."""
+    if summary.run.status is RunStatus.COMPLETED and summary.counts.unsettled == 0:
+        return EXIT_OK
+    return EXIT_INCOMPLETE
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m outreach_core", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    send = commands.add_parser("send", help="send a template to every row of a CSV file")
+    send.add_argument("input", type=Path, help="contacts CSV; its columns are template variables")
+    send.add_argument(
+        "--template", type=Path, required=True, help="folder with subject.txt, body.html/body.txt"
+    )
+    send.add_argument(
+        "--engine",
+        required=True,
+        help="outbox:///folder, smtp://user:pass@host:587?tls=starttls|ssl|none, smtps://…",
+    )
+    send.add_argument(
+        "--from",
+        dest="sender",
+        default=None,
+        help=f'"Name <address>" to send as (default: the SMTP user, else "{DEFAULT_FROM}")',
+    )
+    send.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=DEFAULTS.rate,
+        help=f"messages per second, 0 = unlimited (default {DEFAULTS.rate:g})",
+    )
+    send.add_argument(
+        "--burst",
+        type=_positive_int,
+        default=DEFAULTS.burst,
+        help=f"messages allowed at once (default {DEFAULTS.burst})",
+    )
+    send.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULTS.concurrency,
+        help=f"simultaneous sends (default {DEFAULTS.concurrency})",
+    )
+    send.add_argument(
+        "--skip-mx", action="store_true", help="do not look up the recipients' mail servers"
+    )
+    send.add_argument("--dry-run", action="store_true", help="check and render, send nothing")
+    send.add_argument(
+        "--queue", action="store_true", help="only queue the run; the daemon will send it"
+    )
+
+    resume = commands.add_parser("resume", help="continue an interrupted or paused run")
+    resume.add_argument("run_id", type=int)
+
+    runs = commands.add_parser("runs", help="list the latest runs")
+    runs.add_argument("--json", action="store_true", help="one JSON document instead of a table")
+    runs.add_argument("--limit", type=_positive_int, default=20)
+
+    export = commands.add_parser("export", help="write a run's per-recipient outcome as CSV")
+    export.add_argument("run_id", type=int)
+    export.add_argument("--out", type=Path, required=True)
+
+    database = commands.add_parser("db", help="database maintenance")
+    database.add_argument("action", choices=["upgrade"], help="apply pending migrations")
+
+    commands.add_parser("demo", help="load the demo workspace unless it is there already")
+    return parser
+
+
+def _sender_for(text: str | None, engine_user: str | None) -> SenderIdentity:
+    if text is None:
+        text = engine_user if engine_user and "@" in engine_user else DEFAULT_FROM
+    name, address = parseaddr(text)
+    if not address or "@" not in address:
+        raise InputError(f'--from {text!r}: give an address, e.g. "Team <team@example.com>"')
+    return SenderIdentity(email=address, name=name)
+
+
+def _print_summary(summary: RunSummary) -> None:
+    print(f"{summary.run}")
+    print(f"summary: {summary.counts}")
+
+
+def _dry_run(
+    parsed_rows: list[dict], email_column: str, template: CompiledTemplate, sender: SenderIdentity
+) -> int:
+    print("run: dry-run", flush=True)
+    plan = list(
+        plan_deliveries(
+            enumerate(parsed_rows, start=1),
+            email_column=email_column,
+            template=template,
+            sender=sender,
+            run_date=datetime.now(UTC),
+        )
+    )
+    sendable = sum(p.status is DeliveryStatus.PENDING for p in plan)
+    print(f"dry run: {len(plan)} rows, {sendable} would be sent, {len(plan) - sendable} would not")
+    for p in plan:
+        if p.status is not DeliveryStatus.PENDING:
+            print(f"row {p.row_number}\t{p.reason_word}\t{p.email or '-'}\t{p.reason}")
+    return EXIT_OK
+
+
+def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
+    parsed = read_contacts_file(args.input)
+    source = load_template_dir(args.template)
+    template = CompiledTemplate(source)
+    engine_url = parse_engine_url(args.engine)
+    sender = _sender_for(args.sender, engine_url.username)
+    options = SendOptions(
+        rate=args.rate, burst=args.burst, concurrency=args.concurrency, skip_mx=args.skip_mx
+    )
+    if args.dry_run:
+        return _dry_run(parsed.rows, parsed.email_column, template, sender)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    audience = services.import_audience(
+        ws, parsed, name=f"{args.input.name} ({stamp})", actor=ACTOR
+    )
+    saved = services.save_template(ws, args.template.resolve().name, source, actor=ACTOR)
+    engine = services.save_engine(
+        ws,
+        name=f"cli {engine_url.display}",
+        url=args.engine,
+        from_email=sender.email,
+        from_name=sender.name,
+        actor=ACTOR,
+    )
+    workflow = services.create_workflow(
+        ws,
+        name=f"{saved.name} to {audience.name}",
+        audience_id=audience.id,
+        template_id=saved.id,
+        engine_id=engine.id,
+        options=options,
+        actor=ACTOR,
+    )
+    run_id = services.queue_run(ws, workflow.id, trigger="cli", actor=ACTOR)
+    print(f"run: {run_id}", flush=True)
+    if args.queue:
+        print(f"queued: the daemon will send run {run_id}")
+        return EXIT_OK
+    return _execute(ws, run_id)
+
+
+def _execute(ws: Workspace, run_id: int) -> int:
+    stop = executor.StopSignal()
+    with stop_on_signals(stop):
+        executor.run_to_end(ws, run_id, worker_id=executor.new_worker_id(), stop=stop)
+    summary = services.run_summary(ws, run_id)
+    _print_summary(summary)
+    if summary.run.status in (RunStatus.SENDING, RunStatus.PAUSED):
+        print(
+            f"not finished: continue with `python -m outreach_core resume {run_id}`",
+            file=sys.stderr,
+        )
+    return exit_code(summary)
+
+
+def cmd_resume(ws: Workspace, args: argparse.Namespace) -> int:
+    print(f"run: {args.run_id}", flush=True)
+    return _execute(ws, args.run_id)
+
+
+def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
+    summaries = services.recent_runs(ws, limit=args.limit)
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for s in summaries], indent=2))
+        return EXIT_OK
+    print(
+        f"{'run':>5}  {'status':<12} {'created (UTC)':<19}  {'sent':>6} {'failed':>6} {'skipped':>7}  workflow"
+    )
+    for s in summaries:
+        print(
+            f"{s.run.id:>5}  {s.run.status:<12} {s.run.created_at:%Y-%m-%d %H:%M:%S}  "
+            f"{s.counts.sent:>6} {s.counts.failed + s.counts.deferred + s.counts.unknown:>6} "
+            f"{s.counts.skipped:>7}  {s.workflow_name}"
+        )
+    return EXIT_OK
+
+
+def cmd_export(ws: Workspace, args: argparse.Namespace) -> int:
+    written = reports.export_run(ws, args.run_id, args.out)
+    print(f"wrote {written} recipients to {args.out}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+            stream=sys.stderr,
+        )
+        ws = open_workspace(settings)
+    except ConfigError as exc:
+        print(f"outreach: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.command == "db":
+            print(f"database at revision {db.current_revision(ws.db)}")
+            return EXIT_OK
+        if args.command == "demo":
+            loaded = load_demo(ws)
+            print("demo workspace loaded" if loaded else "demo workspace already present")
+            return EXIT_OK
+        handler = {"send": cmd_send, "resume": cmd_resume, "runs": cmd_runs, "export": cmd_export}
+        return handler[args.command](ws, args)
+    except (InputError, NotFound, RunBusy, ConfigError) as exc:
+        print(f"outreach: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OutreachError as exc:
+        print(f"outreach: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    finally:
+        ws.close()

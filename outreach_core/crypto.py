@@ -1,0 +1,54 @@
+"""Secrets at rest: Fernet encryption with the key from settings or a 0600 key file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from outreach_core.errors import ConfigError
+
+KEY_FILE_NAME = "secret.key"
+
+
+def load_fernet(secret_key: str | None, data_dir: Path) -> Fernet:
+    """The cipher for stored secrets.
+
+    `OUTREACH_SECRET_KEY` wins; otherwise a key file in the data folder is read, or created
+    with mode 0600 on first start so that a new workspace is encrypted from its first engine.
+    """
+    if secret_key:
+        try:
+            return Fernet(secret_key.encode())
+        except ValueError:
+            raise ConfigError(
+                "OUTREACH_SECRET_KEY: must be a Fernet key (32 url-safe base64 bytes); "
+                'make one with: python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"'
+            ) from None
+    path = data_dir / KEY_FILE_NAME
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(Fernet.generate_key())
+    try:
+        return Fernet(path.read_bytes().strip())
+    except ValueError:
+        raise ConfigError(f"the key file {path} is not a Fernet key") from None
+
+
+def encrypt(fernet: Fernet, plaintext: str) -> str:
+    """Encrypt a secret for storage."""
+    return fernet.encrypt(plaintext.encode()).decode()
+
+
+def decrypt(fernet: Fernet, token: str) -> str:
+    """Decrypt a stored secret; a wrong key is a ConfigError, never a traceback."""
+    try:
+        return fernet.decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise ConfigError(
+            "a stored secret cannot be decrypted: OUTREACH_SECRET_KEY or the key file changed"
+        ) from None

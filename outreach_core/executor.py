@@ -1,0 +1,418 @@
+"""A run from QUEUED to its end: claim, freeze the audience, send, record.
+
+At-most-once: a delivery is claimed (`sending`) in the database before its message is handed
+to the engine, and its outcome is recorded right after. If the process dies in between, the
+next executor marks it `unknown` and deliberately does not resend it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from outreach_core import crypto
+from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
+from outreach_core.message import Sender as FromAddress
+from outreach_core.message import build_message
+from outreach_core.models import (
+    ACTIVE_RUN_STATES,
+    Delivery,
+    DeliveryStatus,
+    Run,
+    RunStatus,
+)
+from outreach_core.planning import (
+    SenderIdentity,
+    mark_suppressed,
+    plan_deliveries,
+    render_context,
+)
+from outreach_core.ratelimit import TokenBucket
+from outreach_core.senders import Sender, open_sender
+from outreach_core.store import (
+    audiences,
+    deliveries,
+    engines,
+    runs,
+    suppressions,
+    templates,
+    workflows,
+)
+from outreach_core.templating import CompiledTemplate, TemplateSource
+from outreach_core.workspace import Workspace, utcnow
+
+log = logging.getLogger("outreach.executor")
+
+#: how often an executor refreshes its run's heartbeat
+HEARTBEAT_INTERVAL_S = 5.0
+#: a run whose heartbeat is older than this is taken to be orphaned
+STALE_AFTER = timedelta(seconds=60)
+
+
+def new_worker_id() -> str:
+    """`host:pid:random`: enough to tell whether a holder's process is still alive."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_is_alive(run: Run, *, now: datetime) -> bool:
+    """Whether the executor named on the run is still working on it.
+
+    On this host a dead process is known at once; elsewhere only a stale heartbeat tells.
+    """
+    if run.worker_id is None or run.heartbeat_at is None:
+        return False
+    if now - run.heartbeat_at > STALE_AFTER:
+        return False
+    host, _, rest = run.worker_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    return True
+
+
+@dataclass
+class StopSignal:
+    """Set by SIGTERM/SIGINT: the executor finishes its current batch, then lets the run go."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def set(self) -> None:
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+def acquire_run(ws: Workspace, run_id: int, *, worker_id: str) -> Run:
+    """Make this worker the executor of a run: claim it if QUEUED, continue it if PAUSED,
+    take it over if its previous executor is gone. Raises RunBusy otherwise."""
+    with ws.db.begin() as conn:
+        claimed = runs.claim_next_run(conn, worker_id=worker_id, now=utcnow(), run_id=run_id)
+        if claimed:
+            return claimed
+        run = runs.get_run(conn, run_id)
+        if run.status is RunStatus.PAUSED:
+            runs.set_run_status(
+                conn,
+                run_id,
+                expected=RunStatus.PAUSED,
+                target=RunStatus.SENDING,
+                now=utcnow(),
+                worker_id=worker_id,
+            )
+            deliveries.mark_in_flight_unknown(conn, run_id, now=utcnow())
+            return runs.get_run(conn, run_id)
+    return take_over(ws, run_id, worker_id=worker_id)
+
+
+def take_over(ws: Workspace, run_id: int, *, worker_id: str) -> Run:
+    """Become the executor of an interrupted run; in-flight deliveries become `unknown`.
+
+    Raises RunBusy while its previous executor is alive.
+    """
+    now = utcnow()
+    with ws.db.begin() as conn:
+        run = runs.get_run(conn, run_id)
+        if run.status not in ACTIVE_RUN_STATES:
+            raise RunBusy(f"{run} has nothing to resume")
+        if holder_is_alive(run, now=now):
+            raise RunBusy(
+                f"{run} is being sent by {run.worker_id} (heartbeat {run.heartbeat_at:%H:%M:%S} "
+                "UTC); try again once that process has stopped"
+            )
+        if not runs.take_over_run(conn, run, worker_id=worker_id, now=now):
+            raise RunBusy(f"run {run_id} was just taken over by another executor")
+        unknown = deliveries.mark_in_flight_unknown(conn, run_id, now=now)
+        if unknown:
+            log.warning(
+                "run %s: %s in-flight deliveries marked unknown, not resent", run_id, unknown
+            )
+        return runs.get_run(conn, run_id)
+
+
+def freeze_audience(ws: Workspace, run: Run) -> bool:
+    """INITIALIZING -> SENDING: one delivery row per audience row, all in one transaction.
+
+    Returns False (and fails the run) when the template cannot compile.
+    """
+    now = utcnow()
+    with ws.db.begin() as conn:
+        if deliveries.has_deliveries(conn, run.id):  # frozen before a crash in this state
+            runs.set_run_status(
+                conn, run.id, expected=RunStatus.INITIALIZING, target=RunStatus.SENDING, now=now
+            )
+            return True
+        workflow = workflows.get_workflow(conn, run.workflow_id)
+        audience = audiences.get_audience(conn, workflow.audience_id)
+        version = templates.get_version(conn, run.template_version_id or 0)
+        engine = engines.get_engine(conn, run.engine_id or 0)
+        try:
+            template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
+        except TemplateError as exc:
+            runs.set_run_status(
+                conn,
+                run.id,
+                expected=RunStatus.INITIALIZING,
+                target=RunStatus.FAILED,
+                now=now,
+                reason=f"template {version.name} v{version.version}: {exc}",
+            )
+            return False
+        plan = list(
+            plan_deliveries(
+                audiences.iter_rows(conn, audience.id),
+                email_column=audience.email_column,
+                template=template,
+                sender=SenderIdentity(engine.from_email, engine.from_name),
+                run_date=run.created_at,
+            )
+        )
+        pending_keys = [p.key for p in plan if p.status is DeliveryStatus.PENDING and p.key]
+        plan = mark_suppressed(plan, suppressions.suppressed_among(conn, pending_keys))
+        deliveries.insert_deliveries(
+            conn,
+            (
+                {
+                    "run_id": run.id,
+                    "row_number": p.row_number,
+                    "email": p.email,
+                    "email_normalized": p.key,
+                    "variables": p.variables,
+                    "status": p.status,
+                    "reason": p.reason,
+                    "attempts": 0,
+                    "updated_at": now,
+                }
+                for p in plan
+            ),
+        )
+        runs.set_run_status(
+            conn, run.id, expected=RunStatus.INITIALIZING, target=RunStatus.SENDING, now=now
+        )
+    return True
+
+
+@dataclass
+class _Context:
+    ws: Workspace
+    run: Run
+    worker_id: str
+    template: CompiledTemplate
+    sender_identity: SenderIdentity
+    sender: Sender
+    bucket: TokenBucket
+    engine_error: str | None = None
+
+
+async def _heartbeat(ws: Workspace, run_id: int, worker_id: str, lost: asyncio.Event) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+        with ws.db.begin() as conn:
+            if not runs.heartbeat(conn, run_id, worker_id=worker_id, now=utcnow()):
+                log.error("run %s: lost to another executor; stopping", run_id)
+                lost.set()
+                return
+
+
+async def _deliver(ctx: _Context, delivery: Delivery) -> None:
+    """Send one claimed delivery and record its outcome."""
+    opts = ctx.run.options
+    attempts = 0
+    status, reason, message_id = DeliveryStatus.SENT, None, None
+    try:
+        rendered = ctx.template.render(
+            render_context(
+                delivery.variables,
+                email=delivery.email,
+                sender=ctx.sender_identity,
+                run_date=ctx.run.created_at,
+            )
+        )
+        outgoing = build_message(
+            rendered,
+            sender=FromAddress(ctx.sender_identity.email, ctx.sender_identity.name),
+            recipient=delivery.email,
+            delivery_id=delivery.id,
+            now=utcnow(),
+        )
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, SendError) and e.kind is SendErrorKind.TRANSIENT
+            ),
+            wait=wait_random_exponential(multiplier=0.5, max=30),
+            stop=stop_after_attempt(opts.max_attempts),
+        ):
+            with attempt:
+                attempts += 1
+                await ctx.bucket.acquire()
+                result = await ctx.sender.send(outgoing)
+        message_id = result.message_id
+    except TemplateError as exc:
+        status, reason = DeliveryStatus.FAILED, f"render_error: {exc}"
+    except RetryError as exc:
+        status, reason = DeliveryStatus.DEFERRED, f"transient: {exc.last_attempt.exception()}"
+    except SendError as exc:
+        if exc.kind is SendErrorKind.ENGINE:
+            # Nothing reached the engine: the delivery goes back to pending, the run pauses.
+            ctx.engine_error = str(exc)
+            with ctx.ws.db.begin() as conn:
+                deliveries.release_unstarted(conn, [delivery.id], now=utcnow())
+            return
+        status = (
+            DeliveryStatus.UNKNOWN if exc.kind is SendErrorKind.AMBIGUOUS else DeliveryStatus.FAILED
+        )
+        reason = f"{exc.kind}: {exc}"
+    with ctx.ws.db.begin() as conn:
+        deliveries.record_outcome(
+            conn,
+            delivery.id,
+            target=status,
+            now=utcnow(),
+            attempts=attempts,
+            reason=reason,
+            message_id=message_id,
+        )
+
+
+async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) -> str:
+    """Claim and send batches until done; returns why it stopped: done, stop, engine, status."""
+    opts = ctx.run.options
+    limit = asyncio.Semaphore(opts.concurrency)
+
+    async def guarded(delivery: Delivery, started: set[int]) -> None:
+        async with limit:
+            if ctx.engine_error or lost.is_set():
+                return
+            started.add(delivery.id)
+            await _deliver(ctx, delivery)
+
+    while True:
+        if stop.is_set() or lost.is_set():
+            return "stop"
+        with ctx.ws.db.begin() as conn:
+            current = runs.get_run(conn, ctx.run.id)
+            if current.status is not RunStatus.SENDING or current.worker_id != ctx.worker_id:
+                return "status"
+            batch = deliveries.claim_pending(
+                conn, ctx.run.id, worker_id=ctx.worker_id, limit=opts.batch_size, now=utcnow()
+            )
+        if not batch:
+            return "done"
+        started: set[int] = set()
+        await asyncio.gather(*(guarded(d, started) for d in batch))
+        unstarted = [d.id for d in batch if d.id not in started]
+        if unstarted:
+            with ctx.ws.db.begin() as conn:
+                deliveries.release_unstarted(conn, unstarted, now=utcnow())
+        if ctx.engine_error:
+            return "engine"
+
+
+async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) -> Run:
+    """Drive a run this worker holds (INITIALIZING or SENDING) as far as it can go."""
+    if run.status is RunStatus.INITIALIZING and not freeze_audience(ws, run):
+        with ws.db.connect() as conn:
+            return runs.get_run(conn, run.id)
+    with ws.db.connect() as conn:
+        run = runs.get_run(conn, run.id)
+        engine = engines.get_engine(conn, run.engine_id or 0)
+        encrypted = engines.get_encrypted_url(conn, engine.id)
+        version = templates.get_version(conn, run.template_version_id or 0)
+    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
+    lost = asyncio.Event()
+    beat = asyncio.create_task(_heartbeat(ws, run.id, worker_id, lost))
+    try:
+        async with open_sender(
+            crypto.decrypt(ws.fernet, encrypted), concurrency=run.options.concurrency
+        ) as sender:
+            ctx = _Context(
+                ws=ws,
+                run=run,
+                worker_id=worker_id,
+                template=template,
+                sender_identity=SenderIdentity(engine.from_email, engine.from_name),
+                sender=sender,
+                bucket=TokenBucket(run.options.rate, run.options.burst),
+            )
+            why = await _send_batches(ctx, stop, lost)
+    except SendError as exc:  # the engine could not even be opened
+        why, ctx_error = "engine", str(exc)
+    else:
+        ctx_error = ctx.engine_error
+    finally:
+        beat.cancel()
+    return _finish(ws, run.id, worker_id=worker_id, why=why, engine_error=ctx_error)
+
+
+def _finish(
+    ws: Workspace, run_id: int, *, worker_id: str, why: str, engine_error: str | None
+) -> Run:
+    now = utcnow()
+    with ws.db.begin() as conn:
+        run = runs.get_run(conn, run_id)
+        if why == "done" and run.status is RunStatus.SENDING:
+            runs.set_run_status(
+                conn, run_id, expected=RunStatus.SENDING, target=RunStatus.COMPLETED, now=now
+            )
+        elif why == "engine" and run.status is RunStatus.SENDING:
+            runs.set_run_status(
+                conn,
+                run_id,
+                expected=RunStatus.SENDING,
+                target=RunStatus.PAUSED,
+                now=now,
+                reason=f"engine error: {engine_error}",
+            )
+            runs.release_run(conn, run_id, worker_id=worker_id)
+        elif why == "stop":
+            runs.release_run(conn, run_id, worker_id=worker_id)
+            log.info("run %s: stopped on request; resumable with `resume %s`", run_id, run_id)
+        return runs.get_run(conn, run_id)
+
+
+def run_to_end(ws: Workspace, run_id: int, *, worker_id: str, stop: StopSignal) -> Run:
+    """Acquire a run and execute it in this thread's own event loop."""
+    run = acquire_run(ws, run_id, worker_id=worker_id)
+    return asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop))
+
+
+def work_once(ws: Workspace, *, worker_id: str, stop: StopSignal) -> list[Run]:
+    """One pass of a daemon: adopt orphaned runs, then execute queued runs until none is left."""
+    done: list[Run] = []
+    with ws.db.connect() as conn:
+        orphans = runs.orphaned_runs(conn, heartbeat_before=utcnow() - STALE_AFTER)
+    for orphan in orphans:
+        if stop.is_set():
+            return done
+        try:
+            run = take_over(ws, orphan.id, worker_id=worker_id)
+        except RunBusy:
+            continue
+        done.append(asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop)))
+    while not stop.is_set():
+        with ws.db.begin() as conn:
+            run = runs.claim_next_run(conn, worker_id=worker_id, now=utcnow())
+        if run is None:
+            break
+        log.info("run %s: claimed by %s", run.id, worker_id)
+        done.append(asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop)))
+    return done

@@ -1,0 +1,79 @@
+"""Building the MIME message for one delivery.
+
+Every header value passes through `header_safe`, so no value taken from a contacts file or a
+template can end a header line and start another (header injection).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from outreach_core.templating import Rendered
+
+#: the header that carries our delivery id on every message
+DELIVERY_HEADER = "X-Outreach-Delivery"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+
+
+def header_safe(value: str) -> str:
+    """The value with every control character (CR and LF above all) folded into one space."""
+    return _CONTROL.sub(" ", value).strip()
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The From of a message."""
+
+    email: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready for an engine, with its envelope."""
+
+    delivery_id: int
+    envelope_from: str
+    recipient: str
+    message: EmailMessage
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+
+def build_message(
+    rendered: Rendered,
+    *,
+    sender: Sender,
+    recipient: str,
+    delivery_id: int,
+    now: datetime,
+) -> Outgoing:
+    """multipart/alternative with whichever of text and HTML the template has."""
+    msg = EmailMessage()
+    msg["From"] = Address(display_name=header_safe(sender.name), addr_spec=sender.email)
+    msg["To"] = Address(addr_spec=header_safe(recipient))
+    msg["Subject"] = header_safe(rendered.subject)
+    msg["Date"] = format_datetime(now)
+    domain = sender.email.rpartition("@")[2] or "localhost"
+    msg["Message-ID"] = make_msgid(idstring=f"outreach.{delivery_id}", domain=domain)
+    msg[DELIVERY_HEADER] = str(delivery_id)
+    if rendered.text is not None:
+        msg.set_content(rendered.text, subtype="plain", cte="quoted-printable")
+        if rendered.html is not None:
+            msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    else:
+        msg.set_content(rendered.html or "", subtype="html", cte="quoted-printable")
+    return Outgoing(
+        delivery_id=delivery_id,
+        envelope_from=sender.email,
+        recipient=header_safe(recipient),
+        message=msg,
+    )

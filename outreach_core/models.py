@@ -1,0 +1,259 @@
+"""Pydantic models at the boundaries, the state enums and their legal transitions.
+
+The transition tables are the single source of truth: the store refuses any status update
+that is not in them, and a unit test walks their full cross product.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from outreach_core.errors import IllegalTransition
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its lifecycle."""
+
+    #: waiting for an executor to claim it
+    QUEUED = "QUEUED"
+    #: an executor is freezing the audience into delivery rows
+    INITIALIZING = "INITIALIZING"
+    #: deliveries are being sent
+    SENDING = "SENDING"
+    #: stopped on purpose (user or engine error); resumable
+    PAUSED = "PAUSED"
+    #: every delivery has an outcome
+    COMPLETED = "COMPLETED"
+    #: could not go on (audience or template unusable)
+    FAILED = "FAILED"
+    #: stopped by the user; pending deliveries stay unsent
+    CANCELLED = "CANCELLED"
+
+
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.INITIALIZING, RunStatus.CANCELLED}),
+    RunStatus.INITIALIZING: frozenset({RunStatus.SENDING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.SENDING: frozenset(
+        {RunStatus.COMPLETED, RunStatus.PAUSED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.PAUSED: frozenset({RunStatus.SENDING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+#: states in which an executor owns the run and heartbeats it
+ACTIVE_RUN_STATES = frozenset({RunStatus.INITIALIZING, RunStatus.SENDING})
+FINAL_RUN_STATES = frozenset(s for s, targets in RUN_TRANSITIONS.items() if not targets)
+
+
+class DeliveryStatus(StrEnum):
+    """The outcome of one recipient in one run."""
+
+    #: frozen, not yet attempted
+    PENDING = "pending"
+    #: claimed by an executor, outcome not yet recorded
+    SENDING = "sending"
+    #: accepted by the engine
+    SENT = "sent"
+    #: refused for good
+    FAILED = "failed"
+    #: transient errors until the retries ran out; "retry failed" re-queues it
+    DEFERRED = "deferred"
+    #: never attempted, with a reason (invalid, duplicate, suppressed, render error)
+    SKIPPED = "skipped"
+    #: may or may not have gone out (crash or ambiguous error); not resent unless asked
+    UNKNOWN = "unknown"
+
+
+DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
+    DeliveryStatus.PENDING: frozenset({DeliveryStatus.SENDING, DeliveryStatus.SKIPPED}),
+    DeliveryStatus.SENDING: frozenset(
+        {
+            DeliveryStatus.SENT,
+            DeliveryStatus.FAILED,
+            DeliveryStatus.DEFERRED,
+            DeliveryStatus.UNKNOWN,
+            DeliveryStatus.SKIPPED,
+        }
+    ),
+    DeliveryStatus.DEFERRED: frozenset({DeliveryStatus.PENDING}),
+    DeliveryStatus.UNKNOWN: frozenset({DeliveryStatus.PENDING}),
+    DeliveryStatus.SENT: frozenset(),
+    DeliveryStatus.FAILED: frozenset(),
+    DeliveryStatus.SKIPPED: frozenset(),
+}
+
+
+class SkipReason(StrEnum):
+    """Why a row of the audience was not attempted."""
+
+    MISSING_EMAIL = "missing_email"
+    INVALID_SYNTAX = "invalid_syntax"
+    DUPLICATE = "duplicate"
+    SUPPRESSED = "suppressed"
+    RENDER_ERROR = "render_error"
+
+
+def check_run_transition(current: RunStatus, target: RunStatus) -> None:
+    """Raise IllegalTransition unless `current -> target` is in RUN_TRANSITIONS."""
+    if target not in RUN_TRANSITIONS[current]:
+        allowed = ", ".join(sorted(RUN_TRANSITIONS[current])) or "nothing (final state)"
+        raise IllegalTransition(f"a run cannot go from {current} to {target}; allowed: {allowed}")
+
+
+def check_delivery_transition(current: DeliveryStatus, target: DeliveryStatus) -> None:
+    """Raise IllegalTransition unless `current -> target` is in DELIVERY_TRANSITIONS."""
+    if target not in DELIVERY_TRANSITIONS[current]:
+        allowed = ", ".join(sorted(DELIVERY_TRANSITIONS[current])) or "nothing (final state)"
+        raise IllegalTransition(
+            f"a delivery cannot go from {current} to {target}; allowed: {allowed}"
+        )
+
+
+class SendOptions(BaseModel):
+    """How fast a run may send: stored with the run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rate: float = Field(default=10.0, ge=0, description="messages per second, 0 = unlimited")
+    burst: int = Field(default=10, ge=1, description="messages allowed at once after a pause")
+    concurrency: int = Field(default=4, ge=1, le=100, description="simultaneous sends")
+    batch_size: int = Field(default=50, ge=1, le=10_000, description="deliveries claimed at once")
+    max_attempts: int = Field(default=3, ge=1, le=10, description="tries for transient errors")
+    skip_mx: bool = False
+
+
+class Run(BaseModel):
+    """One execution of a workflow."""
+
+    id: int
+    workflow_id: int
+    status: RunStatus
+    trigger: str
+    options: SendOptions
+    template_version_id: int | None
+    engine_id: int | None
+    worker_id: str | None
+    heartbeat_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    status_reason: str | None
+
+    def __str__(self) -> str:
+        reason = f" ({self.status_reason})" if self.status_reason else ""
+        return f"run {self.id} {self.status}{reason}"
+
+
+class Delivery(BaseModel):
+    """One recipient of one run, with the variables it is rendered with."""
+
+    id: int
+    run_id: int
+    row_number: int | None
+    email: str
+    email_normalized: str | None
+    variables: dict[str, Any]
+    status: DeliveryStatus
+    reason: str | None
+    attempts: int
+    message_id: str | None
+    updated_at: datetime
+    sent_at: datetime | None
+
+
+class RunCounts(BaseModel):
+    """Deliveries of one run by status."""
+
+    total: int = 0
+    pending: int = 0
+    sending: int = 0
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    unknown: int = 0
+
+    @property
+    def unsettled(self) -> int:
+        """Deliveries whose outcome is not final: failed, deferred or unknown."""
+        return self.failed + self.deferred + self.unknown
+
+    def __str__(self) -> str:
+        return (
+            f"{self.total} recipients: {self.sent} sent, {self.failed} failed, "
+            f"{self.deferred} deferred, {self.unknown} unknown, {self.skipped} skipped, "
+            f"{self.pending + self.sending} pending"
+        )
+
+
+class Engine(BaseModel):
+    """A configured way for mail to leave; `display_url` has the secret masked."""
+
+    id: int
+    name: str
+    kind: str
+    display_url: str
+    from_email: str
+    from_name: str
+
+
+class Template(BaseModel):
+    """The current version of a template."""
+
+    id: int
+    name: str
+    version_id: int
+    version: int
+    subject: str
+    html: str | None
+    text: str | None
+
+
+class Audience(BaseModel):
+    """An imported list of contacts."""
+
+    id: int
+    name: str
+    source: str
+    email_column: str
+    columns: list[str]
+    row_count: int
+
+
+class Workflow(BaseModel):
+    """Audience + template + engine + options: what a run executes."""
+
+    id: int
+    name: str
+    audience_id: int
+    template_id: int
+    engine_id: int
+    options: SendOptions
+
+
+class Overview(BaseModel):
+    """What Home shows: counts of each aggregate and the latest runs."""
+
+    audiences: int
+    templates: int
+    engines: int
+    workflows: int
+    runs: int
+    recent_runs: list[RunSummary]
+
+
+class RunSummary(BaseModel):
+    """A run with its delivery counts, for lists and reports."""
+
+    run: Run
+    workflow_name: str
+    counts: RunCounts
+
+
+Overview.model_rebuild()

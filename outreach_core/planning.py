@@ -1,0 +1,124 @@
+"""Freezing decisions: which audience rows become sendable deliveries, and why others do not.
+
+Pure: no I/O. The executor (INITIALIZING) and the dry run both use `plan_deliveries`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from outreach_core.errors import TemplateError
+from outreach_core.models import DeliveryStatus, SkipReason
+from outreach_core.templating import CompiledTemplate
+from outreach_core.validation import check_syntax
+
+
+@dataclass(frozen=True)
+class SenderIdentity:
+    """Who a run sends as: used by the template built-ins."""
+
+    email: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """One audience row's fate before anything is sent."""
+
+    row_number: int
+    email: str
+    key: str | None
+    variables: dict[str, Any]
+    status: DeliveryStatus
+    reason: str | None = None
+
+    @property
+    def reason_word(self) -> str | None:
+        return self.reason.split(":", 1)[0] if self.reason else None
+
+
+def render_context(
+    variables: dict[str, Any], *, email: str, sender: SenderIdentity, run_date: datetime
+) -> dict[str, Any]:
+    """The row's variables plus the built-ins every template may use."""
+    return {
+        **variables,
+        "recipient": {"email": email},
+        "today": run_date.date().isoformat(),
+        "run_date": run_date.date().isoformat(),
+        "sender_name": sender.name,
+        "sender_email": sender.email,
+    }
+
+
+def plan_deliveries(
+    rows: Iterable[tuple[int, dict[str, Any]]],
+    *,
+    email_column: str,
+    template: CompiledTemplate,
+    sender: SenderIdentity,
+    run_date: datetime,
+) -> Iterator[PlannedDelivery]:
+    """Decide each row: pending, or skipped with a reason. The first occurrence of an address
+    wins; later ones are skipped as duplicates naming the row they repeat."""
+    first_row_of: dict[str, int] = {}
+    for number, data in rows:
+        raw = str(data.get(email_column) or "")
+        checked = check_syntax(raw)
+        if not checked.ok:
+            reason = SkipReason.MISSING_EMAIL if not raw.strip() else SkipReason.INVALID_SYNTAX
+            yield PlannedDelivery(
+                number,
+                raw.strip(),
+                None,
+                data,
+                DeliveryStatus.SKIPPED,
+                f"{reason}: {checked.error}",
+            )
+            continue
+        assert checked.key is not None and checked.address is not None
+        if checked.key in first_row_of:
+            yield PlannedDelivery(
+                number,
+                checked.address,
+                None,
+                data,
+                DeliveryStatus.SKIPPED,
+                f"{SkipReason.DUPLICATE}: same address as row {first_row_of[checked.key]}",
+            )
+            continue
+        first_row_of[checked.key] = number
+        try:
+            template.render(
+                render_context(data, email=checked.address, sender=sender, run_date=run_date)
+            )
+        except TemplateError as exc:
+            yield PlannedDelivery(
+                number,
+                checked.address,
+                checked.key,
+                data,
+                DeliveryStatus.SKIPPED,
+                f"{SkipReason.RENDER_ERROR}: {exc}",
+            )
+            continue
+        yield PlannedDelivery(number, checked.address, checked.key, data, DeliveryStatus.PENDING)
+
+
+def mark_suppressed(
+    plan: list[PlannedDelivery], suppressed: Mapping[str, str]
+) -> list[PlannedDelivery]:
+    """Pending deliveries whose address is suppressed become skipped, naming the list's reason."""
+    return [
+        replace(
+            p,
+            status=DeliveryStatus.SKIPPED,
+            reason=f"{SkipReason.SUPPRESSED}: on the suppression list ({suppressed[p.key]})",
+        )
+        if p.status is DeliveryStatus.PENDING and p.key in suppressed
+        else p
+        for p in plan
+    ]

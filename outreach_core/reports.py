@@ -1,0 +1,59 @@
+"""The per-run outcome as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from outreach_core.store import deliveries, runs
+from outreach_core.workspace import Workspace
+
+EXPORT_COLUMNS = [
+    "delivery_id",
+    "row_number",
+    "email",
+    "status",
+    "reason",
+    "attempts",
+    "message_id",
+    "sent_at",
+]
+
+
+def run_outcome_rows(ws: Workspace, run_id: int) -> list[list[object]]:
+    """One row per recipient: what happened and why. Holds no variables and no secret."""
+    with ws.db.connect() as conn:
+        runs.get_run(conn, run_id)
+        return [
+            [
+                d.id,
+                d.row_number or "",
+                d.email,
+                d.status,
+                d.reason or "",
+                d.attempts,
+                d.message_id or "",
+                d.sent_at.isoformat() if d.sent_at else "",
+            ]
+            for d in deliveries.list_deliveries(conn, run_id)
+        ]
+
+
+def run_outcome_csv(ws: Workspace, run_id: int) -> str:
+    """The outcome rows as CSV text with a header line."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    writer.writerows(run_outcome_rows(ws, run_id))
+    return buffer.getvalue()
+
+
+def export_run(ws: Workspace, run_id: int, out: Path) -> int:
+    """Write the run's outcome CSV; returns the number of recipients written."""
+    rows = run_outcome_rows(ws, run_id)
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(EXPORT_COLUMNS)
+        writer.writerows(rows)
+    return len(rows)

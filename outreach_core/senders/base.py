@@ -1,0 +1,44 @@
+"""The contract every engine implements.
+
+A sender is an async context manager. `send` hands one message to the provider and returns
+what the provider said; it raises `SendError` whose `kind` tells the executor what to do:
+TRANSIENT is retried, AMBIGUOUS is recorded as unknown and never resent, PERMANENT fails the
+delivery, ENGINE pauses the run. Error messages name host and engine, never a credential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+from outreach_core.message import Outgoing
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the engine answered for an accepted message."""
+
+    message_id: str
+    response: str = ""
+
+
+class Sender(Protocol):
+    """One engine, opened for a run."""
+
+    async def send(self, outgoing: Outgoing) -> SendResult:
+        """Hand one message to the engine."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

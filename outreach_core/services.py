@@ -1,0 +1,214 @@
+"""Use cases called by the pages, the CLI and the daemon: one transaction each."""
+
+from __future__ import annotations
+
+from outreach_core import crypto
+from outreach_core.audience import ParsedFile
+from outreach_core.errors import InputError
+from outreach_core.models import (
+    Audience,
+    Engine,
+    Overview,
+    RunSummary,
+    SendOptions,
+    Template,
+    Workflow,
+)
+from outreach_core.senders import parse_engine_url
+from outreach_core.store import audiences, audit, deliveries, engines, runs, templates, workflows
+from outreach_core.templating import CompiledTemplate, TemplateSource
+from outreach_core.validation import check_syntax
+from outreach_core.workspace import Workspace, utcnow
+
+
+def import_audience(ws: Workspace, parsed: ParsedFile, *, name: str, actor: str) -> Audience:
+    """Store a parsed contacts file as an audience."""
+    now = utcnow()
+    with ws.db.begin() as conn:
+        if audiences.find_audience(conn, name):
+            raise InputError(f"an audience named {name!r} exists already; choose another name")
+        audience_id = audiences.insert_audience(
+            conn,
+            name=name,
+            source=parsed.source,
+            email_column=parsed.email_column,
+            columns=parsed.columns,
+            rows=parsed.rows,
+            now=now,
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action="audience.import",
+            subject=f"audience {audience_id}",
+            now=now,
+            detail={"name": name, "rows": len(parsed.rows)},
+        )
+        return audiences.get_audience(conn, audience_id)
+
+
+def save_template(ws: Workspace, name: str, source: TemplateSource, *, actor: str) -> Template:
+    """Save a new version of a template after checking that it compiles.
+
+    Saving the same content as the newest version creates no new version.
+    """
+    CompiledTemplate(source)  # raises TemplateError with part and line
+    now = utcnow()
+    with ws.db.begin() as conn:
+        for existing in templates.list_templates(conn):
+            if existing.name == name and (existing.subject, existing.html, existing.text) == (
+                source.subject,
+                source.html,
+                source.text,
+            ):
+                return existing
+        saved = templates.save_template(
+            conn, name=name, subject=source.subject, html=source.html, text=source.text, now=now
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action="template.save",
+            subject=f"template {saved.id}",
+            now=now,
+            detail={"name": name, "version": saved.version},
+        )
+        return saved
+
+
+def save_engine(
+    ws: Workspace, *, name: str, url: str, from_email: str, from_name: str, actor: str
+) -> Engine:
+    """Create or update an engine; its URL is stored encrypted, a masked copy for display."""
+    parsed = parse_engine_url(url)
+    checked = check_syntax(from_email)
+    if not checked.ok:
+        raise InputError(f"from address {from_email!r}: {checked.error}")
+    now = utcnow()
+    with ws.db.begin() as conn:
+        engine_id = engines.upsert_engine(
+            conn,
+            name=name,
+            kind=parsed.kind,
+            url_encrypted=crypto.encrypt(ws.fernet, url),
+            display_url=parsed.display,
+            from_email=checked.address or from_email,
+            from_name=from_name,
+            now=now,
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action="engine.save",
+            subject=f"engine {engine_id}",
+            now=now,
+            detail={"name": name, "url": parsed.display},
+        )
+        return engines.get_engine(conn, engine_id)
+
+
+def create_workflow(
+    ws: Workspace,
+    *,
+    name: str,
+    audience_id: int,
+    template_id: int,
+    engine_id: int,
+    options: SendOptions,
+    actor: str,
+) -> Workflow:
+    """A workflow ties an audience, a template and an engine together."""
+    now = utcnow()
+    with ws.db.begin() as conn:
+        workflow_id = workflows.insert_workflow(
+            conn,
+            name=name,
+            audience_id=audience_id,
+            template_id=template_id,
+            engine_id=engine_id,
+            options=options,
+            now=now,
+        )
+        audit.record(
+            conn, actor=actor, action="workflow.create", subject=f"workflow {workflow_id}", now=now
+        )
+        return workflows.get_workflow(conn, workflow_id)
+
+
+def queue_run(
+    ws: Workspace,
+    workflow_id: int,
+    *,
+    trigger: str,
+    actor: str,
+    options: SendOptions | None = None,
+) -> int:
+    """Insert a QUEUED run with the template version and engine it will use; returns its id."""
+    now = utcnow()
+    with ws.db.begin() as conn:
+        workflow = workflows.get_workflow(conn, workflow_id)
+        version = templates.current_version(conn, workflow.template_id)
+        run_id = runs.insert_run(
+            conn,
+            workflow_id=workflow.id,
+            trigger=trigger,
+            options=options or workflow.options,
+            template_version_id=version.version_id,
+            engine_id=workflow.engine_id,
+            now=now,
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action="run.queue",
+            subject=f"run {run_id}",
+            now=now,
+            detail={"workflow": workflow.name, "trigger": trigger},
+        )
+        return run_id
+
+
+def run_summary(ws: Workspace, run_id: int) -> RunSummary:
+    """A run with its delivery counts."""
+    with ws.db.connect() as conn:
+        run = runs.get_run(conn, run_id)
+        names = workflows.workflow_names(conn, [run.workflow_id])
+        return RunSummary(
+            run=run,
+            workflow_name=names.get(run.workflow_id, "?"),
+            counts=deliveries.counts(conn, run.id),
+        )
+
+
+def recent_runs(ws: Workspace, *, limit: int = 20) -> list[RunSummary]:
+    """The latest runs with their counts, newest first."""
+    with ws.db.connect() as conn:
+        latest = runs.list_runs(conn, limit=limit)
+        names = workflows.workflow_names(conn, [r.workflow_id for r in latest])
+        return [
+            RunSummary(
+                run=r,
+                workflow_name=names.get(r.workflow_id, "?"),
+                counts=deliveries.counts(conn, r.id),
+            )
+            for r in latest
+        ]
+
+
+def overview(ws: Workspace, *, recent: int = 10) -> Overview:
+    """Counts of everything and the latest runs, for Home."""
+    with ws.db.connect() as conn:
+        counts = {
+            "audiences": audiences.count_audiences(conn),
+            "templates": templates.count_templates(conn),
+            "engines": engines.count_engines(conn),
+            "workflows": workflows.count_workflows(conn),
+            "runs": runs.count_runs(conn),
+        }
+    return Overview(**counts, recent_runs=recent_runs(ws, limit=recent))
+
+
+def list_workflows(ws: Workspace) -> list[Workflow]:
+    """All workflows, by name."""
+    with ws.db.connect() as conn:
+        return workflows.list_workflows(conn)

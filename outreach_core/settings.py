@@ -1,0 +1,105 @@
+"""Settings from the environment and `.env` (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from outreach_core.errors import ConfigError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Everything Outreach reads from its environment; see `.env.example`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=_env("OUTREACH_DATABASE_URL"),
+        description="SQLAlchemy URL; default is SQLite at DATA_DIR/outreach.db",
+    )
+    data_dir: Path = Field(default=Path("data"), validation_alias=_env("OUTREACH_DATA_DIR"))
+    dns_nameservers: str = Field(default="", validation_alias=_env("OUTREACH_DNS_NAMESERVERS"))
+    dns_timeout: float = Field(default=5.0, gt=0, validation_alias=_env("OUTREACH_DNS_TIMEOUT"))
+    secret_key: str | None = Field(default=None, validation_alias=_env("OUTREACH_SECRET_KEY"))
+    log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL"))
+    report_email_to: str | None = Field(default=None, validation_alias=_env("REPORT_EMAIL_TO"))
+    report_email_from: str | None = Field(default=None, validation_alias=_env("REPORT_EMAIL_FROM"))
+    report_smtp_host: str | None = Field(default=None, validation_alias=_env("REPORT_SMTP_HOST"))
+    report_smtp_port: int = Field(
+        default=587, ge=1, le=65535, validation_alias=_env("REPORT_SMTP_PORT")
+    )
+    report_smtp_user: str | None = Field(default=None, validation_alias=_env("REPORT_SMTP_USER"))
+    report_smtp_password: str | None = Field(
+        default=None, repr=False, validation_alias=_env("REPORT_SMTP_PASSWORD")
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("dns_nameservers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not host:port (e.g. 127.0.0.1:53)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        return value
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to the SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'outreach.db').resolve()}"
+
+    @property
+    def nameservers(self) -> list[tuple[str, int]]:
+        """`OUTREACH_DNS_NAMESERVERS` parsed into (host, port) pairs."""
+        pairs = []
+        for item in filter(None, (part.strip() for part in self.dns_nameservers.split(","))):
+            host, _, port = item.rpartition(":")
+            pairs.append((host, int(port)))
+        return pairs
+
+
+# Field name -> environment variable, so an error names what the user actually sets.
+_ENV_NAMES = {
+    name: field.validation_alias.choices[0]  # type: ignore[union-attr]
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; a bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{_ENV_NAMES.get(field, field)}: {error['msg']}")
+        raise ConfigError("invalid setting " + "; ".join(problems)) from None

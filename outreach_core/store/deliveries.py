@@ -1,0 +1,158 @@
+"""Deliveries: the per-recipient ledger of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outreach_core.errors import IllegalTransition
+from outreach_core.models import (
+    Delivery,
+    DeliveryStatus,
+    RunCounts,
+    check_delivery_transition,
+)
+from outreach_core.store.tables import deliveries
+
+# Rows per INSERT statement when freezing an audience: large enough to be fast, small enough
+# to stay under SQLite's bound-parameter limit.
+INSERT_CHUNK = 500
+
+
+def _to_delivery(row: sa.Row) -> Delivery:
+    return Delivery.model_validate(dict(row._mapping))
+
+
+def insert_deliveries(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
+    """Insert frozen delivery rows (dicts with the table's columns); returns how many."""
+    batch: list[dict[str, Any]] = []
+    total = 0
+    for row in rows:
+        batch.append(row)
+        if len(batch) == INSERT_CHUNK:
+            conn.execute(deliveries.insert(), batch)
+            total += len(batch)
+            batch = []
+    if batch:
+        conn.execute(deliveries.insert(), batch)
+        total += len(batch)
+    return total
+
+
+def claim_pending(
+    conn: Connection, run_id: int, *, worker_id: str, limit: int, now: datetime
+) -> list[Delivery]:
+    """Atomically move up to `limit` pending deliveries to `sending` for this worker.
+
+    Same shape as claiming a run: SKIP LOCKED on PostgreSQL, the status guard everywhere.
+    """
+    candidates = (
+        sa.select(deliveries.c.id)
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
+        .order_by(deliveries.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id.in_(candidates), deliveries.c.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SENDING, claimed_by=worker_id, updated_at=now)
+        .returning(*deliveries.c)
+    ).all()
+    return sorted((_to_delivery(row) for row in rows), key=lambda d: d.id)
+
+
+def record_outcome(
+    conn: Connection,
+    delivery_id: int,
+    *,
+    target: DeliveryStatus,
+    now: datetime,
+    attempts: int,
+    reason: str | None = None,
+    message_id: str | None = None,
+) -> None:
+    """Record the outcome of a claimed delivery; it must still be `sending`."""
+    check_delivery_transition(DeliveryStatus.SENDING, target)
+    values: dict[str, Any] = {
+        "status": target,
+        "reason": reason,
+        "attempts": attempts,
+        "updated_at": now,
+        "message_id": message_id,
+    }
+    if target is DeliveryStatus.SENT:
+        values["sent_at"] = now
+    result = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id == delivery_id, deliveries.c.status == DeliveryStatus.SENDING)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise IllegalTransition(f"delivery {delivery_id} is no longer sending; not recorded")
+
+
+def mark_in_flight_unknown(conn: Connection, run_id: int, *, now: datetime) -> int:
+    """Deliveries a dead executor had claimed become `unknown` (deliberately not resent)."""
+    check_delivery_transition(DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)
+    result = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.SENDING)
+        .values(
+            status=DeliveryStatus.UNKNOWN,
+            reason="interrupted mid-send; not resent to keep at-most-once",
+            updated_at=now,
+        )
+    )
+    return result.rowcount
+
+
+def release_unstarted(conn: Connection, delivery_ids: list[int], *, now: datetime) -> int:
+    """Put claimed deliveries that were never attempted back to `pending` (run paused or stopped)."""
+    if not delivery_ids:
+        return 0
+    result = conn.execute(
+        deliveries.update()
+        .where(
+            deliveries.c.id.in_(delivery_ids),
+            deliveries.c.status == DeliveryStatus.SENDING,
+        )
+        .values(status=DeliveryStatus.PENDING, claimed_by=None, updated_at=now)
+    )
+    return result.rowcount
+
+
+def counts(conn: Connection, run_id: int) -> RunCounts:
+    """Deliveries of a run by status."""
+    rows = conn.execute(
+        sa.select(deliveries.c.status, sa.func.count())
+        .where(deliveries.c.run_id == run_id)
+        .group_by(deliveries.c.status)
+    )
+    by_status = {str(status): int(n) for status, n in rows}
+    return RunCounts(total=sum(by_status.values()), **by_status)
+
+
+def list_deliveries(
+    conn: Connection, run_id: int, *, limit: int | None = None, offset: int = 0
+) -> list[Delivery]:
+    """A run's deliveries in the order they were frozen."""
+    query = (
+        sa.select(deliveries)
+        .where(deliveries.c.run_id == run_id)
+        .order_by(deliveries.c.id)
+        .offset(offset)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [_to_delivery(row) for row in conn.execute(query)]
+
+
+def has_deliveries(conn: Connection, run_id: int) -> bool:
+    """Whether the run's audience was frozen already."""
+    query = sa.select(deliveries.c.id).where(deliveries.c.run_id == run_id).limit(1)
+    return conn.execute(query).first() is not None

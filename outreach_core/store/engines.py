@@ -1,0 +1,77 @@
+"""Engines: stored with their URL encrypted and a masked copy for display."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outreach_core.errors import NotFound
+from outreach_core.models import Engine
+from outreach_core.store.tables import engines
+
+_PUBLIC = [
+    engines.c.id,
+    engines.c.name,
+    engines.c.kind,
+    engines.c.display_url,
+    engines.c.from_email,
+    engines.c.from_name,
+]
+
+
+def upsert_engine(
+    conn: Connection,
+    *,
+    name: str,
+    kind: str,
+    url_encrypted: str,
+    display_url: str,
+    from_email: str,
+    from_name: str,
+    now: datetime,
+) -> int:
+    """Create the named engine, or replace its settings; returns its id."""
+    values = {
+        "kind": kind,
+        "url_encrypted": url_encrypted,
+        "display_url": display_url,
+        "from_email": from_email,
+        "from_name": from_name,
+    }
+    existing = conn.execute(sa.select(engines.c.id).where(engines.c.name == name)).scalar()
+    if existing is not None:
+        conn.execute(engines.update().where(engines.c.id == existing).values(**values))
+        return int(existing)
+    result = conn.execute(engines.insert().values(name=name, created_at=now, **values))
+    return int(result.inserted_primary_key[0])
+
+
+def get_engine(conn: Connection, engine_id: int) -> Engine:
+    """The engine without its secret."""
+    row = conn.execute(sa.select(*_PUBLIC).where(engines.c.id == engine_id)).first()
+    if row is None:
+        raise NotFound(f"there is no engine {engine_id}")
+    return Engine.model_validate(dict(row._mapping))
+
+
+def get_encrypted_url(conn: Connection, engine_id: int) -> str:
+    """The engine's URL as stored (encrypted); only the sender factory decrypts it."""
+    value = conn.execute(
+        sa.select(engines.c.url_encrypted).where(engines.c.id == engine_id)
+    ).scalar()
+    if value is None:
+        raise NotFound(f"there is no engine {engine_id}")
+    return str(value)
+
+
+def list_engines(conn: Connection) -> list[Engine]:
+    """All engines by name, secrets masked."""
+    rows = conn.execute(sa.select(*_PUBLIC).order_by(engines.c.name))
+    return [Engine.model_validate(dict(row._mapping)) for row in rows]
+
+
+def count_engines(conn: Connection) -> int:
+    """How many engines exist."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(engines)).scalar_one())

@@ -1,0 +1,194 @@
+"""Runs: insert, read, status changes guarded by the state machine, claiming and heartbeats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outreach_core.errors import IllegalTransition, NotFound
+from outreach_core.models import (
+    ACTIVE_RUN_STATES,
+    FINAL_RUN_STATES,
+    Run,
+    RunStatus,
+    SendOptions,
+    check_run_transition,
+)
+from outreach_core.store.tables import runs
+
+
+def _to_run(row: sa.Row) -> Run:
+    data = dict(row._mapping)
+    data["options"] = SendOptions.model_validate(data["options"])
+    return Run.model_validate(data)
+
+
+def insert_run(
+    conn: Connection,
+    *,
+    workflow_id: int,
+    trigger: str,
+    options: SendOptions,
+    template_version_id: int,
+    engine_id: int,
+    now: datetime,
+) -> int:
+    """A new run in QUEUED; returns its id."""
+    result = conn.execute(
+        runs.insert().values(
+            workflow_id=workflow_id,
+            status=RunStatus.QUEUED,
+            trigger=trigger,
+            options=options.model_dump(),
+            template_version_id=template_version_id,
+            engine_id=engine_id,
+            created_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def get_run(conn: Connection, run_id: int) -> Run:
+    """The run, or NotFound."""
+    row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFound(f"there is no run {run_id}; `python -m outreach_core runs` lists them")
+    return _to_run(row)
+
+
+def list_runs(conn: Connection, *, limit: int = 100) -> list[Run]:
+    """The latest runs, newest first."""
+    rows = conn.execute(sa.select(runs).order_by(runs.c.id.desc()).limit(limit))
+    return [_to_run(row) for row in rows]
+
+
+def count_runs(conn: Connection) -> int:
+    """How many runs exist."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one())
+
+
+def set_run_status(
+    conn: Connection,
+    run_id: int,
+    *,
+    expected: RunStatus,
+    target: RunStatus,
+    now: datetime,
+    reason: str | None = None,
+    worker_id: str | None = None,
+) -> None:
+    """Move a run from `expected` to `target`; raises if illegal or if the run moved meanwhile.
+
+    With `worker_id`, the run also becomes that executor's (heartbeat now).
+    """
+    check_run_transition(expected, target)
+    values: dict[str, object] = {"status": target, "status_reason": reason}
+    if worker_id is not None:
+        values.update(worker_id=worker_id, heartbeat_at=now)
+    if target is RunStatus.INITIALIZING:
+        values["started_at"] = now
+    if target in FINAL_RUN_STATES:
+        values.update(finished_at=now, worker_id=None, heartbeat_at=None)
+    result = conn.execute(
+        runs.update().where(runs.c.id == run_id, runs.c.status == expected).values(**values)
+    )
+    if result.rowcount != 1:
+        actual = get_run(conn, run_id).status
+        raise IllegalTransition(
+            f"run {run_id} is {actual}, not {expected}; it cannot go to {target}"
+        )
+
+
+def claim_next_run(
+    conn: Connection, *, worker_id: str, now: datetime, run_id: int | None = None
+) -> Run | None:
+    """Atomically take the oldest QUEUED run (or the one named) into INITIALIZING.
+
+    None when there is none to take.
+
+    On PostgreSQL the inner SELECT locks with FOR UPDATE SKIP LOCKED so concurrent daemons
+    pass over each other's row; on SQLite the writer lock serialises claimants. Either way the
+    `status = QUEUED` guard on the UPDATE lets exactly one claimant win a given run.
+    """
+    wanted = [runs.c.status == RunStatus.QUEUED]
+    if run_id is not None:
+        wanted.append(runs.c.id == run_id)
+    candidate = (
+        sa.select(runs.c.id)
+        .where(*wanted)
+        .order_by(runs.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    row = conn.execute(
+        runs.update()
+        .where(runs.c.id == candidate, runs.c.status == RunStatus.QUEUED)
+        .values(
+            status=RunStatus.INITIALIZING,
+            worker_id=worker_id,
+            heartbeat_at=now,
+            started_at=now,
+        )
+        .returning(*runs.c)
+    ).first()
+    return _to_run(row) if row else None
+
+
+def take_over_run(conn: Connection, run: Run, *, worker_id: str, now: datetime) -> bool:
+    """Become the executor of an active run whose holder is gone.
+
+    A compare-and-swap on the previous holder and heartbeat: if someone else took it over
+    first, or the holder heartbeated meanwhile, nothing changes and False is returned.
+    """
+    if run.status not in ACTIVE_RUN_STATES | {RunStatus.PAUSED}:
+        return False
+    result = conn.execute(
+        runs.update()
+        .where(
+            runs.c.id == run.id,
+            runs.c.status == run.status,
+            _is(runs.c.worker_id, run.worker_id),
+            _is(runs.c.heartbeat_at, run.heartbeat_at),
+        )
+        .values(worker_id=worker_id, heartbeat_at=now)
+    )
+    return result.rowcount == 1
+
+
+def _is(column: sa.Column, value: object) -> sa.ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
+def heartbeat(conn: Connection, run_id: int, *, worker_id: str, now: datetime) -> bool:
+    """Refresh the heartbeat; False means the run is no longer ours."""
+    result = conn.execute(
+        runs.update()
+        .where(runs.c.id == run_id, runs.c.worker_id == worker_id)
+        .values(heartbeat_at=now)
+    )
+    return result.rowcount == 1
+
+
+def release_run(conn: Connection, run_id: int, *, worker_id: str) -> None:
+    """Let go of a run on a clean stop, so that `resume` may take it at once."""
+    conn.execute(
+        runs.update()
+        .where(runs.c.id == run_id, runs.c.worker_id == worker_id)
+        .values(worker_id=None, heartbeat_at=None)
+    )
+
+
+def orphaned_runs(conn: Connection, *, heartbeat_before: datetime) -> list[Run]:
+    """Active runs with no holder or a heartbeat older than `heartbeat_before`."""
+    rows = conn.execute(
+        sa.select(runs)
+        .where(
+            runs.c.status.in_(list(ACTIVE_RUN_STATES)),
+            sa.or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < heartbeat_before),
+        )
+        .order_by(runs.c.id)
+    )
+    return [_to_run(row) for row in rows]

@@ -1,0 +1,199 @@
+"""Every table, declared once with SQLAlchemy Core. Migrations live in `migrations/`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _created() -> sa.Column:
+    return sa.Column("created_at", UTCDateTime(), nullable=False)
+
+
+audiences = sa.Table(
+    "audiences",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("source", sa.String(500), nullable=False),
+    sa.Column("email_column", sa.String(200), nullable=False),
+    sa.Column("columns", sa.JSON, nullable=False),
+    sa.Column("row_count", sa.Integer, nullable=False),
+    _created(),
+)
+
+audience_rows = sa.Table(
+    "audience_rows",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "audience_id",
+        sa.Integer,
+        sa.ForeignKey("audiences.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("row_number", sa.Integer, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.UniqueConstraint("audience_id", "row_number", name="uq_audience_rows_audience_row"),
+)
+
+templates = sa.Table(
+    "templates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    _created(),
+)
+
+template_versions = sa.Table(
+    "template_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "template_id",
+        sa.Integer,
+        sa.ForeignKey("templates.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("html", sa.Text),
+    sa.Column("text", sa.Text),
+    _created(),
+    sa.UniqueConstraint("template_id", "version", name="uq_template_versions_template_version"),
+)
+
+engines = sa.Table(
+    "engines",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("url_encrypted", sa.Text, nullable=False),
+    sa.Column("display_url", sa.Text, nullable=False),
+    sa.Column("from_email", sa.String(320), nullable=False),
+    sa.Column("from_name", sa.String(200), nullable=False),
+    _created(),
+)
+
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("audience_id", sa.Integer, sa.ForeignKey("audiences.id"), nullable=False),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("templates.id"), nullable=False),
+    sa.Column("engine_id", sa.Integer, sa.ForeignKey("engines.id"), nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    _created(),
+)
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "workflow_id",
+        sa.Integer,
+        sa.ForeignKey("workflows.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("cadence", sa.JSON, nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("next_run_at", UTCDateTime()),
+    sa.Column("last_run_at", UTCDateTime()),
+    _created(),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workflow_id", sa.Integer, sa.ForeignKey("workflows.id"), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("trigger", sa.String(20), nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("template_version_id", sa.Integer, sa.ForeignKey("template_versions.id")),
+    sa.Column("engine_id", sa.Integer, sa.ForeignKey("engines.id")),
+    sa.Column("worker_id", sa.String(200)),
+    sa.Column("heartbeat_at", UTCDateTime()),
+    _created(),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("status_reason", sa.Text),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("row_number", sa.Integer),
+    sa.Column("email", sa.String(320), nullable=False),
+    # NULL for rows that were skipped before an address could be trusted (invalid, duplicate):
+    # the unique key below then guards exactly the recipients that can be sent to.
+    sa.Column("email_normalized", sa.String(320)),
+    sa.Column("variables", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("message_id", sa.String(300)),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("sent_at", UTCDateTime()),
+    sa.UniqueConstraint("run_id", "email_normalized", name="uq_deliveries_run_email"),
+    sa.Index("ix_deliveries_run_status", "run_id", "status"),
+)
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email_normalized", sa.String(320), nullable=False, unique=True),
+    sa.Column("reason", sa.String(50), nullable=False),
+    _created(),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+)

@@ -1,0 +1,100 @@
+"""Shared fixtures: a workspace on SQLite or on the PostgreSQL server at 127.0.0.1:5432.
+
+PostgreSQL tests get a schema of their own (dropped afterwards), so they can run side by side
+on the shared `test` database. Outside CI an unreachable server skips them, saying so; in CI
+(`CI` set) it fails them, because a green run must have exercised PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from outreach_core.settings import Settings
+from outreach_core.workspace import Workspace, open_workspace
+
+REPO = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get(
+    "OUTREACH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_problem() -> str | None:
+    try:
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+    except sa.exc.OperationalError as exc:
+        return str(exc.orig).splitlines()[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The server URL, after checking it answers."""
+    problem = _postgres_problem()
+    if problem:
+        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI requires it)")
+        pytest.skip(message)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A URL whose search_path is a fresh schema, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{postgres_server}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using it runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'outreach.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None) -> Settings:
+    """Settings isolated in tmp_path (no .env, no environment leaking in)."""
+    return Settings(
+        _env_file=None,
+        OUTREACH_DATA_DIR=tmp_path / "data",
+        OUTREACH_DATABASE_URL=database_url,
+    )
+
+
+@pytest.fixture
+def workspace(db_url: str, tmp_path: Path) -> Iterator[Workspace]:
+    """A migrated workspace on the backend of `db_url`."""
+    ws = open_workspace(make_settings(tmp_path, db_url))
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def sqlite_workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """A migrated workspace on SQLite only."""
+    ws = open_workspace(make_settings(tmp_path))
+    yield ws
+    ws.close()
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Environment for running the CLI or daemon as a subprocess against tmp_path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "REPORT_"))}
+    env.update(OUTREACH_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(REPO), **extra)
+    return env
