@@ -17,6 +17,7 @@ from pathlib import Path
 from outreach_core import executor, reports, services
 from outreach_core.audience import read_contacts_file
 from outreach_core.demo import load_demo
+from outreach_core.message import header_safe
 from outreach_core.errors import ConfigError, InputError, NotFound, OutreachError, RunBusy
 from outreach_core.models import DeliveryStatus, RunStatus, RunSummary, SendOptions
 from outreach_core.planning import SenderIdentity, plan_deliveries
@@ -30,7 +31,7 @@ from outreach_core.workspace import Workspace, open_workspace
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
 ACTOR = "cli"
 DEFAULTS = SendOptions()
-DEFAULT_FROM = "Outreach <outreach@localhost>"
+DEFAULT_FROM = "Outreach <outreach@localhost.localdomain>"
 
 
 def exit_code(summary: RunSummary) -> int:
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _sender_for(text: str | None, engine_user: str | None) -> SenderIdentity:
     if text is None:
         text = engine_user if engine_user and "@" in engine_user else DEFAULT_FROM
+    if header_safe(text) != text.strip():
+        raise InputError("--from: control characters (line breaks) are not allowed")
     name, address = parseaddr(text)
     if not address or "@" not in address:
         raise InputError(f'--from {text!r}: give an address, e.g. "Team <team@example.com>"')

@@ -1,0 +1,114 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 that records what arrives and can be told to fail.
+
+Failures are programmed per recipient: `refuse_rcpt[address] = "550 5.1.1 no such user"`
+answers RCPT with that reply; `fail_rcpt_times[address] = n` answers the first n RCPTs with
+451 and accepts afterwards; `drop_after_data` closes the connection after DATA for addresses
+in it without replying (an ambiguous failure).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Received:
+    """One accepted transaction as it came over the wire."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class RecordingHandler:
+    """The aiosmtpd handler: stores accepted messages, applies programmed failures."""
+
+    received: list[Received] = field(default_factory=list)
+    refuse_rcpt: dict[str, str] = field(default_factory=dict)
+    fail_rcpt_times: dict[str, int] = field(default_factory=dict)
+    drop_after_data: set[str] = field(default_factory=set)
+    connections: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list
+    ) -> list:
+        with self.lock:
+            self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
+    ) -> str:
+        key = address.lower()
+        if key in self.refuse_rcpt:
+            return self.refuse_rcpt[key]
+        with self.lock:
+            remaining = self.fail_rcpt_times.get(key, 0)
+            if remaining:
+                self.fail_rcpt_times[key] = remaining - 1
+                return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        if any(r.lower() in self.drop_after_data for r in envelope.rcpt_tos):
+            server.transport.close()
+            return "250 OK"  # never reaches the client: the connection is gone
+        with self.lock:
+            self.received.append(
+                Received(
+                    mail_from=envelope.mail_from,
+                    rcpt_tos=list(envelope.rcpt_tos),
+                    data=envelope.original_content or b"",
+                )
+            )
+        return "250 2.0.0 queued"
+
+    def by_recipient(self) -> dict[str, list[Received]]:
+        found: dict[str, list[Received]] = {}
+        for item in self.received:
+            for rcpt in item.rcpt_tos:
+                found.setdefault(rcpt.lower(), []).append(item)
+        return found
+
+
+class SmtpTestServer:
+    """Starts on a free loopback port; use as a context manager."""
+
+    def __init__(self) -> None:
+        self.handler = RecordingHandler()
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}?tls=none"
+
+    def __enter__(self) -> SmtpTestServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
