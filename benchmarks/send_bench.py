@@ -29,6 +29,7 @@ from outreach_core.models import SendOptions  # noqa: E402
 from outreach_core.settings import Settings  # noqa: E402
 from outreach_core.templating import TemplateSource  # noqa: E402
 from outreach_core.workspace import open_workspace  # noqa: E402
+
 from smtp_server import SmtpTestServer  # noqa: E402
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from outreach_core import executor, reports, services
 from outreach_core.audience import read_contacts_file
 from outreach_core.demo import load_demo
-from outreach_core.message import header_safe
 from outreach_core.errors import ConfigError, InputError, NotFound, OutreachError, RunBusy
+from outreach_core.message import header_safe
 from outreach_core.models import DeliveryStatus, RunStatus, RunSummary, SendOptions
 from outreach_core.planning import SenderIdentity, plan_deliveries
 from outreach_core.senders import parse_engine_url

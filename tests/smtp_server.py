@@ -48,7 +48,7 @@ class RecordingHandler:
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list
     ) -> list:
         with self.lock:
@@ -56,7 +56,7 @@ class RecordingHandler:
         session.host_name = hostname
         return responses
 
-    async def handle_RCPT(  # noqa: N802
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
     ) -> str:
         key = address.lower()
@@ -70,9 +70,7 @@ class RecordingHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(  # noqa: N802
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if any(r.lower() in self.drop_after_data for r in envelope.rcpt_tos):
             server.transport.close()
             return "250 OK"  # never reaches the client: the connection is gone

@@ -67,7 +67,7 @@ def run_state(tmp_path: Path, run_id: int) -> dict:
     return next(item for item in listed if item["run"]["id"] == run_id)
 
 
-def wait_for(predicate, *, timeout: float = 60, what: str) -> None:  # noqa: ANN001
+def wait_for(predicate, *, timeout: float = 60, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

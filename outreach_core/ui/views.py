@@ -1,0 +1,149 @@
+"""What the pages draw, computed from core models: tables, labels and the setup checklist.
+
+Plain functions (no streamlit), so a page only reads widgets, calls a service and draws these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+from sqlalchemy.engine import make_url
+
+from outreach_core.models import Overview, RunStatus, RunSummary
+from outreach_core.reports import EXPORT_COLUMNS
+from outreach_core.settings import Settings
+
+CLI_SEND = "python -m outreach_core send contacts.csv --template DIR --engine URL"
+
+RECENT_RUN_COLUMNS = ["Run", "Workflow", "State", "Created", "Sent", "Failed", "Skipped", "Total"]
+
+
+def database_label(settings: Settings) -> str:
+    """The database in use, for display: backend and path or host, never a password."""
+    url = make_url(settings.sqlalchemy_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return f"{backend} · {url.database or ':memory:'}"
+    host = url.host or "localhost"
+    if url.port:
+        host = f"{host}:{url.port}"
+    return f"{backend} · {host}/{url.database or ''}"
+
+
+def timezone(name: str | None) -> tzinfo:
+    """The browser's time zone by IANA name, UTC when unknown."""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return UTC
+
+
+def format_time(moment: datetime | None, tz: tzinfo = UTC) -> str:
+    """`2026-11-29 12:37 UTC`; empty for None. Naive values are taken as UTC."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def recent_runs_frame(summaries: list[RunSummary], tz: tzinfo = UTC) -> pd.DataFrame:
+    """One row per run; Failed counts failed, deferred and unknown deliveries."""
+    rows = [
+        [
+            s.run.id,
+            s.workflow_name,
+            str(s.run.status),
+            format_time(s.run.created_at, tz),
+            s.counts.sent,
+            s.counts.unsettled,
+            s.counts.skipped,
+            s.counts.total,
+        ]
+        for s in summaries
+    ]
+    return pd.DataFrame(rows, columns=RECENT_RUN_COLUMNS)
+
+
+def run_label(summary: RunSummary, tz: tzinfo = UTC) -> str:
+    """How a run is named in a picker: `Run 3 · Demo: spring workshop · COMPLETED · <created>`."""
+    created = format_time(summary.run.created_at, tz)
+    return f"Run {summary.run.id} · {summary.workflow_name} · {summary.run.status} · {created}"
+
+
+def run_status_line(summary: RunSummary, tz: tzinfo = UTC) -> str:
+    """Status, reason, trigger and times of one run, as one markdown line."""
+    run = summary.run
+    parts = [f"**{run.status}**"]
+    if run.status_reason:
+        parts[0] += f" ({run.status_reason})"
+    parts.append(f"triggered by {run.trigger}")
+    parts.append(f"created {format_time(run.created_at, tz)}")
+    if run.finished_at:
+        parts.append(f"finished {format_time(run.finished_at, tz)}")
+    return " · ".join(parts)
+
+
+def ledger_frame(rows: list[list[object]]) -> pd.DataFrame:
+    """The per-recipient outcome rows (as `reports.run_outcome_rows` gives them) as a table."""
+    frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS, dtype=object)
+    frame["row_number"] = pd.to_numeric(frame["row_number"].replace("", None)).astype("Int64")
+    for column in ("delivery_id", "attempts"):
+        frame[column] = frame[column].astype("int64")
+    for column in ("email", "status", "reason", "message_id", "sent_at"):
+        frame[column] = frame[column].map(str).astype("string")
+    return frame
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    """One step of setting up Outreach: done or not, and how to do it."""
+
+    done: bool
+    label: str
+    hint: str
+
+    @property
+    def mark(self) -> str:
+        return "✓" if self.done else "○"
+
+
+def setup_checklist(overview: Overview) -> list[ChecklistItem]:
+    """The steps a new user goes through, ticked off from what the workspace holds.
+
+    The first run counts as sent when one of the recent runs has COMPLETED.
+    """
+    first_run_sent = any(s.run.status is RunStatus.COMPLETED for s in overview.recent_runs)
+    cli = f"`{CLI_SEND}`"
+    return [
+        ChecklistItem(
+            overview.audiences > 0,
+            "Import an audience",
+            f"{cli} imports a contacts file; `make run` loads a demo list.",
+        ),
+        ChecklistItem(
+            overview.templates > 0,
+            "Save a template",
+            "The `--template` folder of the send command holds subject.txt and body.html/.txt.",
+        ),
+        ChecklistItem(
+            overview.engines > 0,
+            "Configure an engine",
+            "The `--engine` URL says how mail leaves, e.g. `outbox:///path` or `smtp://…`.",
+        ),
+        ChecklistItem(
+            overview.workflows > 0,
+            "Create a workflow",
+            "The send command creates one from the file, template and engine.",
+        ),
+        ChecklistItem(
+            first_run_sent,
+            "Send a first run",
+            "Queue a run under Send now (the scheduler daemon sends it), or use the send command.",
+        ),
+    ]
