@@ -15,6 +15,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.errors import MessageError
 
 from tenacity import (
     AsyncRetrying,
@@ -268,6 +269,8 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> None:
         message_id = result.message_id
     except TemplateError as exc:
         status, reason = DeliveryStatus.FAILED, f"render_error: {exc}"
+    except (ValueError, MessageError) as exc:  # the message could not be built for this row
+        status, reason = DeliveryStatus.FAILED, f"message_error: {type(exc).__name__}: {exc}"
     except RetryError as exc:
         status, reason = DeliveryStatus.DEFERRED, f"transient: {exc.last_attempt.exception()}"
     except SendError as exc:

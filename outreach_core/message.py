@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -47,6 +48,19 @@ class Outgoing:
     def message_id(self) -> str:
         return str(self.message["Message-ID"])
 
+    @property
+    def needs_smtputf8(self) -> bool:
+        """A non-ASCII local part can only travel with SMTPUTF8 (RFC 6531)."""
+        return not (self.envelope_from + self.recipient).isascii()
+
+
+def _mailbox(address: str, name: str) -> Address | str:
+    if address.isascii():
+        return Address(display_name=name, addr_spec=address)
+    # email's Address refuses a non-ASCII local part; written out by hand, quoted, raw UTF-8.
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>' if name else address
+
 
 def build_message(
     rendered: Rendered,
@@ -56,10 +70,17 @@ def build_message(
     delivery_id: int,
     now: datetime,
 ) -> Outgoing:
-    """multipart/alternative with whichever of text and HTML the template has."""
-    msg = EmailMessage()
-    msg["From"] = Address(display_name=header_safe(sender.name), addr_spec=sender.email)
-    msg["To"] = Address(addr_spec=header_safe(recipient))
+    """multipart/alternative with whichever of text and HTML the template has.
+
+    Addresses are expected in their sending form (IDN domains already in ASCII). A non-ASCII
+    local part is written as raw UTF-8 under the SMTPUTF8 policy, never as an encoded-word,
+    which RFC 2047 forbids inside an address.
+    """
+    recipient = header_safe(recipient)
+    ascii_only = (recipient + sender.email).isascii()
+    msg = EmailMessage() if ascii_only else EmailMessage(policy=policy.SMTPUTF8)
+    msg["From"] = _mailbox(sender.email, header_safe(sender.name))
+    msg["To"] = _mailbox(recipient, "")
     msg["Subject"] = header_safe(rendered.subject)
     msg["Date"] = format_datetime(now)
     domain = sender.email.rpartition("@")[2] or "localhost"
@@ -74,6 +95,6 @@ def build_message(
     return Outgoing(
         delivery_id=delivery_id,
         envelope_from=sender.email,
-        recipient=header_safe(recipient),
+        recipient=recipient,
         message=msg,
     )

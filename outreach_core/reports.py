@@ -28,9 +28,9 @@ def run_outcome_rows(ws: Workspace, run_id: int) -> list[list[object]]:
         return [
             [
                 d.id,
-                d.row_number or "",
+                d.row_number if d.row_number is not None else "",
                 d.email,
-                d.status,
+                str(d.status),
                 d.reason or "",
                 d.attempts,
                 d.message_id or "",
@@ -42,18 +42,19 @@ def run_outcome_rows(ws: Workspace, run_id: int) -> list[list[object]]:
 
 def run_outcome_csv(ws: Workspace, run_id: int) -> str:
     """The outcome rows as CSV text with a header line."""
+    return _to_csv(run_outcome_rows(ws, run_id))
+
+
+def _to_csv(rows: list[list[object]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_COLUMNS)
-    writer.writerows(run_outcome_rows(ws, run_id))
+    writer.writerows(rows)
     return buffer.getvalue()
 
 
 def export_run(ws: Workspace, run_id: int, out: Path) -> int:
     """Write the run's outcome CSV; returns the number of recipients written."""
     rows = run_outcome_rows(ws, run_id)
-    with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(EXPORT_COLUMNS)
-        writer.writerows(rows)
+    out.write_text(_to_csv(rows), encoding="utf-8", newline="")
     return len(rows)

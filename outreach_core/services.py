@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Connection
+
 from outreach_core import crypto
 from outreach_core.audience import ParsedFile
 from outreach_core.errors import InputError
@@ -183,16 +185,17 @@ def run_summary(ws: Workspace, run_id: int) -> RunSummary:
 def recent_runs(ws: Workspace, *, limit: int = 20) -> list[RunSummary]:
     """The latest runs with their counts, newest first."""
     with ws.db.connect() as conn:
-        latest = runs.list_runs(conn, limit=limit)
-        names = workflows.workflow_names(conn, [r.workflow_id for r in latest])
-        return [
-            RunSummary(
-                run=r,
-                workflow_name=names.get(r.workflow_id, "?"),
-                counts=deliveries.counts(conn, r.id),
-            )
-            for r in latest
-        ]
+        return _recent_runs(conn, limit)
+
+
+def _recent_runs(conn: Connection, limit: int) -> list[RunSummary]:
+    latest = runs.list_runs(conn, limit=limit)
+    names = workflows.workflow_names(conn, [r.workflow_id for r in latest])
+    counts = deliveries.counts_for_runs(conn, [r.id for r in latest])
+    return [
+        RunSummary(run=r, workflow_name=names.get(r.workflow_id, "?"), counts=counts[r.id])
+        for r in latest
+    ]
 
 
 def overview(ws: Workspace, *, recent: int = 10) -> Overview:
@@ -205,7 +208,7 @@ def overview(ws: Workspace, *, recent: int = 10) -> Overview:
             "workflows": workflows.count_workflows(conn),
             "runs": runs.count_runs(conn),
         }
-    return Overview(**counts, recent_runs=recent_runs(ws, limit=recent))
+        return Overview(**counts, recent_runs=_recent_runs(conn, recent))
 
 
 def list_workflows(ws: Workspace) -> list[Workflow]:

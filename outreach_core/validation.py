@@ -11,6 +11,8 @@ from email_validator import EmailNotValidError, validate_email
 class CheckedAddress:
     """The outcome of checking one raw address.
 
+    `address` is what is sent to: the domain in ASCII (IDNA) form, so headers and envelope
+    stay ASCII; only a non-ASCII local part keeps Unicode (and needs SMTPUTF8).
     `key` is the de-duplication key: the address with its domain in ASCII (IDNA) form,
     lower-cased as a whole, because nearly every mailbox provider ignores the local part's case.
     """
@@ -32,4 +34,5 @@ def check_syntax(raw: str) -> CheckedAddress:
     except EmailNotValidError as exc:
         return CheckedAddress(raw=raw, ok=False, error=str(exc))
     key = f"{result.local_part}@{result.ascii_domain}".lower()
-    return CheckedAddress(raw=raw, ok=True, address=result.normalized, key=key)
+    address = result.ascii_email or f"{result.local_part}@{result.ascii_domain}"
+    return CheckedAddress(raw=raw, ok=True, address=address, key=key)

@@ -6,10 +6,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from outreach_core.crypto import load_fernet
+from outreach_core.errors import ConfigError
 from outreach_core.settings import Settings, load_settings
 from outreach_core.store import db
 
@@ -27,12 +29,24 @@ class Workspace:
 
 
 def open_workspace(settings: Settings | None = None, *, migrate: bool = True) -> Workspace:
-    """Open the configured database, applying pending migrations first."""
+    """Open the configured database, applying pending migrations first.
+
+    A database that cannot be reached is a ConfigError naming it without its password.
+    """
     settings = settings or load_settings()
     logging.getLogger("alembic").setLevel(logging.WARNING)
     engine = db.create_db_engine(settings.sqlalchemy_url)
-    if migrate:
-        db.upgrade(engine)
+    try:
+        if migrate:
+            db.upgrade(engine)
+        else:
+            with engine.connect():
+                pass
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        shown = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise ConfigError(f"cannot open the database {shown}: {detail}") from None
     return Workspace(
         settings=settings,
         db=engine,

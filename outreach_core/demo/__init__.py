@@ -20,13 +20,18 @@ ACTOR = "demo"
 
 
 def load_demo(ws: Workspace) -> Workflow | None:
-    """Create the demo audience, template, outbox engine and workflow; None if already there."""
+    """Create the demo audience, template, outbox engine and workflow; None if already there.
+
+    Each step looks for what an earlier, interrupted load left, so a second call completes it.
+    """
+    if any(w.name == DEMO_WORKFLOW for w in services.list_workflows(ws)):
+        return None
     with ws.db.connect() as conn:
-        if audiences.find_audience(conn, DEMO_AUDIENCE):
-            return None
-    audience = services.import_audience(
-        ws, read_contacts_file(DEMO_DIR / "contacts.csv"), name=DEMO_AUDIENCE, actor=ACTOR
-    )
+        audience = audiences.find_audience(conn, DEMO_AUDIENCE)
+    if audience is None:
+        audience = services.import_audience(
+            ws, read_contacts_file(DEMO_DIR / "contacts.csv"), name=DEMO_AUDIENCE, actor=ACTOR
+        )
     template = services.save_template(
         ws, DEMO_TEMPLATE, load_template_dir(DEMO_DIR / "template"), actor=ACTOR
     )

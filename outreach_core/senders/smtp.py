@@ -135,7 +135,9 @@ class _Connection:
                         kind=SendErrorKind.TRANSIENT,
                     ) from None
         try:
-            response = await client.data(flatten_message(outgoing.message))
+            response = await client.data(
+                flatten_message(outgoing.message, utf8=outgoing.needs_smtputf8)
+            )
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(client)
             raise SendError(
@@ -156,7 +158,7 @@ class _Connection:
         )
 
     async def _envelope(self, client: aiosmtplib.SMTP, outgoing: Outgoing) -> None:
-        utf8 = not (outgoing.envelope_from + outgoing.recipient).isascii()
+        utf8 = outgoing.needs_smtputf8
         encoding = "utf-8" if utf8 else "ascii"
         options = ["SMTPUTF8"] if utf8 else []
         stage = "mail"

@@ -49,6 +49,9 @@ def claim_pending(
     """Atomically move up to `limit` pending deliveries to `sending` for this worker.
 
     Same shape as claiming a run: SKIP LOCKED on PostgreSQL, the status guard everywhere.
+    The candidates are a MATERIALIZED CTE on PostgreSQL: as a plain `IN (subquery)` the planner
+    may rescan the LIMITed subquery once per outer row (nested-loop semi-join), and each rescan
+    skips the rows this statement already updated, so one claim could take every pending row.
     """
     candidates = (
         sa.select(deliveries.c.id)
@@ -56,10 +59,15 @@ def claim_pending(
         .order_by(deliveries.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .cte("claim_candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     rows = conn.execute(
         deliveries.update()
-        .where(deliveries.c.id.in_(candidates), deliveries.c.status == DeliveryStatus.PENDING)
+        .where(
+            deliveries.c.id.in_(sa.select(candidates.c.id)),
+            deliveries.c.status == DeliveryStatus.PENDING,
+        )
         .values(status=DeliveryStatus.SENDING, claimed_by=worker_id, updated_at=now)
         .returning(*deliveries.c)
     ).all()
@@ -135,6 +143,22 @@ def counts(conn: Connection, run_id: int) -> RunCounts:
     )
     by_status = {str(status): int(n) for status, n in rows}
     return RunCounts(total=sum(by_status.values()), **by_status)
+
+
+def counts_for_runs(conn: Connection, run_ids: list[int]) -> dict[int, RunCounts]:
+    """Delivery counts of several runs in one query (runs without deliveries get zeros)."""
+    by_run: dict[int, dict[str, int]] = {run_id: {} for run_id in run_ids}
+    if run_ids:
+        rows = conn.execute(
+            sa.select(deliveries.c.run_id, deliveries.c.status, sa.func.count())
+            .where(deliveries.c.run_id.in_(run_ids))
+            .group_by(deliveries.c.run_id, deliveries.c.status)
+        )
+        for run_id, status, n in rows:
+            by_run[int(run_id)][str(status)] = int(n)
+    return {
+        run_id: RunCounts(total=sum(found.values()), **found) for run_id, found in by_run.items()
+    }
 
 
 def list_deliveries(

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
-import sqlalchemy as sa
 import streamlit as st
 
-from outreach_core.errors import ConfigError
-from outreach_core.settings import load_settings
 from outreach_core.ui.views import (
+    CLI_SEND,
+    CLI_SEND_BLOCK,
+    LEDGER_LABELS,
     ChecklistItem,
     database_label,
     format_time,
@@ -27,11 +27,15 @@ from outreach_core.ui.views import (
 from outreach_core.workspace import Workspace, open_workspace
 
 __all__ = [
+    "CLI_SEND",
+    "CLI_SEND_BLOCK",
     "ChecklistItem",
     "browser_timezone",
     "database_label",
     "format_time",
+    "ledger_column_config",
     "ledger_frame",
+    "recent_runs_column_config",
     "recent_runs_frame",
     "run_label",
     "run_status_line",
@@ -44,17 +48,36 @@ __all__ = [
 def workspace() -> Workspace:
     """The workspace from the environment, opened (and migrated) once per server process.
 
-    A bad setting raises ConfigError (not cached, so fixing `.env` and reloading works);
-    a database that cannot be reached is reported the same way, without its password.
+    A bad setting or an unreachable database raises ConfigError (not cached, so fixing
+    `.env` and reloading works).
     """
-    try:
-        return open_workspace()
-    except sa.exc.OperationalError as exc:
-        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        label = database_label(load_settings())
-        raise ConfigError(f"cannot open the database {label}: {first_line}") from None
+    return open_workspace()
 
 
 def browser_timezone() -> tzinfo:
     """The viewer's time zone (from the browser), UTC when it is not known."""
     return timezone(st.context.timezone)
+
+
+def recent_runs_column_config() -> dict[str, object]:
+    """How the recent-runs table shows its columns."""
+    return {
+        "Run": st.column_config.NumberColumn(width="small", format="%d"),
+        "Workflow": st.column_config.TextColumn(width="medium"),
+        "Failed": st.column_config.NumberColumn(help="failed + deferred + unknown"),
+    }
+
+
+def ledger_column_config() -> dict[str, object]:
+    """Readable headers and widths for the ledger; the data keeps the CSV's column names."""
+    config: dict[str, object] = {
+        name: st.column_config.Column(label, width=width)
+        for name, (label, width) in LEDGER_LABELS.items()
+    }
+    config["sent_at"] = st.column_config.DatetimeColumn(
+        LEDGER_LABELS["sent_at"][0], width="medium", format="YYYY-MM-DD HH:mm:ss z"
+    )
+    config["row_number"] = st.column_config.NumberColumn(
+        LEDGER_LABELS["row_number"][0], width="small", help="row in the audience file"
+    )
+    return config

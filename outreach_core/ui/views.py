@@ -17,6 +17,20 @@ from outreach_core.reports import EXPORT_COLUMNS
 from outreach_core.settings import Settings
 
 CLI_SEND = "python -m outreach_core send contacts.csv --template DIR --engine URL"
+#: the same command broken for a narrow code block (still pastes into a shell)
+CLI_SEND_BLOCK = "python -m outreach_core send contacts.csv \\\n    --template DIR --engine URL"
+
+#: display labels and widths for the ledger (the frame keeps the CSV's column names)
+LEDGER_LABELS = {
+    "delivery_id": ("Delivery", "small"),
+    "row_number": ("Row", "small"),
+    "email": ("Email", "medium"),
+    "status": ("Status", "small"),
+    "reason": ("Reason", "medium"),
+    "attempts": ("Attempts", "small"),
+    "message_id": ("Message id", "small"),
+    "sent_at": ("Sent at", "medium"),
+}
 
 RECENT_RUN_COLUMNS = ["Run", "Workflow", "State", "Created", "Sent", "Failed", "Skipped", "Total"]
 
@@ -89,14 +103,19 @@ def run_status_line(summary: RunSummary, tz: tzinfo = UTC) -> str:
     return " · ".join(parts)
 
 
-def ledger_frame(rows: list[list[object]]) -> pd.DataFrame:
-    """The per-recipient outcome rows (as `reports.run_outcome_rows` gives them) as a table."""
+def ledger_frame(rows: list[list[object]], tz: tzinfo = UTC) -> pd.DataFrame:
+    """The per-recipient outcome rows (as `reports.run_outcome_rows` gives them) as a table.
+
+    Same columns as the CSV export; `sent_at` becomes a time in `tz` (empty when not sent).
+    """
     frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS, dtype=object)
     frame["row_number"] = pd.to_numeric(frame["row_number"].replace("", None)).astype("Int64")
     for column in ("delivery_id", "attempts"):
         frame[column] = frame[column].astype("int64")
-    for column in ("email", "status", "reason", "message_id", "sent_at"):
+    for column in ("email", "status", "reason", "message_id"):
         frame[column] = frame[column].map(str).astype("string")
+    sent_at = pd.to_datetime(frame["sent_at"].replace("", None), utc=True, format="ISO8601")
+    frame["sent_at"] = sent_at.dt.tz_convert(tz)
     return frame
 
 
@@ -112,6 +131,11 @@ class ChecklistItem:
     def mark(self) -> str:
         return "✓" if self.done else "○"
 
+    def markdown(self) -> str:
+        """Mark and label on one line, the hint below in grey."""
+        mark = f":green[{self.mark}]" if self.done else f":gray[{self.mark}]"
+        return f"{mark} **{self.label}**  \n:gray[{self.hint}]"
+
 
 def setup_checklist(overview: Overview) -> list[ChecklistItem]:
     """The steps a new user goes through, ticked off from what the workspace holds.
@@ -119,31 +143,30 @@ def setup_checklist(overview: Overview) -> list[ChecklistItem]:
     The first run counts as sent when one of the recent runs has COMPLETED.
     """
     first_run_sent = any(s.run.status is RunStatus.COMPLETED for s in overview.recent_runs)
-    cli = f"`{CLI_SEND}`"
     return [
         ChecklistItem(
             overview.audiences > 0,
             "Import an audience",
-            f"{cli} imports a contacts file; `make run` loads a demo list.",
+            "A contacts CSV, one row per recipient: the send command below imports it.",
         ),
         ChecklistItem(
             overview.templates > 0,
             "Save a template",
-            "The `--template` folder of the send command holds subject.txt and body.html/.txt.",
+            "A folder with subject.txt and body.html or body.txt: the command's `--template`.",
         ),
         ChecklistItem(
             overview.engines > 0,
             "Configure an engine",
-            "The `--engine` URL says how mail leaves, e.g. `outbox:///path` or `smtp://…`.",
+            "How mail leaves: the command's `--engine` URL, e.g. `outbox:///folder`.",
         ),
         ChecklistItem(
             overview.workflows > 0,
             "Create a workflow",
-            "The send command creates one from the file, template and engine.",
+            "Audience + template + engine: the send command creates one for you.",
         ),
         ChecklistItem(
             first_run_sent,
             "Send a first run",
-            "Queue a run under Send now (the scheduler daemon sends it), or use the send command.",
+            "**Queue run** under Send now (the scheduler daemon sends it), or the send command.",
         ),
     ]

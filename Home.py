@@ -1,0 +1,35 @@
+"""Outreach dashboard: the router. `streamlit run Home.py` (or `make run`).
+
+Every page runs inside this script: page config, navigation, the workspace and the sidebar
+are set up here once, then the chosen page from pages/ draws itself.
+"""
+
+import streamlit as st
+
+from outreach_core import ConfigError, ui
+
+st.set_page_config(page_title="Outreach", layout="wide")
+
+# Navigation first, so the sidebar never falls back to listing pages/ on its own.
+page = st.navigation(
+    [
+        st.Page(
+            "pages/overview.py",
+            title="Overview",
+            icon=":material/dashboard:",
+            url_path="overview",
+            default=True,
+        ),
+        st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+    ]
+)
+
+try:
+    ws = ui.workspace()
+except ConfigError as exc:
+    st.error(str(exc))
+    st.caption("Fix the setting in the environment or in `.env`, then reload this page.")
+    st.stop()
+
+st.sidebar.caption(f"Database: {ui.database_label(ws.settings)}")
+page.run()

@@ -1,0 +1,71 @@
+"""Overview: what is set up, the latest runs, what to do next, and a button to send now."""
+
+import streamlit as st
+
+from outreach_core import OutreachError, services, ui
+
+ws = ui.workspace()
+tz = ui.browser_timezone()
+
+
+def queue_selected_workflow() -> None:
+    """Button callback: runs before the page draws, so the new run is in the table below."""
+    try:
+        run_id = services.queue_run(
+            ws, st.session_state["send_workflow"], trigger="dashboard", actor="dashboard"
+        )
+    except OutreachError as exc:
+        st.session_state["send_feedback"] = ("error", str(exc))
+    else:
+        message = f"Run {run_id} queued: the scheduler daemon will send it."
+        st.session_state["send_feedback"] = ("success", message)
+
+
+overview = services.overview(ws)
+
+st.title("Overview")
+st.caption("What this workspace holds, what was sent lately, and what to do next.")
+
+counts = [
+    ("Audiences", overview.audiences),
+    ("Templates", overview.templates),
+    ("Engines", overview.engines),
+    ("Workflows", overview.workflows),
+]
+for column, (label, value) in zip(st.columns(4), counts, strict=True):
+    column.metric(label, value, border=True)
+
+st.subheader("Recent runs")
+if overview.recent_runs:
+    st.dataframe(
+        ui.recent_runs_frame(overview.recent_runs, tz),
+        hide_index=True,
+        column_config=ui.recent_runs_column_config(),
+    )
+    st.caption("Open **Runs** for a run's per-recipient ledger and its CSV.")
+else:
+    st.info("No runs yet. Queue one under **Send now**, or send a file from the command line.")
+
+checklist_column, send_column = st.columns([3, 2], gap="large")
+
+with checklist_column:
+    st.subheader("Setup checklist")
+    for item in ui.setup_checklist(overview):
+        st.markdown(item.markdown())
+    st.markdown("The send command, from the project folder:")
+    st.code(ui.CLI_SEND_BLOCK, language="bash")
+    st.caption("Or run `make run`: it loads a demo workspace and starts the daemon.")
+
+with send_column:
+    st.subheader("Send now")
+    workflows = services.list_workflows(ws)
+    if not workflows:
+        st.info("No workflow yet: the send command creates one, and `make run` loads a demo.")
+    else:
+        names = {w.id: w.name for w in workflows}
+        st.selectbox("Workflow", options=list(names), format_func=names.get, key="send_workflow")
+        st.button("Queue run", type="primary", on_click=queue_selected_workflow)
+    feedback = st.session_state.pop("send_feedback", None)
+    if feedback:
+        kind, message = feedback
+        (st.success if kind == "success" else st.error)(message)

@@ -1,0 +1,60 @@
+"""Address syntax and normalisation (no network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from outreach_core.validation import check_syntax
+
+
+def test_valid_address_is_normalised_and_keyed_lower_case() -> None:
+    """Verify the address keeps its local part's case while the key is lower-cased whole."""
+    checked = check_syntax("  Ann.Lee@Example.COM\t")
+    assert checked.ok
+    assert checked.address == "Ann.Lee@example.com"
+    assert checked.key == "ann.lee@example.com"
+    assert checked.error is None
+    assert checked.raw == "  Ann.Lee@Example.COM\t"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["José@Bücher.example", "josé@xn--bcher-kva.example", "JOSÉ@BÜCHER.EXAMPLE"],
+)
+def test_idn_domain_key_is_in_ascii_form(raw: str) -> None:
+    """Verify the key of an internationalised domain is its IDNA (punycode) form."""
+    checked = check_syntax(raw)
+    assert checked.ok
+    assert checked.key == "josé@xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "\t\n"])
+def test_blank_is_not_an_address(raw: str) -> None:
+    """Verify a blank value is refused with "no email address"."""
+    checked = check_syntax(raw)
+    assert not checked.ok
+    assert checked.error == "no email address"
+    assert checked.key is None and checked.address is None
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ("ann.example.com", "@-sign"),
+        ("ann@", "after the @-sign"),
+        ("ann@@example.com", "invalid characters"),
+        ("ann lee@example.com", "invalid character"),
+        ("ann@example", "should have a period"),
+    ],
+)
+def test_invalid_address_says_why(raw: str, fragment: str) -> None:
+    """Verify a malformed address is refused with email-validator's explanation."""
+    checked = check_syntax(raw)
+    assert not checked.ok
+    assert checked.key is None
+    assert fragment in (checked.error or "")
+
+
+def test_header_injection_attempt_is_not_a_valid_address() -> None:
+    """Verify an address carrying a CR/LF and a second header is refused."""
+    assert not check_syntax("ann@example.com\r\nBcc: x@example.net").ok
