@@ -15,10 +15,10 @@ import sys
 
 import schedule
 
-from outreach_core import ConfigError, OutreachError, load_settings, open_workspace
+from outreach_core import ConfigError, OutreachError
 from outreach_core.executor import StopSignal, new_worker_id, work_once
 from outreach_core.signals import stop_on_signals
-from outreach_core.workspace import Workspace
+from outreach_core.workspace import Workspace, start_process
 
 log = logging.getLogger("outreach.daemon")
 
@@ -54,13 +54,7 @@ def serve(ws: Workspace, *, interval: float, stop: StopSignal) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-            stream=sys.stderr,
-        )
-        ws = open_workspace(settings)
+        ws = start_process()
     except ConfigError as exc:
         print(f"outreach daemon: {exc}", file=sys.stderr)
         return 2

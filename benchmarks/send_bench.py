@@ -49,21 +49,14 @@ def baseline(port: int, count: int) -> float:
 def outreach(url: str, count: int, folder: Path) -> float:
     ws = open_workspace(Settings(_env_file=None, OUTREACH_DATA_DIR=folder))
     rows = [{"email": f"o{n}@example.com", "name": f"O{n}"} for n in range(count)]
-    audience = services.import_audience(
-        ws, ParsedFile("bench.csv", ["email", "name"], "email", rows), name="bench", actor="bench"
-    )
-    template = services.save_template(
-        ws, "bench", TemplateSource("Hello {{ name }}", None, "Hello {{ name }}"), actor="bench"
-    )
-    engine = services.save_engine(
-        ws, name="bench", url=url, from_email="bench@example.com", from_name="", actor="bench"
-    )
-    workflow = services.create_workflow(
+    workflow = services.setup_workflow(
         ws,
         name="bench",
-        audience_id=audience.id,
-        template_id=template.id,
-        engine_id=engine.id,
+        parsed=ParsedFile("bench.csv", ["email", "name"], "email", rows),
+        template=TemplateSource("Hello {{ name }}", None, "Hello {{ name }}"),
+        engine_url=url,
+        from_email="bench@example.com",
+        from_name="",
         options=SendOptions(rate=0, concurrency=4, batch_size=200),
         actor="bench",
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -22,11 +21,10 @@ from outreach_core.message import header_safe
 from outreach_core.models import DeliveryStatus, RunStatus, RunSummary, SendOptions
 from outreach_core.planning import SenderIdentity, plan_deliveries
 from outreach_core.senders import parse_engine_url
-from outreach_core.settings import load_settings
 from outreach_core.signals import stop_on_signals
 from outreach_core.store import db
 from outreach_core.templating import CompiledTemplate, load_template_dir
-from outreach_core.workspace import Workspace, open_workspace
+from outreach_core.workspace import Workspace, start_process
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
 ACTOR = "cli"
@@ -168,26 +166,20 @@ def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(parsed.rows, parsed.email_column, template, sender)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    audience = services.import_audience(
-        ws, parsed, name=f"{args.input.name} ({stamp})", actor=ACTOR
-    )
-    saved = services.save_template(ws, args.template.resolve().name, source, actor=ACTOR)
-    engine = services.save_engine(
+    template_name = args.template.resolve().name
+    workflow = services.setup_workflow(
         ws,
-        name=f"cli {engine_url.display}",
-        url=args.engine,
+        name=f"{template_name} to {args.input.name} ({stamp})",
+        parsed=parsed,
+        template=source,
+        engine_url=args.engine,
         from_email=sender.email,
         from_name=sender.name,
-        actor=ACTOR,
-    )
-    workflow = services.create_workflow(
-        ws,
-        name=f"{saved.name} to {audience.name}",
-        audience_id=audience.id,
-        template_id=saved.id,
-        engine_id=engine.id,
         options=options,
         actor=ACTOR,
+        audience_name=f"{args.input.name} ({stamp})",
+        template_name=template_name,
+        engine_name=f"cli {engine_url.display}",
     )
     run_id = services.queue_run(ws, workflow.id, trigger="cli", actor=ACTOR)
     print(f"run: {run_id}", flush=True)
@@ -242,13 +234,7 @@ def cmd_export(ws: Workspace, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-            stream=sys.stderr,
-        )
-        ws = open_workspace(settings)
+        ws = start_process()
     except ConfigError as exc:
         print(f"outreach: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -137,6 +137,47 @@ def create_workflow(
         return workflows.get_workflow(conn, workflow_id)
 
 
+def setup_workflow(
+    ws: Workspace,
+    *,
+    name: str,
+    parsed: ParsedFile,
+    template: TemplateSource,
+    engine_url: str,
+    from_email: str,
+    from_name: str,
+    options: SendOptions,
+    actor: str,
+    audience_name: str | None = None,
+    template_name: str | None = None,
+    engine_name: str | None = None,
+) -> Workflow:
+    """Import an audience, save a template and an engine, and tie them into a workflow.
+
+    Names default to the workflow's (`<name> audience`, …). The template and engine steps are
+    idempotent (same content, same name), so a repeated set-up reuses them.
+    """
+    audience = import_audience(ws, parsed, name=audience_name or f"{name} audience", actor=actor)
+    saved = save_template(ws, template_name or f"{name} template", template, actor=actor)
+    engine = save_engine(
+        ws,
+        name=engine_name or f"{name} engine",
+        url=engine_url,
+        from_email=from_email,
+        from_name=from_name,
+        actor=actor,
+    )
+    return create_workflow(
+        ws,
+        name=name,
+        audience_id=audience.id,
+        template_id=saved.id,
+        engine_id=engine.id,
+        options=options,
+        actor=actor,
+    )
+
+
 def queue_run(
     ws: Workspace,
     workflow_id: int,

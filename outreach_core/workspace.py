@@ -57,3 +57,13 @@ def open_workspace(settings: Settings | None = None, *, migrate: bool = True) ->
 def utcnow() -> datetime:
     """The current time, timezone-aware; the one clock services use by default."""
     return datetime.now(UTC)
+
+
+def start_process(settings: Settings | None = None) -> Workspace:
+    """What the CLI and the daemon do first: read settings, set up logging, open the store."""
+    settings = settings or load_settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    return open_workspace(settings)

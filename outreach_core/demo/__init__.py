@@ -22,34 +22,27 @@ ACTOR = "demo"
 def load_demo(ws: Workspace) -> Workflow | None:
     """Create the demo audience, template, outbox engine and workflow; None if already there.
 
-    Each step looks for what an earlier, interrupted load left, so a second call completes it.
+    The workflow is created last, so its presence means the demo is complete; a load that
+    was interrupted earlier is completed by the next call (template and engine are reused).
     """
     if any(w.name == DEMO_WORKFLOW for w in services.list_workflows(ws)):
         return None
+    audience_name = DEMO_AUDIENCE
     with ws.db.connect() as conn:
-        audience = audiences.find_audience(conn, DEMO_AUDIENCE)
-    if audience is None:
-        audience = services.import_audience(
-            ws, read_contacts_file(DEMO_DIR / "contacts.csv"), name=DEMO_AUDIENCE, actor=ACTOR
-        )
-    template = services.save_template(
-        ws, DEMO_TEMPLATE, load_template_dir(DEMO_DIR / "template"), actor=ACTOR
-    )
+        if audiences.find_audience(conn, DEMO_AUDIENCE):  # left by an interrupted load
+            audience_name = f"{DEMO_AUDIENCE} (reloaded)"
     outbox = (ws.settings.data_dir / "outbox").resolve()
-    engine = services.save_engine(
-        ws,
-        name=DEMO_ENGINE,
-        url=f"outbox://{outbox}",
-        from_email="workshops@example.com",
-        from_name="Outreach Demo",
-        actor=ACTOR,
-    )
-    return services.create_workflow(
+    return services.setup_workflow(
         ws,
         name=DEMO_WORKFLOW,
-        audience_id=audience.id,
-        template_id=template.id,
-        engine_id=engine.id,
+        parsed=read_contacts_file(DEMO_DIR / "contacts.csv"),
+        template=load_template_dir(DEMO_DIR / "template"),
+        engine_url=f"outbox://{outbox}",
+        from_email="workshops@example.com",
+        from_name="Outreach Demo",
         options=SendOptions(rate=20, burst=20),
         actor=ACTOR,
+        audience_name=audience_name,
+        template_name=DEMO_TEMPLATE,
+        engine_name=DEMO_ENGINE,
     )

@@ -12,6 +12,22 @@ from outreach_core.settings import Settings
 from outreach_core.workspace import Workspace, open_workspace
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Debian's chromium, headless, with background networking off: it contacts nothing outside.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+READY = (
+    '[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
+    '[data-test-script-state="notRunning"]'
+)
 HOME = str(REPO / "Home.py")
 
 

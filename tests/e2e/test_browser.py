@@ -23,24 +23,17 @@ import pytest
 
 from outreach_core.demo import load_demo
 from outreach_core.reports import EXPORT_COLUMNS
-from tests.e2e.dashboard import REPO, open_test_workspace, send_run
+from tests.e2e.dashboard import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    READY,
+    REPO,
+    SCREENSHOTS,
+    open_test_workspace,
+    send_run,
+)
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-READY = (
-    '[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
-    '[data-test-script-state="notRunning"]'
-)
 
 
 def _free_port() -> int:

@@ -16,19 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.dashboard import CHROMIUM, CHROMIUM_ARGS, READY, SCREENSHOTS
+
 from conftest import REPO
 from smtp_server import free_port
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 
 
 def _need_chromium() -> None:
@@ -91,10 +82,7 @@ def test_make_run_serves_the_demo_and_ctrl_c_stops_dashboard_and_daemon(tmp_path
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             page.set_default_timeout(30_000)
             page.goto(url)
-            page.wait_for_selector(
-                '[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
-                '[data-test-script-state="notRunning"]'
-            )
+            page.wait_for_selector(READY)
             metrics = page.locator('[data-testid="stMetric"]')
             metrics.first.wait_for()
             shown = {

@@ -47,25 +47,14 @@ def seed_workflow(
     template: TemplateSource = GREETING,
 ) -> Workflow:
     """Audience, template, outbox engine and workflow; unlimited rate so tests do not wait."""
-    parsed = ParsedFile(
-        source="contacts.csv", columns=["email", "name"], email_column="email", rows=rows
-    )
-    audience = services.import_audience(ws, parsed, name=f"{name} audience", actor=ACTOR)
-    saved = services.save_template(ws, f"{name} template", template, actor=ACTOR)
-    engine = services.save_engine(
-        ws,
-        name=f"{name} engine",
-        url=f"outbox://{outbox}",
-        from_email="team@example.com",
-        from_name="Team",
-        actor=ACTOR,
-    )
-    return services.create_workflow(
+    return services.setup_workflow(
         ws,
         name=name,
-        audience_id=audience.id,
-        template_id=saved.id,
-        engine_id=engine.id,
+        parsed=ParsedFile("contacts.csv", ["email", "name"], "email", rows),
+        template=template,
+        engine_url=f"outbox://{outbox}",
+        from_email="team@example.com",
+        from_name="Team",
         options=SendOptions(rate=0, concurrency=3, batch_size=batch_size, max_attempts=1),
         actor=ACTOR,
     )

@@ -97,6 +97,8 @@ def test_send_delivers_one_message_per_valid_row_and_records_the_rest(
     assert set(arrived) == {e.lower() for e in valid.values()}
     assert all(len(items) == 1 for items in arrived.values())
     assert len(smtp_server.handler.received) == len(valid) == 195
+    # Connections are reused: 4 concurrent sessions, not one per message.
+    assert smtp_server.handler.connections <= 4
 
     for n, email in valid.items():
         item = arrived[email][0]
@@ -243,3 +245,28 @@ def test_unusable_input_exits_2_with_a_message_and_creates_no_run(tmp_path: Path
         assert not result.stdout.startswith("run: ")
     listed = json.loads(run_cli(tmp_path, "runs", "--json").stdout)
     assert listed == []
+
+
+def test_starttls_is_required_when_asked_and_never_silently_skipped(
+    tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    """Verify tls=starttls (the default) against a server without STARTTLS sends nothing."""
+    contacts = tmp_path / "contacts.csv"
+    write_contacts(contacts, 3)
+    url = f"smtp://127.0.0.1:{smtp_server.port}"  # no ?tls=none: STARTTLS is required
+    result = run_cli(
+        tmp_path,
+        "send",
+        str(contacts),
+        "--template",
+        str(write_template(tmp_path / "tpl")),
+        "--engine",
+        url,
+        "--skip-mx",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert smtp_server.handler.received == []
+    assert "PAUSED (engine error: smtp 127.0.0.1" in result.stdout
+    assert "STARTTLS" in result.stdout
+    assert "resume" in result.stderr
+    assert "2 pending" in result.stdout

@@ -42,30 +42,19 @@ T = TypeVar("T")
 
 def seed_workflow(ws: Workspace, tmp_path: Path, *, name: str = "wf", rows: int = 3) -> Workflow:
     """An audience of `rows` contacts, a template, an outbox engine, and a workflow tying them."""
-    parsed = ParsedFile(
-        source="contacts.csv",
-        columns=["email", "name"],
-        email_column="email",
-        rows=[{"email": f"person{i}@example.com", "name": f"Person {i}"} for i in range(rows)],
-    )
-    audience = services.import_audience(ws, parsed, name=f"{name} audience", actor=ACTOR)
-    template = services.save_template(
-        ws, f"{name} template", TemplateSource("Hi {{ name }}", None, "Hi {{ name }}"), actor=ACTOR
-    )
-    engine = services.save_engine(
-        ws,
-        name=f"{name} engine",
-        url=f"outbox://{tmp_path}/outbox",
-        from_email="team@example.com",
-        from_name="Team",
-        actor=ACTOR,
-    )
-    return services.create_workflow(
+    return services.setup_workflow(
         ws,
         name=name,
-        audience_id=audience.id,
-        template_id=template.id,
-        engine_id=engine.id,
+        parsed=ParsedFile(
+            source="contacts.csv",
+            columns=["email", "name"],
+            email_column="email",
+            rows=[{"email": f"person{i}@example.com", "name": f"Person {i}"} for i in range(rows)],
+        ),
+        template=TemplateSource("Hi {{ name }}", None, "Hi {{ name }}"),
+        engine_url=f"outbox://{tmp_path}/outbox",
+        from_email="team@example.com",
+        from_name="Team",
         options=SendOptions(rate=0, batch_size=7),
         actor=ACTOR,
     )
