@@ -92,8 +92,16 @@ DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
 class SkipReason(StrEnum):
     """Why a row of the audience was not attempted."""
 
-    MISSING_EMAIL = "missing_email"
+    #: no usable address, including an empty cell ("invalid_syntax: no email")
     INVALID_SYNTAX = "invalid_syntax"
+    #: the domain has neither MX nor A/AAAA
+    NO_MX = "no_mx"
+    #: the domain publishes a null MX (RFC 7505)
+    NULL_MX = "null_mx"
+    #: the domain does not exist
+    NO_DOMAIN = "no_domain"
+    #: the DNS lookup failed or timed out: unknown, skipped to be safe
+    DNS_ERROR = "dns_error"
     DUPLICATE = "duplicate"
     SUPPRESSED = "suppressed"
     RENDER_ERROR = "render_error"

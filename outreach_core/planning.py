@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from outreach_core.deliverability import DomainResult, DomainStatus
 from outreach_core.errors import TemplateError
 from outreach_core.models import DeliveryStatus, SkipReason
 from outreach_core.templating import CompiledTemplate
@@ -61,22 +62,26 @@ def plan_deliveries(
     template: CompiledTemplate,
     sender: SenderIdentity,
     run_date: datetime,
+    domains: Mapping[str, DomainResult] | None = None,
 ) -> Iterator[PlannedDelivery]:
     """Decide each row: pending, or skipped with a reason. The first occurrence of an address
-    wins; later ones are skipped as duplicates naming the row they repeat."""
+    wins; later ones are skipped as duplicates naming the row they repeat.
+
+    `domains` (ASCII domain -> DNS verdict, from the pre-flight) skips rows whose domain is not
+    `valid`; None means the DNS step was skipped.
+    """
     first_row_of: dict[str, int] = {}
     for number, data in rows:
         raw = str(data.get(email_column) or "")
         checked = check_syntax(raw)
         if not checked.ok:
-            reason = SkipReason.MISSING_EMAIL if not raw.strip() else SkipReason.INVALID_SYNTAX
             yield PlannedDelivery(
                 number,
                 raw.strip(),
                 None,
                 data,
                 DeliveryStatus.SKIPPED,
-                f"{reason}: {checked.error}",
+                f"{SkipReason.INVALID_SYNTAX}: {checked.error}",
             )
             continue
         assert checked.key is not None and checked.address is not None
@@ -91,6 +96,17 @@ def plan_deliveries(
             )
             continue
         first_row_of[checked.key] = number
+        verdict = domains.get(checked.key.rpartition("@")[2]) if domains is not None else None
+        if verdict is not None and verdict.status is not DomainStatus.VALID:
+            yield PlannedDelivery(
+                number,
+                checked.address,
+                checked.key,
+                data,
+                DeliveryStatus.SKIPPED,
+                f"{verdict.status}: {verdict.reason}",
+            )
+            continue
         try:
             template.render(
                 render_context(data, email=checked.address, sender=sender, run_date=run_date)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from outreach_core.settings import Settings
 from outreach_core.workspace import Workspace, open_workspace
+from tests.dns_server import DnsServer, standard_zones
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get(
@@ -98,3 +99,11 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "REPORT_"))}
     env.update(OUTREACH_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(REPO), **extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def dns_server() -> Iterator[DnsServer]:
+    """The loopback DNS server with one test zone per DNS outcome (slow name: 0.3 s late)."""
+    server = DnsServer(standard_zones(slow_delay=0.3)).start()
+    yield server
+    server.stop()

@@ -128,7 +128,7 @@ def test_full_run_sends_one_message_per_valid_row_and_records_skips(
         2: "invalid_syntax",
         3: "",
         4: "duplicate",
-        5: "missing_email",
+        5: "invalid_syntax",
         6: "render_error",
         7: "suppressed",
         8: "",

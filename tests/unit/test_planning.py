@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from outreach_core.deliverability import DomainResult, DomainStatus
 from outreach_core.models import DeliveryStatus
 from outreach_core.planning import (
     PlannedDelivery,
@@ -60,11 +61,11 @@ def test_valid_row_becomes_pending_with_normalised_key() -> None:
     ],
     ids=["empty", "spaces", "none", "absent"],
 )
-def test_row_without_email_is_skipped_as_missing_email(row: dict[str, Any]) -> None:
-    """Verify a row with no address is skipped with reason missing_email and no key."""
+def test_row_without_email_is_skipped_as_invalid_syntax_no_email(row: dict[str, Any]) -> None:
+    """Verify a row with no address is skipped as "invalid_syntax: no email" with no key."""
     [planned] = plan([row])
     assert planned.status is DeliveryStatus.SKIPPED
-    assert planned.reason_word == "missing_email"
+    assert planned.reason == "invalid_syntax: no email"
     assert planned.key is None
 
 
@@ -213,7 +214,7 @@ def test_every_input_row_yields_exactly_one_planned_delivery() -> None:
     assert [p.row_number for p in planned] == list(range(1, len(rows) + 1))
     assert [p.reason_word for p in planned] == [
         None,
-        "missing_email",
+        "invalid_syntax",
         "invalid_syntax",
         "duplicate",
         "render_error",
@@ -225,3 +226,30 @@ def test_every_input_row_yields_exactly_one_planned_delivery() -> None:
         assert (p.status is DeliveryStatus.PENDING) == (p.reason is None)
     pending_keys = [p.key for p in planned if p.status is DeliveryStatus.PENDING]
     assert len(pending_keys) == len(set(pending_keys))
+
+
+def test_rows_on_undeliverable_domains_are_skipped_with_the_dns_verdict() -> None:
+    """Verify the DNS step's verdicts skip rows (null_mx, no_domain, dns_error), valid passes."""
+    domains = {
+        "ok.example": DomainResult("ok.example", DomainStatus.VALID, "mx.ok.example"),
+        "null.example": DomainResult("null.example", DomainStatus.NULL_MX, None, "null MX"),
+        "gone.example": DomainResult("gone.example", DomainStatus.NO_DOMAIN, None, "gone"),
+        "slow.example": DomainResult("slow.example", DomainStatus.DNS_ERROR, None, "DNS timeout"),
+    }
+    rows = [{"email": f"a@{d}", "name": "A"} for d in domains]
+    planned = list(
+        plan_deliveries(
+            enumerate(rows, start=1),
+            email_column="email",
+            template=CompiledTemplate(TemplateSource("Hi", None, "Hello {{ name }}")),
+            sender=SenderIdentity("me@example.com", "Me"),
+            run_date=datetime(2026, 1, 1, tzinfo=UTC),
+            domains=domains,
+        )
+    )
+    assert [p.reason for p in planned] == [
+        None,
+        "null_mx: null MX",
+        "no_domain: gone",
+        "dns_error: DNS timeout",
+    ]

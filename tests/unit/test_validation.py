@@ -30,10 +30,10 @@ def test_idn_domain_key_is_in_ascii_form(raw: str) -> None:
 
 @pytest.mark.parametrize("raw", ["", "   ", "\t\n"])
 def test_blank_is_not_an_address(raw: str) -> None:
-    """Verify a blank value is refused with "no email address"."""
+    """Verify a blank value is refused with "no email"."""
     checked = check_syntax(raw)
     assert not checked.ok
-    assert checked.error == "no email address"
+    assert checked.error == "no email"
     assert checked.key is None and checked.address is None
 
 
