@@ -3,7 +3,8 @@
     OutreachError
     ├── ConfigError            a setting is missing or malformed
     ├── InputError             a file, template or engine URL the user gave cannot be used
-    │   └── TemplateError      a template does not compile or does not render for a row
+    │   ├── TemplateError      a template does not compile or does not render for a row
+    │   └── SourceError        a SQL source failed: connection, timeout, SQL error, row cap
     ├── IllegalTransition      a run or delivery was asked to move to a state it cannot reach
     ├── NotFound               a row that was named does not exist
     ├── RunBusy                another live executor holds the run
@@ -32,6 +33,10 @@ class InputError(OutreachError):
 
 class TemplateError(InputError):
     """A template fails to compile or to render; the message names the part and line."""
+
+
+class SourceError(InputError):
+    """A SQL source could not be read; the message names the masked URL and the cause."""
 
 
 class IllegalTransition(OutreachError):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 from disposable_email_domains import blocklist as disposable_blocklist
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 
 @dataclass(frozen=True)
@@ -26,14 +28,31 @@ class CheckedAddress:
     error: str | None = None
 
 
+#: an unquoted ASCII local part (RFC 5322 dot-atom): email-validator accepts these unchanged
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_CASE_INSENSITIVE_LOCAL = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+
+
 def check_syntax(raw: str) -> CheckedAddress:
     """Check and normalise one address without touching the network.
 
     `strict`: an over-long local part is an error here, not a surprise at the mail server.
+    A plain ASCII address (dot-atom local part, one `@`) takes a fast path that validates its
+    domain part once per distinct domain; the verdicts are email-validator's either way.
     """
     value = raw.strip()
     if not value:
         return CheckedAddress(raw=raw, ok=False, error="no email")
+    local, at, domain = value.rpartition("@")
+    plain = at and value.isascii() and len(value) <= 254 and len(local) <= 64
+    if plain and _PLAIN_LOCAL.fullmatch(local):
+        ascii_domain, error = _domain_part(domain)
+        if error is not None:
+            return CheckedAddress(raw=raw, ok=False, error=error)
+        if local.lower() in _CASE_INSENSITIVE_LOCAL:
+            local = local.lower()
+        address = f"{local}@{ascii_domain}"
+        return CheckedAddress(raw=raw, ok=True, address=address, key=address.lower())
     try:
         result = validate_email(value, check_deliverability=False, strict=True)
     except EmailNotValidError as exc:
@@ -41,6 +60,16 @@ def check_syntax(raw: str) -> CheckedAddress:
     key = f"{result.local_part}@{result.ascii_domain}".lower()
     address = result.ascii_email or f"{result.local_part}@{result.ascii_domain}"
     return CheckedAddress(raw=raw, ok=True, address=address, key=key)
+
+
+@lru_cache(maxsize=65_536)
+def _domain_part(domain: str) -> tuple[str | None, str | None]:
+    """(ASCII domain, None) or (None, error): email-validator's verdict on a domain part."""
+    try:
+        result = validate_email(f"x@{domain}", check_deliverability=False, strict=True)
+    except EmailNotValidError as exc:
+        return None, str(exc)
+    return result.ascii_domain, None
 
 
 #: local parts that reach a role or a team rather than a person

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
 
 from outreach_core.validation import check_syntax
 
@@ -58,3 +59,52 @@ def test_invalid_address_says_why(raw: str, fragment: str) -> None:
 def test_header_injection_attempt_is_not_a_valid_address() -> None:
     """Verify an address carrying a CR/LF and a second header is refused."""
     assert not check_syntax("ann@example.com\r\nBcc: x@example.net").ok
+
+
+def _reference(raw: str) -> tuple[bool, str | None, str | None]:
+    """email-validator's own verdict, for comparison with the fast path."""
+    value = raw.strip()
+    try:
+        result = validate_email(value, check_deliverability=False, strict=True)
+    except EmailNotValidError as exc:
+        return False, None, str(exc)
+    return True, result.ascii_email or f"{result.local_part}@{result.ascii_domain}", None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ann@example.com",
+        "Ann.Lee@Example.COM",
+        "Postmaster@Example.com",
+        "a+tag@sub.example.org",
+        "o'brien@example.ie",
+        "a..b@example.com",
+        ".a@example.com",
+        "a.@example.com",
+        "a@example",
+        "a@-example.com",
+        "a@example..com",
+        "a@localhost",
+        "a@host.test",
+        "a@[127.0.0.1]",
+        "a@xn--bcher-kva.example",
+        "a@xn--zz.example",
+        "x" * 64 + "@example.com",
+        "x" * 65 + "@example.com",
+        "a@" + "b" * 64 + ".com",
+        "a@" + ".".join(["b" * 60] * 4) + ".com",
+        "a@@example.com",
+        "Ann <ann@example.com>",
+        '"a b"@example.com',
+        "a b@example.com",
+        "a@exa mple.com",
+        "a@example.com.",
+        "a@123.com",
+        "a@example.c",
+    ],
+)
+def test_fast_path_gives_email_validators_verdict(raw: str) -> None:
+    """Verify check_syntax accepts, refuses and normalises exactly as email-validator does."""
+    checked = check_syntax(raw)
+    assert (checked.ok, checked.address, checked.error) == _reference(raw)
