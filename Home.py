@@ -20,6 +20,12 @@ page = st.navigation(
             url_path="overview",
             default=True,
         ),
+        st.Page(
+            "pages/audiences.py", title="Audiences", icon=":material/group:", url_path="audiences"
+        ),
+        st.Page(
+            "pages/dry_run.py", title="Dry run", icon=":material/fact_check:", url_path="dry-run"
+        ),
         st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
     ]
 )

@@ -111,7 +111,7 @@ def identifier(name: str) -> str:
     return f"col_{ident}" if ident[0].isdigit() else ident
 
 
-def _unique_identifiers(headers: list[str]) -> list[str]:
+def unique_identifiers(headers: list[str]) -> list[str]:
     seen: dict[str, int] = {}
     names = []
     for header in headers:
@@ -208,7 +208,7 @@ def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> P
                 continue  # a blank line is not a row
             if headers is None:
                 headers = [cell.strip() for cell in record]
-                columns = _unique_identifiers(headers)
+                columns = unique_identifiers(headers)
                 continue
             if len(rows) >= MAX_ROWS:
                 raise _too_many_rows(source)
@@ -250,7 +250,7 @@ def parse_xlsx(
     headers = numbered[0][1]
     while headers and not headers[-1]:
         headers = headers[:-1]
-    columns = _unique_identifiers(headers)
+    columns = unique_identifiers(headers)
     if len(numbered) - 1 > MAX_ROWS:
         raise _too_many_rows(source)
     rows = [dict(zip(columns, row[: len(columns)], strict=True)) for _, row in numbered[1:]]

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
 
-from outreach_core import executor, reports, services
+from outreach_core import dryrun, executor, reports, services
 from outreach_core.audience import read_contacts_file
 from outreach_core.demo import load_demo
 from outreach_core.errors import ConfigError, InputError, NotFound, OutreachError, RunBusy
@@ -109,6 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a run's per-recipient outcome as CSV")
     export.add_argument("run_id", type=int)
     export.add_argument("--out", type=Path, required=True)
+
+    validate = commands.add_parser(
+        "validate", help="check every address of a CSV/XLSX file (syntax, duplicates, DNS)"
+    )
+    validate.add_argument("input", type=Path, help="contacts CSV or XLSX")
+    validate.add_argument(
+        "--email-column", default=None, help="the email column (default: detected)"
+    )
+    validate.add_argument("--sheet", default=None, help="XLSX sheet name (default: the first)")
+    validate.add_argument("--out", type=Path, required=True, help="result CSV to write")
+    validate.add_argument("--skip-mx", action="store_true", help="check syntax only, no DNS")
+
+    dry_run = commands.add_parser(
+        "dry-run", help="the pre-flight of a workflow (audience + template + engine); sends nothing"
+    )
+    dry_run.add_argument("workflow", help="workflow name or id")
+    dry_run.add_argument("--out", type=Path, required=True, help="result CSV to write")
+    dry_run.add_argument("--skip-mx", action="store_true", help="check syntax only, no DNS")
 
     database = commands.add_parser("db", help="database maintenance")
     database.add_argument("action", choices=["upgrade"], help="apply pending migrations")
@@ -225,6 +243,40 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _ProgressLine:
+    """`checked N/M` on stderr, rewritten in place, for lists long enough to wait for."""
+
+    def __call__(self, done: int, total: int) -> None:
+        if total >= 5_000 and sys.stderr.isatty():
+            end = "\n" if done >= total else ""
+            print(f"\rchecked {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+def _write_report(report: dryrun.DryRunReport, out: Path) -> int:
+    out.write_text(report.csv(), encoding="utf-8")
+    counts = " ".join(f"{k}={v}" for k, v in report.counts().items() if v)
+    print(f"{len(report.records)} rows: {counts or 'none'}")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
+    parsed = read_contacts_file(args.input, email_column=args.email_column, sheet=args.sheet)
+    for note in parsed.notes:
+        print(f"note: {note}", file=sys.stderr)
+    report = dryrun.validate_file(ws, parsed, skip_mx=args.skip_mx, progress=_ProgressLine())
+    return _write_report(report, args.out)
+
+
+def cmd_dry_run(ws: Workspace, args: argparse.Namespace) -> int:
+    workflow = services.find_workflow(ws, args.workflow)
+    print(f"dry run of workflow {workflow.name!r}: nothing is sent", flush=True)
+    report = dryrun.dry_run_workflow(
+        ws, workflow.id, skip_mx=args.skip_mx, progress=_ProgressLine()
+    )
+    return _write_report(report, args.out)
+
+
 def cmd_export(ws: Workspace, args: argparse.Namespace) -> int:
     written = reports.export_run(ws, args.run_id, args.out)
     print(f"wrote {written} recipients to {args.out}")
@@ -246,7 +298,14 @@ def main(argv: list[str] | None = None) -> int:
             loaded = load_demo(ws)
             print("demo workspace loaded" if loaded else "demo workspace already present")
             return EXIT_OK
-        handler = {"send": cmd_send, "resume": cmd_resume, "runs": cmd_runs, "export": cmd_export}
+        handler = {
+            "send": cmd_send,
+            "resume": cmd_resume,
+            "runs": cmd_runs,
+            "export": cmd_export,
+            "validate": cmd_validate,
+            "dry-run": cmd_dry_run,
+        }
         return handler[args.command](ws, args)
     except (InputError, NotFound, RunBusy, ConfigError) as exc:
         print(f"outreach: {exc}", file=sys.stderr)

@@ -147,9 +147,9 @@ async def check_addresses(
             assert row.email_normalized is not None
             result = domains[row.email_normalized.rpartition("@")[2].lower()]
             row.mx_host = result.mx_host
+            row.reason = result.reason  # for a valid domain: how it was reached, if not by MX
             if result.status is not DomainStatus.VALID:
                 row.status = RowStatus(result.status.value)
-                row.reason = result.reason
     if progress:
         progress(total, total)
     return PreflightResult(rows, domains, checker.looked_up if checker else 0)

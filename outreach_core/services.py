@@ -6,7 +6,7 @@ from sqlalchemy.engine import Connection
 
 from outreach_core import crypto
 from outreach_core.audience import ParsedFile
-from outreach_core.errors import InputError
+from outreach_core.errors import InputError, NotFound
 from outreach_core.models import (
     Audience,
     Engine,
@@ -250,6 +250,22 @@ def overview(ws: Workspace, *, recent: int = 10) -> Overview:
             "runs": runs.count_runs(conn),
         }
         return Overview(**counts, recent_runs=_recent_runs(conn, recent))
+
+
+def find_workflow(ws: Workspace, name_or_id: str) -> Workflow:
+    """A workflow by exact name, else by id; NotFound lists what exists."""
+    every = list_workflows(ws)
+    for workflow in every:
+        if workflow.name == name_or_id or (name_or_id.isdigit() and workflow.id == int(name_or_id)):
+            return workflow
+    names = ", ".join(repr(w.name) for w in every) or "none yet"
+    raise NotFound(f"no workflow {name_or_id!r}; workflows: {names}")
+
+
+def list_audiences(ws: Workspace) -> list[Audience]:
+    """All audiences, by name."""
+    with ws.db.connect() as conn:
+        return audiences.list_audiences(conn)
 
 
 def list_workflows(ws: Workspace) -> list[Workflow]:

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("data"), validation_alias=_env("OUTREACH_DATA_DIR"))
     dns_nameservers: str = Field(default="", validation_alias=_env("OUTREACH_DNS_NAMESERVERS"))
     dns_timeout: float = Field(default=5.0, gt=0, validation_alias=_env("OUTREACH_DNS_TIMEOUT"))
+    dns_concurrency: int = Field(
+        default=100, ge=1, le=1000, validation_alias=_env("OUTREACH_DNS_CONCURRENCY")
+    )
+    dns_cache_hours: float = Field(
+        default=24.0, ge=0, validation_alias=_env("OUTREACH_DNS_CACHE_HOURS")
+    )
     secret_key: str | None = Field(default=None, validation_alias=_env("OUTREACH_SECRET_KEY"))
     log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL"))
     report_email_to: str | None = Field(default=None, validation_alias=_env("REPORT_EMAIL_TO"))

@@ -52,6 +52,10 @@ def standard_zones(slow_delay: float = 0.3) -> dict[str, Zone]:
         "servfail.example": SERVFAIL,
         "slow.example": Zone(mx=((10, "mx.slow.example."),), delay=slow_delay),
         "silent.example": SILENT,
+        # the demo's domains
+        "example.com": MX_OK,
+        "example.org": MX_OK,
+        "example.net": A_ONLY,
         # IDN: bücher.example in ASCII form
         "xn--bcher-kva.example": MX_OK,
     }

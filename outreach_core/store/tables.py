@@ -197,3 +197,28 @@ audit_log = sa.Table(
     sa.Column("subject", sa.String(200), nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
 )
+
+dns_cache = sa.Table(
+    "dns_cache",
+    metadata,
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("mx_host", sa.String(255), nullable=True),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("checked_at", UTCDateTime(), nullable=False, index=True),
+)
+
+sql_sources = sa.Table(
+    "sql_sources",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("url_encrypted", sa.Text, nullable=False),
+    sa.Column("display_url", sa.String(500), nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("parameters", sa.JSON, nullable=False),
+    sa.Column("row_cap", sa.Integer, nullable=False),
+    sa.Column("timeout_s", sa.Float, nullable=False),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -1,0 +1,178 @@
+"""Use cases of the pre-flight: validate a file, dry-run a workflow. Nothing is sent.
+
+The DNS step asks the nameservers of the settings, each distinct domain once, and keeps its
+verdicts in the database for `OUTREACH_DNS_CACHE_HOURS` (`dns_error` is never cached: unknown).
+The send path's freeze (`executor.freeze_audience`) uses `domain_verdicts` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from outreach_core.audience import ParsedFile
+from outreach_core.deliverability import DomainResult, DomainStatus, make_resolver
+from outreach_core.models import DeliveryStatus
+from outreach_core.planning import SenderIdentity, mark_suppressed, plan_deliveries
+from outreach_core.preflight import (
+    RESULT_COLUMNS,
+    PreflightResult,
+    Progress,
+    RowStatus,
+    check_addresses,
+    result_records,
+    to_csv,
+)
+from outreach_core.store import (
+    audiences,
+    dns_cache,
+    engines,
+    suppressions,
+    templates,
+    workflows,
+)
+from outreach_core.templating import CompiledTemplate, TemplateSource
+from outreach_core.workspace import Workspace, utcnow
+
+
+@dataclass(frozen=True)
+class DryRunReport:
+    """The pre-flight table: input columns (original names) plus the result columns."""
+
+    source: str
+    columns: list[str]
+    records: list[dict[str, str]]
+    looked_up: int
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status, every status listed."""
+        counts = dict.fromkeys((s.value for s in RowStatus), 0)
+        for record in self.records:
+            counts[record["status"]] += 1
+        return counts
+
+    @property
+    def all_columns(self) -> list[str]:
+        return [*self.columns, *RESULT_COLUMNS]
+
+    def csv(self) -> str:
+        """UTF-8 CSV text, one line per input row, in input order."""
+        return to_csv(self.columns, self.records)
+
+
+def _cheap_domains(emails: Sequence[str]) -> set[str]:
+    return {e.rpartition("@")[2].strip().lower() for e in emails if e and "@" in e}
+
+
+def check_emails(
+    ws: Workspace,
+    emails: Sequence[str],
+    *,
+    skip_mx: bool = False,
+    progress: Progress | None = None,
+) -> PreflightResult:
+    """Syntax, duplicates, flags and (unless `skip_mx`) DNS for each address, cache used."""
+    settings = ws.settings
+    if skip_mx:
+        return asyncio.run(check_addresses(emails, resolver=None, progress=progress))
+    now = utcnow()
+    with ws.db.connect() as conn:
+        known = dns_cache.fresh_results(
+            conn,
+            _cheap_domains(emails),
+            checked_after=now - timedelta(hours=settings.dns_cache_hours),
+        )
+    resolver = make_resolver(settings.nameservers, settings.dns_timeout)
+    result = asyncio.run(
+        check_addresses(
+            emails,
+            resolver=resolver,
+            concurrency=settings.dns_concurrency,
+            known=known,
+            progress=progress,
+        )
+    )
+    learnt = [
+        r
+        for domain, r in result.domains.items()
+        if domain not in known and r.status is not DomainStatus.DNS_ERROR
+    ]
+    if learnt:
+        with ws.db.begin() as conn:
+            dns_cache.store_results(conn, learnt, now=now)
+    return result
+
+
+def domain_verdicts(ws: Workspace, emails: Sequence[str]) -> dict[str, DomainResult]:
+    """ASCII domain -> DNS verdict for these addresses (what `plan_deliveries` takes)."""
+    return check_emails(ws, emails).domains
+
+
+def validate_file(
+    ws: Workspace, parsed: ParsedFile, *, skip_mx: bool = False, progress: Progress | None = None
+) -> DryRunReport:
+    """The pre-flight of a bare file: every data row, in input order."""
+    emails = [str(row.get(parsed.email_column) or "") for row in parsed.rows]
+    result = check_emails(ws, emails, skip_mx=skip_mx, progress=progress)
+    return _report(parsed.source, parsed, result)
+
+
+def _report(source: str, parsed: ParsedFile, result: PreflightResult) -> DryRunReport:
+    headers = parsed.headers or parsed.columns
+    rows = [
+        {h: row.get(c, "") for h, c in zip(headers, parsed.columns, strict=True)}
+        for row in parsed.rows
+    ]
+    return DryRunReport(source, list(headers), result_records(rows, result.rows), result.looked_up)
+
+
+def dry_run_audience(
+    ws: Workspace, audience_id: int, *, skip_mx: bool = False, progress: Progress | None = None
+) -> DryRunReport:
+    """The pre-flight of a stored audience (no template: syntax, duplicates, DNS)."""
+    with ws.db.connect() as conn:
+        audience = audiences.get_audience(conn, audience_id)
+        rows = [
+            {k: "" if v is None else str(v) for k, v in data.items()}
+            for _, data in audiences.iter_rows(conn, audience.id)
+        ]
+    parsed = ParsedFile(audience.name, audience.columns, audience.email_column, rows)
+    return validate_file(ws, parsed, skip_mx=skip_mx, progress=progress)
+
+
+def dry_run_workflow(
+    ws: Workspace, workflow_id: int, *, skip_mx: bool = False, progress: Progress | None = None
+) -> DryRunReport:
+    """The pre-flight of a workflow: its audience, rendered with its template and engine."""
+    with ws.db.connect() as conn:
+        workflow = workflows.get_workflow(conn, workflow_id)
+        audience = audiences.get_audience(conn, workflow.audience_id)
+        numbered = list(audiences.iter_rows(conn, audience.id))
+        version = templates.current_version(conn, workflow.template_id)
+        engine = engines.get_engine(conn, workflow.engine_id)
+    rows = [{k: "" if v is None else str(v) for k, v in data.items()} for _, data in numbered]
+    parsed = ParsedFile(audience.name, audience.columns, audience.email_column, rows)
+    emails = [row.get(audience.email_column, "") for row in rows]
+    result = check_emails(ws, emails, skip_mx=skip_mx, progress=progress)
+    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
+    plan = list(
+        plan_deliveries(
+            numbered,
+            email_column=audience.email_column,
+            template=template,
+            sender=SenderIdentity(engine.from_email, engine.from_name),
+            run_date=utcnow(),
+            domains=None if skip_mx else result.domains,
+        )
+    )
+    with ws.db.connect() as conn:
+        pending = [p.key for p in plan if p.status is DeliveryStatus.PENDING and p.key]
+        plan = mark_suppressed(plan, suppressions.suppressed_among(conn, pending))
+    for row, planned in zip(result.rows, plan, strict=True):
+        word = planned.reason_word
+        if word in (RowStatus.RENDER_ERROR, RowStatus.SUPPRESSED) and row.status is RowStatus.VALID:
+            row.status = RowStatus(word)
+            row.reason = (planned.reason or "").split(": ", 1)[-1]
+    return _report(audience.name, parsed, result)

@@ -1,0 +1,70 @@
+"""Dry run: the whole pre-flight of a workflow or an audience, with progress. Nothing is sent."""
+
+import pandas as pd
+import streamlit as st
+
+from outreach_core import OutreachError, dryrun, services, ui
+
+ws = ui.workspace()
+
+st.title("Dry run")
+st.caption(
+    "Who exactly will get this, and which addresses are bad? Syntax, duplicates, suppressions, "
+    "rendering and each domain's mail servers (DNS) are checked. Nothing is sent."
+)
+
+choices: dict[str, tuple[str, int]] = {}
+for workflow in services.list_workflows(ws):
+    choices[f"Workflow: {workflow.name}"] = ("workflow", workflow.id)
+for audience in services.list_audiences(ws):
+    choices[f"Audience: {audience.name}"] = ("audience", audience.id)
+if not choices:
+    st.info("Nothing to check yet: import an audience on the **Audiences** page first.")
+    st.stop()
+
+target = st.selectbox("Check", list(choices), key="dry_target")
+skip_mx = st.checkbox("Skip the DNS check (syntax only)", key="dry_skip_mx")
+
+if st.button("Run dry run", type="primary", key="dry_run"):
+    bar = st.progress(0, text="checking addresses…")
+
+    def show(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"checked {done} of {total} rows")
+
+    kind, target_id = choices[target]
+    try:
+        run = dryrun.dry_run_workflow if kind == "workflow" else dryrun.dry_run_audience
+        st.session_state["dry_report"] = (
+            target,
+            run(ws, target_id, skip_mx=skip_mx, progress=show),
+        )
+    except OutreachError as exc:
+        st.error(str(exc))
+    bar.empty()
+
+stored = st.session_state.get("dry_report")
+if stored is None or stored[0] != target:
+    st.info("Press **Run dry run** to check every row.")
+    st.stop()
+
+report: dryrun.DryRunReport = stored[1]
+counts = report.counts()
+shown_counts = [(label, n) for label, n in counts.items() if n or label == "valid"]
+for column, (label, value) in zip(st.columns(len(shown_counts)), shown_counts, strict=True):
+    column.metric(label, value, border=True)
+st.caption(f"{len(report.records)} rows · {report.looked_up} domains looked up in DNS")
+
+present = [status for status, n in counts.items() if n]
+statuses = st.multiselect("Statuses", present, default=present, key="dry_statuses")
+table = pd.DataFrame(report.records, columns=report.all_columns)
+table = table[table["status"].isin(statuses)]
+st.dataframe(table, hide_index=True)
+st.download_button(
+    "Download CSV",
+    data=table.to_csv(index=False),
+    file_name="dry-run.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    on_click="ignore",
+    key="dry_download",
+)

@@ -1,0 +1,117 @@
+"""The Audiences and Dry run pages under AppTest, DNS answered by the loopback server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from outreach_core import services
+from outreach_core.audience import parse_csv
+from outreach_core.models import SendOptions
+from outreach_core.templating import TemplateSource
+from tests.dns_server import DnsServer
+from tests.e2e.dashboard import HOME, open_test_workspace
+
+UPLOAD = (
+    "\ufeffE-mail;Name\n"
+    "ann@mx-ok.example;Ann\n"
+    "ANN@mx-ok.example;Ann twice\n"
+    "\n"
+    ";Nobody\n"
+    "bob@null-mx.example;Bob\n"
+    "carl@a-only.example;Carl\n"
+).encode()
+
+
+@pytest.fixture
+def dns_env(data_dir: Path, dns_server: DnsServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The app's resolver asks the loopback DNS server."""
+    monkeypatch.setenv("OUTREACH_DNS_NAMESERVERS", dns_server.nameserver)
+    monkeypatch.setenv("OUTREACH_DNS_TIMEOUT", "0.5")
+    return data_dir
+
+
+def open_page(script: str) -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=30).run()
+    at.switch_page(script).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_audiences_page_counts_an_uploaded_csv_and_imports_it(dns_env: Path) -> None:
+    """Verify upload -> counts (rows, imported, rejected, duplicates), rejected rows, import."""
+    at = open_page("pages/audiences.py")
+    assert at.title[0].value == "Audiences"
+    at.file_uploader(key="upload").upload("people.csv", UPLOAD, "text/csv").run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Rows": "5", "Imported": "3", "Rejected": "1", "Duplicates": "1"}
+    assert at.selectbox(key="email_col").value == "E-mail"
+    rejected = at.dataframe[1].value
+    assert rejected.to_dict("records") == [{"row": 3, "line": 5, "email": "", "reason": "no email"}]
+    at.text_input(key="name").set_value("people").run()
+    at.button(key="import").click().run()
+    assert "Imported 3 rows as audience 'people'" in at.success[0].value
+    ws = open_test_workspace(dns_env)
+    try:
+        assert [a.row_count for a in services.list_audiences(ws)] == [3]
+    finally:
+        ws.close()
+
+
+def test_audiences_page_sql_test_query_refuses_writes(dns_env: Path, tmp_path: Path) -> None:
+    """Verify Test query previews a SELECT and refuses a DELETE with the reason."""
+    import sqlite3
+
+    crm = tmp_path / "crm.db"
+    with sqlite3.connect(crm) as conn:
+        conn.execute("CREATE TABLE people (email TEXT, name TEXT)")
+        conn.executemany("INSERT INTO people VALUES (?, ?)", [("a@x.example", "A")] * 3)
+    at = open_page("pages/audiences.py")
+    at.text_input(key="sql_url").set_value(f"sqlite:///{crm}")
+    at.text_area(key="sql_query").set_value("SELECT email, name FROM people").run()
+    at.button(key="sql_test").click().run()
+    assert at.success[0].value.startswith("3 rows")
+    at.text_area(key="sql_query").set_value("DELETE FROM people").run()
+    at.button(key="sql_test").click().run()
+    assert "only SELECT or WITH … SELECT is allowed; this query starts with DELETE" in (
+        at.error[0].value
+    )
+
+
+def test_dry_run_page_produces_the_table_with_statuses(dns_env: Path, tmp_path: Path) -> None:
+    """Verify choosing a workflow and running shows counts and one table row per audience row."""
+    ws = open_test_workspace(dns_env)
+    try:
+        services.setup_workflow(
+            ws,
+            name="weekly",
+            parsed=parse_csv(UPLOAD, source="people.csv"),
+            template=TemplateSource("Hi {{ name }}", None, "Hello {{ name }}"),
+            engine_url=f"outbox://{tmp_path / 'outbox'}",
+            from_email="team@mx-ok.example",
+            from_name="Team",
+            options=SendOptions(),
+            actor="test",
+        )
+    finally:
+        ws.close()
+    at = open_page("pages/dry_run.py")
+    assert at.selectbox(key="dry_target").value == "Workflow: weekly"
+    at.button(key="dry_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert table["status"].tolist() == [
+        "valid",
+        "duplicate",
+        "invalid_syntax",
+        "null_mx",
+        "valid",
+    ]
+    assert table["e_mail"].tolist()[0] == "ann@mx-ok.example"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["valid"] == "2" and metrics["null_mx"] == "1"
+    at.multiselect(key="dry_statuses").set_value(["null_mx"]).run()
+    assert at.dataframe[0].value["email_normalized"].tolist() == ["bob@null-mx.example"]

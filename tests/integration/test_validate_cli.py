@@ -1,0 +1,132 @@
+"""`python -m outreach_core validate` and `dry-run` against the loopback DNS server."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+from outreach_core import services
+from outreach_core.audience import parse_csv
+from outreach_core.models import SendOptions
+from outreach_core.store import suppressions
+from outreach_core.templating import TemplateSource
+from outreach_core.workspace import Workspace, utcnow
+from tests.dns_server import DnsServer
+
+from conftest import REPO, cli_env
+
+CONTACTS = (
+    "Email,First Name\n"
+    "ann@mx-ok.example,Ann\n"
+    "\n"
+    "ANN@MX-OK.example,Ann again\n"
+    "bob@a-only.example,Bob\n"
+    "carl@null-mx.example,Carl\n"
+    "dana@nxdomain.example,Dana\n"
+    "eve@no-records.example,Eve\n"
+    "finn@silent.example,Finn\n"
+    "gus@servfail.example,Gus\n"
+    ",No email\n"
+    "not an address,Bad\n"
+    "info@mx-ok.example,Role\n"
+)
+EXPECTED = [
+    ("ann@mx-ok.example", "valid", ""),
+    ("ANN@MX-OK.example", "duplicate", "same address as row 1"),
+    ("bob@a-only.example", "valid", "no MX, A record"),
+    ("carl@null-mx.example", "null_mx", "null MX: accepts no mail"),
+    ("dana@nxdomain.example", "no_domain", "domain does not exist"),
+    ("eve@no-records.example", "no_mx", "no MX and no A/AAAA record"),
+    ("finn@silent.example", "dns_error", "DNS timeout"),
+    ("gus@servfail.example", "dns_error", "DNS server failure"),
+    ("", "invalid_syntax", "no email"),
+    ("not an address", "invalid_syntax", "An email address must have an @-sign."),
+    ("info@mx-ok.example", "valid", ""),
+]
+
+
+def run_cli(tmp_path: Path, dns: DnsServer, *args: str) -> subprocess.CompletedProcess:
+    env = cli_env(tmp_path, OUTREACH_DNS_NAMESERVERS=dns.nameserver, OUTREACH_DNS_TIMEOUT="0.5")
+    return subprocess.run(
+        [sys.executable, "-m", "outreach_core", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_validate_writes_one_line_per_data_row_with_its_status(
+    tmp_path: Path, dns_server: DnsServer
+) -> None:
+    """Verify validate exits 0 and OUT.csv has every data row in order with status and reason."""
+    source = tmp_path / "contacts.csv"
+    source.write_text(CONTACTS, encoding="utf-8")
+    out = tmp_path / "out.csv"
+    done = run_cli(tmp_path, dns_server, "validate", str(source), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    with out.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == [
+        "Email",
+        "First Name",
+        "email_normalized",
+        "status",
+        "reason",
+        "mx_host",
+        "suggestion",
+        "flags",
+    ]
+    assert [(r["Email"], r["status"], r["reason"]) for r in rows] == EXPECTED
+    assert rows[0]["mx_host"] == "mx1.mail.example"
+    assert rows[-1]["flags"] == "role"
+    assert "11 rows: valid=3 invalid_syntax=2 no_mx=1 null_mx=1 no_domain=1 dns_error=2" in (
+        done.stdout
+    )
+
+
+def test_validate_unusable_input_exits_2_with_the_reason(
+    tmp_path: Path, dns_server: DnsServer
+) -> None:
+    """Verify a file without an email column exits 2 naming the columns, writing nothing."""
+    source = tmp_path / "contacts.csv"
+    source.write_text("name,phone\nAnn,123\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    done = run_cli(tmp_path, dns_server, "validate", str(source), "--out", str(out))
+    assert done.returncode == 2
+    assert "no email column" in done.stderr and "name, phone" in done.stderr
+    assert not out.exists()
+
+
+def test_dry_run_of_a_workflow_reports_dns_verdicts_and_suppressions(
+    sqlite_workspace: Workspace, tmp_path: Path, dns_server: DnsServer
+) -> None:
+    """Verify dry-run WORKFLOW reports DNS verdicts and suppressed rows, and sends nothing."""
+    parsed = parse_csv(
+        b"email,name\nann@mx-ok.example,Ann\nbob@null-mx.example,Bob\ncarl@mx-ok.example,\n",
+        source="c.csv",
+    )
+    services.setup_workflow(
+        sqlite_workspace,
+        name="weekly",
+        parsed=parsed,
+        template=TemplateSource("Hi {{ name }}", None, "Hello {{ name }}"),
+        engine_url=f"outbox://{tmp_path / 'outbox'}",
+        from_email="team@mx-ok.example",
+        from_name="Team",
+        options=SendOptions(),
+        actor="test",
+    )
+    with sqlite_workspace.db.begin() as conn:
+        suppressions.add_suppression(conn, "carl@mx-ok.example", reason="manual", now=utcnow())
+    out = tmp_path / "dry.csv"
+    done = run_cli(tmp_path, dns_server, "dry-run", "weekly", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    with out.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["status"] for r in rows] == ["valid", "null_mx", "suppressed"]
+    assert not (tmp_path / "outbox").exists() or not any((tmp_path / "outbox").iterdir())
+    assert services.recent_runs(sqlite_workspace) == []
