@@ -57,7 +57,7 @@ def outreach(url: str, count: int, folder: Path) -> float:
         engine_url=url,
         from_email="bench@example.com",
         from_name="",
-        options=SendOptions(rate=0, concurrency=4, batch_size=200),
+        options=SendOptions(rate=0, concurrency=4, batch_size=200, skip_mx=True),
         actor="bench",
     )
     run_id = services.queue_run(ws, workflow.id, trigger="bench", actor="bench")

@@ -152,9 +152,17 @@ def _print_summary(summary: RunSummary) -> None:
 
 
 def _dry_run(
-    parsed_rows: list[dict], email_column: str, template: CompiledTemplate, sender: SenderIdentity
+    ws: Workspace,
+    parsed_rows: list[dict],
+    email_column: str,
+    template: CompiledTemplate,
+    sender: SenderIdentity,
+    *,
+    skip_mx: bool,
 ) -> int:
     print("run: dry-run", flush=True)
+    emails = [str(row.get(email_column) or "") for row in parsed_rows]
+    domains = None if skip_mx else dryrun.check_emails(ws, emails).domains
     plan = list(
         plan_deliveries(
             enumerate(parsed_rows, start=1),
@@ -162,6 +170,7 @@ def _dry_run(
             template=template,
             sender=sender,
             run_date=datetime.now(UTC),
+            domains=domains,
         )
     )
     sendable = sum(p.status is DeliveryStatus.PENDING for p in plan)
@@ -182,7 +191,9 @@ def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
         rate=args.rate, burst=args.burst, concurrency=args.concurrency, skip_mx=args.skip_mx
     )
     if args.dry_run:
-        return _dry_run(parsed.rows, parsed.email_column, template, sender)
+        return _dry_run(
+            ws, parsed.rows, parsed.email_column, template, sender, skip_mx=args.skip_mx
+        )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     template_name = args.template.resolve().name
     workflow = services.setup_workflow(

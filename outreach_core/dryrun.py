@@ -2,7 +2,7 @@
 
 The DNS step asks the nameservers of the settings, each distinct domain once, and keeps its
 verdicts in the database for `OUTREACH_DNS_CACHE_HOURS` (`dns_error` is never cached: unknown).
-The send path's freeze (`executor.freeze_audience`) uses `domain_verdicts` too.
+The send path's freeze (`executor.freeze_audience`) uses `audience_domain_verdicts` too.
 """
 
 from __future__ import annotations
@@ -74,9 +74,20 @@ def check_emails(
     progress: Progress | None = None,
 ) -> PreflightResult:
     """Syntax, duplicates, flags and (unless `skip_mx`) DNS for each address, cache used."""
+    return asyncio.run(check_emails_async(ws, emails, skip_mx=skip_mx, progress=progress))
+
+
+async def check_emails_async(
+    ws: Workspace,
+    emails: Sequence[str],
+    *,
+    skip_mx: bool = False,
+    progress: Progress | None = None,
+) -> PreflightResult:
+    """`check_emails` for callers inside an event loop (the executor)."""
     settings = ws.settings
     if skip_mx:
-        return asyncio.run(check_addresses(emails, resolver=None, progress=progress))
+        return await check_addresses(emails, resolver=None, progress=progress)
     now = utcnow()
     with ws.db.connect() as conn:
         known = dns_cache.fresh_results(
@@ -85,14 +96,12 @@ def check_emails(
             checked_after=now - timedelta(hours=settings.dns_cache_hours),
         )
     resolver = make_resolver(settings.nameservers, settings.dns_timeout)
-    result = asyncio.run(
-        check_addresses(
-            emails,
-            resolver=resolver,
-            concurrency=settings.dns_concurrency,
-            known=known,
-            progress=progress,
-        )
+    result = await check_addresses(
+        emails,
+        resolver=resolver,
+        concurrency=settings.dns_concurrency,
+        known=known,
+        progress=progress,
     )
     learnt = [
         r
@@ -105,9 +114,15 @@ def check_emails(
     return result
 
 
-def domain_verdicts(ws: Workspace, emails: Sequence[str]) -> dict[str, DomainResult]:
-    """ASCII domain -> DNS verdict for these addresses (what `plan_deliveries` takes)."""
-    return check_emails(ws, emails).domains
+async def audience_domain_verdicts(ws: Workspace, audience_id: int) -> dict[str, DomainResult]:
+    """ASCII domain -> DNS verdict for an audience's addresses (for `plan_deliveries`)."""
+    with ws.db.connect() as conn:
+        audience = audiences.get_audience(conn, audience_id)
+        emails = [
+            str(data.get(audience.email_column) or "")
+            for _, data in audiences.iter_rows(conn, audience.id)
+        ]
+    return (await check_emails_async(ws, emails)).domains
 
 
 def validate_file(

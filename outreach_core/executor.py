@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.errors import MessageError
@@ -25,7 +26,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from outreach_core import crypto
+from outreach_core import crypto, dryrun
+from outreach_core.deliverability import DomainResult
 from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
 from outreach_core.message import Sender as FromAddress
 from outreach_core.message import build_message
@@ -150,10 +152,14 @@ def take_over(ws: Workspace, run_id: int, *, worker_id: str) -> Run:
         return runs.get_run(conn, run_id)
 
 
-def freeze_audience(ws: Workspace, run: Run) -> bool:
+def freeze_audience(
+    ws: Workspace, run: Run, *, domains: Mapping[str, DomainResult] | None = None
+) -> bool:
     """INITIALIZING -> SENDING: one delivery row per audience row, all in one transaction.
 
-    Returns False (and fails the run) when the template cannot compile.
+    `domains` (the pre-flight's DNS verdicts; None when the run skips MX checks) skips rows
+    whose domain cannot receive mail. Returns False (and fails the run) when the template
+    cannot compile.
     """
     now = utcnow()
     with ws.db.begin() as conn:
@@ -185,6 +191,7 @@ def freeze_audience(ws: Workspace, run: Run) -> bool:
                 template=template,
                 sender=SenderIdentity(engine.from_email, engine.from_name),
                 run_date=run.created_at,
+                domains=domains,
             )
         )
         pending_keys = [p.key for p in plan if p.status is DeliveryStatus.PENDING and p.key]
@@ -330,9 +337,22 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
             return "engine"
 
 
+async def _domain_verdicts(ws: Workspace, run: Run) -> dict[str, DomainResult] | None:
+    """The DNS step of the pre-flight, before freezing; None when skipped or already frozen."""
+    if run.options.skip_mx:
+        return None
+    with ws.db.connect() as conn:
+        if deliveries.has_deliveries(conn, run.id):
+            return None
+        audience_id = workflows.get_workflow(conn, run.workflow_id).audience_id
+    return await dryrun.audience_domain_verdicts(ws, audience_id)
+
+
 async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) -> Run:
     """Drive a run this worker holds (INITIALIZING or SENDING) as far as it can go."""
-    if run.status is RunStatus.INITIALIZING and not freeze_audience(ws, run):
+    if run.status is RunStatus.INITIALIZING and not freeze_audience(
+        ws, run, domains=await _domain_verdicts(ws, run)
+    ):
         with ws.db.connect() as conn:
             return runs.get_run(conn, run.id)
     with ws.db.connect() as conn:

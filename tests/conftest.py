@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from outreach_core.settings import Settings
 from outreach_core.workspace import Workspace, open_workspace
-from tests.dns_server import DnsServer, standard_zones
+from tests.dns_server import MX_OK, DnsServer, standard_zones
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get(
@@ -94,10 +94,42 @@ def sqlite_workspace(tmp_path: Path) -> Iterator[Workspace]:
     ws.close()
 
 
+_CATCH_ALL: list[DnsServer] = []
+
+
+def catch_all_dns() -> str:
+    """`host:port` of a loopback DNS server answering MX for every name but the test zones'.
+
+    Every test's settings point at it (the session fixture below puts it in the environment),
+    so no test ever asks a real DNS server.
+    """
+    if not _CATCH_ALL:
+        _CATCH_ALL.append(DnsServer(standard_zones(), default=MX_OK).start())
+    return _CATCH_ALL[0].nameserver
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_dns_for_every_test() -> Iterator[None]:
+    """OUTREACH_DNS_NAMESERVERS = the catch-all loopback server, for the whole session."""
+    previous = os.environ.get("OUTREACH_DNS_NAMESERVERS")
+    os.environ["OUTREACH_DNS_NAMESERVERS"] = catch_all_dns()
+    yield
+    if previous is None:
+        os.environ.pop("OUTREACH_DNS_NAMESERVERS", None)
+    else:
+        os.environ["OUTREACH_DNS_NAMESERVERS"] = previous
+    _CATCH_ALL.pop().stop()
+
+
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment for running the CLI or daemon as a subprocess against tmp_path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "REPORT_"))}
-    env.update(OUTREACH_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(REPO), **extra)
+    env.update(
+        OUTREACH_DATA_DIR=str(tmp_path / "data"),
+        OUTREACH_DNS_NAMESERVERS=catch_all_dns(),
+        PYTHONPATH=str(REPO),
+    )
+    env.update(extra)
     return env
 
 

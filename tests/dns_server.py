@@ -3,7 +3,7 @@
 Runs its own asyncio loop in a thread. Each name's behaviour is a `Zone`: MX records, A/AAAA
 records, an error code, an extra delay, or silence (never answers). Every answer waits
 `latency` seconds first (scheduled, not slept, so thousands of queries wait side by side).
-Unknown names are NXDOMAIN.
+Unknown names get `default` (NXDOMAIN unless told otherwise).
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ class DnsServer:
 
     zones: dict[str, Zone]
     latency: float = 0.0
+    #: what names outside `zones` get
+    default: Zone = NXDOMAIN
     host: str = "127.0.0.1"
     port: int = 0
     queries: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -83,7 +85,7 @@ class DnsServer:
         name = str(request.q.qname).rstrip(".").lower()
         qtype = QTYPE[request.q.qtype]
         self.queries[(name, qtype)] += 1
-        zone = self.zones.get(name, NXDOMAIN)
+        zone = self.zones.get(name, self.default)
         if zone.silent:
             return None, 0.0
         reply = request.reply()

@@ -17,6 +17,8 @@ import streamlit as st
 from outreach_core.demo import load_demo
 from tests.e2e.dashboard import Demo, open_test_workspace
 
+from conftest import catch_all_dns
+
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
@@ -36,6 +38,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     data = tmp_path / "data"
     monkeypatch.setenv("OUTREACH_DATA_DIR", str(data))
+    monkeypatch.setenv("OUTREACH_DNS_NAMESERVERS", catch_all_dns())
     monkeypatch.chdir(tmp_path)
     return data
 
