@@ -74,6 +74,11 @@ class PreflightResult:
     domains: dict[str, DomainResult]
     looked_up: int
 
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio may repr a finished task's result (Python 3.11's
+        # asyncio.run does, on Ctrl-C handler checks), and 100,000 rows cost a second.
+        return f"<pre-flight of {len(self.rows)} rows, {self.looked_up} domains looked up>"
+
     def counts(self) -> dict[str, int]:
         """Rows per status, every status present (0 when none)."""
         found = Counter(row.status for row in self.rows)
