@@ -153,7 +153,9 @@ def dry_run_audience(
             {k: "" if v is None else str(v) for k, v in data.items()}
             for _, data in audiences.iter_rows(conn, audience.id)
         ]
-    parsed = ParsedFile(audience.name, audience.columns, audience.email_column, rows)
+    parsed = ParsedFile(
+        audience.name, audience.columns, audience.email_column, rows, audience.headers or []
+    )
     return validate_file(ws, parsed, skip_mx=skip_mx, progress=progress)
 
 
@@ -168,7 +170,9 @@ def dry_run_workflow(
         version = templates.current_version(conn, workflow.template_id)
         engine = engines.get_engine(conn, workflow.engine_id)
     rows = [{k: "" if v is None else str(v) for k, v in data.items()} for _, data in numbered]
-    parsed = ParsedFile(audience.name, audience.columns, audience.email_column, rows)
+    parsed = ParsedFile(
+        audience.name, audience.columns, audience.email_column, rows, audience.headers or []
+    )
     emails = [row.get(audience.email_column, "") for row in rows]
     result = check_emails(ws, emails, skip_mx=skip_mx, progress=progress)
     template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))

@@ -231,6 +231,8 @@ class Audience(BaseModel):
     source: str
     email_column: str
     columns: list[str]
+    #: the file's own column names, same order as `columns` (None when not known)
+    headers: list[str] | None = None
     row_count: int
 
 

@@ -35,6 +35,7 @@ def import_audience(ws: Workspace, parsed: ParsedFile, *, name: str, actor: str)
             source=parsed.source,
             email_column=parsed.email_column,
             columns=parsed.columns,
+            headers=parsed.headers,
             rows=parsed.rows,
             now=now,
         )

@@ -121,6 +121,7 @@ with sql_tab:
     params_text = st.text_area("Parameters (name=value per line)", height=68, key="sql_params")
     cap = st.number_input("Row cap", min_value=1, value=500_000, step=1000, key="sql_cap")
     if st.button("Test query", key="sql_test"):
+        st.session_state.pop("sql_result", None)
         try:
             result = sources.try_query(
                 url, query, sources.parse_parameters(params_text), row_cap=int(cap)
@@ -128,8 +129,27 @@ with sql_tab:
         except OutreachError as exc:
             st.error(str(exc))
         else:
-            st.success(f"{result.total} rows in {result.elapsed_s:.2f} s (first 100 shown).")
-            st.dataframe(pd.DataFrame(result.preview, columns=result.columns), hide_index=True)
+            st.session_state["sql_result"] = result
+    result = st.session_state.get("sql_result")
+    if result is not None:
+        st.success(f"{result.total} rows in {result.elapsed_s:.2f} s (first 100 shown).")
+        st.dataframe(pd.DataFrame(result.preview, columns=result.columns), hide_index=True)
+        sql_audience = st.text_input("Audience name for these rows", key="sql_audience")
+        if st.button("Import rows as audience", key="sql_import"):
+            try:
+                report = sort_rows(
+                    sources.as_parsed_file(result, source="SQL query", email_column=None)
+                )
+                audience = services.import_audience(
+                    ws, report.audience_file(), name=sql_audience, actor="dashboard"
+                )
+            except OutreachError as exc:
+                st.error(str(exc))
+            else:
+                st.success(
+                    f"Imported {audience.row_count} rows as audience {audience.name!r} "
+                    f"({len(report.rejected)} rejected, {len(report.duplicates)} duplicates)."
+                )
     source_name = st.text_input("Source name", key="sql_name")
     if st.button("Save source", key="sql_save"):
         try:

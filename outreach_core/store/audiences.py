@@ -25,6 +25,7 @@ def insert_audience(
     columns: list[str],
     rows: list[dict[str, Any]],
     now: datetime,
+    headers: list[str] | None = None,
 ) -> int:
     """Store an audience and its rows (numbered from 1 as in the file); returns its id."""
     audience_id = int(
@@ -34,6 +35,7 @@ def insert_audience(
                 source=source,
                 email_column=email_column,
                 columns=columns,
+                headers=headers or None,
                 row_count=len(rows),
                 created_at=now,
             )

@@ -50,6 +50,8 @@ audiences = sa.Table(
     sa.Column("source", sa.String(500), nullable=False),
     sa.Column("email_column", sa.String(200), nullable=False),
     sa.Column("columns", sa.JSON, nullable=False),
+    # the file's own column names, same order as `columns` (None: imported before 0002)
+    sa.Column("headers", sa.JSON, nullable=True),
     sa.Column("row_count", sa.Integer, nullable=False),
     _created(),
 )

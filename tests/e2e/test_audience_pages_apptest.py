@@ -61,8 +61,10 @@ def test_audiences_page_counts_an_uploaded_csv_and_imports_it(dns_env: Path) -> 
         ws.close()
 
 
-def test_audiences_page_sql_test_query_refuses_writes(dns_env: Path, tmp_path: Path) -> None:
-    """Verify Test query previews a SELECT and refuses a DELETE with the reason."""
+def test_audiences_page_sql_test_query_imports_and_refuses_writes(
+    dns_env: Path, tmp_path: Path
+) -> None:
+    """Verify Test query previews a SELECT, imports its rows, and refuses a DELETE."""
     import sqlite3
 
     crm = tmp_path / "crm.db"
@@ -74,6 +76,11 @@ def test_audiences_page_sql_test_query_refuses_writes(dns_env: Path, tmp_path: P
     at.text_area(key="sql_query").set_value("SELECT email, name FROM people").run()
     at.button(key="sql_test").click().run()
     assert at.success[0].value.startswith("3 rows")
+    at.text_input(key="sql_audience").set_value("from crm").run()
+    at.button(key="sql_import").click().run()
+    assert "Imported 1 rows as audience 'from crm' (0 rejected, 2 duplicates)" in (
+        at.success[1].value
+    )
     at.text_area(key="sql_query").set_value("DELETE FROM people").run()
     at.button(key="sql_test").click().run()
     assert "only SELECT or WITH … SELECT is allowed; this query starts with DELETE" in (
@@ -110,7 +117,7 @@ def test_dry_run_page_produces_the_table_with_statuses(dns_env: Path, tmp_path: 
         "null_mx",
         "valid",
     ]
-    assert table["e_mail"].tolist()[0] == "ann@mx-ok.example"
+    assert table["E-mail"].tolist()[0] == "ann@mx-ok.example"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["valid"] == "2" and metrics["null_mx"] == "1"
     at.multiselect(key="dry_statuses").set_value(["null_mx"]).run()

@@ -1,4 +1,4 @@
-"""audiences: DNS domain cache and SQL sources
+"""audiences: original column names, DNS domain cache and SQL sources
 
 Revision ID: 0002
 Revises: 0001
@@ -16,6 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("audiences") as batch:
+        batch.add_column(sa.Column("headers", sa.JSON(), nullable=True))
     op.create_table(
         "dns_cache",
         sa.Column("domain", sa.String(length=255), nullable=False),
@@ -47,3 +49,5 @@ def downgrade() -> None:
     op.drop_table("sql_sources")
     op.drop_index(op.f("ix_dns_cache_checked_at"), table_name="dns_cache")
     op.drop_table("dns_cache")
+    with op.batch_alter_table("audiences") as batch:
+        batch.drop_column("headers")
