@@ -14,15 +14,27 @@ from email.utils import parseaddr
 from pathlib import Path
 
 from outreach_core import executor, reports, services
-from outreach_core.audience import read_contacts_file
+from outreach_core.audience import ParsedFile, read_contacts_file
 from outreach_core.demo import load_demo
 from outreach_core.errors import ConfigError, InputError, NotFound, OutreachError, RunBusy
 from outreach_core.message import header_safe
-from outreach_core.models import DeliveryStatus, RunStatus, RunSummary, SendOptions
-from outreach_core.planning import SenderIdentity, plan_deliveries
+from outreach_core.models import (
+    DeliveryStatus,
+    RenderErrorPolicy,
+    RunStatus,
+    RunSummary,
+    SendOptions,
+)
+from outreach_core.planning import (
+    RENDER_ABORT_PREFIX,
+    SenderIdentity,
+    plan_deliveries,
+    render_abort_reason,
+)
 from outreach_core.senders import parse_engine_url
 from outreach_core.signals import stop_on_signals
 from outreach_core.store import db
+from outreach_core.template_checks import content_warnings
 from outreach_core.templating import CompiledTemplate, load_template_dir
 from outreach_core.workspace import Workspace, start_process
 
@@ -33,7 +45,11 @@ DEFAULT_FROM = "Outreach <outreach@localhost.localdomain>"
 
 
 def exit_code(summary: RunSummary) -> int:
-    """0 when every deliverable recipient was sent, else 1."""
+    """0 when every deliverable recipient was sent; 2 when the run refused to start because
+    rows do not render (on-render-error abort); else 1."""
+    reason = summary.run.status_reason or ""
+    if summary.run.status is RunStatus.FAILED and reason.startswith(RENDER_ABORT_PREFIX):
+        return EXIT_USAGE
     if summary.run.status is RunStatus.COMPLETED and summary.counts.unsettled == 0:
         return EXIT_OK
     return EXIT_INCOMPLETE
@@ -94,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--skip-mx", action="store_true", help="do not look up the recipients' mail servers"
     )
+    send.add_argument(
+        "--on-render-error",
+        choices=[policy.value for policy in RenderErrorPolicy],
+        default=DEFAULTS.on_render_error,
+        help="rows whose template does not render: skip them and send the rest, or abort "
+        f"the send (nothing is sent, exit 2) (default {DEFAULTS.on_render_error})",
+    )
     send.add_argument("--dry-run", action="store_true", help="check and render, send nothing")
     send.add_argument(
         "--queue", action="store_true", help="only queue the run; the daemon will send it"
@@ -134,8 +157,16 @@ def _print_summary(summary: RunSummary) -> None:
 
 
 def _dry_run(
-    parsed_rows: list[dict], email_column: str, template: CompiledTemplate, sender: SenderIdentity
+    parsed: ParsedFile,
+    template: CompiledTemplate,
+    sender: SenderIdentity,
+    policy: RenderErrorPolicy,
 ) -> int:
+    """Pre-flight: render every row, print the summary, the warnings and each row not sent.
+
+    Exits 2 when a send with the same options would abort on rows that do not render.
+    """
+    parsed_rows, email_column = parsed.rows, parsed.email_column
     print("run: dry-run", flush=True)
     plan = list(
         plan_deliveries(
@@ -148,10 +179,20 @@ def _dry_run(
     )
     sendable = sum(p.status is DeliveryStatus.PENDING for p in plan)
     print(f"dry run: {len(plan)} rows, {sendable} would be sent, {len(plan) - sendable} would not")
+    columns = sorted(template.column_variables)
+    print(f"variables: {', '.join(columns) or '(none)'}")
+    missing = template.missing_columns(parsed.columns)
+    if missing:
+        print(f"missing columns: {', '.join(missing)} (every row without them fails to render)")
+    for warning in content_warnings(template.source):
+        print(f"warning: {warning}")
+    abort = render_abort_reason(plan, policy)
+    if abort:
+        print("on-render-error abort: a send would not start; the rows below do not render")
     for p in plan:
         if p.status is not DeliveryStatus.PENDING:
             print(f"row {p.row_number}\t{p.reason_word}\t{p.email or '-'}\t{p.reason}")
-    return EXIT_OK
+    return EXIT_USAGE if abort else EXIT_OK
 
 
 def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
@@ -161,10 +202,14 @@ def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
     engine_url = parse_engine_url(args.engine)
     sender = _sender_for(args.sender, engine_url.username)
     options = SendOptions(
-        rate=args.rate, burst=args.burst, concurrency=args.concurrency, skip_mx=args.skip_mx
+        rate=args.rate,
+        burst=args.burst,
+        concurrency=args.concurrency,
+        skip_mx=args.skip_mx,
+        on_render_error=RenderErrorPolicy(args.on_render_error),
     )
     if args.dry_run:
-        return _dry_run(parsed.rows, parsed.email_column, template, sender)
+        return _dry_run(parsed, template, sender, options.on_render_error)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     template_name = args.template.resolve().name
     workflow = services.setup_workflow(
@@ -195,6 +240,8 @@ def _execute(ws: Workspace, run_id: int) -> int:
         executor.run_to_end(ws, run_id, worker_id=executor.new_worker_id(), stop=stop)
     summary = services.run_summary(ws, run_id)
     _print_summary(summary)
+    if exit_code(summary) == EXIT_USAGE:
+        print(f"outreach: {summary.run.status_reason}", file=sys.stderr)
     if summary.run.status in (RunStatus.SENDING, RunStatus.PAUSED):
         print(
             f"not finished: continue with `python -m outreach_core resume {run_id}`",

@@ -40,6 +40,7 @@ from outreach_core.planning import (
     SenderIdentity,
     mark_suppressed,
     plan_deliveries,
+    render_abort_reason,
     render_context,
 )
 from outreach_core.ratelimit import TokenBucket
@@ -153,7 +154,8 @@ def take_over(ws: Workspace, run_id: int, *, worker_id: str) -> Run:
 def freeze_audience(ws: Workspace, run: Run) -> bool:
     """INITIALIZING -> SENDING: one delivery row per audience row, all in one transaction.
 
-    Returns False (and fails the run) when the template cannot compile.
+    Returns False (and fails the run) when the template cannot compile, or when rows do not
+    render and the run's `on_render_error` is abort (then no delivery row is written).
     """
     now = utcnow()
     with ws.db.begin() as conn:
@@ -187,6 +189,17 @@ def freeze_audience(ws: Workspace, run: Run) -> bool:
                 run_date=run.created_at,
             )
         )
+        abort = render_abort_reason(plan, run.options.on_render_error)
+        if abort:
+            runs.set_run_status(
+                conn,
+                run.id,
+                expected=RunStatus.INITIALIZING,
+                target=RunStatus.FAILED,
+                now=now,
+                reason=abort,
+            )
+            return False
         pending_keys = [p.key for p in plan if p.status is DeliveryStatus.PENDING and p.key]
         plan = mark_suppressed(plan, suppressions.suppressed_among(conn, pending_keys))
         deliveries.insert_deliveries(

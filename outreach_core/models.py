@@ -115,6 +115,15 @@ def check_delivery_transition(current: DeliveryStatus, target: DeliveryStatus) -
         )
 
 
+class RenderErrorPolicy(StrEnum):
+    """What a run does with rows whose template does not render."""
+
+    #: record them as skipped (render_error) and send the rest
+    SKIP = "skip"
+    #: send nothing: the run fails, naming the rows
+    ABORT = "abort"
+
+
 class SendOptions(BaseModel):
     """How fast a run may send: stored with the run."""
 
@@ -126,6 +135,7 @@ class SendOptions(BaseModel):
     batch_size: int = Field(default=50, ge=1, le=10_000, description="deliveries claimed at once")
     max_attempts: int = Field(default=3, ge=1, le=10, description="tries for transient errors")
     skip_mx: bool = False
+    on_render_error: RenderErrorPolicy = RenderErrorPolicy.SKIP
 
 
 class Run(BaseModel):

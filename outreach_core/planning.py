@@ -11,9 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from outreach_core.errors import TemplateError
-from outreach_core.models import DeliveryStatus, SkipReason
+from outreach_core.models import DeliveryStatus, RenderErrorPolicy, SkipReason
 from outreach_core.templating import CompiledTemplate
 from outreach_core.validation import check_syntax
+
+#: how the status reason of a run stopped by on-render-error abort begins
+RENDER_ABORT_PREFIX = "on-render-error abort"
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,13 @@ class PlannedDelivery:
 def render_context(
     variables: dict[str, Any], *, email: str, sender: SenderIdentity, run_date: datetime
 ) -> dict[str, Any]:
-    """The row's variables plus the built-ins every template may use."""
+    """The row's variables plus the built-ins every template may use.
+
+    An empty cell is left out, so the template sees it as undefined: an error under strict
+    rendering unless the template gives it a `| default(...)`.
+    """
     return {
-        **variables,
+        **{name: value for name, value in variables.items() if value != "" and value is not None},
         "recipient": {"email": email},
         "today": run_date.date().isoformat(),
         "run_date": run_date.date().isoformat(),
@@ -122,3 +129,19 @@ def mark_suppressed(
         else p
         for p in plan
     ]
+
+
+def render_abort_reason(
+    plan: Iterable[PlannedDelivery], policy: RenderErrorPolicy, *, limit: int = 20
+) -> str | None:
+    """Why a run must send nothing under `abort` (the rows that do not render), else None."""
+    if policy is not RenderErrorPolicy.ABORT:
+        return None
+    failing = [p for p in plan if p.reason_word == SkipReason.RENDER_ERROR]
+    if not failing:
+        return None
+    shown = "; ".join(f"row {p.row_number}: {p.reason}" for p in failing[:limit])
+    more = f"; and {len(failing) - limit} more" if len(failing) > limit else ""
+    return (
+        f"{RENDER_ABORT_PREFIX}: {len(failing)} rows do not render, nothing was sent: {shown}{more}"
+    )
