@@ -21,6 +21,12 @@ page = st.navigation(
             default=True,
         ),
         st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+        st.Page(
+            "pages/templates.py",
+            title="Templates",
+            icon=":material/edit_note:",
+            url_path="templates",
+        ),
     ]
 )
 

@@ -19,10 +19,13 @@ from outreach_core.ui.views import (
     format_time,
     ledger_frame,
     recent_runs_frame,
+    row_frame,
     run_label,
     run_status_line,
+    sandboxed_frame,
     setup_checklist,
     timezone,
+    versions_frame,
 )
 from outreach_core.workspace import Workspace, open_workspace
 
@@ -37,9 +40,12 @@ __all__ = [
     "ledger_frame",
     "recent_runs_column_config",
     "recent_runs_frame",
+    "row_frame",
     "run_label",
     "run_status_line",
+    "sandboxed_frame",
     "setup_checklist",
+    "versions_frame",
     "workspace",
 ]
 

@@ -204,7 +204,9 @@ def test_unreachable_database_is_named_without_its_password(
     assert "s3cret-pw" not in message
 
 
-@pytest.mark.parametrize("script", ["Home.py", "pages/overview.py", "pages/runs.py"])
+@pytest.mark.parametrize(
+    "script", ["Home.py", "pages/overview.py", "pages/runs.py", "pages/templates.py"]
+)
 def test_pages_stay_thin(script: str) -> None:
     """Pages call services and reports; the store and SQL stay inside outreach_core."""
     tree = ast.parse((REPO / script).read_text(encoding="utf-8"))
