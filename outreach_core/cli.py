@@ -35,7 +35,8 @@ from outreach_core.senders import parse_engine_url
 from outreach_core.signals import stop_on_signals
 from outreach_core.store import db
 from outreach_core.template_checks import content_warnings
-from outreach_core.templating import CompiledTemplate, load_template_dir
+from outreach_core.template_tools import source_of
+from outreach_core.templating import CompiledTemplate, load_template_dir, write_template_dir
 from outreach_core.workspace import Workspace, start_process
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
@@ -132,6 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a run's per-recipient outcome as CSV")
     export.add_argument("run_id", type=int)
     export.add_argument("--out", type=Path, required=True)
+
+    template = commands.add_parser("template", help="import or export a template folder")
+    template_actions = template.add_subparsers(dest="action", required=True)
+    imports = template_actions.add_parser(
+        "import", help="save a folder (subject.txt, body.html, body.txt) as a new version"
+    )
+    imports.add_argument("folder", type=Path)
+    imports.add_argument("--name", help="template name (default: the folder's name)")
+    exports = template_actions.add_parser("export", help="write a template's newest version")
+    exports.add_argument("name")
+    exports.add_argument("--out", type=Path, required=True, help="folder to write into")
 
     database = commands.add_parser("db", help="database maintenance")
     database.add_argument("action", choices=["upgrade"], help="apply pending migrations")
@@ -272,6 +284,19 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_template(ws: Workspace, args: argparse.Namespace) -> int:
+    if args.action == "import":
+        name = args.name or args.folder.resolve().name
+        saved = services.save_template(ws, name, load_template_dir(args.folder), actor=ACTOR)
+        print(f"template {saved.name!r} is at version {saved.version}")
+        return EXIT_OK
+    current = services.find_template(ws, args.name)
+    written = write_template_dir(source_of(current), args.out)
+    files = ", ".join(path.name for path in written)
+    print(f"wrote {current.name!r} version {current.version} to {args.out}: {files}")
+    return EXIT_OK
+
+
 def cmd_export(ws: Workspace, args: argparse.Namespace) -> int:
     written = reports.export_run(ws, args.run_id, args.out)
     print(f"wrote {written} recipients to {args.out}")
@@ -293,7 +318,13 @@ def main(argv: list[str] | None = None) -> int:
             loaded = load_demo(ws)
             print("demo workspace loaded" if loaded else "demo workspace already present")
             return EXIT_OK
-        handler = {"send": cmd_send, "resume": cmd_resume, "runs": cmd_runs, "export": cmd_export}
+        handler = {
+            "send": cmd_send,
+            "resume": cmd_resume,
+            "runs": cmd_runs,
+            "export": cmd_export,
+            "template": cmd_template,
+        }
         return handler[args.command](ws, args)
     except (InputError, NotFound, RunBusy, ConfigError) as exc:
         print(f"outreach: {exc}", file=sys.stderr)

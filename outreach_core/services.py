@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from outreach_core import crypto, executor
 from outreach_core.audience import ParsedFile
-from outreach_core.errors import InputError
+from outreach_core.errors import InputError, NotFound
 from outreach_core.models import (
     Audience,
     Engine,
@@ -268,6 +268,16 @@ def list_templates(ws: Workspace) -> list[Template]:
     """The newest version of every template, by name."""
     with ws.db.connect() as conn:
         return templates.list_templates(conn)
+
+
+def find_template(ws: Workspace, name: str) -> Template:
+    """The newest version of the template with this name; NotFound lists the names."""
+    found = list_templates(ws)
+    for template in found:
+        if template.name == name:
+            return template
+    known = ", ".join(repr(t.name) for t in found) or "none yet"
+    raise NotFound(f"there is no template named {name!r}; templates: {known}")
 
 
 def template_versions(ws: Workspace, template_id: int) -> list[Template]:
