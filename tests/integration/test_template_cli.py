@@ -23,7 +23,8 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_import_then_export_gives_back_the_same_files(tmp_path: Path) -> None:
-    """Verify a folder imported (twice: one version) and exported again has the same files."""
+    """Verify a folder imported (twice: one version) and exported again has the same files;
+    exporting an unknown name exits 2 listing the templates there are."""
     first = cli(tmp_path, "template", "import", str(DEMO_TEMPLATE), "--name", "Demo")
     again = cli(tmp_path, "template", "import", str(DEMO_TEMPLATE), "--name", "Demo")
     out = tmp_path / "exported"
@@ -33,6 +34,11 @@ def test_import_then_export_gives_back_the_same_files(tmp_path: Path) -> None:
     assert exported.returncode == 0, exported.stderr
     for name in ("subject.txt", "body.html", "body.txt"):
         assert (out / name).read_text() == (DEMO_TEMPLATE / name).read_text(), name
+
+    unknown = cli(tmp_path, "template", "export", "Nope", "--out", str(out))
+
+    assert unknown.returncode == 2
+    assert "there is no template named 'Nope'; templates: 'Demo'" in unknown.stderr
 
 
 def test_import_of_an_escape_payload_exits_2_naming_part_line_and_column(tmp_path: Path) -> None:
@@ -46,13 +52,3 @@ def test_import_of_an_escape_payload_exits_2_naming_part_line_and_column(tmp_pat
 
     assert result.returncode == 2
     assert result.stderr.startswith("outreach: text: line 2, column 17: not allowed in a template")
-
-
-def test_export_of_an_unknown_template_exits_2_listing_the_names(tmp_path: Path) -> None:
-    """Verify exporting a name that does not exist says which templates do."""
-    cli(tmp_path, "template", "import", str(DEMO_TEMPLATE), "--name", "Demo")
-
-    result = cli(tmp_path, "template", "export", "Nope", "--out", str(tmp_path / "x"))
-
-    assert result.returncode == 2
-    assert "there is no template named 'Nope'; templates: 'Demo'" in result.stderr
