@@ -39,7 +39,7 @@ BUILTIN_NAMES = frozenset(name.partition(".")[0] for name in BUILTINS)
 #: helper globals Jinja2 ships that sandbox escapes start from; removed from our environments
 _REMOVED_GLOBALS = ("cycler", "joiner", "namespace", "lipsum")
 #: names a template may not read even if a row had such a column
-_FORBIDDEN_NAMES = frozenset({*_REMOVED_GLOBALS, "self", "config", "request", "loop_controls"})
+_FORBIDDEN_NAMES = frozenset({*_REMOVED_GLOBALS, "self", "config"})
 _FORBIDDEN_FILTERS = frozenset({"attr"})
 _FORBIDDEN_METHODS = frozenset({"format", "format_map", "mro"})
 #: values a template may print; anything else would show a Python object's repr
