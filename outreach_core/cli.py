@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from outreach_core import executor, reports, services
 from outreach_core.audience import ParsedFile, read_contacts_file
@@ -118,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows whose template does not render: skip them and send the rest, or abort "
         f"the send (nothing is sent, exit 2) (default {DEFAULTS.on_render_error})",
     )
+    send.add_argument(
+        "--unsubscribe-url",
+        default=None,
+        help="base address for {{ unsubscribe_url }}; each recipient gets it plus "
+        "?email=…&token=… (an HMAC of the address with the workspace's secret key)",
+    )
     send.add_argument("--dry-run", action="store_true", help="check and render, send nothing")
     send.add_argument(
         "--queue", action="store_true", help="only queue the run; the daemon will send it"
@@ -173,6 +182,8 @@ def _dry_run(
     template: CompiledTemplate,
     sender: SenderIdentity,
     policy: RenderErrorPolicy,
+    *,
+    unsubscribe: Callable[[str], str] | None,
 ) -> int:
     """Pre-flight: render every row, print the summary, the warnings and each row not sent.
 
@@ -187,6 +198,7 @@ def _dry_run(
             template=template,
             sender=sender,
             run_date=datetime.now(UTC),
+            unsubscribe=unsubscribe,
         )
     )
     sendable = sum(p.status is DeliveryStatus.PENDING for p in plan)
@@ -213,15 +225,25 @@ def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
     template = CompiledTemplate(source)
     engine_url = parse_engine_url(args.engine)
     sender = _sender_for(args.sender, engine_url.username)
-    options = SendOptions(
-        rate=args.rate,
-        burst=args.burst,
-        concurrency=args.concurrency,
-        skip_mx=args.skip_mx,
-        on_render_error=RenderErrorPolicy(args.on_render_error),
-    )
+    try:
+        options = SendOptions(
+            rate=args.rate,
+            burst=args.burst,
+            concurrency=args.concurrency,
+            skip_mx=args.skip_mx,
+            on_render_error=RenderErrorPolicy(args.on_render_error),
+            unsubscribe_base_url=args.unsubscribe_url,
+        )
+    except ValidationError as exc:
+        raise InputError(f"--unsubscribe-url: {exc.errors()[0]['msg']}") from None
     if args.dry_run:
-        return _dry_run(parsed, template, sender, options.on_render_error)
+        return _dry_run(
+            parsed,
+            template,
+            sender,
+            options.on_render_error,
+            unsubscribe=executor.unsubscribe_links(ws, options),
+        )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     template_name = args.template.resolve().name
     workflow = services.setup_workflow(

@@ -35,6 +35,7 @@ from outreach_core.models import (
     DeliveryStatus,
     Run,
     RunStatus,
+    SendOptions,
 )
 from outreach_core.planning import (
     SenderIdentity,
@@ -55,6 +56,7 @@ from outreach_core.store import (
     workflows,
 )
 from outreach_core.templating import CompiledTemplate, TemplateSource
+from outreach_core.unsubscribe import UnsubscribeLinks
 from outreach_core.workspace import Workspace, utcnow
 
 log = logging.getLogger("outreach.executor")
@@ -151,6 +153,14 @@ def take_over(ws: Workspace, run_id: int, *, worker_id: str) -> Run:
         return runs.get_run(conn, run_id)
 
 
+def unsubscribe_links(ws: Workspace, options: SendOptions) -> UnsubscribeLinks | None:
+    """The run's `unsubscribe_url` maker, when its options name a base URL."""
+    if not options.unsubscribe_base_url:
+        return None
+    secret = crypto.load_secret(ws.settings.secret_key, ws.settings.data_dir)
+    return UnsubscribeLinks(options.unsubscribe_base_url, crypto.derived_key(secret, "unsubscribe"))
+
+
 def freeze_audience(ws: Workspace, run: Run) -> bool:
     """INITIALIZING -> SENDING: one delivery row per audience row, all in one transaction.
 
@@ -187,6 +197,7 @@ def freeze_audience(ws: Workspace, run: Run) -> bool:
                 template=template,
                 sender=SenderIdentity(engine.from_email, engine.from_name),
                 run_date=run.created_at,
+                unsubscribe=unsubscribe_links(ws, run.options),
             )
         )
         abort = render_abort_reason(plan, run.options.on_render_error)
@@ -234,6 +245,7 @@ class _Context:
     sender_identity: SenderIdentity
     sender: Sender
     bucket: TokenBucket
+    unsubscribe: UnsubscribeLinks | None = None
     engine_error: str | None = None
 
 
@@ -259,6 +271,7 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> None:
                 email=delivery.email,
                 sender=ctx.sender_identity,
                 run_date=ctx.run.created_at,
+                unsubscribe=ctx.unsubscribe,
             )
         )
         outgoing = build_message(
@@ -368,6 +381,7 @@ async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) 
                 sender_identity=SenderIdentity(engine.from_email, engine.from_name),
                 sender=sender,
                 bucket=TokenBucket(run.options.rate, run.options.burst),
+                unsubscribe=unsubscribe_links(ws, run.options),
             )
             why = await _send_batches(ctx, stop, lost)
     except SendError as exc:  # the engine could not even be opened

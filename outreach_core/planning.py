@@ -5,7 +5,7 @@ Pure: no I/O. The executor (INITIALIZING) and the dry run both use `plan_deliver
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -44,12 +44,18 @@ class PlannedDelivery:
 
 
 def render_context(
-    variables: dict[str, Any], *, email: str, sender: SenderIdentity, run_date: datetime
+    variables: dict[str, Any],
+    *,
+    email: str,
+    sender: SenderIdentity,
+    run_date: datetime,
+    unsubscribe: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """The row's variables plus the built-ins every template may use.
 
     An empty cell is left out, so the template sees it as undefined: an error under strict
-    rendering unless the template gives it a `| default(...)`.
+    rendering unless the template gives it a `| default(...)`. `unsubscribe_url` is there only
+    when the run has an unsubscribe base URL (`unsubscribe` makes it from the address).
     """
     return {
         **{name: value for name, value in variables.items() if value != "" and value is not None},
@@ -58,6 +64,7 @@ def render_context(
         "run_date": run_date.date().isoformat(),
         "sender_name": sender.name,
         "sender_email": sender.email,
+        **({"unsubscribe_url": unsubscribe(email)} if unsubscribe else {}),
     }
 
 
@@ -68,6 +75,7 @@ def plan_deliveries(
     template: CompiledTemplate,
     sender: SenderIdentity,
     run_date: datetime,
+    unsubscribe: Callable[[str], str] | None = None,
 ) -> Iterator[PlannedDelivery]:
     """Decide each row: pending, or skipped with a reason. The first occurrence of an address
     wins; later ones are skipped as duplicates naming the row they repeat."""
@@ -100,7 +108,13 @@ def plan_deliveries(
         first_row_of[checked.key] = number
         try:
             template.render(
-                render_context(data, email=checked.address, sender=sender, run_date=run_date)
+                render_context(
+                    data,
+                    email=checked.address,
+                    sender=sender,
+                    run_date=run_date,
+                    unsubscribe=unsubscribe,
+                )
             )
         except TemplateError as exc:
             yield PlannedDelivery(

@@ -33,6 +33,8 @@ BUILTINS: dict[str, str] = {
     "sender_email": "the address of the engine's From",
     "today": "the run's date, YYYY-MM-DD (UTC)",
     "run_date": "the same date as `today`: the day the run was queued",
+    "unsubscribe_url": "the workflow's unsubscribe address plus this recipient's signed token "
+    "(`?email=…&token=…`); undefined when the workflow has no unsubscribe URL",
 }
 BUILTIN_NAMES = frozenset(name.partition(".")[0] for name in BUILTINS)
 

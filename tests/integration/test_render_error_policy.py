@@ -141,3 +141,24 @@ def test_on_render_error_refuses_an_unknown_policy(
 
     assert result.returncode == 2
     assert "invalid choice: 'ignore' (choose from 'skip', 'abort')" in result.stderr
+
+
+def test_unsubscribe_url_option_is_checked_and_fills_the_builtin(
+    tmp_path: Path, files: tuple[Path, Path], smtp_server: SmtpTestServer
+) -> None:
+    """Verify --unsubscribe-url refuses a non-http URL (exit 2), and with a good one a
+    template reading `{{ unsubscribe_url }}` renders for every row but 37."""
+    template = files[1]
+    (template / "body.txt").write_text("Hi {{ company }}: {{ unsubscribe_url }}\n")
+
+    bad = send(tmp_path, files, smtp_server.url, "--dry-run", "--unsubscribe-url", "ftp://x")
+    without = send(tmp_path, files, smtp_server.url, "--dry-run")
+    good = send(
+        tmp_path, files, smtp_server.url, "--dry-run", "--unsubscribe-url", "https://e.com/u"
+    )
+
+    assert bad.returncode == 2
+    assert "--unsubscribe-url: Value error, unsubscribe URL 'ftp://x'" in bad.stderr
+    assert len(row_lines(without.stdout)) == ROWS
+    assert "'unsubscribe_url' is undefined" in row_lines(without.stdout)[0][3]
+    assert [line[0] for line in row_lines(good.stdout)] == [f"row {EMPTY_ROW}"]

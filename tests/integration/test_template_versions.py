@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from email import message_from_bytes, policy
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from outreach_core import services
+from outreach_core import crypto, services, unsubscribe
 from outreach_core.audience import ParsedFile
 from outreach_core.errors import TemplateError
 from outreach_core.executor import StopSignal, new_worker_id, run_to_end
@@ -127,3 +129,44 @@ def test_render_error_policy_of_the_workflow_decides_skip_or_abort(
         assert "row 2: render_error: subject: 'company' is undefined" in run.status_reason
         assert counts.total == 0
         assert not outbox.exists()
+
+
+def test_run_with_an_unsubscribe_base_url_sends_each_recipient_a_verifiable_link(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Verify `{{ unsubscribe_url }}` renders the base URL plus a token that the workspace's
+    derived key verifies for that recipient and no other."""
+    outbox = tmp_path / "out"
+    rows = [{"email": "a@example.com", "company": "A"}, {"email": "b@example.com", "company": "B"}]
+    workflow = services.setup_workflow(
+        workspace,
+        name="unsub",
+        parsed=ParsedFile("c.csv", ["email", "company"], "email", rows),
+        template=TemplateSource("Hi", None, "Leave: {{ unsubscribe_url }}\n"),
+        engine_url=f"outbox://{outbox}",
+        from_email="team@example.com",
+        from_name="Team",
+        options=SendOptions(rate=0, unsubscribe_base_url="https://example.com/unsubscribe"),
+        actor=ACTOR,
+    )
+    run_id = services.queue_run(workspace, workflow.id, trigger="test", actor=ACTOR)
+
+    run = run_to_end(workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
+
+    assert run.status is RunStatus.COMPLETED
+    settings = workspace.settings
+    key = crypto.derived_key(
+        crypto.load_secret(settings.secret_key, settings.data_dir), "unsubscribe"
+    )
+    links = {}
+    for path in outbox.iterdir():
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        body = message.get_body(("plain",)).get_content()
+        links[str(message["To"])] = body.split("Leave: ", 1)[1].strip()
+    assert sorted(links) == ["a@example.com", "b@example.com"]
+    for email, link in links.items():
+        query = parse_qs(urlsplit(link).query)
+        assert link.startswith("https://example.com/unsubscribe?")
+        assert query["email"] == [email]
+        assert unsubscribe.verify(key, email, query["token"][0])
+    assert links["a@example.com"] != links["b@example.com"]
