@@ -10,7 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from outreach_core import services
 from outreach_core.demo import DEMO_TEMPLATE
-from tests.e2e.dashboard import HOME, Demo
+from outreach_core.workspace import Workspace
+from tests.e2e.dashboard import HOME, Demo, open_test_workspace
 
 
 def open_page() -> AppTest:
@@ -179,3 +180,26 @@ def test_zip_round_trip_of_the_folder_format() -> None:
         files = {name: archive.read(name) for name in archive.namelist()}
     assert sorted(files) == ["body.html", "body.txt", "subject.txt"]
     assert source_from_files(files) == source
+
+
+def test_empty_workspace_can_write_and_save_a_first_template(data_dir: Path) -> None:
+    """Verify the page works with nothing saved yet: no preview without an audience, and a
+    new template saved from the editor becomes version 1 and is then selected."""
+    at = open_page()
+    assert at.selectbox(key="template_id").value == 0
+    assert any("Import an audience to preview" in i.value for i in at.info)
+
+    at.text_input(key="tpl_name").set_value("Welcome")
+    at.text_input(key="tpl_subject").set_value("Welcome {{ first_name }}")
+    at.text_area(key="tpl_text").set_value("Hi {{ first_name }}\n")
+    at.button[0].click().run()
+
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.success[0].value == "Saved Welcome version 1."
+    ws: Workspace = open_test_workspace(data_dir)
+    try:
+        (saved,) = services.list_templates(ws)
+    finally:
+        ws.close()
+    assert (saved.name, saved.version, saved.text) == ("Welcome", 1, "Hi {{ first_name }}\n")
+    assert at.selectbox(key="template_id").value == saved.id
