@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from outreach_core import crypto, executor
@@ -302,6 +304,17 @@ def list_engines(ws: Workspace) -> list[Engine]:
     """All engines, secrets masked."""
     with ws.db.connect() as conn:
         return engines.list_engines(conn)
+
+
+def unsubscribe_links(ws: Workspace, base_url: str) -> Callable[[str], str]:
+    """The `unsubscribe_url` maker a run with this base URL would use (for previews)."""
+    try:
+        options = SendOptions(unsubscribe_base_url=base_url)
+    except ValidationError as exc:
+        raise InputError(exc.errors()[0]["msg"]) from None
+    links = executor.unsubscribe_links(ws, options)
+    assert links is not None
+    return links
 
 
 def send_test_message(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import io
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -101,13 +101,16 @@ def preview_row(
     email_column: str,
     sender: SenderIdentity,
     run_date: datetime,
+    unsubscribe: Callable[[str], str] | None = None,
 ) -> Preview:
     """Render one audience row exactly as a run would."""
     number, data = row
     email = str(data.get(email_column) or "")
     try:
         rendered = CompiledTemplate(source).render(
-            render_context(data, email=email, sender=sender, run_date=run_date)
+            render_context(
+                data, email=email, sender=sender, run_date=run_date, unsubscribe=unsubscribe
+            )
         )
     except TemplateError as exc:
         return Preview(number, email, data, None, str(exc))

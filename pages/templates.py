@@ -152,6 +152,18 @@ else:
         first_engine.from_email if first_engine else "you@example.com",
         first_engine.from_name if first_engine else "",
     )
+    unsubscribe = None
+    if "unsubscribe_url" in report.builtins:
+        base_url = st.text_input(
+            "Unsubscribe base URL for the preview",
+            key="preview_unsubscribe",
+            placeholder="https://example.com/unsubscribe",
+            help="a run takes it from its workflow (send --unsubscribe-url)",
+        )
+        try:
+            unsubscribe = services.unsubscribe_links(ws, base_url) if base_url else None
+        except OutreachError as exc:
+            st.error(str(exc))
     if row is None:
         st.warning(f"No row's address contains {needle!r}.")
     elif report.error is None:
@@ -161,6 +173,7 @@ else:
             email_column=audience.email_column,
             sender=sender,
             run_date=datetime.now(UTC),
+            unsubscribe=unsubscribe,
         )
         values, message = st.columns([1, 2], gap="large")
         values.markdown(f"**Row {preview.row_number}** · {preview.email or '(no address)'}")

@@ -203,3 +203,17 @@ def test_empty_workspace_can_write_and_save_a_first_template(data_dir: Path) -> 
         ws.close()
     assert (saved.name, saved.version, saved.text) == ("Welcome", 1, "Hi {{ first_name }}\n")
     assert at.selectbox(key="template_id").value == saved.id
+
+
+def test_preview_fills_unsubscribe_url_from_the_base_url_typed(demo: Demo) -> None:
+    """Verify a template using `{{ unsubscribe_url }}` previews as a render error until a base
+    URL is given, then shows that URL with the row's address and a token."""
+    at = open_page()
+    at.text_area(key="tpl_text").set_value("Bye: {{ unsubscribe_url }}").run()
+    assert any("'unsubscribe_url' is undefined" in e.value for e in at.error)
+
+    at.text_input(key="preview_unsubscribe").set_value("https://example.com/u").run()
+
+    assert not at.exception
+    text = next(c.value for c in at.code if c.language == "plaintext")
+    assert text.startswith("Bye: https://example.com/u?email=ada.lovelace0%40example.com&token=")
