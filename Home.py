@@ -9,6 +9,7 @@ import streamlit as st
 from outreach_core import ConfigError, ui
 
 st.set_page_config(page_title="Outreach", layout="wide")
+ui.mark_routed()
 
 # Navigation first, so the sidebar never falls back to listing pages/ on its own.
 page = st.navigation(
