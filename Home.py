@@ -9,6 +9,7 @@ import streamlit as st
 from outreach_core import ConfigError, ui
 
 st.set_page_config(page_title="Outreach", layout="wide")
+ui.mark_routed()
 
 # Navigation first, so the sidebar never falls back to listing pages/ on its own.
 page = st.navigation(
@@ -27,6 +28,12 @@ page = st.navigation(
             "pages/dry_run.py", title="Dry run", icon=":material/fact_check:", url_path="dry-run"
         ),
         st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+        st.Page(
+            "pages/templates.py",
+            title="Templates",
+            icon=":material/edit_note:",
+            url_path="templates",
+        ),
     ]
 )
 

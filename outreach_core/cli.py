@@ -9,21 +9,37 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from outreach_core import dryrun, executor, reports, services
-from outreach_core.audience import read_contacts_file
+from outreach_core.audience import ParsedFile, read_contacts_file
 from outreach_core.demo import load_demo
 from outreach_core.errors import ConfigError, InputError, NotFound, OutreachError, RunBusy
 from outreach_core.message import header_safe
-from outreach_core.models import DeliveryStatus, RunStatus, RunSummary, SendOptions
-from outreach_core.planning import SenderIdentity, plan_deliveries
+from outreach_core.models import (
+    DeliveryStatus,
+    RenderErrorPolicy,
+    RunStatus,
+    RunSummary,
+    SendOptions,
+)
+from outreach_core.planning import (
+    RENDER_ABORT_PREFIX,
+    SenderIdentity,
+    plan_deliveries,
+    render_abort_reason,
+)
 from outreach_core.senders import parse_engine_url
 from outreach_core.signals import stop_on_signals
 from outreach_core.store import db
-from outreach_core.templating import CompiledTemplate, load_template_dir
+from outreach_core.template_checks import content_warnings
+from outreach_core.template_tools import source_of
+from outreach_core.templating import CompiledTemplate, load_template_dir, write_template_dir
 from outreach_core.workspace import Workspace, start_process
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
@@ -33,7 +49,11 @@ DEFAULT_FROM = "Outreach <outreach@localhost.localdomain>"
 
 
 def exit_code(summary: RunSummary) -> int:
-    """0 when every deliverable recipient was sent, else 1."""
+    """0 when every deliverable recipient was sent; 2 when the run refused to start because
+    rows do not render (on-render-error abort); else 1."""
+    reason = summary.run.status_reason or ""
+    if summary.run.status is RunStatus.FAILED and reason.startswith(RENDER_ABORT_PREFIX):
+        return EXIT_USAGE
     if summary.run.status is RunStatus.COMPLETED and summary.counts.unsettled == 0:
         return EXIT_OK
     return EXIT_INCOMPLETE
@@ -94,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--skip-mx", action="store_true", help="do not look up the recipients' mail servers"
     )
+    send.add_argument(
+        "--on-render-error",
+        choices=[policy.value for policy in RenderErrorPolicy],
+        default=DEFAULTS.on_render_error,
+        help="rows whose template does not render: skip them and send the rest, or abort "
+        f"the send (nothing is sent, exit 2) (default {DEFAULTS.on_render_error})",
+    )
+    send.add_argument(
+        "--unsubscribe-url",
+        default=None,
+        help="base address for {{ unsubscribe_url }}; each recipient gets it plus "
+        "?email=…&token=… (an HMAC of the address with the workspace's secret key)",
+    )
     send.add_argument("--dry-run", action="store_true", help="check and render, send nothing")
     send.add_argument(
         "--queue", action="store_true", help="only queue the run; the daemon will send it"
@@ -127,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     dry_run.add_argument("workflow", help="workflow name or id")
     dry_run.add_argument("--out", type=Path, required=True, help="result CSV to write")
     dry_run.add_argument("--skip-mx", action="store_true", help="check syntax only, no DNS")
+    template = commands.add_parser("template", help="import or export a template folder")
+    template_actions = template.add_subparsers(dest="action", required=True)
+    imports = template_actions.add_parser(
+        "import", help="save a folder (subject.txt, body.html, body.txt) as a new version"
+    )
+    imports.add_argument("folder", type=Path)
+    imports.add_argument("--name", help="template name (default: the folder's name)")
+    exports = template_actions.add_parser("export", help="write a template's newest version")
+    exports.add_argument("name")
+    exports.add_argument("--out", type=Path, required=True, help="folder to write into")
 
     database = commands.add_parser("db", help="database maintenance")
     database.add_argument("action", choices=["upgrade"], help="apply pending migrations")
@@ -153,13 +196,19 @@ def _print_summary(summary: RunSummary) -> None:
 
 def _dry_run(
     ws: Workspace,
-    parsed_rows: list[dict],
-    email_column: str,
+    parsed: ParsedFile,
     template: CompiledTemplate,
     sender: SenderIdentity,
+    policy: RenderErrorPolicy,
     *,
+    unsubscribe: Callable[[str], str] | None,
     skip_mx: bool,
 ) -> int:
+    """Pre-flight: render every row, print the summary, the warnings and each row not sent.
+
+    Exits 2 when a send with the same options would abort on rows that do not render.
+    """
+    parsed_rows, email_column = parsed.rows, parsed.email_column
     print("run: dry-run", flush=True)
     emails = [str(row.get(email_column) or "") for row in parsed_rows]
     domains = None if skip_mx else dryrun.check_emails(ws, emails).domains
@@ -171,14 +220,25 @@ def _dry_run(
             sender=sender,
             run_date=datetime.now(UTC),
             domains=domains,
+            unsubscribe=unsubscribe,
         )
     )
     sendable = sum(p.status is DeliveryStatus.PENDING for p in plan)
     print(f"dry run: {len(plan)} rows, {sendable} would be sent, {len(plan) - sendable} would not")
+    columns = sorted(template.column_variables)
+    print(f"variables: {', '.join(columns) or '(none)'}")
+    missing = template.missing_columns(parsed.columns)
+    if missing:
+        print(f"missing columns: {', '.join(missing)} (every row without them fails to render)")
+    for warning in content_warnings(template.source):
+        print(f"warning: {warning}")
+    abort = render_abort_reason(plan, policy)
+    if abort:
+        print("on-render-error abort: a send would not start; the rows below do not render")
     for p in plan:
         if p.status is not DeliveryStatus.PENDING:
             print(f"row {p.row_number}\t{p.reason_word}\t{p.email or '-'}\t{p.reason}")
-    return EXIT_OK
+    return EXIT_USAGE if abort else EXIT_OK
 
 
 def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
@@ -187,12 +247,26 @@ def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
     template = CompiledTemplate(source)
     engine_url = parse_engine_url(args.engine)
     sender = _sender_for(args.sender, engine_url.username)
-    options = SendOptions(
-        rate=args.rate, burst=args.burst, concurrency=args.concurrency, skip_mx=args.skip_mx
-    )
+    try:
+        options = SendOptions(
+            rate=args.rate,
+            burst=args.burst,
+            concurrency=args.concurrency,
+            skip_mx=args.skip_mx,
+            on_render_error=RenderErrorPolicy(args.on_render_error),
+            unsubscribe_base_url=args.unsubscribe_url,
+        )
+    except ValidationError as exc:
+        raise InputError(f"--unsubscribe-url: {exc.errors()[0]['msg']}") from None
     if args.dry_run:
         return _dry_run(
-            ws, parsed.rows, parsed.email_column, template, sender, skip_mx=args.skip_mx
+            ws,
+            parsed,
+            template,
+            sender,
+            options.on_render_error,
+            unsubscribe=executor.unsubscribe_links(ws, options),
+            skip_mx=args.skip_mx,
         )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     template_name = args.template.resolve().name
@@ -224,6 +298,8 @@ def _execute(ws: Workspace, run_id: int) -> int:
         executor.run_to_end(ws, run_id, worker_id=executor.new_worker_id(), stop=stop)
     summary = services.run_summary(ws, run_id)
     _print_summary(summary)
+    if exit_code(summary) == EXIT_USAGE:
+        print(f"outreach: {summary.run.status_reason}", file=sys.stderr)
     if summary.run.status in (RunStatus.SENDING, RunStatus.PAUSED):
         print(
             f"not finished: continue with `python -m outreach_core resume {run_id}`",
@@ -288,6 +364,19 @@ def cmd_dry_run(ws: Workspace, args: argparse.Namespace) -> int:
     return _write_report(report, args.out)
 
 
+def cmd_template(ws: Workspace, args: argparse.Namespace) -> int:
+    if args.action == "import":
+        name = args.name or args.folder.resolve().name
+        saved = services.save_template(ws, name, load_template_dir(args.folder), actor=ACTOR)
+        print(f"template {saved.name!r} is at version {saved.version}")
+        return EXIT_OK
+    current = services.find_template(ws, args.name)
+    written = write_template_dir(source_of(current), args.out)
+    files = ", ".join(path.name for path in written)
+    print(f"wrote {current.name!r} version {current.version} to {args.out}: {files}")
+    return EXIT_OK
+
+
 def cmd_export(ws: Workspace, args: argparse.Namespace) -> int:
     written = reports.export_run(ws, args.run_id, args.out)
     print(f"wrote {written} recipients to {args.out}")
@@ -316,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             "export": cmd_export,
             "validate": cmd_validate,
             "dry-run": cmd_dry_run,
+            "template": cmd_template,
         }
         return handler[args.command](ws, args)
     except (InputError, NotFound, RunBusy, ConfigError) as exc:

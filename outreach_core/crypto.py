@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -12,31 +14,45 @@ from outreach_core.errors import ConfigError
 KEY_FILE_NAME = "secret.key"
 
 
-def load_fernet(secret_key: str | None, data_dir: Path) -> Fernet:
-    """The cipher for stored secrets.
+def load_secret(secret_key: str | None, data_dir: Path) -> bytes:
+    """The workspace's secret key (a Fernet key), checked.
 
     `OUTREACH_SECRET_KEY` wins; otherwise a key file in the data folder is read, or created
     with mode 0600 on first start so that a new workspace is encrypted from its first engine.
     """
     if secret_key:
         try:
-            return Fernet(secret_key.encode())
+            Fernet(secret_key.encode())
         except ValueError:
             raise ConfigError(
                 "OUTREACH_SECRET_KEY: must be a Fernet key (32 url-safe base64 bytes); "
                 'make one with: python -c "from cryptography.fernet import Fernet; '
                 'print(Fernet.generate_key().decode())"'
             ) from None
+        return secret_key.encode()
     path = data_dir / KEY_FILE_NAME
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(Fernet.generate_key())
+    key = path.read_bytes().strip()
     try:
-        return Fernet(path.read_bytes().strip())
+        Fernet(key)
     except ValueError:
         raise ConfigError(f"the key file {path} is not a Fernet key") from None
+    return key
+
+
+def load_fernet(secret_key: str | None, data_dir: Path) -> Fernet:
+    """The cipher for stored secrets, with the key `load_secret` finds."""
+    return Fernet(load_secret(secret_key, data_dir))
+
+
+def derived_key(secret: bytes, purpose: str) -> bytes:
+    """A key for one purpose (e.g. signing unsubscribe links) derived from the workspace's
+    secret: one secret serves every use, and no derived key reveals it or another."""
+    return hmac.new(secret, b"outreach:" + purpose.encode(), hashlib.sha256).digest()
 
 
 def encrypt(fernet: Fernet, plaintext: str) -> str:

@@ -37,11 +37,13 @@ from outreach_core.models import (
     DeliveryStatus,
     Run,
     RunStatus,
+    SendOptions,
 )
 from outreach_core.planning import (
     SenderIdentity,
     mark_suppressed,
     plan_deliveries,
+    render_abort_reason,
     render_context,
 )
 from outreach_core.ratelimit import TokenBucket
@@ -56,6 +58,7 @@ from outreach_core.store import (
     workflows,
 )
 from outreach_core.templating import CompiledTemplate, TemplateSource
+from outreach_core.unsubscribe import UnsubscribeLinks
 from outreach_core.workspace import Workspace, utcnow
 
 log = logging.getLogger("outreach.executor")
@@ -152,6 +155,14 @@ def take_over(ws: Workspace, run_id: int, *, worker_id: str) -> Run:
         return runs.get_run(conn, run_id)
 
 
+def unsubscribe_links(ws: Workspace, options: SendOptions) -> UnsubscribeLinks | None:
+    """The run's `unsubscribe_url` maker, when its options name a base URL."""
+    if not options.unsubscribe_base_url:
+        return None
+    secret = crypto.load_secret(ws.settings.secret_key, ws.settings.data_dir)
+    return UnsubscribeLinks(options.unsubscribe_base_url, crypto.derived_key(secret, "unsubscribe"))
+
+
 def freeze_audience(
     ws: Workspace, run: Run, *, domains: Mapping[str, DomainResult] | None = None
 ) -> bool:
@@ -159,7 +170,8 @@ def freeze_audience(
 
     `domains` (the pre-flight's DNS verdicts; None when the run skips MX checks) skips rows
     whose domain cannot receive mail. Returns False (and fails the run) when the template
-    cannot compile.
+    cannot compile, or when rows do not render and the run's `on_render_error` is abort
+    (then no delivery row is written).
     """
     now = utcnow()
     with ws.db.begin() as conn:
@@ -192,8 +204,20 @@ def freeze_audience(
                 sender=SenderIdentity(engine.from_email, engine.from_name),
                 run_date=run.created_at,
                 domains=domains,
+                unsubscribe=unsubscribe_links(ws, run.options),
             )
         )
+        abort = render_abort_reason(plan, run.options.on_render_error)
+        if abort:
+            runs.set_run_status(
+                conn,
+                run.id,
+                expected=RunStatus.INITIALIZING,
+                target=RunStatus.FAILED,
+                now=now,
+                reason=abort,
+            )
+            return False
         pending_keys = [p.key for p in plan if p.status is DeliveryStatus.PENDING and p.key]
         plan = mark_suppressed(plan, suppressions.suppressed_among(conn, pending_keys))
         deliveries.insert_deliveries(
@@ -228,6 +252,7 @@ class _Context:
     sender_identity: SenderIdentity
     sender: Sender
     bucket: TokenBucket
+    unsubscribe: UnsubscribeLinks | None = None
     engine_error: str | None = None
 
 
@@ -253,6 +278,7 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> None:
                 email=delivery.email,
                 sender=ctx.sender_identity,
                 run_date=ctx.run.created_at,
+                unsubscribe=ctx.unsubscribe,
             )
         )
         outgoing = build_message(
@@ -375,6 +401,7 @@ async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) 
                 sender_identity=SenderIdentity(engine.from_email, engine.from_name),
                 sender=sender,
                 bucket=TokenBucket(run.options.rate, run.options.burst),
+                unsubscribe=unsubscribe_links(ws, run.options),
             )
             why = await _send_batches(ctx, stop, lost)
     except SendError as exc:  # the engine could not even be opened

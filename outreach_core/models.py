@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outreach_core.errors import IllegalTransition
 
@@ -123,6 +124,15 @@ def check_delivery_transition(current: DeliveryStatus, target: DeliveryStatus) -
         )
 
 
+class RenderErrorPolicy(StrEnum):
+    """What a run does with rows whose template does not render."""
+
+    #: record them as skipped (render_error) and send the rest
+    SKIP = "skip"
+    #: send nothing: the run fails, naming the rows
+    ABORT = "abort"
+
+
 class SendOptions(BaseModel):
     """How fast a run may send: stored with the run."""
 
@@ -134,6 +144,23 @@ class SendOptions(BaseModel):
     batch_size: int = Field(default=50, ge=1, le=10_000, description="deliveries claimed at once")
     max_attempts: int = Field(default=3, ge=1, le=10, description="tries for transient errors")
     skip_mx: bool = False
+    on_render_error: RenderErrorPolicy = RenderErrorPolicy.SKIP
+    unsubscribe_base_url: str | None = Field(
+        default=None, description="where `unsubscribe_url` points; a token per recipient is added"
+    )
+
+    @field_validator("unsubscribe_base_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
+            raise ValueError(
+                f"unsubscribe URL {value!r}: give an absolute https:// address without #, "
+                "e.g. https://example.com/unsubscribe"
+            )
+        return value
 
 
 class Run(BaseModel):

@@ -5,16 +5,19 @@ Pure: no I/O. The executor (INITIALIZING) and the dry run both use `plan_deliver
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from outreach_core.deliverability import DomainResult, DomainStatus
 from outreach_core.errors import TemplateError
-from outreach_core.models import DeliveryStatus, SkipReason
+from outreach_core.models import DeliveryStatus, RenderErrorPolicy, SkipReason
 from outreach_core.templating import CompiledTemplate
 from outreach_core.validation import check_syntax
+
+#: how the status reason of a run stopped by on-render-error abort begins
+RENDER_ABORT_PREFIX = "on-render-error abort"
 
 
 @dataclass(frozen=True)
@@ -42,16 +45,27 @@ class PlannedDelivery:
 
 
 def render_context(
-    variables: dict[str, Any], *, email: str, sender: SenderIdentity, run_date: datetime
+    variables: dict[str, Any],
+    *,
+    email: str,
+    sender: SenderIdentity,
+    run_date: datetime,
+    unsubscribe: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
-    """The row's variables plus the built-ins every template may use."""
+    """The row's variables plus the built-ins every template may use.
+
+    An empty cell is left out, so the template sees it as undefined: an error under strict
+    rendering unless the template gives it a `| default(...)`. `unsubscribe_url` is there only
+    when the run has an unsubscribe base URL (`unsubscribe` makes it from the address).
+    """
     return {
-        **variables,
+        **{name: value for name, value in variables.items() if value != "" and value is not None},
         "recipient": {"email": email},
         "today": run_date.date().isoformat(),
         "run_date": run_date.date().isoformat(),
         "sender_name": sender.name,
         "sender_email": sender.email,
+        **({"unsubscribe_url": unsubscribe(email)} if unsubscribe else {}),
     }
 
 
@@ -63,6 +77,7 @@ def plan_deliveries(
     sender: SenderIdentity,
     run_date: datetime,
     domains: Mapping[str, DomainResult] | None = None,
+    unsubscribe: Callable[[str], str] | None = None,
 ) -> Iterator[PlannedDelivery]:
     """Decide each row: pending, or skipped with a reason. The first occurrence of an address
     wins; later ones are skipped as duplicates naming the row they repeat.
@@ -109,7 +124,13 @@ def plan_deliveries(
             continue
         try:
             template.render(
-                render_context(data, email=checked.address, sender=sender, run_date=run_date)
+                render_context(
+                    data,
+                    email=checked.address,
+                    sender=sender,
+                    run_date=run_date,
+                    unsubscribe=unsubscribe,
+                )
             )
         except TemplateError as exc:
             yield PlannedDelivery(
@@ -138,3 +159,19 @@ def mark_suppressed(
         else p
         for p in plan
     ]
+
+
+def render_abort_reason(
+    plan: Iterable[PlannedDelivery], policy: RenderErrorPolicy, *, limit: int = 20
+) -> str | None:
+    """Why a run must send nothing under `abort` (the rows that do not render), else None."""
+    if policy is not RenderErrorPolicy.ABORT:
+        return None
+    failing = [p for p in plan if p.reason_word == SkipReason.RENDER_ERROR]
+    if not failing:
+        return None
+    shown = "; ".join(f"row {p.row_number}: {p.reason}" for p in failing[:limit])
+    more = f"; and {len(failing) - limit} more" if len(failing) > limit else ""
+    return (
+        f"{RENDER_ABORT_PREFIX}: {len(failing)} rows do not render, nothing was sent: {shown}{more}"
+    )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
-from outreach_core import crypto
+from outreach_core import crypto, executor
 from outreach_core.audience import ParsedFile
 from outreach_core.errors import InputError, NotFound
 from outreach_core.models import (
@@ -21,6 +26,9 @@ from outreach_core.store import audiences, audit, deliveries, engines, runs, tem
 from outreach_core.templating import CompiledTemplate, TemplateSource
 from outreach_core.validation import check_syntax
 from outreach_core.workspace import Workspace, utcnow
+
+#: the trigger of a run made by a test send; the ledger shows it
+TEST_TRIGGER = "test"
 
 
 def import_audience(ws: Workspace, parsed: ParsedFile, *, name: str, actor: str) -> Audience:
@@ -273,3 +281,91 @@ def list_workflows(ws: Workspace) -> list[Workflow]:
     """All workflows, by name."""
     with ws.db.connect() as conn:
         return workflows.list_workflows(conn)
+
+
+def list_templates(ws: Workspace) -> list[Template]:
+    """The newest version of every template, by name."""
+    with ws.db.connect() as conn:
+        return templates.list_templates(conn)
+
+
+def find_template(ws: Workspace, name: str) -> Template:
+    """The newest version of the template with this name; NotFound lists the names."""
+    found = list_templates(ws)
+    for template in found:
+        if template.name == name:
+            return template
+    known = ", ".join(repr(t.name) for t in found) or "none yet"
+    raise NotFound(f"there is no template named {name!r}; templates: {known}")
+
+
+def template_versions(ws: Workspace, template_id: int) -> list[Template]:
+    """Every saved version of a template, newest first."""
+    with ws.db.connect() as conn:
+        return templates.list_versions(conn, template_id)
+
+
+def audience_rows(ws: Workspace, audience_id: int) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, values) of every row of an audience, in file order."""
+    with ws.db.connect() as conn:
+        return list(audiences.iter_rows(conn, audience_id))
+
+
+def list_engines(ws: Workspace) -> list[Engine]:
+    """All engines, secrets masked."""
+    with ws.db.connect() as conn:
+        return engines.list_engines(conn)
+
+
+def unsubscribe_links(ws: Workspace, base_url: str) -> Callable[[str], str]:
+    """The `unsubscribe_url` maker a run with this base URL would use (for previews)."""
+    try:
+        options = SendOptions(unsubscribe_base_url=base_url)
+    except ValidationError as exc:
+        raise InputError(exc.errors()[0]["msg"]) from None
+    links = executor.unsubscribe_links(ws, options)
+    assert links is not None
+    return links
+
+
+def send_test_message(
+    ws: Workspace,
+    *,
+    template_id: int,
+    engine_id: int,
+    to: str,
+    variables: dict[str, Any],
+    email_column: str,
+    actor: str,
+) -> RunSummary:
+    """Send the newest version of a template to one address with one row's values, now.
+
+    It goes through the same ledger as any run: a one-row audience and workflow named
+    `Test send …` and a run with trigger `test`, so the Runs page shows it as a test.
+    """
+    checked = check_syntax(to)
+    if not checked.ok:
+        raise InputError(f"test address {to!r}: {checked.error}")
+    with ws.db.connect() as conn:
+        template = templates.current_version(conn, template_id)
+        engine = engines.get_engine(conn, engine_id)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    row = {**variables, email_column: to}
+    audience = import_audience(
+        ws,
+        ParsedFile(source="test send", columns=list(row), email_column=email_column, rows=[row]),
+        name=f"Test send to {to} ({stamp})",
+        actor=actor,
+    )
+    workflow = create_workflow(
+        ws,
+        name=f"Test send: {template.name} v{template.version} to {to} via {engine.name} ({stamp})",
+        audience_id=audience.id,
+        template_id=template_id,
+        engine_id=engine_id,
+        options=SendOptions(rate=0, concurrency=1, skip_mx=True),
+        actor=actor,
+    )
+    run_id = queue_run(ws, workflow.id, trigger=TEST_TRIGGER, actor=actor)
+    executor.run_to_end(ws, run_id, worker_id=executor.new_worker_id(), stop=executor.StopSignal())
+    return run_summary(ws, run_id)

@@ -93,3 +93,11 @@ def list_templates(conn: Connection) -> list[Template]:
 def count_templates(conn: Connection) -> int:
     """How many templates exist."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(templates)).scalar_one())
+
+
+def list_versions(conn: Connection, template_id: int) -> list[Template]:
+    """Every version of a template, newest first."""
+    rows = conn.execute(
+        _CURRENT.where(templates.c.id == template_id).order_by(template_versions.c.version.desc())
+    )
+    return [Template.model_validate(dict(row._mapping)) for row in rows]

@@ -19,10 +19,13 @@ from outreach_core.ui.views import (
     format_time,
     ledger_frame,
     recent_runs_frame,
+    row_frame,
     run_label,
     run_status_line,
+    sandboxed_frame,
     setup_checklist,
     timezone,
+    versions_frame,
 )
 from outreach_core.workspace import Workspace, open_workspace
 
@@ -35,22 +38,47 @@ __all__ = [
     "format_time",
     "ledger_column_config",
     "ledger_frame",
+    "mark_routed",
     "recent_runs_column_config",
     "recent_runs_frame",
+    "row_frame",
     "run_label",
     "run_status_line",
+    "sandboxed_frame",
     "setup_checklist",
+    "versions_frame",
     "workspace",
 ]
 
 
-@st.cache_resource(show_spinner="Opening the database…", on_release=Workspace.close)
+_ROUTED_KEY = "_outreach_routed"
+
+
+def mark_routed() -> None:
+    """Home.py says it is framing this session's pages (see `workspace`)."""
+    st.session_state[_ROUTED_KEY] = True
+
+
 def workspace() -> Workspace:
     """The workspace from the environment, opened (and migrated) once per server process.
 
     A bad setting or an unreachable database raises ConfigError (not cached, so fixing
     `.env` and reloading works).
+
+    A deep link opened before any session has run Home.py makes Streamlit fall back to its
+    legacy `pages/` mode and run the page alone, without the router. Such a page switches
+    that mode off and reruns, so Home.py frames it and the same page is shown.
     """
+    if not st.session_state.get(_ROUTED_KEY):
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    return _open_workspace()
+
+
+@st.cache_resource(show_spinner="Opening the database…", on_release=Workspace.close)
+def _open_workspace() -> Workspace:
     return open_workspace()
 
 

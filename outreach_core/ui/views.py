@@ -5,6 +5,7 @@ Plain functions (no streamlit), so a page only reads widgets, calls a service an
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 from sqlalchemy.engine import make_url
 
-from outreach_core.models import Overview, RunStatus, RunSummary
+from outreach_core.models import Overview, RunStatus, RunSummary, Template
 from outreach_core.reports import EXPORT_COLUMNS
 from outreach_core.settings import Settings
 
@@ -170,3 +171,37 @@ def setup_checklist(overview: Overview) -> list[ChecklistItem]:
             "**Queue run** under Send now (the scheduler daemon sends it), or the send command.",
         ),
     ]
+
+
+def sandboxed_frame(html_body: str, *, height: int = 420) -> str:
+    """A page holding the rendered HTML in an `<iframe sandbox>` with no permissions: the
+    preview can run no script, submit no form and reach neither the app nor its cookies."""
+    escaped = html.escape(html_body, quote=True)
+    return (
+        f'<iframe sandbox="" srcdoc="{escaped}" title="HTML preview" '
+        f'style="width:100%;height:{height}px;border:1px solid #ddd;background:#fff"></iframe>'
+    )
+
+
+def row_frame(variables: dict[str, object]) -> pd.DataFrame:
+    """A row's values as a two-column table; an empty cell shows as (empty)."""
+    return pd.DataFrame(
+        [(name, "" if value is None else str(value)) for name, value in variables.items()],
+        columns=["Column", "Value"],
+    ).replace({"Value": {"": "(empty)"}})
+
+
+def versions_frame(versions: list[Template]) -> pd.DataFrame:
+    """One row per version, newest first."""
+    return pd.DataFrame(
+        [
+            (
+                v.version,
+                v.subject,
+                "yes" if v.html else "",
+                "yes" if v.text else "derived" if v.html else "",
+            )
+            for v in versions
+        ],
+        columns=["Version", "Subject", "HTML", "Text"],
+    )

@@ -304,6 +304,30 @@ def test_audiences_page_upload_shows_counts_and_rejected_rows(
     _screenshot(page, "audiences.png")
 
 
+def test_templates_page_previews_html_in_a_sandboxed_frame(page, app_url: str) -> None:
+    """Verify the Templates page draws the editor, variables, warnings and the preview, with the
+    rendered HTML inside an iframe whose sandbox grants nothing."""
+    page.goto(f"{app_url}/")
+    page.wait_for_selector(READY)
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_role("link", name="Templates").click()
+    page.get_by_role("heading", name="Templates").wait_for()
+    page.get_by_text("Columns: city, company, first_name").wait_for()
+    page.get_by_text("no unsubscribe link").wait_for()
+    outer = page.frame_locator('[data-testid="stIFrame"]')
+    inner = outer.locator('iframe[title="HTML preview"]')
+    inner.wait_for()
+    assert inner.get_attribute("sandbox") == ""
+    outer.frame_locator('iframe[title="HTML preview"]').get_by_text("Hello Ada,").wait_for()
+    page.get_by_role("heading", name="Versions").wait_for()
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
+    )
+    page.set_viewport_size({"width": 1400, "height": 2000})
+    shot = _screenshot(page, "templates.png")
+    assert shot.stat().st_size > 10_000
+
+
 def test_chromium_is_debians() -> None:
     """The recipe needs Debian's browser, never a `playwright install` download."""
     if not shutil.which("chromium") and not os.environ.get("CI"):

@@ -81,6 +81,12 @@ def test_make_run_serves_the_demo_and_ctrl_c_stops_dashboard_and_daemon(tmp_path
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             page.set_default_timeout(30_000)
+            # The very first request after start is a deep link: Home.py still frames it.
+            page.goto(f"{url}/runs")
+            page.get_by_role("heading", name="Runs").wait_for()
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            nav.get_by_text("Overview").wait_for()
+            assert "Templates" in nav.inner_text()
             page.goto(url)
             page.wait_for_selector(READY)
             metrics = page.locator('[data-testid="stMetric"]')

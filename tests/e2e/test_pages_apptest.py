@@ -206,7 +206,14 @@ def test_unreachable_database_is_named_without_its_password(
 
 @pytest.mark.parametrize(
     "script",
-    ["Home.py", "pages/overview.py", "pages/runs.py", "pages/audiences.py", "pages/dry_run.py"],
+    [
+        "Home.py",
+        "pages/overview.py",
+        "pages/runs.py",
+        "pages/templates.py",
+        "pages/audiences.py",
+        "pages/dry_run.py",
+    ],
 )
 def test_pages_stay_thin(script: str) -> None:
     """Pages call services and reports; the store and SQL stay inside outreach_core."""

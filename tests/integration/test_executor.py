@@ -293,7 +293,7 @@ def test_run_fails_when_its_template_version_does_not_compile(
 
     assert run.status is RunStatus.FAILED
     assert run.status_reason is not None
-    assert run.status_reason.startswith("template wf template v2: subject: line 1:")
+    assert run.status_reason.startswith("template wf template v2: subject: line 1, column 4:")
     assert by_status(workspace, run_id) == {}
     assert not outbox.exists()
 

@@ -106,7 +106,7 @@ def test_dry_run_of_a_workflow_reports_dns_verdicts_and_suppressions(
 ) -> None:
     """Verify dry-run WORKFLOW reports DNS verdicts and suppressed rows, and sends nothing."""
     parsed = parse_csv(
-        b"email,name\nann@mx-ok.example,Ann\nbob@null-mx.example,Bob\ncarl@mx-ok.example,\n",
+        b"email,name\nann@mx-ok.example,Ann\nbob@null-mx.example,Bob\ncarl@mx-ok.example,Carl\n",
         source="c.csv",
     )
     services.setup_workflow(

@@ -1,0 +1,41 @@
+"""Per-recipient unsubscribe links: the workflow's base URL plus an HMAC token of the address.
+
+The token is HMAC-SHA256 over the lower-cased address with a key derived from the workspace's
+secret key, so whoever serves the base URL can check that a link was made by this workspace
+for this address (`verify`) without a table of tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+#: bytes of the HMAC kept in the token (128 bits)
+TOKEN_BYTES = 16
+
+
+def token(key: bytes, email: str) -> str:
+    """The token for one address (case-insensitive), URL-safe base64 without padding."""
+    digest = hmac.new(key, b"unsubscribe:" + email.strip().lower().encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()[:TOKEN_BYTES]).rstrip(b"=").decode()
+
+
+def verify(key: bytes, email: str, candidate: str) -> bool:
+    """Whether `candidate` is the token this key makes for `email` (constant time)."""
+    return hmac.compare_digest(token(key, email), candidate)
+
+
+@dataclass(frozen=True)
+class UnsubscribeLinks:
+    """Makes the `unsubscribe_url` of each recipient of a run."""
+
+    base_url: str
+    key: bytes
+
+    def __call__(self, email: str) -> str:
+        separator = "&" if urlsplit(self.base_url).query else "?"
+        query = urlencode({"email": email, "token": token(self.key, email)})
+        return f"{self.base_url}{separator}{query}"
