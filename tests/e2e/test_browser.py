@@ -238,9 +238,12 @@ def test_runs_page_downloads_the_ledger_csv(page, app_url: str, demo_run) -> Non
 
 def test_dry_run_download_matches_the_table(page, app_url: str) -> None:
     """Verify the Dry run page's CSV download has the table's rows and statuses."""
-    page.goto(f"{app_url}/dry-run")
+    page.goto(f"{app_url}/")
     page.wait_for_selector(READY)
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_role("link", name="Dry run").click()
     page.get_by_role("heading", name="Dry run").wait_for()
+    page.wait_for_selector(READY)
     page.get_by_role("button", name="Run dry run").click()
     button = page.get_by_role("button", name="Download CSV")
     button.wait_for()
@@ -291,9 +294,12 @@ def test_audiences_page_upload_shows_counts_and_rejected_rows(
         "Email;Name\nann@example.com;Ann\nANN@example.com;Ann twice\n;Nobody\nbob@example.org;Bob\n",
         encoding="utf-8",
     )
-    page.goto(f"{app_url}/audiences")
+    page.goto(f"{app_url}/")
     page.wait_for_selector(READY)
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_role("link", name="Audiences").click()
     page.get_by_role("heading", name="Audiences").wait_for()
+    page.wait_for_selector(READY)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
     page.get_by_text("Rejected rows (1)").wait_for()
     page.wait_for_selector(READY)
