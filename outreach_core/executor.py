@@ -17,13 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.errors import MessageError
 
-from tenacity import (
-    AsyncRetrying,
-    RetryError,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
 from outreach_core import crypto
 from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
@@ -43,6 +37,7 @@ from outreach_core.planning import (
     render_context,
 )
 from outreach_core.ratelimit import TokenBucket
+from outreach_core.retry import RetryPolicy, should_retry, tenacity_wait
 from outreach_core.senders import Sender, open_sender
 from outreach_core.store import (
     audiences,
@@ -221,6 +216,7 @@ class _Context:
     sender_identity: SenderIdentity
     sender: Sender
     bucket: TokenBucket
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     engine_error: str | None = None
 
 
@@ -239,6 +235,8 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> None:
     opts = ctx.run.options
     attempts = 0
     status, reason, message_id = DeliveryStatus.SENT, None, None
+    provider_id: str | None = None
+    error_kind: str | None = None
     try:
         rendered = ctx.template.render(
             render_context(
@@ -256,10 +254,8 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> None:
             now=utcnow(),
         )
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception(
-                lambda e: isinstance(e, SendError) and e.kind is SendErrorKind.TRANSIENT
-            ),
-            wait=wait_random_exponential(multiplier=0.5, max=30),
+            retry=retry_if_exception(should_retry),
+            wait=tenacity_wait(ctx.retry_policy),
             stop=stop_after_attempt(opts.max_attempts),
         ):
             with attempt:
@@ -267,12 +263,14 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> None:
                 await ctx.bucket.acquire()
                 result = await ctx.sender.send(outgoing)
         message_id = result.message_id
+        provider_id = result.provider_message_id or None
     except TemplateError as exc:
         status, reason = DeliveryStatus.FAILED, f"render_error: {exc}"
     except (ValueError, MessageError) as exc:  # the message could not be built for this row
         status, reason = DeliveryStatus.FAILED, f"message_error: {type(exc).__name__}: {exc}"
     except RetryError as exc:
         status, reason = DeliveryStatus.DEFERRED, f"transient: {exc.last_attempt.exception()}"
+        error_kind = SendErrorKind.TRANSIENT
     except SendError as exc:
         if exc.kind is SendErrorKind.ENGINE:
             # Nothing reached the engine: the delivery goes back to pending, the run pauses.
@@ -284,6 +282,7 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> None:
             DeliveryStatus.UNKNOWN if exc.kind is SendErrorKind.AMBIGUOUS else DeliveryStatus.FAILED
         )
         reason = f"{exc.kind}: {exc}"
+        error_kind = exc.kind
     with ctx.ws.db.begin() as conn:
         deliveries.record_outcome(
             conn,
@@ -293,6 +292,8 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> None:
             attempts=attempts,
             reason=reason,
             message_id=message_id,
+            provider_message_id=provider_id,
+            error_kind=error_kind,
         )
 
 

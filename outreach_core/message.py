@@ -43,6 +43,9 @@ class Outgoing:
     envelope_from: str
     recipient: str
     message: EmailMessage
+    #: the rendered parts, for API engines that take subject and bodies as fields
+    rendered: Rendered | None = None
+    from_name: str = ""
 
     @property
     def message_id(self) -> str:
@@ -97,4 +100,6 @@ def build_message(
         envelope_from=sender.email,
         recipient=recipient,
         message=msg,
+        rendered=rendered,
+        from_name=header_safe(sender.name),
     )

@@ -165,6 +165,8 @@ class Delivery(BaseModel):
     message_id: str | None
     updated_at: datetime
     sent_at: datetime | None
+    provider_message_id: str | None = None
+    error_kind: str | None = None
 
 
 class RunCounts(BaseModel):

@@ -222,6 +222,23 @@ class SmtpSender:
     async def aclose(self) -> None:
         await asyncio.gather(*(c.close() for c in self._connections))
 
+    async def check(self) -> str:
+        """Connect (TLS and AUTH as configured) and answer a NOOP."""
+        connection = await self._idle.get()
+        try:
+            client = await connection.open()
+            try:
+                await client.noop()
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                connection.client = None
+                raise SendError(
+                    f"{self.config.where}: NOOP failed: {_describe(exc)}",
+                    kind=SendErrorKind.ENGINE,
+                ) from None
+        finally:
+            self._idle.put_nowait(connection)
+        return f"{self.config.where}: connected ({self.config.tls}), server answers"
+
     async def send(self, outgoing: Outgoing) -> SendResult:
         connection = await self._idle.get()
         try:

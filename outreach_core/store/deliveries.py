@@ -83,6 +83,8 @@ def record_outcome(
     attempts: int,
     reason: str | None = None,
     message_id: str | None = None,
+    provider_message_id: str | None = None,
+    error_kind: str | None = None,
 ) -> None:
     """Record the outcome of a claimed delivery; it must still be `sending`."""
     check_delivery_transition(DeliveryStatus.SENDING, target)
@@ -92,6 +94,8 @@ def record_outcome(
         "attempts": attempts,
         "updated_at": now,
         "message_id": message_id,
+        "provider_message_id": provider_message_id,
+        "error_kind": error_kind,
     }
     if target is DeliveryStatus.SENT:
         values["sent_at"] = now
