@@ -230,13 +230,24 @@ async def _heartbeat(ws: Workspace, run_id: int, worker_id: str, lost: asyncio.E
                 return
 
 
-async def _deliver(ctx: _Context, delivery: Delivery) -> None:
-    """Send one claimed delivery and record its outcome."""
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed delivery, to be written to the ledger."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    attempts: int
+    reason: str | None = None
+    message_id: str | None = None
+    provider_message_id: str | None = None
+    error_kind: str | None = None
+
+
+async def _deliver(ctx: _Context, delivery: Delivery) -> Outcome | None:
+    """Send one claimed delivery; its outcome, or None when the engine failed before sending
+    (the delivery then goes back to pending and the run pauses)."""
     opts = ctx.run.options
     attempts = 0
-    status, reason, message_id = DeliveryStatus.SENT, None, None
-    provider_id: str | None = None
-    error_kind: str | None = None
     try:
         rendered = ctx.template.render(
             render_context(
@@ -262,39 +273,57 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> None:
                 attempts += 1
                 await ctx.bucket.acquire()
                 result = await ctx.sender.send(outgoing)
-        message_id = result.message_id
-        provider_id = result.provider_message_id or None
     except TemplateError as exc:
-        status, reason = DeliveryStatus.FAILED, f"render_error: {exc}"
+        return Outcome(delivery.id, DeliveryStatus.FAILED, attempts, f"render_error: {exc}")
     except (ValueError, MessageError) as exc:  # the message could not be built for this row
-        status, reason = DeliveryStatus.FAILED, f"message_error: {type(exc).__name__}: {exc}"
+        reason = f"message_error: {type(exc).__name__}: {exc}"
+        return Outcome(delivery.id, DeliveryStatus.FAILED, attempts, reason)
     except RetryError as exc:
-        status, reason = DeliveryStatus.DEFERRED, f"transient: {exc.last_attempt.exception()}"
-        error_kind = SendErrorKind.TRANSIENT
+        reason = f"transient: {exc.last_attempt.exception()}"
+        return Outcome(
+            delivery.id, DeliveryStatus.DEFERRED, attempts, reason, error_kind="transient"
+        )
     except SendError as exc:
         if exc.kind is SendErrorKind.ENGINE:
-            # Nothing reached the engine: the delivery goes back to pending, the run pauses.
             ctx.engine_error = str(exc)
-            with ctx.ws.db.begin() as conn:
-                deliveries.release_unstarted(conn, [delivery.id], now=utcnow())
-            return
+            return None
         status = (
             DeliveryStatus.UNKNOWN if exc.kind is SendErrorKind.AMBIGUOUS else DeliveryStatus.FAILED
         )
-        reason = f"{exc.kind}: {exc}"
-        error_kind = exc.kind
-    with ctx.ws.db.begin() as conn:
-        deliveries.record_outcome(
-            conn,
-            delivery.id,
-            target=status,
-            now=utcnow(),
-            attempts=attempts,
-            reason=reason,
-            message_id=message_id,
-            provider_message_id=provider_id,
-            error_kind=error_kind,
+        return Outcome(
+            delivery.id, status, attempts, f"{exc.kind}: {exc}", error_kind=str(exc.kind)
         )
+    return Outcome(
+        delivery.id,
+        DeliveryStatus.SENT,
+        attempts,
+        message_id=result.message_id,
+        provider_message_id=result.provider_message_id or None,
+    )
+
+
+def _record(ctx: _Context, outcomes: list[Outcome], unstarted: list[int]) -> None:
+    """One transaction per batch: every outcome, and the deliveries that were not started.
+
+    Deliberate: a crash before this commit leaves the batch's sent messages `sending`, which
+    the next executor marks `unknown` and does not resend (at most one batch).
+    """
+    now = utcnow()
+    with ctx.ws.db.begin() as conn:
+        for outcome in outcomes:
+            deliveries.record_outcome(
+                conn,
+                outcome.delivery_id,
+                target=outcome.status,
+                now=now,
+                attempts=outcome.attempts,
+                reason=outcome.reason,
+                message_id=outcome.message_id,
+                provider_message_id=outcome.provider_message_id,
+                error_kind=outcome.error_kind,
+            )
+        if unstarted:
+            deliveries.release_unstarted(conn, unstarted, now=now)
 
 
 async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) -> str:
@@ -302,12 +331,11 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
     opts = ctx.run.options
     limit = asyncio.Semaphore(opts.concurrency)
 
-    async def guarded(delivery: Delivery, started: set[int]) -> None:
+    async def guarded(delivery: Delivery) -> Outcome | None:
         async with limit:
             if ctx.engine_error or lost.is_set():
-                return
-            started.add(delivery.id)
-            await _deliver(ctx, delivery)
+                return None
+            return await _deliver(ctx, delivery)
 
     while True:
         if stop.is_set() or lost.is_set():
@@ -321,12 +349,10 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
             )
         if not batch:
             return "done"
-        started: set[int] = set()
-        await asyncio.gather(*(guarded(d, started) for d in batch))
-        unstarted = [d.id for d in batch if d.id not in started]
-        if unstarted:
-            with ctx.ws.db.begin() as conn:
-                deliveries.release_unstarted(conn, unstarted, now=utcnow())
+        results = await asyncio.gather(*(guarded(d) for d in batch))
+        outcomes = [r for r in results if r is not None]
+        done = {o.delivery_id for o in outcomes}
+        _record(ctx, outcomes, [d.id for d in batch if d.id not in done])
         if ctx.engine_error:
             return "engine"
 

@@ -88,7 +88,7 @@ class MailgunSender:
             where=self.config.where,
             auth=self._auth,
             data={"to": outgoing.recipient, DELIVERY_VARIABLE: str(outgoing.delivery_id)},
-            files={"message": ("message.eml", outgoing.message.as_bytes(), "message/rfc822")},
+            files={"message": ("message.eml", outgoing.data, "message/rfc822")},
         )
         kind = response_kind(response.status_code)
         if kind is not None:

@@ -56,7 +56,7 @@ class OutboxSender:
     async def send(self, outgoing: Outgoing) -> SendResult:
         safe = re.sub(r"[^A-Za-z0-9@._-]", "_", outgoing.recipient)
         path = self.folder / f"{outgoing.delivery_id:08d}-{safe}.eml"
-        await asyncio.to_thread(self._write, path, outgoing.message.as_bytes())
+        await asyncio.to_thread(self._write, path, outgoing.data)
         return SendResult(message_id=outgoing.message_id, response=f"written {path.name}")
 
     @staticmethod

@@ -70,8 +70,8 @@ def payload(outgoing: Outgoing) -> dict[str, Any]:
     if rendered.html is not None:
         content.append({"type": "text/html", "value": rendered.html})
     headers = {
-        name: str(value)
-        for name, value in outgoing.message.items()
+        name: value
+        for name, value in outgoing.extra_headers.items()
         if name.lower() not in _RESERVED_HEADERS
     }
     headers[DELIVERY_HEADER] = str(outgoing.delivery_id)
@@ -81,7 +81,7 @@ def payload(outgoing: Outgoing) -> dict[str, Any]:
     return {
         "personalizations": [{"to": [{"email": outgoing.recipient}]}],
         "from": sender,
-        "subject": str(outgoing.message["Subject"]),
+        "subject": outgoing.subject,
         "content": content,
         "headers": headers,
         "custom_args": {DELIVERY_ARG: str(outgoing.delivery_id)},

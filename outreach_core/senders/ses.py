@@ -107,7 +107,7 @@ def payload(outgoing: Outgoing) -> bytes:
     body = {
         "FromEmailAddress": outgoing.envelope_from,
         "Destination": {"ToAddresses": [outgoing.recipient]},
-        "Content": {"Raw": {"Data": base64.b64encode(outgoing.message.as_bytes()).decode()}},
+        "Content": {"Raw": {"Data": base64.b64encode(outgoing.data).decode()}},
         "EmailTags": [{"Name": DELIVERY_TAG, "Value": str(outgoing.delivery_id)}],
     }
     return json.dumps(body).encode()

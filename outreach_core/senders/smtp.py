@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import Self
 
 import aiosmtplib
-from aiosmtplib.email import flatten_message
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -135,9 +134,7 @@ class _Connection:
                         kind=SendErrorKind.TRANSIENT,
                     ) from None
         try:
-            response = await client.data(
-                flatten_message(outgoing.message, utf8=outgoing.needs_smtputf8)
-            )
+            response = await client.data(outgoing.data)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(client)
             raise SendError(
