@@ -21,8 +21,8 @@ from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_a
 
 from outreach_core import crypto
 from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
+from outreach_core.message import Outgoing, build_message
 from outreach_core.message import Sender as FromAddress
-from outreach_core.message import build_message
 from outreach_core.models import (
     ACTIVE_RUN_STATES,
     Delivery,
@@ -37,8 +37,9 @@ from outreach_core.planning import (
     render_context,
 )
 from outreach_core.ratelimit import TokenBucket
-from outreach_core.retry import RetryPolicy, should_retry, tenacity_wait
+from outreach_core.retry import RetryPolicy, backoff_seconds, should_retry, tenacity_wait
 from outreach_core.senders import Sender, open_sender
+from outreach_core.senders.base import SendResult
 from outreach_core.store import (
     audiences,
     deliveries,
@@ -243,11 +244,50 @@ class Outcome:
     error_kind: str | None = None
 
 
+async def _send_with_retries(ctx: _Context, outgoing: Outgoing, attempts: list[int]) -> SendResult:
+    """Send; a TRANSIENT failure is retried (tenacity, the retry policy's waits) up to the run's
+    attempt limit. The first try runs without tenacity: it is the common case and the cheap one.
+    """
+
+    async def once() -> SendResult:
+        attempts[0] += 1
+        await ctx.bucket.acquire()
+        return await ctx.sender.send(outgoing)
+
+    try:
+        return await once()
+    except SendError as exc:
+        if not should_retry(exc) or ctx.run.options.max_attempts <= 1:
+            if should_retry(exc):
+                raise _Exhausted(exc) from None
+            raise
+        first_wait = backoff_seconds(ctx.retry_policy, exc, 1)
+    await asyncio.sleep(first_wait)
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(should_retry),
+            wait=tenacity_wait(ctx.retry_policy, offset=1),
+            stop=stop_after_attempt(ctx.run.options.max_attempts - 1),
+        ):
+            with attempt:
+                result = await once()
+    except RetryError as exc:
+        raise _Exhausted(exc.last_attempt.exception()) from None
+    return result
+
+
+class _Exhausted(Exception):
+    """Every allowed attempt failed transiently; carries the last error."""
+
+    def __init__(self, last: BaseException | None) -> None:
+        super().__init__(str(last))
+        self.last = last
+
+
 async def _deliver(ctx: _Context, delivery: Delivery) -> Outcome | None:
     """Send one claimed delivery; its outcome, or None when the engine failed before sending
     (the delivery then goes back to pending and the run pauses)."""
-    opts = ctx.run.options
-    attempts = 0
+    attempts_made = [0]
     try:
         rendered = ctx.template.render(
             render_context(
@@ -264,24 +304,16 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> Outcome | None:
             delivery_id=delivery.id,
             now=utcnow(),
         )
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(should_retry),
-            wait=tenacity_wait(ctx.retry_policy),
-            stop=stop_after_attempt(opts.max_attempts),
-        ):
-            with attempt:
-                attempts += 1
-                await ctx.bucket.acquire()
-                result = await ctx.sender.send(outgoing)
+        result = await _send_with_retries(ctx, outgoing, attempts_made)
     except TemplateError as exc:
-        return Outcome(delivery.id, DeliveryStatus.FAILED, attempts, f"render_error: {exc}")
+        return Outcome(delivery.id, DeliveryStatus.FAILED, attempts_made[0], f"render_error: {exc}")
     except (ValueError, MessageError) as exc:  # the message could not be built for this row
         reason = f"message_error: {type(exc).__name__}: {exc}"
-        return Outcome(delivery.id, DeliveryStatus.FAILED, attempts, reason)
-    except RetryError as exc:
-        reason = f"transient: {exc.last_attempt.exception()}"
+        return Outcome(delivery.id, DeliveryStatus.FAILED, attempts_made[0], reason)
+    except _Exhausted as exc:
+        reason = f"transient: {exc.last}"
         return Outcome(
-            delivery.id, DeliveryStatus.DEFERRED, attempts, reason, error_kind="transient"
+            delivery.id, DeliveryStatus.DEFERRED, attempts_made[0], reason, error_kind="transient"
         )
     except SendError as exc:
         if exc.kind is SendErrorKind.ENGINE:
@@ -291,12 +323,12 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> Outcome | None:
             DeliveryStatus.UNKNOWN if exc.kind is SendErrorKind.AMBIGUOUS else DeliveryStatus.FAILED
         )
         return Outcome(
-            delivery.id, status, attempts, f"{exc.kind}: {exc}", error_kind=str(exc.kind)
+            delivery.id, status, attempts_made[0], f"{exc.kind}: {exc}", error_kind=str(exc.kind)
         )
     return Outcome(
         delivery.id,
         DeliveryStatus.SENT,
-        attempts,
+        attempts_made[0],
         message_id=result.message_id,
         provider_message_id=result.provider_message_id or None,
     )
@@ -310,18 +342,22 @@ def _record(ctx: _Context, outcomes: list[Outcome], unstarted: list[int]) -> Non
     """
     now = utcnow()
     with ctx.ws.db.begin() as conn:
-        for outcome in outcomes:
-            deliveries.record_outcome(
-                conn,
-                outcome.delivery_id,
-                target=outcome.status,
-                now=now,
-                attempts=outcome.attempts,
-                reason=outcome.reason,
-                message_id=outcome.message_id,
-                provider_message_id=outcome.provider_message_id,
-                error_kind=outcome.error_kind,
-            )
+        deliveries.record_outcomes(
+            conn,
+            [
+                {
+                    "delivery_id": o.delivery_id,
+                    "target": o.status,
+                    "attempts": o.attempts,
+                    "reason": o.reason,
+                    "message_id": o.message_id,
+                    "provider_message_id": o.provider_message_id,
+                    "error_kind": o.error_kind,
+                }
+                for o in outcomes
+            ],
+            now=now,
+        )
         if unstarted:
             deliveries.release_unstarted(conn, unstarted, now=now)
 

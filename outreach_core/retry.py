@@ -45,12 +45,13 @@ def backoff_seconds(
     return uniform(0.0, min(policy.cap, policy.base * 2 ** max(0, attempts - 1)))
 
 
-def tenacity_wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
-    """`wait=` for tenacity, applying `backoff_seconds` to the last failure."""
+def tenacity_wait(policy: RetryPolicy, *, offset: int = 0) -> Callable[[RetryCallState], float]:
+    """`wait=` for tenacity, applying `backoff_seconds` to the last failure; `offset` counts
+    attempts made before tenacity took over."""
 
     def wait(state: RetryCallState) -> float:
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
-        return backoff_seconds(policy, exc, state.attempt_number)
+        return backoff_seconds(policy, exc, state.attempt_number + offset)
 
     return wait

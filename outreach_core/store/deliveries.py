@@ -108,6 +108,52 @@ def record_outcome(
         raise IllegalTransition(f"delivery {delivery_id} is no longer sending; not recorded")
 
 
+#: one prepared statement for a batch of outcomes (executemany); only `sending` rows change
+_RECORD_MANY = (
+    deliveries.update()
+    .where(
+        deliveries.c.id == sa.bindparam("b_id"),
+        deliveries.c.status == DeliveryStatus.SENDING,
+    )
+    .values(
+        status=sa.bindparam("b_status"),
+        reason=sa.bindparam("b_reason"),
+        attempts=sa.bindparam("b_attempts"),
+        updated_at=sa.bindparam("b_now"),
+        sent_at=sa.bindparam("b_sent_at"),
+        message_id=sa.bindparam("b_message_id"),
+        provider_message_id=sa.bindparam("b_provider_message_id"),
+        error_kind=sa.bindparam("b_error_kind"),
+    )
+)
+
+
+def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: datetime) -> int:
+    """Record many outcomes in one statement; each dict has the keys of `record_outcome`
+    (`delivery_id`, `target`, `attempts`, and optionally `reason`, `message_id`,
+    `provider_message_id`, `error_kind`). Returns how many rows changed."""
+    if not outcomes:
+        return 0
+    params = []
+    for item in outcomes:
+        target = DeliveryStatus(item["target"])
+        check_delivery_transition(DeliveryStatus.SENDING, target)
+        params.append(
+            {
+                "b_id": item["delivery_id"],
+                "b_status": target,
+                "b_reason": item.get("reason"),
+                "b_attempts": item["attempts"],
+                "b_now": now,
+                "b_sent_at": now if target is DeliveryStatus.SENT else None,
+                "b_message_id": item.get("message_id"),
+                "b_provider_message_id": item.get("provider_message_id"),
+                "b_error_kind": item.get("error_kind"),
+            }
+        )
+    return conn.execute(_RECORD_MANY, params).rowcount
+
+
 def mark_in_flight_unknown(conn: Connection, run_id: int, *, now: datetime) -> int:
     """Deliveries a dead executor had claimed become `unknown` (deliberately not resent)."""
     check_delivery_transition(DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)
