@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.errors import MessageError
 
+from sqlalchemy.engine import Connection
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
-from outreach_core import crypto
+from outreach_core import crypto, unsubscribe
 from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
 from outreach_core.message import Outgoing, build_message
 from outreach_core.message import Sender as FromAddress
@@ -244,6 +245,22 @@ class Outcome:
     error_kind: str | None = None
 
 
+def _unsubscribe_headers(ctx: _Context, delivery: Delivery) -> dict[str, str]:
+    opts = ctx.run.options
+    if not (opts.unsubscribe_mailto or opts.unsubscribe_url):
+        return {}
+    token = ""
+    if opts.unsubscribe_url:
+        token = unsubscribe.make_token(
+            ctx.ws.fernet,
+            workflow_id=ctx.run.workflow_id,
+            email=delivery.email_normalized or delivery.email,
+        )
+    return unsubscribe.headers(
+        mailto=opts.unsubscribe_mailto, url=opts.unsubscribe_url, token=token
+    )
+
+
 async def _send_with_retries(ctx: _Context, outgoing: Outgoing, attempts: list[int]) -> SendResult:
     """Send; a TRANSIENT failure is retried (tenacity, the retry policy's waits) up to the run's
     attempt limit. The first try runs without tenacity: it is the common case and the cheap one.
@@ -303,6 +320,7 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> Outcome | None:
             recipient=delivery.email,
             delivery_id=delivery.id,
             now=utcnow(),
+            extra_headers=_unsubscribe_headers(ctx, delivery),
         )
         result = await _send_with_retries(ctx, outgoing, attempts_made)
     except TemplateError as exc:
@@ -362,6 +380,40 @@ def _record(ctx: _Context, outcomes: list[Outcome], unstarted: list[int]) -> Non
             deliveries.release_unstarted(conn, unstarted, now=now)
 
 
+def _skip_recently_sent(
+    conn: Connection, ctx: _Context, batch: list[Delivery]
+) -> list[Delivery] | None:
+    """Never twice: claimed deliveries this workflow already sent to inside its dedupe window
+    (another run, e.g. a double click on send-now) are skipped. None when the batch was empty."""
+    if not batch:
+        return None
+    window = ctx.run.options.dedupe_window_hours
+    if window <= 0:
+        return batch
+    now = utcnow()
+    keys = [d.email_normalized for d in batch if d.email_normalized]
+    dupes = deliveries.recently_sent(
+        conn,
+        workflow_id=ctx.run.workflow_id,
+        run_id=ctx.run.id,
+        keys=keys,
+        since=now - timedelta(hours=window),
+    )
+    if not dupes:
+        return batch
+    reason = f"sent_recently: this workflow sent to it within {window:g} h"
+    deliveries.record_outcomes(
+        conn,
+        [
+            {"delivery_id": d.id, "target": DeliveryStatus.SKIPPED, "attempts": 0, "reason": reason}
+            for d in batch
+            if d.email_normalized in dupes
+        ],
+        now=now,
+    )
+    return [d for d in batch if d.email_normalized not in dupes]
+
+
 async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) -> str:
     """Claim and send batches until done; returns why it stopped: done, stop, engine, status."""
     opts = ctx.run.options
@@ -383,7 +435,8 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
             batch = deliveries.claim_pending(
                 conn, ctx.run.id, worker_id=ctx.worker_id, limit=opts.batch_size, now=utcnow()
             )
-        if not batch:
+            batch = _skip_recently_sent(conn, ctx, batch)
+        if batch is None:
             return "done"
         results = await asyncio.gather(*(guarded(d) for d in batch))
         outcomes = [r for r in results if r is not None]
@@ -449,6 +502,9 @@ def _finish(
                 reason=f"engine error: {engine_error}",
             )
             runs.release_run(conn, run_id, worker_id=worker_id)
+        elif why == "status" and run.status is RunStatus.PAUSED:
+            runs.release_run(conn, run_id, worker_id=worker_id)  # paused by a user: resumable
+            log.info("run %s: paused; resumable with `resume %s`", run_id, run_id)
         elif why == "stop":
             runs.release_run(conn, run_id, worker_id=worker_id)
             log.info("run %s: stopped on request; resumable with `resume %s`", run_id, run_id)

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outreach_core.errors import IllegalTransition
 
@@ -125,6 +125,29 @@ class SendOptions(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=100, description="simultaneous sends")
     batch_size: int = Field(default=50, ge=1, le=10_000, description="deliveries claimed at once")
     max_attempts: int = Field(default=3, ge=1, le=10, description="tries for transient errors")
+    dedupe_window_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="skip recipients this workflow sent to within this many hours, 0 = off",
+    )
+    unsubscribe_mailto: str | None = Field(
+        default=None, description="address for List-Unsubscribe mailto, e.g. unsub@example.com"
+    )
+    unsubscribe_url: str | None = Field(
+        default=None,
+        description="https URL with {token} for List-Unsubscribe and one-click (RFC 8058)",
+    )
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _https_with_token(cls, value: str | None) -> str | None:
+        if value and (not value.startswith("https://") or "{token}" not in value):
+            raise ValueError(
+                "unsubscribe_url must start with https:// and contain {token}, "
+                "e.g. https://example.com/unsubscribe/{token}"
+            )
+        return value or None
+
     skip_mx: bool = False
 
 

@@ -6,11 +6,13 @@ from sqlalchemy.engine import Connection
 
 from outreach_core import crypto
 from outreach_core.audience import ParsedFile
-from outreach_core.errors import InputError
+from outreach_core.errors import IllegalTransition, InputError
 from outreach_core.models import (
     Audience,
     Engine,
     Overview,
+    Run,
+    RunStatus,
     RunSummary,
     SendOptions,
     Template,
@@ -256,3 +258,51 @@ def list_workflows(ws: Workspace) -> list[Workflow]:
     """All workflows, by name."""
     with ws.db.connect() as conn:
         return workflows.list_workflows(conn)
+
+
+#: where a run can be paused from, and cancelled from
+_PAUSABLE = (RunStatus.SENDING,)
+_CANCELLABLE = (RunStatus.QUEUED, RunStatus.INITIALIZING, RunStatus.SENDING, RunStatus.PAUSED)
+
+
+def _move_run(ws: Workspace, run_id: int, *, allowed: tuple[RunStatus, ...], target: RunStatus,
+              actor: str, reason: str) -> Run:  # fmt: skip
+    now = utcnow()
+    with ws.db.begin() as conn:
+        run = runs.get_run(conn, run_id)
+        if run.status not in allowed:
+            raise IllegalTransition(
+                f"{run} cannot be {target.lower()}; only runs that are "
+                + " or ".join(allowed)
+                + " can"
+            )
+        runs.set_run_status(
+            conn, run_id, expected=run.status, target=target, now=now, reason=reason
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action=f"run.{target.lower()}",
+            subject=f"run {run_id}",
+            now=now,
+            detail={"from": str(run.status)},
+        )
+        return runs.get_run(conn, run_id)
+
+
+def pause_run(ws: Workspace, run_id: int, *, actor: str) -> Run:
+    """SENDING -> PAUSED. The executor finishes its current batch, records it and lets go;
+    `resume` (CLI or page) continues with the pending rows."""
+    return _move_run(
+        ws, run_id, allowed=_PAUSABLE, target=RunStatus.PAUSED, actor=actor,
+        reason=f"paused by {actor}",
+    )  # fmt: skip
+
+
+def cancel_run(ws: Workspace, run_id: int, *, actor: str) -> Run:
+    """Any live run -> CANCELLED. The current batch is finished and recorded; pending rows
+    stay pending and are never sent."""
+    return _move_run(
+        ws, run_id, allowed=_CANCELLABLE, target=RunStatus.CANCELLED, actor=actor,
+        reason=f"cancelled by {actor}",
+    )  # fmt: skip

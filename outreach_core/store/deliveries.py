@@ -16,7 +16,7 @@ from outreach_core.models import (
     RunCounts,
     check_delivery_transition,
 )
-from outreach_core.store.tables import deliveries
+from outreach_core.store.tables import deliveries, runs
 
 # Rows per INSERT statement when freezing an audience: large enough to be fast, small enough
 # to stay under SQLite's bound-parameter limit.
@@ -152,6 +152,29 @@ def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: da
             }
         )
     return conn.execute(_RECORD_MANY, params).rowcount
+
+
+def recently_sent(
+    conn: Connection, *, workflow_id: int, run_id: int, keys: list[str], since: datetime
+) -> set[str]:
+    """Which of `keys` another run of the workflow sent to (or may have: unknown) since
+    `since`, or is sending right now in an earlier run (so two runs racing send once)."""
+    if not keys:
+        return set()
+    other = runs.c.workflow_id == workflow_id
+    done = sa.and_(
+        deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.UNKNOWN]),
+        deliveries.c.updated_at >= since,
+        deliveries.c.run_id != run_id,
+    )
+    in_flight = sa.and_(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.run_id < run_id)
+    rows = conn.execute(
+        sa.select(deliveries.c.email_normalized)
+        .join(runs, runs.c.id == deliveries.c.run_id)
+        .where(other, deliveries.c.email_normalized.in_(keys), sa.or_(done, in_flight))
+        .distinct()
+    )
+    return {row[0] for row in rows}
 
 
 def mark_in_flight_unknown(conn: Connection, run_id: int, *, now: datetime) -> int:

@@ -120,7 +120,7 @@ def test_run_over_ses_records_sent_and_rejected_in_the_ledger(
         engine_url=url(moto_endpoint),
         from_email="team@example.com",
         from_name="Team",
-        options=SendOptions(rate=0, concurrency=2, max_attempts=2),
+        options=SendOptions(rate=0, concurrency=2, max_attempts=2, dedupe_window_hours=0),
         actor="test",
     )
     first = services.queue_run(sqlite_workspace, workflow.id, trigger="test", actor="test")
