@@ -11,8 +11,9 @@ would measure itself, not the senders).
   no database;
 - mailmerge 2.3.0: the classic CLI with the same rows, template and sink.
 
-Then a second child process runs the outreach path for `--rss-recipients` rows and reports
-its peak RSS.
+The outreach path runs in a fresh child process (the audience is imported by another one
+before), so its peak RSS is the send path's own; a second such run with `--rss-recipients`
+rows reports the peak RSS for 100,000.
 
     python benchmarks/send_bench.py [--messages 10000] [--rss-recipients 100000]
 
@@ -141,16 +142,20 @@ def mailmerge(port: int, data: list[dict[str, str]], folder: Path) -> float:
 # --- outreach, in a child process (its own RSS) ----------------------------------------------
 
 
-def outreach_child(port: int, count: int, folder: Path) -> dict[str, float]:
-    """The whole path; prints elapsed seconds (freeze to last record) and peak RSS."""
-    from outreach_core import services
-    from outreach_core.audience import ParsedFile
-    from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-    from outreach_core.models import SendOptions
+def _workspace(folder: Path):
     from outreach_core.settings import Settings
     from outreach_core.workspace import open_workspace
 
-    ws = open_workspace(Settings(_env_file=None, OUTREACH_DATA_DIR=folder))
+    return open_workspace(Settings(_env_file=None, OUTREACH_DATA_DIR=folder))
+
+
+def setup_child(port: int, count: int, folder: Path) -> dict[str, float]:
+    """Import the audience and queue the run (not part of the measured path)."""
+    from outreach_core import services
+    from outreach_core.audience import ParsedFile
+    from outreach_core.models import SendOptions
+
+    ws = _workspace(folder)
     workflow = services.setup_workflow(
         ws,
         name="bench",
@@ -163,6 +168,16 @@ def outreach_child(port: int, count: int, folder: Path) -> dict[str, float]:
         actor="bench",
     )
     run_id = services.queue_run(ws, workflow.id, trigger="bench", actor="bench")
+    ws.close()
+    return {"run_id": run_id}
+
+
+def send_child(run_id: int, count: int, folder: Path) -> dict[str, float]:
+    """The measured path, in a fresh process: freeze, render, build, send, record."""
+    from outreach_core import services
+    from outreach_core.executor import StopSignal, new_worker_id, run_to_end
+
+    ws = _workspace(folder)
     start = time.perf_counter()
     run = run_to_end(ws, run_id, worker_id=new_worker_id(), stop=StopSignal())
     elapsed = time.perf_counter() - start
@@ -174,13 +189,17 @@ def outreach_child(port: int, count: int, folder: Path) -> dict[str, float]:
     return {"elapsed": elapsed, "rss_mb": rss_mb, "sent": sent}
 
 
+def _child(*args: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def outreach(port: int, count: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", str(port), str(count), tmp],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-    return json.loads(done.stdout.splitlines()[-1])
+        run_id = int(_child("--setup", str(port), str(count), tmp)["run_id"])
+        return _child("--send", str(run_id), str(count), tmp)
 
 
 def main() -> None:
@@ -189,11 +208,16 @@ def main() -> None:
     parser.add_argument("--mailmerge-messages", type=int, default=None,
                         help="rows for mailmerge (default: --messages)")  # fmt: skip
     parser.add_argument("--rss-recipients", type=int, default=100_000, help="0 skips it")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--setup", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--send", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        port, count, folder = args.child
-        print(json.dumps(outreach_child(int(port), int(count), Path(folder))))
+    if args.setup:
+        port, count, folder = args.setup
+        print(json.dumps(setup_child(int(port), int(count), Path(folder))))
+        return
+    if args.send:
+        run_id, count, folder = args.send
+        print(json.dumps(send_child(int(run_id), int(count), Path(folder))))
         return
 
     count = args.messages

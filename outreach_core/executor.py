@@ -20,12 +20,13 @@ from email.errors import MessageError
 from sqlalchemy.engine import Connection
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
-from outreach_core import crypto, unsubscribe
+from outreach_core import crypto, run_report, unsubscribe
 from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
 from outreach_core.message import Outgoing, build_message
 from outreach_core.message import Sender as FromAddress
 from outreach_core.models import (
     ACTIVE_RUN_STATES,
+    FINAL_RUN_STATES,
     Delivery,
     DeliveryStatus,
     Run,
@@ -38,7 +39,14 @@ from outreach_core.planning import (
     render_context,
 )
 from outreach_core.ratelimit import TokenBucket
-from outreach_core.retry import RetryPolicy, backoff_seconds, should_retry, tenacity_wait
+from outreach_core.retry import (
+    AUTO_PAUSE_WINDOW,
+    RetryPolicy,
+    backoff_seconds,
+    should_auto_pause,
+    should_retry,
+    tenacity_wait,
+)
 from outreach_core.senders import Sender, open_sender
 from outreach_core.senders.base import SendResult
 from outreach_core.store import (
@@ -220,6 +228,8 @@ class _Context:
     bucket: TokenBucket
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     engine_error: str | None = None
+    #: True per recent attempted send that did not end `sent` (for auto-pause)
+    recent_failures: list[bool] = field(default_factory=list)
 
 
 async def _heartbeat(ws: Workspace, run_id: int, worker_id: str, lost: asyncio.Event) -> None:
@@ -425,11 +435,15 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
                 return None
             return await _deliver(ctx, delivery)
 
+    limit_s = None if opts.time_limit_minutes is None else opts.time_limit_minutes * 60
     while True:
         if stop.is_set() or lost.is_set():
             return "stop"
         with ctx.ws.db.begin() as conn:
             current = runs.get_run(conn, ctx.run.id)
+            started = current.started_at or current.created_at
+            if limit_s is not None and (utcnow() - started).total_seconds() > limit_s:
+                return "time"
             if current.status is not RunStatus.SENDING or current.worker_id != ctx.worker_id:
                 return "status"
             batch = deliveries.claim_pending(
@@ -443,6 +457,17 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
         done = {o.delivery_id for o in outcomes}
         _record(ctx, outcomes, [d.id for d in batch if d.id not in done])
         if ctx.engine_error:
+            return "engine"
+        ctx.recent_failures.extend(
+            o.status is not DeliveryStatus.SENT for o in outcomes if o.attempts > 0
+        )
+        del ctx.recent_failures[:-AUTO_PAUSE_WINDOW]
+        if should_auto_pause(ctx.recent_failures, opts.auto_pause_failure_rate):
+            failed = sum(ctx.recent_failures)
+            ctx.engine_error = (
+                f"auto-pause: {failed} of the last {len(ctx.recent_failures)} sends failed "
+                f"(threshold {opts.auto_pause_failure_rate:.0%})"
+            )
             return "engine"
 
 
@@ -479,7 +504,10 @@ async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) 
         ctx_error = ctx.engine_error
     finally:
         beat.cancel()
-    return _finish(ws, run.id, worker_id=worker_id, why=why, engine_error=ctx_error)
+    finished = _finish(ws, run.id, worker_id=worker_id, why=why, engine_error=ctx_error)
+    if finished.status in FINAL_RUN_STATES or finished.status is RunStatus.PAUSED:
+        run_report.mail_run_report(ws, run.id)
+    return finished
 
 
 def _finish(
@@ -488,7 +516,20 @@ def _finish(
     now = utcnow()
     with ws.db.begin() as conn:
         run = runs.get_run(conn, run_id)
-        if why == "done" and run.status is RunStatus.SENDING:
+        if why == "time" and run.status is RunStatus.SENDING:
+            limit = run.options.time_limit_minutes
+            left = deliveries.skip_pending(
+                conn, run_id, reason=f"time_limit: the run's {limit:g} min were up", now=now
+            )
+            runs.set_run_status(
+                conn,
+                run_id,
+                expected=RunStatus.SENDING,
+                target=RunStatus.COMPLETED,
+                now=now,
+                reason=f"time limit of {limit:g} min reached; {left} recipients left unsent",
+            )
+        elif why == "done" and run.status is RunStatus.SENDING:
             runs.set_run_status(
                 conn, run_id, expected=RunStatus.SENDING, target=RunStatus.COMPLETED, now=now
             )
@@ -499,7 +540,11 @@ def _finish(
                 expected=RunStatus.SENDING,
                 target=RunStatus.PAUSED,
                 now=now,
-                reason=f"engine error: {engine_error}",
+                reason=(
+                    engine_error
+                    if (engine_error or "").startswith("auto-pause")
+                    else f"engine error: {engine_error}"
+                ),
             )
             runs.release_run(conn, run_id, worker_id=worker_id)
         elif why == "status" and run.status is RunStatus.PAUSED:

@@ -130,6 +130,17 @@ class SendOptions(BaseModel):
         ge=0,
         description="skip recipients this workflow sent to within this many hours, 0 = off",
     )
+    auto_pause_failure_rate: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="pause when more than this share of the last 50 sends failed, 0 = off",
+    )
+    time_limit_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description="end the run after this long; unsent rows are skipped as time_limit",
+    )
     unsubscribe_mailto: str | None = Field(
         default=None, description="address for List-Unsubscribe mailto, e.g. unsub@example.com"
     )

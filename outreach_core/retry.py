@@ -55,3 +55,19 @@ def tenacity_wait(policy: RetryPolicy, *, offset: int = 0) -> Callable[[RetryCal
         return backoff_seconds(policy, exc, state.attempt_number + offset)
 
     return wait
+
+
+#: how many of the latest sends the auto-pause rule looks at
+AUTO_PAUSE_WINDOW = 50
+
+
+def should_auto_pause(recent_failures: list[bool], threshold: float) -> bool:
+    """True when the window is full and more than `threshold` of it failed (0 = never).
+
+    A failure is a send that did not end `sent` (failed, deferred or unknown): a run of those
+    usually means the engine or the list is broken, and pausing saves the rest of the list.
+    """
+    if threshold <= 0 or len(recent_failures) < AUTO_PAUSE_WINDOW:
+        return False
+    window = recent_failures[-AUTO_PAUSE_WINDOW:]
+    return sum(window) / len(window) > threshold

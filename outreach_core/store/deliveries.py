@@ -154,6 +154,17 @@ def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: da
     return conn.execute(_RECORD_MANY, params).rowcount
 
 
+def skip_pending(conn: Connection, run_id: int, *, reason: str, now: datetime) -> int:
+    """Every still-pending delivery of the run becomes `skipped` with the reason."""
+    check_delivery_transition(DeliveryStatus.PENDING, DeliveryStatus.SKIPPED)
+    result = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SKIPPED, reason=reason, updated_at=now)
+    )
+    return result.rowcount
+
+
 def recently_sent(
     conn: Connection, *, workflow_id: int, run_id: int, keys: list[str], since: datetime
 ) -> set[str]:

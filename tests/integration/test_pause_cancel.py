@@ -151,3 +151,40 @@ def test_messages_carry_list_unsubscribe_with_a_token_for_their_recipient(
         token = https.removeprefix("https://example.com/u/")
         _, email = unsubscribe.read_token(sqlite_workspace.fernet, token)
         assert email == str(message["To"])
+
+
+def test_time_limit_ends_the_run_completed_with_the_rest_skipped(
+    sqlite_workspace: Workspace, tmp_path: Path
+) -> None:
+    """Verify a run over its time limit ends COMPLETED with partial results: every row sent or
+    skipped as time_limit, and the reason says how many were left."""
+    outbox = tmp_path / "outbox"
+    workflow = services.setup_workflow(
+        sqlite_workspace,
+        name="limited",
+        parsed=ParsedFile(
+            "c.csv", ["email"], "email", [{"email": f"p{n}@example.com"} for n in range(60)]
+        ),
+        template=TemplateSource("Hi", None, "Hello"),
+        engine_url=f"outbox://{outbox}",
+        from_email="team@example.com",
+        from_name="Team",
+        # 20 per second and a 0.3 s limit: the limit strikes long before 60 rows are through
+        options=SendOptions(rate=20, burst=1, batch_size=2, time_limit_minutes=0.005),
+        actor="test",
+    )
+    run_id = services.queue_run(sqlite_workspace, workflow.id, trigger="test", actor="test")
+    run = run_to_end(sqlite_workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
+
+    assert run.status is RunStatus.COMPLETED
+    with sqlite_workspace.db.connect() as conn:
+        ledger = deliveries.list_deliveries(conn, run_id)
+    skipped = [d for d in ledger if d.status is DeliveryStatus.SKIPPED]
+    sent = [d for d in ledger if d.status is DeliveryStatus.SENT]
+    assert skipped and len(sent) + len(skipped) == 60
+    assert all((d.reason or "").startswith("time_limit:") for d in skipped)
+    assert (
+        run.status_reason
+        == f"time limit of 0.005 min reached; {len(skipped)} recipients left unsent"
+    )
+    assert len(list(outbox.glob("*.eml"))) == len(sent)

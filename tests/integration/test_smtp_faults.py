@@ -121,3 +121,33 @@ def test_faults_end_in_their_stated_states_and_nothing_is_sent_twice(
     assert (counts.sent, counts.failed, counts.deferred, counts.unknown) == (24, 2, 1, 2)
     summary = services.run_summary(workspace, run_id)
     assert summary.counts == counts
+
+
+def test_run_auto_pauses_when_too_many_of_the_last_50_sends_fail(
+    sqlite_workspace: Workspace,
+) -> None:
+    """Verify a list where 1 in 3 is refused pauses after 50 sends, with the reason, and the
+    rest stays pending instead of being burnt."""
+    with SmtpTestServer() as server:
+        recipients = [f"r{n}@example.org" for n in range(120)]
+        for address in recipients[::3]:
+            server.handler.refuse_rcpt[address] = "550 5.1.1 no such user"
+        workflow = services.setup_workflow(
+            sqlite_workspace,
+            name="auto-pause",
+            parsed=ParsedFile("c.csv", ["email"], "email", [{"email": r} for r in recipients]),
+            template=TemplateSource("Hello", None, "Hello there"),
+            engine_url=server.url,
+            from_email="team@example.com",
+            from_name="Team",
+            options=SendOptions(rate=0, concurrency=4, batch_size=10, max_attempts=1),
+            actor="test",
+        )
+        run_id = services.queue_run(sqlite_workspace, workflow.id, trigger="test", actor="test")
+        run = run_to_end(sqlite_workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
+
+    assert run.status is RunStatus.PAUSED
+    assert (run.status_reason or "").startswith("auto-pause: 17 of the last 50 sends failed")
+    with sqlite_workspace.db.connect() as conn:
+        counts = deliveries.counts(conn, run_id)
+    assert counts.sent + counts.failed == 50 and counts.pending == 70

@@ -125,3 +125,23 @@ def test_only_transient_errors_are_retried(kind: SendErrorKind, retried: bool) -
     """Verify the retry predicate follows the four classes."""
     assert should_retry(SendError("x", kind=kind)) is retried
     assert should_retry(ValueError("x")) is False
+
+
+@pytest.mark.parametrize(
+    ("failures", "total", "threshold", "paused"),
+    [
+        (10, 50, 0.2, False),  # exactly 20 %: not more than the threshold
+        (11, 50, 0.2, True),
+        (40, 49, 0.2, False),  # window not full yet: no decision on a handful of sends
+        (50, 50, 0.0, False),  # 0 turns it off
+        (26, 50, 0.5, True),
+    ],
+)
+def test_auto_pause_needs_a_full_window_and_more_than_the_threshold(
+    failures: int, total: int, threshold: float, paused: bool
+) -> None:
+    """Verify the auto-pause rule over the last 50 sends."""
+    from outreach_core.retry import should_auto_pause
+
+    recent = [True] * failures + [False] * (total - failures)
+    assert should_auto_pause(recent, threshold) is paused
