@@ -1,7 +1,7 @@
 """Sending throughput: the whole Outreach path beside two baselines, in the same run.
 
-All three send the same rows to the same sink on 127.0.0.1: a minimal asyncio SMTP server in
-its own process that counts and discards what arrives (aiosmtpd tops out near 600 msg/s and
+All three send the same rows to the same sink on 127.0.0.1: minimal asyncio SMTP servers in
+four processes sharing one port (SO_REUSEPORT) that count and discard what arrives (aiosmtpd tops out near 600 msg/s and
 would measure itself, not the senders).
 
 - outreach: freeze the audience into the ledger, render, build, send over SMTP (concurrency 8,
@@ -59,27 +59,42 @@ def rows(count: int, prefix: str) -> list[dict[str, str]]:
 # --- the sink (benchmarks/smtp_sink.py): its own process, answers "count" on stdin --------
 
 
+#: sink processes sharing the port (SO_REUSEPORT); the kernel spreads connections over them
+SINK_PROCESSES = 4
+
+
 class Sink:
     def __init__(self) -> None:
         from smtp_server import free_port
 
         self.port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("smtp_sink.py")), str(self.port)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+        script = str(Path(__file__).with_name("smtp_sink.py"))
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, script, str(self.port)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(SINK_PROCESSES)
+        ]
+        for proc in self.procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
 
     def count(self) -> int:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("count\n")
-        self.proc.stdin.flush()
-        return int(self.proc.stdout.readline())
+        total = 0
+        for proc in self.procs:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write("count\n")
+            proc.stdin.flush()
+            total += int(proc.stdout.readline())
+        return total
 
     def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(timeout=10)
 
 
 # --- bare baseline ---------------------------------------------------------------------------
@@ -241,7 +256,7 @@ def main() -> None:
     ours_rate = count / ours["elapsed"]
     bare_rate, mm_rate = count / bare_s, mm_count / mm_s
     print(
-        f"recipients: {count} (mailmerge {mm_count}); sink: minimal asyncio SMTP server in its own process"
+        f"recipients: {count} (mailmerge {mm_count}); sink: {SINK_PROCESSES} minimal asyncio SMTP processes on one port"
     )
     print(f"{'path':<58} {'seconds':>8} {'msg/s':>9}")
     print(f"{'outreach (freeze, render, build, send, ledger; conc. 8)':<58} "

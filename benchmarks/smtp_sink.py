@@ -1,6 +1,6 @@
 """A minimal, fast SMTP sink for benchmarks: counts messages and discards them.
 
-    python benchmarks/smtp_sink.py PORT
+    python benchmarks/smtp_sink.py PORT     (start several on one port: SO_REUSEPORT)
 
 Prints `ready`, then answers every line on stdin with the number of messages received.
 Speaks just enough SMTP (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) to be a fair, fast peer:
@@ -59,7 +59,8 @@ class SinkProtocol(asyncio.Protocol):
 
 async def main(port: int) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(SinkProtocol, "127.0.0.1", port)
+    # reuse_port: several sink processes share the port, so the sink is never the bottleneck
+    server = await loop.create_server(SinkProtocol, "127.0.0.1", port, reuse_port=True)
     print("ready", flush=True)
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -8,8 +8,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from outreach_core.errors import InputError
 
 #: column names recognised as the email column, compared case-insensitively
@@ -57,6 +55,8 @@ def detect_email_column(columns: list[str]) -> str | None:
 
 def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> ParsedFile:
     """Parse CSV bytes: delimiter sniffed, UTF-8 (with or without BOM), else Latin-1."""
+    import pandas as pd  # imported here: the send path never needs it (about 80 MB)
+
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

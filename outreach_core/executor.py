@@ -20,7 +20,7 @@ from email.errors import MessageError
 from sqlalchemy.engine import Connection
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
-from outreach_core import crypto, run_report, unsubscribe
+from outreach_core import crypto, list_unsubscribe, run_report
 from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
 from outreach_core.message import Outgoing, build_message
 from outreach_core.message import Sender as FromAddress
@@ -261,12 +261,12 @@ def _unsubscribe_headers(ctx: _Context, delivery: Delivery) -> dict[str, str]:
         return {}
     token = ""
     if opts.unsubscribe_url:
-        token = unsubscribe.make_token(
+        token = list_unsubscribe.make_token(
             ctx.ws.fernet,
             workflow_id=ctx.run.workflow_id,
             email=delivery.email_normalized or delivery.email,
         )
-    return unsubscribe.headers(
+    return list_unsubscribe.headers(
         mailto=opts.unsubscribe_mailto, url=opts.unsubscribe_url, token=token
     )
 

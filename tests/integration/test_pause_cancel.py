@@ -114,7 +114,7 @@ def test_messages_carry_list_unsubscribe_with_a_token_for_their_recipient(
     the token in it reads back to that message's recipient."""
     from email import message_from_bytes, policy
 
-    from outreach_core import unsubscribe
+    from outreach_core import list_unsubscribe as unsubscribe
 
     outbox = tmp_path / "outbox"
     workflow = services.setup_workflow(

@@ -6,7 +6,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
-from outreach_core import unsubscribe
+from outreach_core import list_unsubscribe as unsubscribe
 from outreach_core.models import SendOptions
 
 FERNET = Fernet(Fernet.generate_key())
