@@ -14,8 +14,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from outreach_core.errors import InputError
 from outreach_core.validation import check_syntax
 
@@ -232,6 +230,8 @@ def parse_xlsx(
     data: bytes, *, source: str, email_column: str | None = None, sheet: str | None = None
 ) -> ParsedFile:
     """Parse an XLSX workbook: the first sheet, or the one named."""
+    import pandas as pd  # imported here: the send path never needs it (about 80 MB)
+
     _check_size(data, source)
     try:
         book = pd.ExcelFile(io.BytesIO(data), engine="openpyxl")

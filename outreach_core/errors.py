@@ -67,7 +67,16 @@ class SendErrorKind(StrEnum):
 class SendError(OutreachError):
     """A message was not accepted; ``kind`` decides retry, record or pause."""
 
-    def __init__(self, message: str, *, kind: SendErrorKind, code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: SendErrorKind,
+        code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.code = code
+        #: seconds the provider asked us to wait (Retry-After, X-RateLimit-Reset), if it said
+        self.retry_after = retry_after

@@ -18,21 +18,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.errors import MessageError
 
-from tenacity import (
-    AsyncRetrying,
-    RetryError,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from sqlalchemy.engine import Connection
+from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
-from outreach_core import crypto, dryrun
+from outreach_core import crypto, dryrun, run_report
 from outreach_core.deliverability import DomainResult
 from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
+from outreach_core.message import Outgoing, build_message
 from outreach_core.message import Sender as FromAddress
-from outreach_core.message import build_message
 from outreach_core.models import (
     ACTIVE_RUN_STATES,
+    FINAL_RUN_STATES,
     Delivery,
     DeliveryStatus,
     Run,
@@ -47,7 +43,16 @@ from outreach_core.planning import (
     render_context,
 )
 from outreach_core.ratelimit import TokenBucket
+from outreach_core.retry import (
+    AUTO_PAUSE_WINDOW,
+    RetryPolicy,
+    backoff_seconds,
+    should_auto_pause,
+    should_retry,
+    tenacity_wait,
+)
 from outreach_core.senders import Sender, open_sender
+from outreach_core.senders.base import SendResult
 from outreach_core.store import (
     audiences,
     deliveries,
@@ -58,7 +63,7 @@ from outreach_core.store import (
     workflows,
 )
 from outreach_core.templating import CompiledTemplate, TemplateSource
-from outreach_core.unsubscribe import UnsubscribeLinks
+from outreach_core.unsubscribe import UnsubscribeLinks, list_unsubscribe_headers
 from outreach_core.workspace import Workspace, utcnow
 
 log = logging.getLogger("outreach.executor")
@@ -253,7 +258,10 @@ class _Context:
     sender: Sender
     bucket: TokenBucket
     unsubscribe: UnsubscribeLinks | None = None
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     engine_error: str | None = None
+    #: True per recent attempted send that did not end `sent` (for auto-pause)
+    recent_failures: list[bool] = field(default_factory=list)
 
 
 async def _heartbeat(ws: Workspace, run_id: int, worker_id: str, lost: asyncio.Event) -> None:
@@ -266,11 +274,69 @@ async def _heartbeat(ws: Workspace, run_id: int, worker_id: str, lost: asyncio.E
                 return
 
 
-async def _deliver(ctx: _Context, delivery: Delivery) -> None:
-    """Send one claimed delivery and record its outcome."""
-    opts = ctx.run.options
-    attempts = 0
-    status, reason, message_id = DeliveryStatus.SENT, None, None
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed delivery, to be written to the ledger."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    attempts: int
+    reason: str | None = None
+    message_id: str | None = None
+    provider_message_id: str | None = None
+    error_kind: str | None = None
+
+
+def _unsubscribe_headers(ctx: _Context, delivery: Delivery) -> dict[str, str]:
+    """The same per-recipient link as the template's `unsubscribe_url`, plus the mailto."""
+    url = ctx.unsubscribe(delivery.email) if ctx.unsubscribe else None
+    return list_unsubscribe_headers(mailto=ctx.run.options.unsubscribe_mailto, url=url)
+
+
+async def _send_with_retries(ctx: _Context, outgoing: Outgoing, attempts: list[int]) -> SendResult:
+    """Send; a TRANSIENT failure is retried (tenacity, the retry policy's waits) up to the run's
+    attempt limit. The first try runs without tenacity: it is the common case and the cheap one.
+    """
+
+    async def once() -> SendResult:
+        attempts[0] += 1
+        await ctx.bucket.acquire()
+        return await ctx.sender.send(outgoing)
+
+    try:
+        return await once()
+    except SendError as exc:
+        if not should_retry(exc) or ctx.run.options.max_attempts <= 1:
+            if should_retry(exc):
+                raise _Exhausted(exc) from None
+            raise
+        first_wait = backoff_seconds(ctx.retry_policy, exc, 1)
+    await asyncio.sleep(first_wait)
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(should_retry),
+            wait=tenacity_wait(ctx.retry_policy, offset=1),
+            stop=stop_after_attempt(ctx.run.options.max_attempts - 1),
+        ):
+            with attempt:
+                result = await once()
+    except RetryError as exc:
+        raise _Exhausted(exc.last_attempt.exception()) from None
+    return result
+
+
+class _Exhausted(Exception):
+    """Every allowed attempt failed transiently; carries the last error."""
+
+    def __init__(self, last: BaseException | None) -> None:
+        super().__init__(str(last))
+        self.last = last
+
+
+async def _deliver(ctx: _Context, delivery: Delivery) -> Outcome | None:
+    """Send one claimed delivery; its outcome, or None when the engine failed before sending
+    (the delivery then goes back to pending and the run pauses)."""
+    attempts_made = [0]
     try:
         rendered = ctx.template.render(
             render_context(
@@ -287,46 +353,98 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> None:
             recipient=delivery.email,
             delivery_id=delivery.id,
             now=utcnow(),
+            extra_headers=_unsubscribe_headers(ctx, delivery),
         )
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(
-                lambda e: isinstance(e, SendError) and e.kind is SendErrorKind.TRANSIENT
-            ),
-            wait=wait_random_exponential(multiplier=0.5, max=30),
-            stop=stop_after_attempt(opts.max_attempts),
-        ):
-            with attempt:
-                attempts += 1
-                await ctx.bucket.acquire()
-                result = await ctx.sender.send(outgoing)
-        message_id = result.message_id
+        result = await _send_with_retries(ctx, outgoing, attempts_made)
     except TemplateError as exc:
-        status, reason = DeliveryStatus.FAILED, f"render_error: {exc}"
+        return Outcome(delivery.id, DeliveryStatus.FAILED, attempts_made[0], f"render_error: {exc}")
     except (ValueError, MessageError) as exc:  # the message could not be built for this row
-        status, reason = DeliveryStatus.FAILED, f"message_error: {type(exc).__name__}: {exc}"
-    except RetryError as exc:
-        status, reason = DeliveryStatus.DEFERRED, f"transient: {exc.last_attempt.exception()}"
+        reason = f"message_error: {type(exc).__name__}: {exc}"
+        return Outcome(delivery.id, DeliveryStatus.FAILED, attempts_made[0], reason)
+    except _Exhausted as exc:
+        reason = f"transient: {exc.last}"
+        return Outcome(
+            delivery.id, DeliveryStatus.DEFERRED, attempts_made[0], reason, error_kind="transient"
+        )
     except SendError as exc:
         if exc.kind is SendErrorKind.ENGINE:
-            # Nothing reached the engine: the delivery goes back to pending, the run pauses.
             ctx.engine_error = str(exc)
-            with ctx.ws.db.begin() as conn:
-                deliveries.release_unstarted(conn, [delivery.id], now=utcnow())
-            return
+            return None
         status = (
             DeliveryStatus.UNKNOWN if exc.kind is SendErrorKind.AMBIGUOUS else DeliveryStatus.FAILED
         )
-        reason = f"{exc.kind}: {exc}"
-    with ctx.ws.db.begin() as conn:
-        deliveries.record_outcome(
-            conn,
-            delivery.id,
-            target=status,
-            now=utcnow(),
-            attempts=attempts,
-            reason=reason,
-            message_id=message_id,
+        return Outcome(
+            delivery.id, status, attempts_made[0], f"{exc.kind}: {exc}", error_kind=str(exc.kind)
         )
+    return Outcome(
+        delivery.id,
+        DeliveryStatus.SENT,
+        attempts_made[0],
+        message_id=result.message_id,
+        provider_message_id=result.provider_message_id or None,
+    )
+
+
+def _record(ctx: _Context, outcomes: list[Outcome], unstarted: list[int]) -> None:
+    """One transaction per batch: every outcome, and the deliveries that were not started.
+
+    Deliberate: a crash before this commit leaves the batch's sent messages `sending`, which
+    the next executor marks `unknown` and does not resend (at most one batch).
+    """
+    now = utcnow()
+    with ctx.ws.db.begin() as conn:
+        deliveries.record_outcomes(
+            conn,
+            [
+                {
+                    "delivery_id": o.delivery_id,
+                    "target": o.status,
+                    "attempts": o.attempts,
+                    "reason": o.reason,
+                    "message_id": o.message_id,
+                    "provider_message_id": o.provider_message_id,
+                    "error_kind": o.error_kind,
+                }
+                for o in outcomes
+            ],
+            now=now,
+        )
+        if unstarted:
+            deliveries.release_unstarted(conn, unstarted, now=now)
+
+
+def _skip_recently_sent(
+    conn: Connection, ctx: _Context, batch: list[Delivery]
+) -> list[Delivery] | None:
+    """Never twice: claimed deliveries this workflow already sent to inside its dedupe window
+    (another run, e.g. a double click on send-now) are skipped. None when the batch was empty."""
+    if not batch:
+        return None
+    window = ctx.run.options.dedupe_window_hours
+    if window <= 0:
+        return batch
+    now = utcnow()
+    keys = [d.email_normalized for d in batch if d.email_normalized]
+    dupes = deliveries.recently_sent(
+        conn,
+        workflow_id=ctx.run.workflow_id,
+        run_id=ctx.run.id,
+        keys=keys,
+        since=now - timedelta(hours=window),
+    )
+    if not dupes:
+        return batch
+    reason = f"sent_recently: this workflow sent to it within {window:g} h"
+    deliveries.record_outcomes(
+        conn,
+        [
+            {"delivery_id": d.id, "target": DeliveryStatus.SKIPPED, "attempts": 0, "reason": reason}
+            for d in batch
+            if d.email_normalized in dupes
+        ],
+        now=now,
+    )
+    return [d for d in batch if d.email_normalized not in dupes]
 
 
 async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) -> str:
@@ -334,32 +452,45 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
     opts = ctx.run.options
     limit = asyncio.Semaphore(opts.concurrency)
 
-    async def guarded(delivery: Delivery, started: set[int]) -> None:
+    async def guarded(delivery: Delivery) -> Outcome | None:
         async with limit:
             if ctx.engine_error or lost.is_set():
-                return
-            started.add(delivery.id)
-            await _deliver(ctx, delivery)
+                return None
+            return await _deliver(ctx, delivery)
 
+    limit_s = None if opts.time_limit_minutes is None else opts.time_limit_minutes * 60
     while True:
         if stop.is_set() or lost.is_set():
             return "stop"
         with ctx.ws.db.begin() as conn:
             current = runs.get_run(conn, ctx.run.id)
+            started = current.started_at or current.created_at
+            if limit_s is not None and (utcnow() - started).total_seconds() > limit_s:
+                return "time"
             if current.status is not RunStatus.SENDING or current.worker_id != ctx.worker_id:
                 return "status"
             batch = deliveries.claim_pending(
                 conn, ctx.run.id, worker_id=ctx.worker_id, limit=opts.batch_size, now=utcnow()
             )
-        if not batch:
+            batch = _skip_recently_sent(conn, ctx, batch)
+        if batch is None:
             return "done"
-        started: set[int] = set()
-        await asyncio.gather(*(guarded(d, started) for d in batch))
-        unstarted = [d.id for d in batch if d.id not in started]
-        if unstarted:
-            with ctx.ws.db.begin() as conn:
-                deliveries.release_unstarted(conn, unstarted, now=utcnow())
+        results = await asyncio.gather(*(guarded(d) for d in batch))
+        outcomes = [r for r in results if r is not None]
+        done = {o.delivery_id for o in outcomes}
+        _record(ctx, outcomes, [d.id for d in batch if d.id not in done])
         if ctx.engine_error:
+            return "engine"
+        ctx.recent_failures.extend(
+            o.status is not DeliveryStatus.SENT for o in outcomes if o.attempts > 0
+        )
+        del ctx.recent_failures[:-AUTO_PAUSE_WINDOW]
+        if should_auto_pause(ctx.recent_failures, opts.auto_pause_failure_rate):
+            failed = sum(ctx.recent_failures)
+            ctx.engine_error = (
+                f"auto-pause: {failed} of the last {len(ctx.recent_failures)} sends failed "
+                f"(threshold {opts.auto_pause_failure_rate:.0%})"
+            )
             return "engine"
 
 
@@ -410,7 +541,10 @@ async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) 
         ctx_error = ctx.engine_error
     finally:
         beat.cancel()
-    return _finish(ws, run.id, worker_id=worker_id, why=why, engine_error=ctx_error)
+    finished = _finish(ws, run.id, worker_id=worker_id, why=why, engine_error=ctx_error)
+    if finished.status in FINAL_RUN_STATES or finished.status is RunStatus.PAUSED:
+        run_report.mail_run_report(ws, run.id)
+    return finished
 
 
 def _finish(
@@ -419,7 +553,20 @@ def _finish(
     now = utcnow()
     with ws.db.begin() as conn:
         run = runs.get_run(conn, run_id)
-        if why == "done" and run.status is RunStatus.SENDING:
+        if why == "time" and run.status is RunStatus.SENDING:
+            limit = run.options.time_limit_minutes
+            left = deliveries.skip_pending(
+                conn, run_id, reason=f"time_limit: the run's {limit:g} min were up", now=now
+            )
+            runs.set_run_status(
+                conn,
+                run_id,
+                expected=RunStatus.SENDING,
+                target=RunStatus.COMPLETED,
+                now=now,
+                reason=f"time limit of {limit:g} min reached; {left} recipients left unsent",
+            )
+        elif why == "done" and run.status is RunStatus.SENDING:
             runs.set_run_status(
                 conn, run_id, expected=RunStatus.SENDING, target=RunStatus.COMPLETED, now=now
             )
@@ -430,9 +577,16 @@ def _finish(
                 expected=RunStatus.SENDING,
                 target=RunStatus.PAUSED,
                 now=now,
-                reason=f"engine error: {engine_error}",
+                reason=(
+                    engine_error
+                    if (engine_error or "").startswith("auto-pause")
+                    else f"engine error: {engine_error}"
+                ),
             )
             runs.release_run(conn, run_id, worker_id=worker_id)
+        elif why == "status" and run.status is RunStatus.PAUSED:
+            runs.release_run(conn, run_id, worker_id=worker_id)  # paused by a user: resumable
+            log.info("run %s: paused; resumable with `resume %s`", run_id, run_id)
         elif why == "stop":
             runs.release_run(conn, run_id, worker_id=worker_id)
             log.info("run %s: stopped on request; resumable with `resume %s`", run_id, run_id)

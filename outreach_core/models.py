@@ -143,6 +143,25 @@ class SendOptions(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=100, description="simultaneous sends")
     batch_size: int = Field(default=50, ge=1, le=10_000, description="deliveries claimed at once")
     max_attempts: int = Field(default=3, ge=1, le=10, description="tries for transient errors")
+    dedupe_window_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="skip recipients this workflow sent to within this many hours, 0 = off",
+    )
+    auto_pause_failure_rate: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="pause when more than this share of the last 50 sends failed, 0 = off",
+    )
+    time_limit_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description="end the run after this long; unsent rows are skipped as time_limit",
+    )
+    unsubscribe_mailto: str | None = Field(
+        default=None, description="address for List-Unsubscribe mailto, e.g. unsub@example.com"
+    )
     skip_mx: bool = False
     on_render_error: RenderErrorPolicy = RenderErrorPolicy.SKIP
     unsubscribe_base_url: str | None = Field(
@@ -200,6 +219,8 @@ class Delivery(BaseModel):
     message_id: str | None
     updated_at: datetime
     sent_at: datetime | None
+    provider_message_id: str | None = None
+    error_kind: str | None = None
 
 
 class RunCounts(BaseModel):

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 class TokenBucket:
     """Allows `burst` sends at once, refilled at `rate` per second; rate 0 means unlimited.
 
-    `delay()` is the pure decision (how long until a token is free); `acquire()` waits it out.
+    `try_take()` is the decision (take a token, or say how long until one is free);
+    `acquire()` waits it out. Clock and sleep are injectable so tests run on fake time.
     """
 
     def __init__(
-        self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.rate = rate
         self.burst = max(1, burst)
         self._clock = clock
+        self._sleep = sleep
         self._tokens = float(self.burst)
         self._updated = clock()
         self._lock = asyncio.Lock()
@@ -33,8 +40,10 @@ class TokenBucket:
         if self.rate <= 0:
             return 0.0
         self._refill()
-        if self._tokens >= 1:
-            self._tokens -= 1
+        # The epsilon absorbs float rounding: after waiting exactly (1 - t) / rate the refill
+        # can land a hair below 1, and a wait too small to move the clock would spin forever.
+        if self._tokens >= 1 - 1e-9:
+            self._tokens = max(0.0, self._tokens - 1)
             return 0.0
         return (1 - self._tokens) / self.rate
 
@@ -42,4 +51,4 @@ class TokenBucket:
         """Wait until a token is free, then take it."""
         async with self._lock:
             while (wait := self.try_take()) > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)

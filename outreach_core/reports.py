@@ -6,8 +6,22 @@ import csv
 import io
 from pathlib import Path
 
-from outreach_core.store import deliveries, runs
+from outreach_core.models import RunSummary
+from outreach_core.store import deliveries, runs, workflows
 from outreach_core.workspace import Workspace
+
+
+def run_summary(ws: Workspace, run_id: int) -> RunSummary:
+    """A run with its delivery counts."""
+    with ws.db.connect() as conn:
+        run = runs.get_run(conn, run_id)
+        names = workflows.workflow_names(conn, [run.workflow_id])
+        return RunSummary(
+            run=run,
+            workflow_name=names.get(run.workflow_id, "?"),
+            counts=deliveries.counts(conn, run.id),
+        )
+
 
 EXPORT_COLUMNS = [
     "delivery_id",

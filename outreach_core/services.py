@@ -9,13 +9,15 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
-from outreach_core import crypto, executor
+from outreach_core import crypto, executor, reports
 from outreach_core.audience import ParsedFile
-from outreach_core.errors import InputError, NotFound
+from outreach_core.errors import IllegalTransition, InputError, NotFound
 from outreach_core.models import (
     Audience,
     Engine,
     Overview,
+    Run,
+    RunStatus,
     RunSummary,
     SendOptions,
     Template,
@@ -222,14 +224,7 @@ def queue_run(
 
 def run_summary(ws: Workspace, run_id: int) -> RunSummary:
     """A run with its delivery counts."""
-    with ws.db.connect() as conn:
-        run = runs.get_run(conn, run_id)
-        names = workflows.workflow_names(conn, [run.workflow_id])
-        return RunSummary(
-            run=run,
-            workflow_name=names.get(run.workflow_id, "?"),
-            counts=deliveries.counts(conn, run.id),
-        )
+    return reports.run_summary(ws, run_id)
 
 
 def recent_runs(ws: Workspace, *, limit: int = 20) -> list[RunSummary]:
@@ -369,3 +364,51 @@ def send_test_message(
     run_id = queue_run(ws, workflow.id, trigger=TEST_TRIGGER, actor=actor)
     executor.run_to_end(ws, run_id, worker_id=executor.new_worker_id(), stop=executor.StopSignal())
     return run_summary(ws, run_id)
+
+
+#: where a run can be paused from, and cancelled from
+_PAUSABLE = (RunStatus.SENDING,)
+_CANCELLABLE = (RunStatus.QUEUED, RunStatus.INITIALIZING, RunStatus.SENDING, RunStatus.PAUSED)
+
+
+def _move_run(ws: Workspace, run_id: int, *, allowed: tuple[RunStatus, ...], target: RunStatus,
+              actor: str, reason: str) -> Run:  # fmt: skip
+    now = utcnow()
+    with ws.db.begin() as conn:
+        run = runs.get_run(conn, run_id)
+        if run.status not in allowed:
+            raise IllegalTransition(
+                f"{run} cannot be {target.lower()}; only runs that are "
+                + " or ".join(allowed)
+                + " can"
+            )
+        runs.set_run_status(
+            conn, run_id, expected=run.status, target=target, now=now, reason=reason
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action=f"run.{target.lower()}",
+            subject=f"run {run_id}",
+            now=now,
+            detail={"from": str(run.status)},
+        )
+        return runs.get_run(conn, run_id)
+
+
+def pause_run(ws: Workspace, run_id: int, *, actor: str) -> Run:
+    """SENDING -> PAUSED. The executor finishes its current batch, records it and lets go;
+    `resume` (CLI or page) continues with the pending rows."""
+    return _move_run(
+        ws, run_id, allowed=_PAUSABLE, target=RunStatus.PAUSED, actor=actor,
+        reason=f"paused by {actor}",
+    )  # fmt: skip
+
+
+def cancel_run(ws: Workspace, run_id: int, *, actor: str) -> Run:
+    """Any live run -> CANCELLED. The current batch is finished and recorded; pending rows
+    stay pending and are never sent."""
+    return _move_run(
+        ws, run_id, allowed=_CANCELLABLE, target=RunStatus.CANCELLED, actor=actor,
+        reason=f"cancelled by {actor}",
+    )  # fmt: skip

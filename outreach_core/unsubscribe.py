@@ -1,4 +1,5 @@
-"""Per-recipient unsubscribe links: the workflow's base URL plus an HMAC token of the address.
+"""Per-recipient unsubscribe links (the workflow's base URL plus an HMAC token of the address)
+and the List-Unsubscribe headers that carry them.
 
 The token is HMAC-SHA256 over the lower-cased address with a key derived from the workspace's
 secret key, so whoever serves the base URL can check that a link was made by this workspace
@@ -39,3 +40,22 @@ class UnsubscribeLinks:
         separator = "&" if urlsplit(self.base_url).query else "?"
         query = urlencode({"email": email, "token": token(self.key, email)})
         return f"{self.base_url}{separator}{query}"
+
+
+def list_unsubscribe_headers(*, mailto: str | None, url: str | None) -> dict[str, str]:
+    """List-Unsubscribe (RFC 2369) for one message; empty when the run has neither form.
+
+    With an https URL also `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058);
+    the URL comes first, the mailto (if any) after it.
+    """
+    uris = []
+    if url:
+        uris.append(f"<{url}>")
+    if mailto:
+        uris.append(f"<mailto:{mailto}?subject=unsubscribe>")
+    if not uris:
+        return {}
+    found = {"List-Unsubscribe": ", ".join(uris)}
+    if url and url.lower().startswith("https://"):
+        found["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return found

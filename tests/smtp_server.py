@@ -2,14 +2,18 @@
 
 Failures are programmed per recipient: `refuse_rcpt[address] = "550 5.1.1 no such user"`
 answers RCPT with that reply; `fail_rcpt_times[address] = n` answers the first n RCPTs with
-451 and accepts afterwards; `drop_after_data` closes the connection after DATA for addresses
-in it without replying (an ambiguous failure).
+451 (or with `fail_rcpt_reply[address]`, e.g. a 421) and accepts afterwards; `drop_after_data`
+closes the connection after DATA for addresses in it without replying (an ambiguous failure);
+`slow_data[address] = seconds` waits that long before answering DATA (a slow server).
+`rcpt_attempts` counts every RCPT per address, accepted or not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -44,7 +48,10 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
     fail_rcpt_times: dict[str, int] = field(default_factory=dict)
+    fail_rcpt_reply: dict[str, str] = field(default_factory=dict)
     drop_after_data: set[str] = field(default_factory=set)
+    slow_data: dict[str, float] = field(default_factory=dict)
+    rcpt_attempts: Counter[str] = field(default_factory=Counter)
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,17 +67,22 @@ class RecordingHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
     ) -> str:
         key = address.lower()
+        with self.lock:
+            self.rcpt_attempts[key] += 1
         if key in self.refuse_rcpt:
             return self.refuse_rcpt[key]
         with self.lock:
             remaining = self.fail_rcpt_times.get(key, 0)
             if remaining:
                 self.fail_rcpt_times[key] = remaining - 1
-                return "451 4.3.0 try again later"
+                return self.fail_rcpt_reply.get(key, "451 4.3.0 try again later")
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        delay = max((self.slow_data.get(r.lower(), 0.0) for r in envelope.rcpt_tos), default=0.0)
+        if delay:
+            await asyncio.sleep(delay)
         if any(r.lower() in self.drop_after_data for r in envelope.rcpt_tos):
             server.transport.close()
             return "250 OK"  # never reaches the client: the connection is gone

@@ -3,6 +3,11 @@
     outbox:///path/to/folder
     smtp://[user[:password]@]host[:port][?tls=starttls|ssl|none]   (default starttls)
     smtps://[user[:password]@]host[:port]                           (implicit TLS)
+    sendgrid://API_KEY@[?region=eu]
+    mailgun://API_KEY@DOMAIN[?region=eu]
+    ses://ACCESS_KEY_ID:SECRET_ACCESS_KEY@REGION                     (secret percent-encoded)
+
+The HTTP kinds also take `endpoint=http(s)://host:port` to talk to a stand-in (tests, proxy).
 
 Adding a provider: one module with a sender class, one entry in `_FACTORIES`.
 """
@@ -15,7 +20,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from outreach_core.errors import InputError
+from outreach_core.senders import mailgun, sendgrid, ses
 from outreach_core.senders.base import Sender, SendResult
+from outreach_core.senders.http import endpoint_override
 from outreach_core.senders.outbox import OutboxSender
 from outreach_core.senders.smtp import SmtpConfig, SmtpSender, TlsMode
 
@@ -71,6 +78,66 @@ def _outbox_folder(url: str) -> Path:
     return Path(path)
 
 
+def _query(url: str, *, known: set[str]) -> dict[str, str]:
+    query = {key: values[-1] for key, values in parse_qs(urlsplit(url).query).items()}
+    unknown = set(query) - known
+    if unknown:
+        raise InputError(
+            f"engine URL: unknown option {', '.join(sorted(unknown))}; known: "
+            + ", ".join(sorted(known))
+        )
+    return query
+
+
+def _region(query: dict[str, str], endpoints: dict[str, str]) -> str:
+    region = query.get("region", "us").lower()
+    if region not in endpoints:
+        raise InputError(f"engine URL: region={region} is not one of {', '.join(endpoints)}")
+    return endpoint_override(query, default=endpoints[region])
+
+
+def _sendgrid_config(url: str) -> sendgrid.SendGridConfig:
+    parts = urlsplit(url)
+    query = _query(url, known={"region", "endpoint"})
+    if not parts.username or parts.password is not None or parts.hostname:
+        raise InputError("engine URL: SendGrid takes the API key only, e.g. sendgrid://KEY@")
+    return sendgrid.SendGridConfig(
+        api_key=unquote(parts.username), endpoint=_region(query, sendgrid.ENDPOINTS)
+    )
+
+
+def _mailgun_config(url: str) -> mailgun.MailgunConfig:
+    parts = urlsplit(url)
+    query = _query(url, known={"region", "endpoint"})
+    if not parts.username or not parts.hostname:
+        raise InputError(
+            "engine URL: Mailgun needs the API key and the sending domain, "
+            "e.g. mailgun://KEY@mg.example.com"
+        )
+    return mailgun.MailgunConfig(
+        api_key=unquote(parts.username),
+        domain=parts.hostname,
+        endpoint=_region(query, mailgun.ENDPOINTS),
+    )
+
+
+def _ses_config(url: str) -> ses.SesConfig:
+    parts = urlsplit(url)
+    query = _query(url, known={"endpoint"})
+    if not parts.username or not parts.password or not parts.hostname:
+        raise InputError(
+            "engine URL: SES needs access key id, secret and region, "
+            "e.g. ses://AKIA...:SECRET@eu-west-1"
+        )
+    region = parts.hostname
+    return ses.SesConfig(
+        access_key=unquote(parts.username),
+        secret_key=unquote(parts.password),
+        region=region,
+        endpoint=endpoint_override(query, default=ses.default_endpoint(region)),
+    )
+
+
 def mask_url(url: str) -> str:
     """The URL with any password or API key replaced by ***."""
     parts = urlsplit(url)
@@ -92,12 +159,13 @@ def parse_engine_url(url: str) -> EngineUrl:
         raise InputError(
             f"engine URL: unknown kind {scheme or '(none)'!r}; known: {', '.join(sorted(_FACTORIES))}"
         )
+    username = None
     if scheme in ("smtp", "smtps"):
-        config = _smtp_config(url)
-        username = config.username
-    else:
+        username = _smtp_config(url).username
+    elif scheme == "outbox":
         _outbox_folder(url)
-        username = None
+    else:
+        _CONFIGS[scheme](url)
     return EngineUrl(kind=scheme, display=mask_url(url), raw=url, username=username)
 
 
@@ -109,8 +177,29 @@ def _outbox(url: str, concurrency: int) -> Sender:
     return OutboxSender(_outbox_folder(url))
 
 
+def _sendgrid(url: str, concurrency: int) -> Sender:
+    return sendgrid.SendGridSender(_sendgrid_config(url), concurrency=concurrency)
+
+
+def _mailgun(url: str, concurrency: int) -> Sender:
+    return mailgun.MailgunSender(_mailgun_config(url), concurrency=concurrency)
+
+
+def _ses(url: str, concurrency: int) -> Sender:
+    return ses.SesSender(_ses_config(url), concurrency=concurrency)
+
+
+_CONFIGS: dict[str, Callable[[str], object]] = {
+    "sendgrid": _sendgrid_config,
+    "mailgun": _mailgun_config,
+    "ses": _ses_config,
+}
+
 _FACTORIES: dict[str, Callable[[str, int], Sender]] = {
+    "mailgun": _mailgun,
     "outbox": _outbox,
+    "sendgrid": _sendgrid,
+    "ses": _ses,
     "smtp": _smtp,
     "smtps": _smtp,
 }

@@ -21,6 +21,8 @@ class SendResult:
 
     message_id: str
     response: str = ""
+    #: the provider's own id (SendGrid X-Message-Id, Mailgun id, SES MessageId), if any
+    provider_message_id: str = ""
 
 
 class Sender(Protocol):
@@ -32,6 +34,13 @@ class Sender(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+    async def check(self) -> str:
+        """Test the connection and credentials without sending; a sentence on success.
+
+        Raises SendError (kind ENGINE) saying what is wrong.
+        """
         ...
 
     async def __aenter__(self) -> Self: ...

@@ -41,10 +41,22 @@ class OutboxSender:
     async def aclose(self) -> None:
         return None
 
+    async def check(self) -> str:
+        """The folder exists (it was created on open) and is writable."""
+        probe = self.folder / ".outreach-check"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise SendError(
+                f"outbox {self.folder}: not writable: {exc.strerror}", kind=SendErrorKind.ENGINE
+            ) from None
+        return f"outbox {self.folder}: writable"
+
     async def send(self, outgoing: Outgoing) -> SendResult:
         safe = re.sub(r"[^A-Za-z0-9@._-]", "_", outgoing.recipient)
         path = self.folder / f"{outgoing.delivery_id:08d}-{safe}.eml"
-        await asyncio.to_thread(self._write, path, outgoing.message.as_bytes())
+        await asyncio.to_thread(self._write, path, outgoing.data)
         return SendResult(message_id=outgoing.message_id, response=f"written {path.name}")
 
     @staticmethod

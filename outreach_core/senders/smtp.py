@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import Self
 
 import aiosmtplib
-from aiosmtplib.email import flatten_message
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -135,9 +134,7 @@ class _Connection:
                         kind=SendErrorKind.TRANSIENT,
                     ) from None
         try:
-            response = await client.data(
-                flatten_message(outgoing.message, utf8=outgoing.needs_smtputf8)
-            )
+            response = await client.data(outgoing.data)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(client)
             raise SendError(
@@ -221,6 +218,23 @@ class SmtpSender:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.close() for c in self._connections))
+
+    async def check(self) -> str:
+        """Connect (TLS and AUTH as configured) and answer a NOOP."""
+        connection = await self._idle.get()
+        try:
+            client = await connection.open()
+            try:
+                await client.noop()
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                connection.client = None
+                raise SendError(
+                    f"{self.config.where}: NOOP failed: {_describe(exc)}",
+                    kind=SendErrorKind.ENGINE,
+                ) from None
+        finally:
+            self._idle.put_nowait(connection)
+        return f"{self.config.where}: connected ({self.config.tls}), server answers"
 
     async def send(self, outgoing: Outgoing) -> SendResult:
         connection = await self._idle.get()

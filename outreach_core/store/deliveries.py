@@ -16,7 +16,7 @@ from outreach_core.models import (
     RunCounts,
     check_delivery_transition,
 )
-from outreach_core.store.tables import deliveries
+from outreach_core.store.tables import deliveries, runs
 
 # Rows per INSERT statement when freezing an audience: large enough to be fast, small enough
 # to stay under SQLite's bound-parameter limit.
@@ -83,6 +83,8 @@ def record_outcome(
     attempts: int,
     reason: str | None = None,
     message_id: str | None = None,
+    provider_message_id: str | None = None,
+    error_kind: str | None = None,
 ) -> None:
     """Record the outcome of a claimed delivery; it must still be `sending`."""
     check_delivery_transition(DeliveryStatus.SENDING, target)
@@ -92,6 +94,8 @@ def record_outcome(
         "attempts": attempts,
         "updated_at": now,
         "message_id": message_id,
+        "provider_message_id": provider_message_id,
+        "error_kind": error_kind,
     }
     if target is DeliveryStatus.SENT:
         values["sent_at"] = now
@@ -102,6 +106,86 @@ def record_outcome(
     )
     if result.rowcount != 1:
         raise IllegalTransition(f"delivery {delivery_id} is no longer sending; not recorded")
+
+
+#: one prepared statement for a batch of outcomes (executemany); only `sending` rows change
+_RECORD_MANY = (
+    deliveries.update()
+    .where(
+        deliveries.c.id == sa.bindparam("b_id"),
+        deliveries.c.status == DeliveryStatus.SENDING,
+    )
+    .values(
+        status=sa.bindparam("b_status"),
+        reason=sa.bindparam("b_reason"),
+        attempts=sa.bindparam("b_attempts"),
+        updated_at=sa.bindparam("b_now"),
+        sent_at=sa.bindparam("b_sent_at"),
+        message_id=sa.bindparam("b_message_id"),
+        provider_message_id=sa.bindparam("b_provider_message_id"),
+        error_kind=sa.bindparam("b_error_kind"),
+    )
+)
+
+
+def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: datetime) -> int:
+    """Record many outcomes in one statement; each dict has the keys of `record_outcome`
+    (`delivery_id`, `target`, `attempts`, and optionally `reason`, `message_id`,
+    `provider_message_id`, `error_kind`). Returns how many rows changed."""
+    if not outcomes:
+        return 0
+    params = []
+    for item in outcomes:
+        target = DeliveryStatus(item["target"])
+        check_delivery_transition(DeliveryStatus.SENDING, target)
+        params.append(
+            {
+                "b_id": item["delivery_id"],
+                "b_status": target,
+                "b_reason": item.get("reason"),
+                "b_attempts": item["attempts"],
+                "b_now": now,
+                "b_sent_at": now if target is DeliveryStatus.SENT else None,
+                "b_message_id": item.get("message_id"),
+                "b_provider_message_id": item.get("provider_message_id"),
+                "b_error_kind": item.get("error_kind"),
+            }
+        )
+    return conn.execute(_RECORD_MANY, params).rowcount
+
+
+def skip_pending(conn: Connection, run_id: int, *, reason: str, now: datetime) -> int:
+    """Every still-pending delivery of the run becomes `skipped` with the reason."""
+    check_delivery_transition(DeliveryStatus.PENDING, DeliveryStatus.SKIPPED)
+    result = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SKIPPED, reason=reason, updated_at=now)
+    )
+    return result.rowcount
+
+
+def recently_sent(
+    conn: Connection, *, workflow_id: int, run_id: int, keys: list[str], since: datetime
+) -> set[str]:
+    """Which of `keys` another run of the workflow sent to (or may have: unknown) since
+    `since`, or is sending right now in an earlier run (so two runs racing send once)."""
+    if not keys:
+        return set()
+    other = runs.c.workflow_id == workflow_id
+    done = sa.and_(
+        deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.UNKNOWN]),
+        deliveries.c.updated_at >= since,
+        deliveries.c.run_id != run_id,
+    )
+    in_flight = sa.and_(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.run_id < run_id)
+    rows = conn.execute(
+        sa.select(deliveries.c.email_normalized)
+        .join(runs, runs.c.id == deliveries.c.run_id)
+        .where(other, deliveries.c.email_normalized.in_(keys), sa.or_(done, in_flight))
+        .distinct()
+    )
+    return {row[0] for row in rows}
 
 
 def mark_in_flight_unknown(conn: Connection, run_id: int, *, now: datetime) -> int:

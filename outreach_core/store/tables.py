@@ -174,6 +174,10 @@ deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("message_id", sa.String(300)),
     sa.Column("claimed_by", sa.String(200)),
+    # the provider's own id (SendGrid X-Message-Id, Mailgun id, SES MessageId)
+    sa.Column("provider_message_id", sa.String(300)),
+    # for failed / deferred / unknown: transient, ambiguous, permanent or engine
+    sa.Column("error_kind", sa.String(20)),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("sent_at", UTCDateTime()),
     sa.UniqueConstraint("run_id", "email_normalized", name="uq_deliveries_run_email"),

@@ -122,6 +122,7 @@ def test_upgrading_twice_is_a_no_op(workspace: Workspace, tmp_path: Path) -> Non
     """Verify a second upgrade keeps the revision, the tables and the data."""
     seed_workflow(workspace, tmp_path)
     before = sorted(sa.inspect(workspace.db).get_table_names())
+    head = db.current_revision(workspace.db)
     db.upgrade(workspace.db)
     db.upgrade(workspace.db)
     head = ScriptDirectory.from_config(db.alembic_config(workspace.db)).get_current_head()

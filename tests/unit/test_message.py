@@ -28,7 +28,7 @@ def build(rendered: Rendered, *, sender: Sender = SENDER, delivery_id: int = 42)
     outgoing = build_message(
         rendered, sender=sender, recipient="ann@example.org", delivery_id=delivery_id, now=NOW
     )
-    return reparse(outgoing.message.as_bytes())
+    return reparse(outgoing.data)
 
 
 def test_headers_name_sender_recipient_subject_date_and_delivery() -> None:
@@ -40,7 +40,7 @@ def test_headers_name_sender_recipient_subject_date_and_delivery() -> None:
         delivery_id=42,
         now=NOW,
     )
-    message = reparse(outgoing.message.as_bytes())
+    message = reparse(outgoing.data)
     assert message["From"].addresses[0].display_name == "Outreach Team"
     assert message["From"].addresses[0].addr_spec == "team@example.com"
     assert message["To"] == "ann@example.org"
@@ -117,9 +117,7 @@ def test_idn_recipient_domain_is_not_an_encoded_word_on_the_wire() -> None:
         delivery_id=1,
         now=NOW,
     )
-    to_line = next(
-        line for line in outgoing.message.as_bytes().splitlines() if line.startswith(b"To:")
-    )
+    to_line = next(line for line in outgoing.data.splitlines() if line.startswith(b"To:"))
     assert b"=?" not in to_line
 
 
