@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -104,3 +105,28 @@ def status_error(
         code=response.status_code,
         retry_after=None if wait is None else min(wait, MAX_HONOURED_WAIT_S),
     )
+
+
+class HttpSender:
+    """What every HTTP engine shares: one `httpx.AsyncClient`, opened with `async with`."""
+
+    def __init__(self, *, concurrency: int = 4) -> None:
+        self._concurrency = concurrency
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Self:
+        self._client = new_client(concurrency=self._concurrency)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

@@ -10,15 +10,13 @@ other 4xx are permanent; 5xx and lost answers are ambiguous.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import httpx
 
 from outreach_core.errors import SendError, SendErrorKind
 from outreach_core.message import Outgoing
 from outreach_core.senders.base import SendResult
-from outreach_core.senders.http import new_client, post, status_error
+from outreach_core.senders.http import HttpSender, post, status_error
 
 ENDPOINTS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 #: the `v:` variable that carries our delivery id into Mailgun's events
@@ -51,30 +49,12 @@ class MailgunConfig:
         return f"mailgun {self.endpoint} ({self.domain})"
 
 
-class MailgunSender:
+class MailgunSender(HttpSender):
     """One `httpx.AsyncClient` per engine, Basic auth as `api`."""
 
     def __init__(self, config: MailgunConfig, *, concurrency: int = 4) -> None:
+        super().__init__(concurrency=concurrency)
         self.config = config
-        self._concurrency = concurrency
-        self._client: httpx.AsyncClient | None = None
-
-    async def __aenter__(self) -> Self:
-        self._client = new_client(concurrency=self._concurrency)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
 
     @property
     def _auth(self) -> httpx.BasicAuth:

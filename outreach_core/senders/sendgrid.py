@@ -10,15 +10,14 @@ residency) stop the engine; other 4xx are permanent; 5xx and lost answers are am
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from outreach_core.errors import SendError, SendErrorKind
 from outreach_core.message import DELIVERY_HEADER, Outgoing
 from outreach_core.senders.base import SendResult
-from outreach_core.senders.http import new_client, post, status_error
+from outreach_core.senders.http import HttpSender, post, status_error
 
 ENDPOINTS = {"us": "https://api.sendgrid.com", "eu": "https://api.eu.sendgrid.com"}
 #: SendGrid refuses these in `headers`; they come from the structured fields
@@ -88,30 +87,12 @@ def payload(outgoing: Outgoing) -> dict[str, Any]:
     }
 
 
-class SendGridSender:
+class SendGridSender(HttpSender):
     """One `httpx.AsyncClient` per engine, opened with the context manager."""
 
     def __init__(self, config: SendGridConfig, *, concurrency: int = 4) -> None:
+        super().__init__(concurrency=concurrency)
         self.config = config
-        self._concurrency = concurrency
-        self._client: httpx.AsyncClient | None = None
-
-    async def __aenter__(self) -> Self:
-        self._client = new_client(concurrency=self._concurrency)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
 
     @property
     def _headers(self) -> dict[str, str]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import httpx
 from botocore.auth import SigV4Auth
@@ -24,7 +22,7 @@ from botocore.credentials import Credentials
 from outreach_core.errors import SendError, SendErrorKind
 from outreach_core.message import Outgoing
 from outreach_core.senders.base import SendResult
-from outreach_core.senders.http import error_text, new_client, post, status_error
+from outreach_core.senders.http import HttpSender, error_text, post, status_error
 
 #: the EmailTags name that carries our delivery id into SES events
 DELIVERY_TAG = "outreach_delivery"
@@ -113,30 +111,12 @@ def payload(outgoing: Outgoing) -> bytes:
     return json.dumps(body).encode()
 
 
-class SesSender:
+class SesSender(HttpSender):
     """One `httpx.AsyncClient` per engine; every request signed afresh."""
 
     def __init__(self, config: SesConfig, *, concurrency: int = 4) -> None:
+        super().__init__(concurrency=concurrency)
         self.config = config
-        self._concurrency = concurrency
-        self._client: httpx.AsyncClient | None = None
-
-    async def __aenter__(self) -> Self:
-        self._client = new_client(concurrency=self._concurrency)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
 
     def _raise_for(self, response: httpx.Response, kind: SendErrorKind) -> SendError:
         name = error_type(response)
