@@ -223,6 +223,10 @@ def execute(
     try:
         with engine.connect() as conn, conn.begin() as transaction:
             _guard(conn, engine.dialect.name, timeout_s)
+            if engine.dialect.name == "sqlite":
+                # SQLite keeps dates as ISO text; bind them so (sqlite3's date adapter is
+                # deprecated since Python 3.12).
+                params = {k: v.isoformat() if isinstance(v, date) else v for k, v in params.items()}
             result = conn.execute(sa.text(sql), params)
             columns = list(result.keys())
             fetched = result.fetchmany(row_cap + 1)
