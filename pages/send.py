@@ -70,9 +70,15 @@ shown = [("valid", valid), *((k, n) for k, n in counts.items() if n and k != "va
 for column, (label, value) in zip(st.columns(len(shown)), shown, strict=True):
     column.metric(label, value, border=True)
 dns_note = "DNS check skipped (workflow option)" if skip_mx else "DNS checked"
+window = workflow.options.dedupe_window_hours
+dedupe_note = (
+    f" Anyone this workflow sent to in the last {window:g} h is skipped when the run starts."
+    if window
+    else ""
+)
 st.caption(
-    f"{valid} of {total} recipients will be sent to; the others are skipped. {dns_note}. "
-    "Open **Dry run** for the row-by-row table."
+    f"{valid} of {total} recipients will be sent to; the others are skipped. {dns_note}."
+    f"{dedupe_note} Open **Dry run** for the row-by-row table."
 )
 
 st.subheader("Send now")
@@ -104,16 +110,24 @@ if st.session_state.get("watch_run") not in summaries:
 watched = st.selectbox(
     "Run",
     options=list(summaries),
-    format_func=lambda i: ui.run_label(summaries[i], tz),
+    # no status in the label: a picker keeps the label it was first drawn with
+    format_func=lambda i: (
+        f"Run {i} · {summaries[i].workflow_name} · "
+        f"created {ui.format_time(summaries[i].run.created_at, tz)}"
+    ),
     key="watch_run",
 )
 
 
 @st.fragment(run_every=1)
-def progress(run_id: int) -> None:
-    """Re-read from the database every second (the executor writes it)."""
+def progress(run_id: int, drawn: RunStatus) -> None:
+    """Re-read from the database every second (the executor writes it). When the run
+    stopped (paused, completed, failed, cancelled) since the page was drawn, the whole
+    page reruns once (the "queued and sending" note goes)."""
     summary = services.run_summary(ws, run_id)
     status, c = summary.run.status, summary.counts
+    if status is not drawn and status not in LIVE:
+        st.rerun(scope="app")
     done = c.total - c.pending - c.sending
     if c.total:
         text = f"{done} of {c.total} recipients done · {status}"
@@ -162,4 +176,4 @@ def progress(run_id: int) -> None:
         st.error(error)
 
 
-progress(watched)
+progress(watched, summaries[watched].run.status)

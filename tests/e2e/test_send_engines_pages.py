@@ -4,13 +4,30 @@ and a connection test."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from outreach_core import RunStatus, services
-from tests.e2e.dashboard import HOME, Demo
+from outreach_core.demo import load_demo
+from tests.dns_server import DnsServer
+from tests.e2e.dashboard import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    HOME,
+    READY,
+    REPO,
+    SCREENSHOTS,
+    Demo,
+    open_test_workspace,
+)
+from tests.e2e.test_browser import _free_port, _stop, _wait_healthy
 
 SECRET = "s3cr3t-Passw0rd-xyz"
 
@@ -209,3 +226,98 @@ def test_send_page_without_workflows_says_so(data_dir: Path) -> None:
 
     assert any("No workflow yet" in i.value for i in at.info)
     assert not at.button
+
+
+# --- Browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fresh_app_url(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServer) -> Iterator[str]:
+    """A server of its own over a freshly loaded demo with no run yet (the shared browser
+    server has sent the demo once; its dedupe window would skip every recipient)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    data = tmp_path_factory.mktemp("send-browser") / "data"
+    ws = open_test_workspace(data)
+    try:
+        assert load_demo(ws) is not None
+    finally:
+        ws.close()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "REPORT_"))}
+    env.update(
+        OUTREACH_DATA_DIR=str(data),
+        OUTREACH_DATABASE_URL=f"sqlite:///{(data / 'outreach.db').resolve()}",
+        PYTHONPATH=str(REPO),
+        OUTREACH_DNS_NAMESERVERS=dns_server.nameserver,
+        OUTREACH_DNS_TIMEOUT="0.5",
+        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
+    )
+    log = data.parent / "streamlit.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--server.fileWatcherType", "none"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.browser
+def test_browser_send_now_shows_live_progress_to_100(fresh_app_url: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_context(viewport={"width": 1400, "height": 1400}).new_page()
+            page.set_default_timeout(20_000)
+            page.goto(f"{fresh_app_url}/")
+            page.wait_for_selector(READY)
+            page.get_by_role("heading", name="Overview").wait_for()
+            page.get_by_role("link", name="Send").click()
+            page.get_by_role("heading", name="Send", exact=True).wait_for()
+            page.wait_for_selector(READY)
+            page.get_by_text("50 of 54 recipients").wait_for()
+
+            send = page.get_by_role("button", name="Send now")
+            assert send.is_disabled()
+            page.get_by_text("I confirm sending to 50 recipients").click()
+            page.wait_for_selector(READY)
+            send.click()
+            page.get_by_text("queued and sending").wait_for()
+
+            bar = page.locator('[data-testid="stProgress"] [role="progressbar"]')
+            bar.wait_for()
+            seen: list[int] = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                value = int(float(bar.get_attribute("aria-valuenow") or 0))
+                if not seen or seen[-1] != value:
+                    seen.append(value)
+                if value == 100:
+                    break
+                time.sleep(0.2)
+            assert seen[-1] == 100, seen  # reached by the fragment's own ticks, no reload
+            page.get_by_text("COMPLETED", exact=True).wait_for()
+            page.get_by_text("54 of 54 recipients done").wait_for()
+            # once the run stopped, the fragment reran the whole page: the note is gone
+            page.get_by_text("queued and sending").wait_for(state="detached")
+            page.wait_for_selector(READY)
+            page.wait_for_timeout(1500)  # the bar's width is animated towards its value
+            page.wait_for_function(
+                "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
+            )
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shot = SCREENSHOTS / "send.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            print("progress values seen:", seen)
+        finally:
+            chromium.close()
