@@ -321,3 +321,41 @@ def test_browser_send_now_shows_live_progress_to_100(fresh_app_url: str) -> None
             print("progress values seen:", seen)
         finally:
             chromium.close()
+
+
+@pytest.mark.browser
+def test_browser_engines_page_lists_masked_and_tests_the_outbox(fresh_app_url: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+            page.set_default_timeout(20_000)
+            page.goto(f"{fresh_app_url}/")
+            page.wait_for_selector(READY)
+            page.get_by_role("heading", name="Overview").wait_for()
+            page.get_by_role("link", name="Engines").click()
+            page.get_by_role("heading", name="Engines", exact=True).wait_for()
+            page.wait_for_selector(READY)
+            assert (
+                page.get_by_label("URL", exact=True)
+                .and_(page.locator("input"))
+                .get_attribute("type")
+                == "password"
+            )
+            page.get_by_role("button", name="Test connection").click()
+            page.get_by_text(": writable").wait_for()
+            grid = page.locator('[data-testid="stDataFrame"]')
+            grid.locator('[role="gridcell"]').filter(has_text="Local outbox").wait_for(
+                state="attached"
+            )
+            page.wait_for_function(
+                "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
+            )
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shot = SCREENSHOTS / "engines.png"
+            page.screenshot(path=str(shot))
+            assert shot.stat().st_size > 10_000
+        finally:
+            chromium.close()
