@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from outreach_core import crypto, executor, reports
 from outreach_core.audience import ParsedFile
-from outreach_core.errors import IllegalTransition, InputError, NotFound
+from outreach_core.errors import (
+    IllegalTransition,
+    InputError,
+    NotFound,
+    OutreachError,
+    SendError,
+)
 from outreach_core.models import (
     Audience,
     Engine,
@@ -23,7 +33,7 @@ from outreach_core.models import (
     Template,
     Workflow,
 )
-from outreach_core.senders import parse_engine_url
+from outreach_core.senders import open_sender, parse_engine_url
 from outreach_core.store import audiences, audit, deliveries, engines, runs, templates, workflows
 from outreach_core.templating import CompiledTemplate, TemplateSource
 from outreach_core.validation import check_syntax
@@ -31,6 +41,8 @@ from outreach_core.workspace import Workspace, utcnow
 
 #: the trigger of a run made by a test send; the ledger shows it
 TEST_TRIGGER = "test"
+
+log = logging.getLogger("outreach.services")
 
 
 def import_audience(ws: Workspace, parsed: ParsedFile, *, name: str, actor: str) -> Audience:
@@ -412,3 +424,66 @@ def cancel_run(ws: Workspace, run_id: int, *, actor: str) -> Run:
         ws, run_id, allowed=_CANCELLABLE, target=RunStatus.CANCELLED, actor=actor,
         reason=f"cancelled by {actor}",
     )  # fmt: skip
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The credential parts of an engine URL (raw and decoded), to scrub from messages."""
+    parts = urlsplit(url)
+    found = [parts.password or ""]
+    if parts.scheme not in ("smtp", "smtps"):
+        found.append(parts.username or "")  # the API key or access key of the HTTP kinds
+    found += [unquote(value) for value in found]
+    return sorted({value for value in found if len(value) >= 3}, key=len, reverse=True)
+
+
+def test_engine_connection(ws: Workspace, engine_id: int) -> str:
+    """Open the engine's sender and run its `check()`: a sentence on success.
+
+    Raises SendError (or InputError) saying what is wrong. Neither the sentence nor the
+    error ever contains the engine's password or key.
+    """
+    with ws.db.connect() as conn:
+        engine = engines.get_engine(conn, engine_id)
+        encrypted = engines.get_encrypted_url(conn, engine.id)
+    url = crypto.decrypt(ws.fernet, encrypted)
+
+    async def check() -> str:
+        async with open_sender(url, concurrency=1) as sender:
+            return await sender.check()
+
+    def scrub(text: str) -> str:
+        for secret in _secrets_of(url):
+            text = text.replace(secret, "***")
+        return text
+
+    try:
+        message = asyncio.run(check())
+    except SendError as exc:
+        raise SendError(scrub(str(exc)), kind=exc.kind) from None
+    except OutreachError as exc:
+        raise InputError(scrub(str(exc))) from None
+    except OSError as exc:  # anything the sender did not translate
+        raise InputError(scrub(f"engine {engine.name}: {type(exc).__name__}: {exc}")) from None
+    return scrub(message)
+
+
+def execute_in_background(ws: Workspace, run_id: int) -> threading.Thread:
+    """Execute (or continue) a run in a daemon thread of this process; returns the thread.
+
+    The thread has its own StopSignal and worker id. Claiming is atomic, so when the
+    scheduler daemon (or another thread) got the run first this thread logs it and ends.
+    """
+
+    def work() -> None:
+        try:
+            executor.run_to_end(
+                ws, run_id, worker_id=executor.new_worker_id(), stop=executor.StopSignal()
+            )
+        except OutreachError as exc:
+            log.info("run %s: not executed here: %s", run_id, exc)
+        except Exception:
+            log.exception("run %s: executing in the background failed", run_id)
+
+    thread = threading.Thread(target=work, name=f"outreach-run-{run_id}", daemon=True)
+    thread.start()
+    return thread

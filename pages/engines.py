@@ -1,0 +1,102 @@
+"""Engines: the configured ways for mail to leave, a form to add or update one, and a
+connection test. Secrets go in and are never shown back: only the masked URL is."""
+
+import pandas as pd
+import streamlit as st
+
+from outreach_core import OutreachError, services, ui
+
+ws = ui.workspace()
+
+URL_HELP = (
+    "outbox:///folder · smtp://user:password@host:587 (tls=starttls|ssl|none) · "
+    "smtps://user:password@host:465 · sendgrid://API_KEY@ · mailgun://API_KEY@domain · "
+    "ses://ACCESS_KEY_ID:SECRET@region"
+)
+
+st.title("Engines")
+st.caption(
+    "Where mail leaves from. URLs are stored encrypted; this page only ever shows them masked."
+)
+
+engines = services.list_engines(ws)
+if engines:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Name": e.name,
+                    "Kind": e.kind,
+                    "URL": e.display_url,
+                    "From": f"{e.from_name} <{e.from_email}>" if e.from_name else e.from_email,
+                }
+                for e in engines
+            ]
+        ),
+        hide_index=True,
+    )
+else:
+    st.info("No engine yet: add one below.")
+
+add_column, test_column = st.columns(2, gap="large")
+
+FIELDS = ("engine_name", "engine_url", "engine_from_email", "engine_from_name")
+
+
+def save_from_form() -> None:
+    """Submit callback: save, then clear the URL field (the secret is not kept in the
+    session); on success clear the whole form."""
+    values = {key: st.session_state.get(key, "").strip() for key in FIELDS}
+    st.session_state["engine_url"] = ""
+    if not values["engine_name"] or not values["engine_url"]:
+        st.session_state["engine_feedback"] = ("error", "Name and URL are both needed.")
+        return
+    try:
+        saved = services.save_engine(
+            ws,
+            name=values["engine_name"],
+            url=values["engine_url"],
+            from_email=values["engine_from_email"],
+            from_name=values["engine_from_name"],
+            actor="dashboard",
+        )
+    except OutreachError as exc:
+        st.session_state["engine_feedback"] = ("error", str(exc))
+        return
+    for key in FIELDS:
+        st.session_state[key] = ""
+    message = f"Engine **{saved.name}** saved: `{saved.display_url}`"
+    st.session_state["engine_feedback"] = ("success", message)
+
+
+with add_column:
+    st.subheader("Add or update an engine")
+    with st.form("engine_form"):
+        st.text_input("Name", key="engine_name", help="an existing name is updated")
+        st.text_input("URL", type="password", key="engine_url", help=URL_HELP)
+        st.text_input("From email", key="engine_from_email")
+        st.text_input("From name", key="engine_from_name")
+        st.form_submit_button("Save engine", type="primary", on_click=save_from_form)
+    feedback = st.session_state.pop("engine_feedback", None)
+    if feedback:
+        kind, message = feedback
+        (st.success if kind == "success" else st.error)(message)
+
+with test_column:
+    st.subheader("Test connection")
+    if not engines:
+        st.caption("Save an engine first.")
+    else:
+        names = {e.id: e.name for e in engines}
+        engine_id = st.selectbox(
+            "Engine", options=list(names), format_func=names.get, key="test_engine"
+        )
+        st.caption("Connects and checks the credentials; nothing is sent.")
+        if st.button("Test connection", key="test_connection", icon=":material/cable:"):
+            with st.spinner("Connecting…"):
+                try:
+                    message = services.test_engine_connection(ws, engine_id)
+                except OutreachError as exc:
+                    st.error(f"Connection test failed: {exc}")
+                else:
+                    st.success(message)

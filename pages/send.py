@@ -1,0 +1,179 @@
+"""Send: a workflow's pre-flight, a confirmed "Send now", and the run's live progress.
+
+The run executes in a background thread of this server process (the scheduler daemon may
+claim it first; claiming is atomic). Progress is read from the database, never kept here.
+"""
+
+import streamlit as st
+
+from outreach_core import OutreachError, RunStatus, dryrun, services, ui
+
+ws = ui.workspace()
+tz = ui.browser_timezone()
+
+LIVE = (RunStatus.QUEUED, RunStatus.INITIALIZING, RunStatus.SENDING)
+
+
+def send_now(workflow_id: int) -> None:
+    """Button callback: queue a run, start executing it, watch it."""
+    try:
+        run_id = services.queue_run(ws, workflow_id, trigger="dashboard", actor="dashboard")
+    except OutreachError as exc:
+        st.session_state["send_feedback"] = ("error", str(exc))
+        return
+    services.execute_in_background(ws, run_id)
+    st.session_state["watch_run"] = run_id
+    st.session_state["send_confirm"] = False
+    st.session_state["send_feedback"] = ("success", f"Run {run_id} queued and sending.")
+
+
+def act(action: str, run_id: int) -> None:
+    """Pause / Resume / Cancel callback."""
+    try:
+        if action == "pause":
+            services.pause_run(ws, run_id, actor="dashboard")
+        elif action == "cancel":
+            services.cancel_run(ws, run_id, actor="dashboard")
+        else:
+            services.execute_in_background(ws, run_id)
+    except OutreachError as exc:
+        st.session_state["run_feedback"] = str(exc)
+
+
+st.title("Send")
+st.caption(
+    "Check who a workflow will reach, confirm, and send. The run goes on in the background: "
+    "leaving this page does not stop it."
+)
+
+workflows = services.list_workflows(ws)
+if not workflows:
+    st.info("No workflow yet: the send command creates one, and `make run` loads a demo.")
+    st.stop()
+
+by_id = {w.id: w for w in workflows}
+workflow_id = st.selectbox(
+    "Workflow", options=list(by_id), format_func=lambda i: by_id[i].name, key="send_page_workflow"
+)
+workflow = by_id[workflow_id]
+skip_mx = workflow.options.skip_mx
+
+st.subheader("Pre-flight")
+try:
+    report = dryrun.dry_run_workflow(ws, workflow_id, skip_mx=skip_mx)
+except OutreachError as exc:
+    st.error(str(exc))
+    st.stop()
+counts = report.counts()
+valid, total = counts["valid"], len(report.records)
+shown = [("valid", valid), *((k, n) for k, n in counts.items() if n and k != "valid")]
+for column, (label, value) in zip(st.columns(len(shown)), shown, strict=True):
+    column.metric(label, value, border=True)
+dns_note = "DNS check skipped (workflow option)" if skip_mx else "DNS checked"
+window = workflow.options.dedupe_window_hours
+dedupe_note = (
+    f" Anyone this workflow sent to in the last {window:g} h is skipped when the run starts."
+    if window
+    else ""
+)
+st.caption(
+    f"{valid} of {total} recipients will be sent to; the others are skipped. {dns_note}."
+    f"{dedupe_note} Open **Dry run** for the row-by-row table."
+)
+
+st.subheader("Send now")
+if valid:
+    confirmed = st.checkbox(f"I confirm sending to {valid} recipients", key="send_confirm")
+    st.button(
+        "Send now",
+        type="primary",
+        disabled=not confirmed,
+        on_click=send_now,
+        args=(workflow_id,),
+        key="send_now",
+        icon=":material/send:",
+    )
+else:
+    st.warning("No valid recipient: nothing to send.")
+feedback = st.session_state.pop("send_feedback", None)
+if feedback:
+    kind, message = feedback
+    (st.success if kind == "success" else st.error)(message)
+
+st.subheader("Progress")
+summaries = {s.run.id: s for s in services.recent_runs(ws, limit=50)}
+if not summaries:
+    st.info("No runs yet: press **Send now** above.")
+    st.stop()
+if st.session_state.get("watch_run") not in summaries:
+    st.session_state["watch_run"] = next(iter(summaries))
+watched = st.selectbox(
+    "Run",
+    options=list(summaries),
+    # no status in the label: a picker keeps the label it was first drawn with
+    format_func=lambda i: (
+        f"Run {i} · {summaries[i].workflow_name} · "
+        f"created {ui.format_time(summaries[i].run.created_at, tz)}"
+    ),
+    key="watch_run",
+)
+
+
+@st.fragment(run_every=1)
+def progress(run_id: int, drawn: RunStatus) -> None:
+    """Re-read from the database every second (the executor writes it). When the run
+    stopped (paused, completed, failed, cancelled) since the page was drawn, the whole
+    page reruns once (the "queued and sending" note goes)."""
+    summary = services.run_summary(ws, run_id)
+    status, c = summary.run.status, summary.counts
+    if status is not drawn and status not in LIVE:
+        st.rerun(scope="app")
+    done = c.total - c.pending - c.sending
+    if c.total:
+        text = f"{done} of {c.total} recipients done · {status}"
+        st.progress(round(100 * done / c.total), text=text)
+    else:
+        st.progress(0, text=f"preparing the recipients · {status}")
+    metrics = [
+        ("Sent", c.sent),
+        ("Failed", c.unsettled),
+        ("Skipped", c.skipped),
+        ("Pending", c.pending + c.sending),
+    ]
+    for column, (label, value) in zip(st.columns(len(metrics)), metrics, strict=True):
+        column.metric(label, value, border=True)
+    st.markdown(ui.run_status_line(summary, tz))
+    pause, resume, cancel = st.columns(3)
+    pause.button(
+        "Pause",
+        key="run_pause",
+        disabled=status is not RunStatus.SENDING,
+        on_click=act,
+        args=("pause", run_id),
+        icon=":material/pause:",
+        width="stretch",
+    )
+    resume.button(
+        "Resume",
+        key="run_resume",
+        disabled=status is not RunStatus.PAUSED,
+        on_click=act,
+        args=("resume", run_id),
+        icon=":material/play_arrow:",
+        width="stretch",
+    )
+    cancel.button(
+        "Cancel",
+        key="run_cancel",
+        disabled=status not in (*LIVE, RunStatus.PAUSED),
+        on_click=act,
+        args=("cancel", run_id),
+        icon=":material/cancel:",
+        width="stretch",
+    )
+    error = st.session_state.pop("run_feedback", None)
+    if error:
+        st.error(error)
+
+
+progress(watched, summaries[watched].run.status)
