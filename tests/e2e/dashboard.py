@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from outreach_core import services
 from outreach_core.executor import StopSignal, new_worker_id, run_to_end
@@ -50,3 +57,40 @@ def send_run(ws: Workspace, workflow: Workflow) -> int:
     run_id = services.queue_run(ws, workflow.id, trigger="test", actor="test", options=options)
     run_to_end(ws, run_id, worker_id=new_worker_id(), stop=StopSignal())
     return run_id
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    """Wait for a streamlit server's /_stcore/health; fail with its log if it dies or stalls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(
+        f"streamlit did not answer /_stcore/health in {timeout}s:\n{log.read_text()[-3000:]}"
+    )
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM by PID (uvicorn shuts down gracefully in 1-4 s), then kill as a fallback."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

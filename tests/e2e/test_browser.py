@@ -10,12 +10,8 @@ import csv
 import io
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,46 +26,14 @@ from tests.e2e.dashboard import (
     READY,
     REPO,
     SCREENSHOTS,
+    free_port,
     open_test_workspace,
     send_run,
+    stop_server,
+    wait_healthy,
 )
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(
-        f"streamlit did not answer /_stcore/health in {timeout}s:\n{log.read_text()[-3000:]}"
-    )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM by PID (uvicorn shuts down gracefully in 1-4 s), then kill as a fallback."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +62,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 @pytest.fixture(scope="module")
 def app_url(demo_run: tuple[Path, int], chromium_path: str, dns_server: DnsServer) -> Iterator[str]:
     data, _ = demo_run
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "REPORT_"))}
     env.update(
@@ -135,10 +99,10 @@ def app_url(demo_run: tuple[Path, int], chromium_path: str, dns_server: DnsServe
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_healthy(url, proc, log)
+        wait_healthy(url, proc, log)
         yield url
     finally:
-        _stop(proc)
+        stop_server(proc)
 
 
 @pytest.fixture(scope="module")
