@@ -130,3 +130,13 @@ class HttpSender:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+    async def _get_for_check(self, url: str, *, where: str, **kwargs: Any) -> httpx.Response:
+        """A GET made by `check()`: not reaching the provider is an engine error."""
+        assert self._client is not None, "use the sender as `async with`"
+        try:
+            return await self._client.get(url, **kwargs)
+        except httpx.TransportError as exc:
+            raise SendError(
+                f"{where}: cannot connect ({type(exc).__name__})", kind=SendErrorKind.ENGINE
+            ) from None

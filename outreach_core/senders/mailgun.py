@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from outreach_core.errors import SendError, SendErrorKind
+from outreach_core.errors import SendErrorKind
 from outreach_core.message import Outgoing
 from outreach_core.senders.base import SendResult
 from outreach_core.senders.http import HttpSender, post, status_error
@@ -85,16 +85,11 @@ class MailgunSender(HttpSender):
 
     async def check(self) -> str:
         """Read the domain's record: proves key and domain without sending."""
-        assert self._client is not None, "use the sender as `async with`"
-        try:
-            response = await self._client.get(
-                f"{self.config.endpoint}/v4/domains/{self.config.domain}", auth=self._auth
-            )
-        except httpx.TransportError as exc:
-            raise SendError(
-                f"{self.config.where}: cannot connect ({type(exc).__name__})",
-                kind=SendErrorKind.ENGINE,
-            ) from None
+        response = await self._get_for_check(
+            f"{self.config.endpoint}/v4/domains/{self.config.domain}",
+            auth=self._auth,
+            where=self.config.where,
+        )
         if response.status_code != 200:
             raise status_error(response, where=self.config.where, kind=SendErrorKind.ENGINE)
         return f"{self.config.where}: key and domain accepted"

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from outreach_core.errors import SendError, SendErrorKind
 from outreach_core.message import DELIVERY_HEADER, Outgoing
 from outreach_core.senders.base import SendResult
@@ -119,16 +117,9 @@ class SendGridSender(HttpSender):
 
     async def check(self) -> str:
         """Ask SendGrid which scopes the key has: proves the key works without sending."""
-        assert self._client is not None, "use the sender as `async with`"
-        try:
-            response = await self._client.get(
-                f"{self.config.endpoint}/v3/scopes", headers=self._headers
-            )
-        except httpx.TransportError as exc:
-            raise SendError(
-                f"{self.config.where}: cannot connect ({type(exc).__name__})",
-                kind=SendErrorKind.ENGINE,
-            ) from None
+        response = await self._get_for_check(
+            f"{self.config.endpoint}/v3/scopes", headers=self._headers, where=self.config.where
+        )
         if response.status_code != 200:
             raise status_error(response, where=self.config.where, kind=SendErrorKind.ENGINE)
         scopes = response.json().get("scopes", [])

@@ -124,7 +124,6 @@ class SesSender(HttpSender):
         return status_error(response, where=self.config.where, kind=kind, detail=detail)
 
     async def send(self, outgoing: Outgoing) -> SendResult:
-        assert self._client is not None, "use the sender as `async with`"
         url = f"{self.config.endpoint}/v2/email/outbound-emails"
         body = payload(outgoing)
         response = await post(
@@ -151,15 +150,9 @@ class SesSender(HttpSender):
         """GetAccount: proves the credentials and says whether sending is enabled."""
         assert self._client is not None, "use the sender as `async with`"
         url = f"{self.config.endpoint}/v2/email/account"
-        try:
-            response = await self._client.get(
-                url, headers=signed_headers(self.config, "GET", url, b"")
-            )
-        except httpx.TransportError as exc:
-            raise SendError(
-                f"{self.config.where}: cannot connect ({type(exc).__name__})",
-                kind=SendErrorKind.ENGINE,
-            ) from None
+        response = await self._get_for_check(
+            url, headers=signed_headers(self.config, "GET", url, b""), where=self.config.where
+        )
         if response.status_code != 200:
             raise self._raise_for(response, SendErrorKind.ENGINE)
         account = response.json()
