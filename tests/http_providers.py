@@ -104,6 +104,9 @@ class FakeProvider:
         refusal = self.refuse_auth(lowered)
         if refusal is not None:
             return refusal
+        checked = self.check_answer(path)
+        if checked is not None:
+            return checked
         recipient, fields = self.parse(path, lowered, body)
         with self.lock:
             self.seen.append(Seen(path, lowered, recipient, fields))
@@ -122,6 +125,10 @@ class FakeProvider:
     def parse(self, path: str, headers: dict[str, str], body: bytes) -> tuple[str, dict]:
         raise NotImplementedError
 
+    def check_answer(self, path: str) -> Answer | None:
+        """The answer to the read-only request an engine's connection check makes, if it is one."""
+        return None
+
     def success(self) -> Answer:
         raise NotImplementedError
 
@@ -137,9 +144,12 @@ class FakeSendGrid(FakeProvider):
             )  # fmt: skip
         return None
 
+    def check_answer(self, path: str) -> Answer | None:
+        if path == "/v3/scopes":  # GET /v3/scopes lists what the key may do
+            return json_answer(200, {"scopes": ["mail.send", "user.profile.read"]})
+        return None
+
     def parse(self, path: str, headers: dict[str, str], body: bytes) -> tuple[str, dict]:
-        if path == "/v3/scopes":
-            return "", {}
         payload = json.loads(body)
         return payload["personalizations"][0]["to"][0]["email"], payload
 
@@ -161,6 +171,12 @@ class FakeMailgun(FakeProvider):
         expected = "Basic " + base64.b64encode(f"api:{self.key}".encode()).decode()
         if headers.get("authorization") != expected:
             return Answer(401, b"Forbidden", {"Content-Type": "text/plain"})
+        return None
+
+    def check_answer(self, path: str) -> Answer | None:
+        if path.startswith("/v4/domains/"):  # GET /v4/domains/<domain>: the domain's record
+            name = path.removeprefix("/v4/domains/")
+            return json_answer(200, {"domain": {"name": name, "state": "active"}})
         return None
 
     def parse(self, path: str, headers: dict[str, str], body: bytes) -> tuple[str, dict]:

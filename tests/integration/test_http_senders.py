@@ -294,3 +294,43 @@ def test_engine_urls_are_masked_for_display(tmp_path: Path) -> None:
     ]
     assert not any("secret" in s or "sec%2Fret" in s for s in shown)
     assert json.dumps(shown)  # plain strings
+
+
+def check_once(url: str) -> str:
+    async def go() -> str:
+        async with open_sender(url, concurrency=1) as sender:
+            return await sender.check()
+
+    return asyncio.run(go())
+
+
+def test_connection_checks_accept_good_keys(sendgrid: FakeSendGrid, mailgun: FakeMailgun) -> None:
+    """Verify each check reads its provider's documented endpoint and sends nothing."""
+    assert "mail.send allowed" in check_once(sendgrid_url(sendgrid))
+    assert "key and domain accepted" in check_once(mailgun_url(mailgun))
+    assert [s.path for s in sendgrid.seen + mailgun.seen] == []
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "mailgun"])
+def test_connection_check_with_a_refused_key_is_an_engine_error_without_the_key(
+    sendgrid: FakeSendGrid, mailgun: FakeMailgun, provider: str
+) -> None:
+    """Verify a wrong key makes the check fail as an engine error that never echoes the key."""
+    url = (
+        sendgrid_url(sendgrid, key="wrong-k3y")
+        if provider == "sendgrid"
+        else (mailgun_url(mailgun, key="wrong-k3y"))
+    )
+    with pytest.raises(SendError) as caught:
+        check_once(url)
+    assert caught.value.kind is SendErrorKind.ENGINE
+    assert "wrong-k3y" not in str(caught.value)
+
+
+def test_connection_check_of_an_unreachable_provider_is_an_engine_error() -> None:
+    """Verify a check that reaches no server says it cannot connect (engine-level)."""
+    url = f"mailgun://{KEY}@mg.example.com?endpoint=http://127.0.0.1:{free_port()}"
+    with pytest.raises(SendError, match="cannot connect") as caught:
+        check_once(url)
+    assert caught.value.kind is SendErrorKind.ENGINE
+    assert KEY not in str(caught.value)
