@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +98,36 @@ def stop_server(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
+
+
+@contextmanager
+def serve_app(data: Path, *, nameserver: str) -> Iterator[str]:
+    """`streamlit run Home.py` over the data folder on a free port; yields its URL, then stops it.
+
+    The database URL is explicit, so a developer's .env cannot point the app elsewhere, and MX
+    checks ask the loopback DNS server at `nameserver`, never a real one.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "REPORT_"))}
+    env.update(
+        OUTREACH_DATA_DIR=str(data),
+        OUTREACH_DATABASE_URL=f"sqlite:///{(data / 'outreach.db').resolve()}",
+        PYTHONPATH=str(REPO),
+        OUTREACH_DNS_NAMESERVERS=nameserver,
+        OUTREACH_DNS_TIMEOUT="0.5",
+        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
+    )
+    log = data.parent / "streamlit.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--server.fileWatcherType", "none"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_healthy(url, proc, log)
+        yield url
+    finally:
+        stop_server(proc)

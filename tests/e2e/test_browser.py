@@ -10,8 +10,6 @@ import csv
 import io
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,13 +22,10 @@ from tests.e2e.dashboard import (
     CHROMIUM,
     CHROMIUM_ARGS,
     READY,
-    REPO,
     SCREENSHOTS,
-    free_port,
     open_test_workspace,
     send_run,
-    stop_server,
-    wait_healthy,
+    serve_app,
 )
 
 pytestmark = pytest.mark.browser
@@ -62,47 +57,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 @pytest.fixture(scope="module")
 def app_url(demo_run: tuple[Path, int], chromium_path: str, dns_server: DnsServer) -> Iterator[str]:
     data, _ = demo_run
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "REPORT_"))}
-    env.update(
-        OUTREACH_DATA_DIR=str(data),
-        # explicit, so a developer's .env in the repo cannot point the app elsewhere
-        OUTREACH_DATABASE_URL=f"sqlite:///{(data / 'outreach.db').resolve()}",
-        PYTHONPATH=str(REPO),
-        # MX checks ask the loopback DNS server, never a real one
-        OUTREACH_DNS_NAMESERVERS=dns_server.nameserver,
-        OUTREACH_DNS_TIMEOUT="0.5",
-        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
-    )
-    log = data.parent / "streamlit.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "Home.py",
-                "--server.headless",
-                "true",
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--server.fileWatcherType",
-                "none",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_healthy(url, proc, log)
+    with serve_app(data, nameserver=dns_server.nameserver) as url:
         yield url
-    finally:
-        stop_server(proc)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ and a connection test."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +20,10 @@ from tests.e2e.dashboard import (
     CHROMIUM_ARGS,
     HOME,
     READY,
-    REPO,
     SCREENSHOTS,
     Demo,
-    free_port,
     open_test_workspace,
-    stop_server,
-    wait_healthy,
+    serve_app,
 )
 
 SECRET = "s3cr3t-Passw0rd-xyz"
@@ -238,37 +233,18 @@ def fresh_app_url(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServe
     """A server of its own over a freshly loaded demo with no run yet (the shared browser
     server has sent the demo once; its dedupe window would skip every recipient)."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI requires it)")
+        pytest.skip(message)
     data = tmp_path_factory.mktemp("send-browser") / "data"
     ws = open_test_workspace(data)
     try:
         assert load_demo(ws) is not None
     finally:
         ws.close()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "REPORT_"))}
-    env.update(
-        OUTREACH_DATA_DIR=str(data),
-        OUTREACH_DATABASE_URL=f"sqlite:///{(data / 'outreach.db').resolve()}",
-        PYTHONPATH=str(REPO),
-        OUTREACH_DNS_NAMESERVERS=dns_server.nameserver,
-        OUTREACH_DNS_TIMEOUT="0.5",
-        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
-    )
-    log = data.parent / "streamlit.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port),
-             "--server.fileWatcherType", "none"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_healthy(url, proc, log)
+    with serve_app(data, nameserver=dns_server.nameserver) as url:
         yield url
-    finally:
-        stop_server(proc)
 
 
 @pytest.mark.browser
