@@ -24,8 +24,9 @@ from outreach_core.workspace import Workspace
 from smtp_server import SmtpTestServer
 
 MAX_ATTEMPTS = 3
-#: the SMTP client's timeout in the engine URL; `too_slow` answers DATA after 3 times that
-TIMEOUT_S = 0.5
+#: the SMTP client's timeout in the engine URL; `too_slow` answers DATA after twice that, and
+#: `slowish` after 0.1 s: a wide margin, so a loaded machine cannot turn "in time" into a timeout
+TIMEOUT_S = 2.0
 
 #: recipient -> (expected status, expected attempts, expected RCPTs seen by the server)
 EXPECTED: dict[str, tuple[DeliveryStatus, int, int]] = {
@@ -60,7 +61,7 @@ def faulty_server() -> Iterator[SmtpTestServer]:
         handler.fail_rcpt_reply["full@example.org"] = "452 4.2.2 mailbox full"
         handler.drop_after_data.add("dropped@example.org")
         handler.slow_data.update(
-            {"too_slow@example.org": TIMEOUT_S * 3, "slowish@example.org": TIMEOUT_S / 5}
+            {"too_slow@example.org": TIMEOUT_S * 2, "slowish@example.org": 0.1}
         )
         yield server
 
