@@ -237,6 +237,7 @@ def freeze_audience(
                     "status": p.status,
                     "reason": p.reason,
                     "attempts": 0,
+                    "engine_id": run.engine_id,
                     "updated_at": now,
                 }
                 for p in plan

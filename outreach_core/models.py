@@ -133,6 +133,24 @@ class RenderErrorPolicy(StrEnum):
     ABORT = "abort"
 
 
+class EngineLimits(BaseModel):
+    """What one engine allows, held whichever workflow or process sends through it.
+
+    None means no limit of that kind. The daily quota is counted from the ledger (every run,
+    every process), the other limits per sending process.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    rate_per_second: float | None = Field(default=None, gt=0, description="messages per second")
+    burst: int | None = Field(default=None, ge=1, description="messages at once after a pause")
+    daily_quota: int | None = Field(default=None, ge=1, description="messages per UTC day")
+    max_concurrency: int | None = Field(default=None, ge=1, le=100, description="parallel sends")
+    per_domain_per_minute: int | None = Field(
+        default=None, ge=1, description="messages per minute to one recipient domain"
+    )
+
+
 class SendOptions(BaseModel):
     """How fast a run may send: stored with the run."""
 
@@ -257,6 +275,7 @@ class Engine(BaseModel):
     display_url: str
     from_email: str
     from_name: str
+    limits: EngineLimits = Field(default_factory=EngineLimits)
 
 
 class Template(BaseModel):
@@ -289,9 +308,14 @@ class Workflow(BaseModel):
 
     id: int
     name: str
+    #: stable identifier for triggers (HTTP API, CLI); survives a rename
+    key: str
     audience_id: int
     template_id: int
+    #: the first engine of `engine_ids`
     engine_id: int
+    #: every engine the workflow sends through, in order of preference
+    engine_ids: list[int] = Field(default_factory=list)
     options: SendOptions
 
 

@@ -138,11 +138,13 @@ def create_workflow(
     name: str,
     audience_id: int,
     template_id: int,
-    engine_id: int,
+    engine_id: int | None = None,
+    engine_ids: list[int] | None = None,
     options: SendOptions,
     actor: str,
+    key: str | None = None,
 ) -> Workflow:
-    """A workflow ties an audience, a template and an engine together."""
+    """A workflow ties an audience, a template and one or more engines together."""
     now = utcnow()
     with ws.db.begin() as conn:
         workflow_id = workflows.insert_workflow(
@@ -151,8 +153,10 @@ def create_workflow(
             audience_id=audience_id,
             template_id=template_id,
             engine_id=engine_id,
+            engine_ids=engine_ids,
             options=options,
             now=now,
+            key=key,
         )
         audit.record(
             conn, actor=actor, action="workflow.create", subject=f"workflow {workflow_id}", now=now

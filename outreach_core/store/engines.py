@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outreach_core.errors import NotFound
-from outreach_core.models import Engine
+from outreach_core.models import Engine, EngineLimits
 from outreach_core.store.tables import engines
 
 _PUBLIC = [
@@ -18,7 +18,14 @@ _PUBLIC = [
     engines.c.display_url,
     engines.c.from_email,
     engines.c.from_name,
+    engines.c.limits,
 ]
+
+
+def _to_engine(row: sa.Row) -> Engine:
+    data = dict(row._mapping)
+    data["limits"] = EngineLimits.model_validate(data["limits"] or {})
+    return Engine.model_validate(data)
 
 
 def upsert_engine(
@@ -31,6 +38,7 @@ def upsert_engine(
     from_email: str,
     from_name: str,
     now: datetime,
+    limits: EngineLimits | None = None,
 ) -> int:
     """Create the named engine, or replace its settings; returns its id."""
     values = {
@@ -39,6 +47,7 @@ def upsert_engine(
         "display_url": display_url,
         "from_email": from_email,
         "from_name": from_name,
+        "limits": (limits or EngineLimits()).model_dump(mode="json"),
     }
     existing = conn.execute(sa.select(engines.c.id).where(engines.c.name == name)).scalar()
     if existing is not None:
@@ -53,7 +62,18 @@ def get_engine(conn: Connection, engine_id: int) -> Engine:
     row = conn.execute(sa.select(*_PUBLIC).where(engines.c.id == engine_id)).first()
     if row is None:
         raise NotFound(f"there is no engine {engine_id}")
-    return Engine.model_validate(dict(row._mapping))
+    return _to_engine(row)
+
+
+def set_limits(conn: Connection, engine_id: int, limits: EngineLimits) -> None:
+    """Replace the engine's limits, keeping its URL and secret."""
+    result = conn.execute(
+        engines.update()
+        .where(engines.c.id == engine_id)
+        .values(limits=limits.model_dump(mode="json"))
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"there is no engine {engine_id}")
 
 
 def get_encrypted_url(conn: Connection, engine_id: int) -> str:
@@ -69,7 +89,7 @@ def get_encrypted_url(conn: Connection, engine_id: int) -> str:
 def list_engines(conn: Connection) -> list[Engine]:
     """All engines by name, secrets masked."""
     rows = conn.execute(sa.select(*_PUBLIC).order_by(engines.c.name))
-    return [Engine.model_validate(dict(row._mapping)) for row in rows]
+    return [_to_engine(row) for row in rows]
 
 
 def count_engines(conn: Connection) -> int:

@@ -107,6 +107,8 @@ engines = sa.Table(
     sa.Column("display_url", sa.Text, nullable=False),
     sa.Column("from_email", sa.String(320), nullable=False),
     sa.Column("from_name", sa.String(200), nullable=False),
+    # EngineLimits as JSON: rate, burst, daily quota, concurrency, per-domain rate
+    sa.Column("limits", sa.JSON, nullable=True),
     _created(),
 )
 
@@ -115,11 +117,27 @@ workflows = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
+    # a stable identifier for triggers (HTTP API, CLI) that survives renames
+    sa.Column("key", sa.String(100), nullable=False, unique=True),
     sa.Column("audience_id", sa.Integer, sa.ForeignKey("audiences.id"), nullable=False),
     sa.Column("template_id", sa.Integer, sa.ForeignKey("templates.id"), nullable=False),
+    # the first engine; `workflow_engines` lists every engine the workflow rotates across
     sa.Column("engine_id", sa.Integer, sa.ForeignKey("engines.id"), nullable=False),
     sa.Column("options", sa.JSON, nullable=False),
     _created(),
+)
+
+workflow_engines = sa.Table(
+    "workflow_engines",
+    metadata,
+    sa.Column(
+        "workflow_id",
+        sa.Integer,
+        sa.ForeignKey("workflows.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("engine_id", sa.Integer, sa.ForeignKey("engines.id"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
 )
 
 schedules = sa.Table(
@@ -180,8 +198,11 @@ deliveries = sa.Table(
     sa.Column("error_kind", sa.String(20)),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("sent_at", UTCDateTime()),
+    # the engine that took (or was to take) the message: daily quotas are counted from it
+    sa.Column("engine_id", sa.Integer),
     sa.UniqueConstraint("run_id", "email_normalized", name="uq_deliveries_run_email"),
     sa.Index("ix_deliveries_run_status", "run_id", "status"),
+    sa.Index("ix_deliveries_engine_sent", "engine_id", "sent_at"),
 )
 
 suppressions = sa.Table(

@@ -1,21 +1,88 @@
-"""Workflows: audience + template + engine + send options."""
+"""Workflows: audience + template + engine(s) + send options, with a stable key."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.errors import NotFound
+from outreach_core.errors import InputError, NotFound
 from outreach_core.models import SendOptions, Workflow
-from outreach_core.store.tables import workflows
+from outreach_core.store.tables import workflow_engines, workflows
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 
-def _to_workflow(row: sa.Row) -> Workflow:
-    data = dict(row._mapping)
-    data["options"] = SendOptions.model_validate(data["options"])
-    return Workflow.model_validate(data)
+def key_from_name(name: str) -> str:
+    """A key a user can type in a URL or a shell: lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:100] or "workflow"
+
+
+def check_key(key: str) -> str:
+    """The key if it is well formed, else InputError saying what a key may hold."""
+    if not _KEY.match(key):
+        raise InputError(
+            f"workflow key {key!r}: use 1-100 lowercase letters, digits and dashes, "
+            "starting with a letter or digit (e.g. weekly-digest)"
+        )
+    return key
+
+
+def _engine_ids(conn: Connection, workflow_ids: Sequence[int]) -> dict[int, list[int]]:
+    query = (
+        sa.select(workflow_engines.c.workflow_id, workflow_engines.c.engine_id)
+        .where(workflow_engines.c.workflow_id.in_(list(workflow_ids)))
+        .order_by(workflow_engines.c.workflow_id, workflow_engines.c.position)
+    )
+    found: dict[int, list[int]] = {}
+    for workflow_id, engine_id in conn.execute(query):
+        found.setdefault(int(workflow_id), []).append(int(engine_id))
+    return found
+
+
+def _to_workflows(conn: Connection, rows: Sequence[sa.Row]) -> list[Workflow]:
+    engine_ids = _engine_ids(conn, [row.id for row in rows])
+    result = []
+    for row in rows:
+        data = dict(row._mapping)
+        data["options"] = SendOptions.model_validate(data["options"])
+        data["engine_ids"] = engine_ids.get(row.id) or [row.engine_id]
+        result.append(Workflow.model_validate(data))
+    return result
+
+
+def _unique_key(conn: Connection, wanted: str) -> str:
+    taken = set(
+        conn.execute(sa.select(workflows.c.key).where(workflows.c.key.like(f"{wanted}%"))).scalars()
+    )
+    if wanted not in taken:
+        return wanted
+    suffix = 2
+    while f"{wanted}-{suffix}" in taken:
+        suffix += 1
+    return f"{wanted}-{suffix}"
+
+
+def set_engines(conn: Connection, workflow_id: int, engine_ids: Sequence[int]) -> None:
+    """Replace the workflow's engines (in order of preference); the first is its `engine_id`."""
+    if not engine_ids:
+        raise InputError("a workflow needs at least one engine")
+    if len(set(engine_ids)) != len(engine_ids):
+        raise InputError("each engine may be named once per workflow")
+    conn.execute(workflow_engines.delete().where(workflow_engines.c.workflow_id == workflow_id))
+    conn.execute(
+        workflow_engines.insert(),
+        [
+            {"workflow_id": workflow_id, "engine_id": engine_id, "position": position}
+            for position, engine_id in enumerate(engine_ids)
+        ],
+    )
+    conn.execute(
+        workflows.update().where(workflows.c.id == workflow_id).values(engine_id=engine_ids[0])
+    )
 
 
 def insert_workflow(
@@ -24,22 +91,31 @@ def insert_workflow(
     name: str,
     audience_id: int,
     template_id: int,
-    engine_id: int,
+    engine_id: int | None = None,
+    engine_ids: Sequence[int] | None = None,
     options: SendOptions,
     now: datetime,
+    key: str | None = None,
 ) -> int:
-    """A new workflow; returns its id."""
+    """A new workflow; returns its id. Without a key one is made from the name."""
+    ids = list(engine_ids or ([engine_id] if engine_id is not None else []))
+    if not ids:
+        raise InputError("a workflow needs at least one engine")
+    chosen = check_key(key) if key else _unique_key(conn, key_from_name(name))
     result = conn.execute(
         workflows.insert().values(
             name=name,
+            key=chosen,
             audience_id=audience_id,
             template_id=template_id,
-            engine_id=engine_id,
-            options=options.model_dump(),
+            engine_id=ids[0],
+            options=options.model_dump(mode="json"),
             created_at=now,
         )
     )
-    return int(result.inserted_primary_key[0])
+    workflow_id = int(result.inserted_primary_key[0])
+    set_engines(conn, workflow_id, ids)
+    return workflow_id
 
 
 def get_workflow(conn: Connection, workflow_id: int) -> Workflow:
@@ -47,14 +123,21 @@ def get_workflow(conn: Connection, workflow_id: int) -> Workflow:
     row = conn.execute(sa.select(workflows).where(workflows.c.id == workflow_id)).first()
     if row is None:
         raise NotFound(f"there is no workflow {workflow_id}")
-    return _to_workflow(row)
+    return _to_workflows(conn, [row])[0]
+
+
+def get_workflow_by_key(conn: Connection, key: str) -> Workflow:
+    """The workflow with this stable key, or NotFound."""
+    row = conn.execute(sa.select(workflows).where(workflows.c.key == key)).first()
+    if row is None:
+        raise NotFound(f"there is no workflow with key {key!r}")
+    return _to_workflows(conn, [row])[0]
 
 
 def list_workflows(conn: Connection) -> list[Workflow]:
     """All workflows by name."""
-    return [
-        _to_workflow(row) for row in conn.execute(sa.select(workflows).order_by(workflows.c.name))
-    ]
+    rows = conn.execute(sa.select(workflows).order_by(workflows.c.name)).all()
+    return _to_workflows(conn, rows)
 
 
 def count_workflows(conn: Connection) -> int:
