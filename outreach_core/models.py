@@ -182,6 +182,14 @@ class SendOptions(BaseModel):
     )
     skip_mx: bool = False
     on_render_error: RenderErrorPolicy = RenderErrorPolicy.SKIP
+    retry_ambiguous_once: bool = Field(
+        default=False,
+        description="retry once a send that may have been delivered (timeout or drop after DATA,"
+        " HTTP 5xx); risks a duplicate, and the ledger says so",
+    )
+    report_recipients: list[str] = Field(
+        default_factory=list, description="who gets the run report, besides OUTREACH_REPORT_TO"
+    )
     unsubscribe_base_url: str | None = Field(
         default=None, description="where `unsubscribe_url` points; a token per recipient is added"
     )
@@ -216,6 +224,8 @@ class Run(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     status_reason: str | None
+    #: a PAUSED run with this set is resumed automatically once it has passed
+    resume_at: datetime | None = None
 
     def __str__(self) -> str:
         reason = f" ({self.status_reason})" if self.status_reason else ""

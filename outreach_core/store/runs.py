@@ -41,7 +41,7 @@ def insert_run(
             workflow_id=workflow_id,
             status=RunStatus.QUEUED,
             trigger=trigger,
-            options=options.model_dump(),
+            options=options.model_dump(mode="json"),
             template_version_id=template_version_id,
             engine_id=engine_id,
             created_at=now,
@@ -89,6 +89,8 @@ def set_run_status(
         values.update(worker_id=worker_id, heartbeat_at=now)
     if target is RunStatus.INITIALIZING:
         values["started_at"] = now
+    if target is not RunStatus.PAUSED:
+        values["resume_at"] = None
     if target in FINAL_RUN_STATES:
         values.update(finished_at=now, worker_id=None, heartbeat_at=None)
     result = conn.execute(
@@ -190,5 +192,38 @@ def orphaned_runs(conn: Connection, *, heartbeat_before: datetime) -> list[Run]:
             sa.or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < heartbeat_before),
         )
         .order_by(runs.c.id)
+    )
+    return [_to_run(row) for row in rows]
+
+
+def pause_until(
+    conn: Connection,
+    run_id: int,
+    *,
+    resume_at: datetime,
+    reason: str,
+    now: datetime,
+) -> None:
+    """SENDING -> PAUSED by its executor, to be resumed automatically at `resume_at`."""
+    set_run_status(
+        conn, run_id, expected=RunStatus.SENDING, target=RunStatus.PAUSED, now=now, reason=reason
+    )
+    conn.execute(
+        runs.update()
+        .where(runs.c.id == run_id)
+        .values(resume_at=resume_at, worker_id=None, heartbeat_at=None)
+    )
+
+
+def due_paused_runs(conn: Connection, *, now: datetime) -> list[Run]:
+    """PAUSED runs whose automatic resume time has passed, oldest first."""
+    rows = conn.execute(
+        sa.select(runs)
+        .where(
+            runs.c.status == RunStatus.PAUSED,
+            runs.c.resume_at.is_not(None),
+            runs.c.resume_at <= now,
+        )
+        .order_by(runs.c.resume_at, runs.c.id)
     )
     return [_to_run(row) for row in rows]

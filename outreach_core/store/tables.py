@@ -174,6 +174,9 @@ runs = sa.Table(
     sa.Column("started_at", UTCDateTime()),
     sa.Column("finished_at", UTCDateTime()),
     sa.Column("status_reason", sa.Text),
+    # a PAUSED run with this set is resumed by the daemon once the time has passed (daily quota
+    # renewed, send window open); a user's pause leaves it NULL
+    sa.Column("resume_at", UTCDateTime()),
 )
 
 deliveries = sa.Table(

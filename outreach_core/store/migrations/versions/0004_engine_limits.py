@@ -39,6 +39,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("engine_id", sa.Integer(), nullable=True))
+    with op.batch_alter_table("runs") as batch:
+        batch.add_column(sa.Column("resume_at", sa.DateTime(timezone=True), nullable=True))
 
     conn = op.get_bind()
     workflows = sa.table(
@@ -69,6 +71,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_deliveries_engine_sent", table_name="deliveries")
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("resume_at")
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("engine_id")
     op.drop_table("workflow_engines")
