@@ -138,7 +138,8 @@ class EngineLane:
     position: int
     sender: Sender | None
     bucket: TokenBucket
-    slots: asyncio.Semaphore
+    #: None when the engine sets no max_concurrency (the run's own limit applies alone)
+    slots: asyncio.Semaphore | None
     domains: DomainWindow | None
     error: str | None = None
     used_today: int = 0
@@ -155,7 +156,7 @@ class EngineLane:
             position=position,
             sender=sender,
             bucket=TokenBucket(rate, burst),
-            slots=asyncio.Semaphore(limits.max_concurrency or 100),
+            slots=asyncio.Semaphore(limits.max_concurrency) if limits.max_concurrency else None,
             domains=(
                 DomainWindow(limits.per_domain_per_minute) if limits.per_domain_per_minute else None
             ),

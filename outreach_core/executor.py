@@ -14,7 +14,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Mapping
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.errors import MessageError
@@ -518,17 +518,20 @@ def _claim_batch(
 ) -> tuple[str | None, list[tuple[Delivery, EngineLane]]]:
     """Claim the next batch and give each delivery its engine, in the caller's transaction.
 
-    Daily quotas are re-read from the ledger here, under a lock on the engines, so executors in
-    other processes that share an engine take its quota in turn; the batch is never larger than
-    the quota left. Returns (why the run stops, []) when it cannot go on: `engine` (no engine
+    Daily quotas are re-read from the ledger here, under a lock on the engines, and the batch's
+    engines are written before the lock is released: executors in other processes that share an
+    engine take its quota in turn, and the batch is never larger than the quota left. So the
+    ledger never counts more than the quota per UTC day; a send counts from the moment it is
+    claimed, and an `unknown` one keeps counting (it may have gone out). Returns (why the run stops, []) when it cannot go on: `engine` (no engine
     left), `quota` (every quota used, rows still pending) or `done`.
     """
     now = utcnow()
-    engine_ids = [lane.engine.id for lane in ctx.lanes]
-    engines.lock_engines(conn, engine_ids)
-    used = deliveries.engine_usage(conn, engine_ids, since=utc_day_start(now))
+    # only engines with a daily quota need the lock and the count
+    counted = [lane.engine.id for lane in ctx.lanes if lane.engine.limits.daily_quota]
+    engines.lock_engines(conn, counted)
+    used = deliveries.engine_usage(conn, counted, since=utc_day_start(now))
     for lane in ctx.lanes:
-        lane.used_today = used[lane.engine.id]
+        lane.used_today = used.get(lane.engine.id, 0)
     slots = [lane.slot() for lane in ctx.lanes]
     if all(slot.error is not None for slot in slots):
         ctx.stop_reason = engine_error_reason(slots)
@@ -557,6 +560,9 @@ def _domain_of(delivery: Delivery) -> str:
     return (delivery.email_normalized or delivery.email).rpartition("@")[2]
 
 
+_NO_LIMIT = nullcontext()
+
+
 async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) -> str:
     """Claim and send batches until done; returns why it stopped: done, stop, time, status,
     engine (no engine left), quota (every engine's daily quota used) or auto (auto-pause)."""
@@ -568,7 +574,7 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
         # so the batch's other domains go on meanwhile.
         if lane.domains is not None:
             await lane.domains.acquire(_domain_of(delivery))
-        async with limit, lane.slots:
+        async with limit, lane.slots or _NO_LIMIT:
             if lane.error or lost.is_set():
                 return None
             outcome = await _deliver(ctx, lane, delivery)

@@ -50,6 +50,8 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         """Wait until a token is free, then take it."""
+        if self.rate <= 0:  # unlimited: no lock on the hot path
+            return
         async with self._lock:
             while (wait := self.try_take()) > 0:
                 await self._sleep(wait)
