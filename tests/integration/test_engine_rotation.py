@@ -185,6 +185,7 @@ def test_daily_quota_is_shared_by_runs_of_different_workflows(
         "daily quota reached on its engine (shared: 10/10)"
     )
     assert used == {engine_id: 10}
+    assert services.engine_usage_today(workspace) == {engine_id: 10}
     assert len(list((tmp_path / "out").glob("*.eml"))) == 10
 
 

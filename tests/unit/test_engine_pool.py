@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from outreach_core.engine_pool import (
+    EngineLane,
     EngineSlot,
     assign_engines,
     capacity,
@@ -18,6 +19,7 @@ from outreach_core.engine_pool import (
     quota_pause_reason,
     utc_day_start,
 )
+from outreach_core.models import Engine, EngineLimits
 from outreach_core.ratelimit import DomainWindow
 
 
@@ -169,3 +171,27 @@ def test_domain_window_refuses_a_rate_below_one() -> None:
     """Verify a per-minute rate of 0 is refused with a message saying what to give."""
     with pytest.raises(ValueError, match="at least 1 per minute"):
         DomainWindow(0)
+
+
+def lane(limits: EngineLimits) -> EngineLane:
+    engine = Engine(
+        id=7, name="m", kind="smtp", display_url="smtp://h", from_email="m@example.com",
+        from_name="M", limits=limits,
+    )  # fmt: skip
+    return EngineLane.for_engine(engine, 2, sender=None)
+
+
+def test_lane_takes_its_limits_from_the_engine() -> None:
+    """Verify the lane's bucket, semaphore and domain window follow the engine's limits, and an
+    engine without limits gets none (unlimited bucket, no semaphore, no window)."""
+    limited = lane(
+        EngineLimits(rate_per_second=2.5, burst=4, max_concurrency=3, per_domain_per_minute=5)
+    )
+    assert (limited.bucket.rate, limited.bucket.burst) == (2.5, 4)
+    assert limited.slots is not None and limited.slots._value == 3
+    assert limited.domains is not None and limited.domains.per_minute == 5
+    assert lane(EngineLimits(rate_per_second=2.5)).bucket.burst == 3  # one second's worth
+
+    free = lane(EngineLimits())
+    assert free.bucket.rate == 0 and free.slots is None and free.domains is None
+    assert free.slot() == EngineSlot(engine_id=7, name="m", position=2, daily_quota=None)
