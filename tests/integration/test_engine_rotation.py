@@ -34,7 +34,7 @@ from outreach_core.store.tables import deliveries as deliveries_table
 from outreach_core.templating import TemplateSource
 from outreach_core.workspace import Workspace, utcnow
 
-from http_providers import FakeSendGrid
+from http_providers import FakeSendGrid, sendgrid_error
 from smtp_server import SmtpTestServer, free_port
 
 ACTOR = "test"
@@ -351,6 +351,37 @@ def test_ambiguous_send_is_retried_exactly_once_only_when_the_workflow_allows_it
     with workspace.db.connect() as conn:
         used = deliveries.engine_usage(conn, [engine_id], since=engine_pool.utc_day_start(utcnow()))
     assert used == {engine_id: 4}
+
+
+def test_http_5xx_is_retried_once_with_the_option_and_the_ledger_says_so(
+    workspace: Workspace,
+) -> None:
+    """Verify a SendGrid 500 (ambiguous) with retry_ambiguous_once is sent again exactly once:
+    accepted on the retry it is `sent` with 2 attempts and the reason; a second 500 leaves it
+    `unknown` after 2 requests."""
+    with FakeSendGrid("key") as fake:
+        fake.script["person0@example.com"] = [sendgrid_error(500, "internal error")]
+        fake.script["person1@example.com"] = [sendgrid_error(500, "internal error")] * 2
+        engine_id = make_engine(workspace, "sg", f"sendgrid://key@?endpoint={fake.endpoint}")
+        options = FAST.model_copy(update={"retry_ambiguous_once": True})
+        workflow = make_workflow(workspace, "http-ambiguous", contacts(3), [engine_id], options)
+
+        run_id, status = send(workspace, workflow)
+
+    assert status is RunStatus.COMPLETED
+    rows = {d.email: d for d in ledger(workspace, run_id)}
+    once, twice, fine = (rows[f"person{i}@example.com"] for i in range(3))
+    assert (once.status, once.attempts) == (DeliveryStatus.SENT, 2)
+    assert once.provider_message_id is not None
+    assert "retried once because the workflow allows it" in (once.reason or "")
+    assert (twice.status, twice.attempts, twice.error_kind) == (
+        DeliveryStatus.UNKNOWN,
+        2,
+        "ambiguous",
+    )
+    assert (fine.status, fine.attempts, fine.reason) == (DeliveryStatus.SENT, 1, None)
+    assert [fake.sent_to(f"person{i}@example.com") for i in range(3)] == [2, 2, 1]
+    assert "key@" not in (twice.reason or "")
 
 
 def test_engine_with_bad_credentials_leaves_rotation_and_the_run_continues(
