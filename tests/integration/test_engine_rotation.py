@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from outreach_core import engine_pool, services
+from outreach_core import engine_pool, executor, services
 from outreach_core.audience import ParsedFile
 from outreach_core.executor import StopSignal, new_worker_id, run_to_end, work_once
 from outreach_core.models import (
@@ -28,7 +28,7 @@ from outreach_core.models import (
     SendOptions,
     Workflow,
 )
-from outreach_core.ratelimit import DomainWindow
+from outreach_core.ratelimit import DomainWindow, TokenBucket
 from outreach_core.store import deliveries, engines, runs
 from outreach_core.store.tables import deliveries as deliveries_table
 from outreach_core.templating import TemplateSource
@@ -303,6 +303,57 @@ def test_per_domain_rate_holds_one_domain_without_blocking_the_others(
     assert busy[2:] == [8, 9]  # the held two arrive after every other domain's message
     assert fake.waits == [pytest.approx(60.0)] * 2
     assert fake.now == pytest.approx(60.0)
+
+
+class FakeSeconds:
+    """A clock for the token buckets that moves only when a send waits on one."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    ("engine_rate", "run_rate", "clock_at_end"),
+    [
+        (10.0, 0.0, 2.9),  # the engine's 10/s holds against an unlimited run
+        (1000.0, 10.0, 2.9),  # the run's 10/s holds against a faster engine
+        (None, 0.0, 0.0),  # neither limits: nothing waits
+    ],
+)
+def test_the_tighter_of_the_engines_and_the_runs_token_bucket_holds(
+    workspace: Workspace,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    engine_rate: float | None,
+    run_rate: float,
+    clock_at_end: float,
+) -> None:
+    """Verify 30 sequential sends with burst 1 at 10/s take 2.9 s of (injected) clock whether
+    the engine or the run sets the 10/s."""
+    fake = FakeSeconds()
+    bucket = functools.partial(TokenBucket, clock=fake.clock, sleep=fake.sleep)
+    monkeypatch.setattr(engine_pool, "TokenBucket", bucket)
+    monkeypatch.setattr(executor, "TokenBucket", bucket)
+    engine_id = make_engine(
+        workspace,
+        "paced",
+        f"outbox://{tmp_path / 'out'}",
+        EngineLimits(rate_per_second=engine_rate, burst=1 if engine_rate else None),
+    )
+    options = FAST.model_copy(update={"rate": run_rate, "burst": 1, "concurrency": 1})
+    workflow = make_workflow(workspace, "paced", contacts(30), [engine_id], options)
+
+    run_id, status = send(workspace, workflow)
+
+    assert status is RunStatus.COMPLETED
+    assert statuses(ledger(workspace, run_id)) == {DeliveryStatus.SENT: 30}
+    assert fake.now == pytest.approx(clock_at_end, abs=1e-6)
 
 
 @pytest.mark.parametrize("opt_in", [True, False])
