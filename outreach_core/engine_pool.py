@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from outreach_core.models import Engine
@@ -144,7 +144,7 @@ class EngineLane:
     error: str | None = None
     used_today: int = 0
     #: sends this process handed to the engine during the run (for logs and tests)
-    sent: int = field(default=0)
+    sent: int = 0
 
     @classmethod
     def for_engine(cls, engine: Engine, position: int, sender: Sender | None) -> EngineLane:

@@ -625,9 +625,13 @@ async def _domain_verdicts(ws: Workspace, run: Run) -> dict[str, DomainResult] |
 
 
 async def _open_lanes(
-    ws: Workspace, stack: AsyncExitStack, engine_list: list[Engine], urls: dict[int, str], *,
+    ws: Workspace,
+    stack: AsyncExitStack,
+    engine_list: list[Engine],
+    urls: dict[int, str],
+    *,
     concurrency: int,
-) -> list[EngineLane]:  # fmt: skip
+) -> list[EngineLane]:
     """Open a sender per engine; one that cannot be opened joins with its error (out of
     rotation), so the run goes on through the others."""
     lanes = []
