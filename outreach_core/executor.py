@@ -21,7 +21,7 @@ from email.errors import MessageError
 from sqlalchemy.engine import Connection
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
-from outreach_core import crypto, dryrun, run_report
+from outreach_core import crypto, dryrun, run_report, scheduling
 from outreach_core.deliverability import DomainResult
 from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
 from outreach_core.message import Outgoing, build_message
@@ -55,6 +55,7 @@ from outreach_core.senders import Sender, open_sender
 from outreach_core.senders.base import SendResult
 from outreach_core.store import (
     audiences,
+    daemons,
     deliveries,
     engines,
     runs,
@@ -263,6 +264,8 @@ class _Context:
     engine_error: str | None = None
     #: True per recent attempted send that did not end `sent` (for auto-pause)
     recent_failures: list[bool] = field(default_factory=list)
+    #: False for a worker assisting another's run: it claims batches but never ends the run
+    owner: bool = True
 
 
 async def _heartbeat(ws: Workspace, run_id: int, worker_id: str, lost: asyncio.Event) -> None:
@@ -468,13 +471,20 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
             started = current.started_at or current.created_at
             if limit_s is not None and (utcnow() - started).total_seconds() > limit_s:
                 return "time"
-            if current.status is not RunStatus.SENDING or current.worker_id != ctx.worker_id:
+            if current.status is not RunStatus.SENDING or (
+                ctx.owner and current.worker_id != ctx.worker_id
+            ):
                 return "status"
+            if not _window_open(opts):
+                return "window"
             batch = deliveries.claim_pending(
                 conn, ctx.run.id, worker_id=ctx.worker_id, limit=opts.batch_size, now=utcnow()
             )
             batch = _skip_recently_sent(conn, ctx, batch)
         if batch is None:
+            if ctx.owner and not _others_done(ctx):
+                await asyncio.sleep(ASSIST_POLL_S)
+                continue
             return "done"
         results = await asyncio.gather(*(guarded(d) for d in batch))
         outcomes = [r for r in results if r is not None]
@@ -585,6 +595,15 @@ def _finish(
                 ),
             )
             runs.release_run(conn, run_id, worker_id=worker_id)
+        elif why == "window" and run.status is RunStatus.SENDING:
+            window = scheduling.parse_window(run.options.send_window or "")
+            runs.pause_until(
+                conn,
+                run_id,
+                resume_at=scheduling.next_window_open(window, run.options.timezone, now),
+                reason=f"outside the send window {window} {run.options.timezone}",
+                now=now,
+            )
         elif why == "status" and run.status is RunStatus.PAUSED:
             runs.release_run(conn, run_id, worker_id=worker_id)  # paused by a user: resumable
             log.info("run %s: paused; resumable with `resume %s`", run_id, run_id)
@@ -620,4 +639,105 @@ def work_once(ws: Workspace, *, worker_id: str, stop: StopSignal) -> list[Run]:
             break
         log.info("run %s: claimed by %s", run.id, worker_id)
         done.append(asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop)))
+    return done
+
+
+# --- several workers on one run -------------------------------------------------------------
+
+#: how often a run's owner looks again for batches other workers still hold
+ASSIST_POLL_S = 0.5
+#: a daemon silent this long no longer holds its claimed deliveries
+DAEMON_STALE_AFTER = timedelta(seconds=30)
+
+
+def _window_open(options: SendOptions) -> bool:
+    if not options.send_window:
+        return True
+    window = scheduling.parse_window(options.send_window)
+    return scheduling.window_is_open(window, options.timezone, utcnow())
+
+
+def _others_done(ctx: _Context) -> bool:
+    """Whether no other worker holds deliveries of the run; a dead one's become `unknown`."""
+    now = utcnow()
+    with ctx.ws.db.begin() as conn:
+        others = deliveries.in_flight_claimants(conn, ctx.run.id, besides=ctx.worker_id)
+        waiting = False
+        for worker in others:
+            daemon = daemons.get_daemon(conn, worker) if worker else None
+            if daemon and daemon.is_alive(now=now, stale_after=DAEMON_STALE_AFTER):
+                waiting = True
+                continue
+            lost = deliveries.mark_claimed_unknown(conn, ctx.run.id, claimed_by=worker, now=now)
+            log.warning("run %s: %s deliveries of gone worker %s marked unknown, not resent",
+                        ctx.run.id, lost, worker)  # fmt: skip
+    return not waiting
+
+
+async def assist(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) -> str:
+    """Help send a SENDING run that another live worker owns: claim batches (SKIP LOCKED on
+    PostgreSQL) through the same batch loop, never change the run's state. The owner finishes
+    the run (counts, report) once no delivery is pending or held. Returns why it stopped."""
+    with ws.db.connect() as conn:
+        engine = engines.get_engine(conn, run.engine_id or 0)
+        encrypted = engines.get_encrypted_url(conn, engine.id)
+        version = templates.get_version(conn, run.template_version_id or 0)
+    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
+    try:
+        async with open_sender(
+            crypto.decrypt(ws.fernet, encrypted), concurrency=run.options.concurrency
+        ) as sender:
+            ctx = _Context(
+                ws=ws,
+                run=run,
+                worker_id=worker_id,
+                template=template,
+                sender_identity=SenderIdentity(engine.from_email, engine.from_name),
+                sender=sender,
+                bucket=TokenBucket(run.options.rate, run.options.burst),
+                unsubscribe=unsubscribe_links(ws, run.options),
+                owner=False,
+            )
+            return await _send_batches(ctx, stop, asyncio.Event())
+    except SendError as exc:  # the engine could not be opened here; the owner carries on
+        log.warning("run %s: cannot assist: %s", run.id, exc)
+        return "engine"
+
+
+def assist_runs(ws: Workspace, *, worker_id: str, stop: StopSignal) -> list[int]:
+    """Join every SENDING run held by another live worker; the ids of the runs helped."""
+    now = utcnow()
+    with ws.db.connect() as conn:
+        sending = [r for r in runs.active_runs(conn) if r.status is RunStatus.SENDING]
+    helped = []
+    for run in sending:
+        if stop.is_set():
+            break
+        if run.worker_id in (None, worker_id) or not holder_is_alive(run, now=now):
+            continue
+        why = asyncio.run(assist(ws, run, worker_id=worker_id, stop=stop))
+        log.info("run %s: assisted by %s until %s", run.id, worker_id, why)
+        helped.append(run.id)
+    return helped
+
+
+def adopt_dead_holders_runs(ws: Workspace, *, worker_id: str, stop: StopSignal) -> list[Run]:
+    """Take over and finish active runs whose holder is known dead before its heartbeat goes
+    stale (a process on this host that no longer exists); `work_once` covers stale ones."""
+    now = utcnow()
+    with ws.db.connect() as conn:
+        candidates = [
+            r
+            for r in runs.active_runs(conn)
+            if r.worker_id not in (None, worker_id) and not holder_is_alive(r, now=now)
+        ]
+    done = []
+    for run in candidates:
+        if stop.is_set():
+            break
+        try:
+            taken = take_over(ws, run.id, worker_id=worker_id)
+        except RunBusy:
+            continue
+        done.append(asyncio.run(execute(ws, taken, worker_id=worker_id, stop=stop)))
     return done

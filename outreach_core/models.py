@@ -193,6 +193,12 @@ class SendOptions(BaseModel):
     unsubscribe_base_url: str | None = Field(
         default=None, description="where `unsubscribe_url` points; a token per recipient is added"
     )
+    send_window: str | None = Field(
+        default=None,
+        description="local hours to send in, HH:MM-HH:MM; outside them the run pauses until the"
+        " next opening",
+    )
+    timezone: str = Field(default="UTC", description="IANA zone of the send window")
 
     @field_validator("unsubscribe_base_url")
     @classmethod

@@ -227,3 +227,11 @@ def due_paused_runs(conn: Connection, *, now: datetime) -> list[Run]:
         .order_by(runs.c.resume_at, runs.c.id)
     )
     return [_to_run(row) for row in rows]
+
+
+def active_runs(conn: Connection) -> list[Run]:
+    """Runs in INITIALIZING or SENDING, oldest first."""
+    rows = conn.execute(
+        sa.select(runs).where(runs.c.status.in_(list(ACTIVE_RUN_STATES))).order_by(runs.c.id)
+    )
+    return [_to_run(row) for row in rows]
