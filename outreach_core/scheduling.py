@@ -22,7 +22,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from outreach_core.errors import InputError
 
@@ -79,9 +86,11 @@ class MissedSlotPolicy(StrEnum):
 def _parse_hhmm(value: str | time) -> time:
     if isinstance(value, time):
         return value.replace(second=0, microsecond=0, tzinfo=None)
+    parts = str(value).strip().split(":")
     try:
-        hours, minutes = (int(part) for part in str(value).split(":"))
-        return time(hours, minutes)
+        if len(parts) not in (2, 3) or len(parts[1]) != 2:
+            raise ValueError(value)
+        return time(int(parts[0]), int(parts[1]))
     except ValueError:
         raise ValueError(f"{value!r} is not a time of day; write HH:MM, e.g. 09:00") from None
 
@@ -101,6 +110,10 @@ class Cadence(BaseModel):
     @classmethod
     def _time_of_day(cls, value: object) -> time | None:
         return None if value is None else _parse_hhmm(value)  # type: ignore[arg-type]
+
+    @field_serializer("at")
+    def _hhmm(self, value: time | None) -> str | None:
+        return None if value is None else f"{value:%H:%M}"
 
     @field_validator("days")
     @classmethod

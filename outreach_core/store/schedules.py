@@ -68,18 +68,36 @@ def run_options(schedule: Schedule, options: SendOptions) -> SendOptions:
     return options.model_copy(update={"send_window": str(window), "timezone": schedule.timezone})
 
 
-def insert_scheduled_run(conn: Connection, schedule: Schedule, *, now: datetime) -> int:
-    """A QUEUED run of the schedule's workflow with its current template version."""
-    workflow = workflows.get_workflow(conn, schedule.workflow_id)
+def insert_workflow_run(
+    conn: Connection,
+    workflow_id: int,
+    *,
+    trigger: str,
+    now: datetime,
+    schedule: Schedule | None = None,
+) -> int:
+    """A QUEUED run of the workflow with its current template version (and, for a schedule,
+    the schedule's send window); returns its id."""
+    workflow = workflows.get_workflow(conn, workflow_id)
     version = templates.current_version(conn, workflow.template_id)
+    options = run_options(schedule, workflow.options) if schedule else workflow.options
     return runs.insert_run(
         conn,
         workflow_id=workflow.id,
-        trigger=SCHEDULE_TRIGGER,
-        options=run_options(schedule, workflow.options),
+        trigger=trigger,
+        options=options,
         template_version_id=version.version_id,
         engine_id=workflow.engine_id,
         now=now,
+    )
+
+
+def insert_scheduled_run(
+    conn: Connection, schedule: Schedule, *, now: datetime, trigger: str = SCHEDULE_TRIGGER
+) -> int:
+    """A QUEUED run for the schedule."""
+    return insert_workflow_run(
+        conn, schedule.workflow_id, trigger=trigger, now=now, schedule=schedule
     )
 
 
