@@ -300,3 +300,13 @@ def mark_claimed_unknown(
         )
     )
     return result.rowcount
+
+
+def sent_by_worker(conn: Connection, run_id: int) -> dict[str | None, int]:
+    """Sent deliveries of the run by the worker that claimed them (how daemons shared it)."""
+    rows = conn.execute(
+        sa.select(deliveries.c.claimed_by, sa.func.count())
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.SENT)
+        .group_by(deliveries.c.claimed_by)
+    )
+    return {worker: int(n) for worker, n in rows}
