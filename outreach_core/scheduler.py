@@ -6,15 +6,16 @@ Called by the Schedules page, Home, the HTTP API and the daemon.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from outreach_core.errors import InputError
 from outreach_core.models import RunStatus
 from outreach_core.scheduling import (
     Cadence,
+    CadenceKind,
     MissedSlotPolicy,
     Schedule,
     describe,
@@ -216,9 +217,9 @@ class DaemonStatus:
 
     def __str__(self) -> str:
         if not self.alive:
-            return "no scheduler daemon is running: start `python scheduler_daemon.py`"
+            return "No scheduler daemon is running: start `python scheduler_daemon.py`"
         names = ", ".join(f"{d.host} pid {d.pid}" for d in self.alive)
-        return f"{len(self.alive)} daemon(s) alive: {names}"
+        return f"Scheduler: {len(self.alive)} daemon(s) alive ({names})"
 
 
 def daemon_status(ws: Workspace, *, now: datetime | None = None) -> DaemonStatus:
@@ -228,3 +229,58 @@ def daemon_status(ws: Workspace, *, now: datetime | None = None) -> DaemonStatus
         every = daemons.list_daemons(conn)
     alive = [d for d in every if d.is_alive(now=now, stale_after=DAEMON_FRESH_FOR)]
     return DaemonStatus(alive=alive, dead=[d for d in every if d not in alive])
+
+
+def make_cadence(
+    kind: str,
+    *,
+    interval: int | None = None,
+    at: time | str | None = None,
+    days: list[int] | None = None,
+    day_of_month: int | None = None,
+) -> Cadence:
+    """A cadence from form fields; only the fields its kind uses are kept. A missing or bad
+    field is an InputError naming it."""
+    chosen = CadenceKind(kind)
+    fields: dict[str, object] = {"kind": chosen}
+    if chosen in (CadenceKind.MINUTES, CadenceKind.HOURS):
+        fields["interval"] = interval
+    else:
+        fields["at"] = at
+    if chosen is CadenceKind.WEEKLY:
+        fields["days"] = tuple(days or ())
+    if chosen is CadenceKind.MONTHLY:
+        fields["day_of_month"] = day_of_month
+    try:
+        return Cadence.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "cadence"
+        raise InputError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def schedule_rows(views: list[ScheduleView]) -> list[dict[str, object]]:
+    """One row per schedule for the page's table."""
+    return [
+        {
+            "ID": v.schedule.id,
+            "Workflow": v.workflow_name,
+            "Cadence": v.cadence_text,
+            "Zone": v.schedule.timezone,
+            "Window": str(v.schedule.window) if v.schedule.window else "any time",
+            "Missed": (
+                f"late within {v.schedule.late_window_hours:g} h"
+                if v.schedule.missed_policy is MissedSlotPolicy.RUN_LATE
+                else "skip"
+            ),
+            "On": v.schedule.enabled,
+            "Next run": v.upcoming[0] if v.upcoming else "",
+            "Last run": (
+                f"run {v.schedule.last_run_id} {v.last_run_status}"
+                if v.schedule.last_run_id
+                else ""
+            ),
+            "Note": v.schedule.last_note or "",
+        }
+        for v in views
+    ]

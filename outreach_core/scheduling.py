@@ -321,7 +321,7 @@ def describe(cadence: Cadence) -> str:
         case CadenceKind.WEEKLY:
             return f"weekly on {', '.join(WEEKDAY_NAMES[d] for d in cadence.days)} at {at}"
         case _:
-            return f"monthly on day {cadence.day_of_month} (or the last day) at {at}"
+            return f"monthly on day {cadence.day_of_month} at {at}"
 
 
 def parse_window(text: str) -> SendWindow:
