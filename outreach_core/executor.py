@@ -17,13 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.errors import MessageError
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
-from outreach_core import crypto, dryrun, run_report, scheduling
+from outreach_core import crypto, dryrun, recurring, run_report, scheduling
 from outreach_core.deliverability import DomainResult
-from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
+from outreach_core.errors import InputError, RunBusy, SendError, SendErrorKind, TemplateError
 from outreach_core.message import Outgoing, build_message
 from outreach_core.message import Sender as FromAddress
 from outreach_core.models import (
@@ -180,6 +181,19 @@ def freeze_audience(
     (then no delivery row is written).
     """
     now = utcnow()
+    try:
+        queried = _queried_rows(ws, run)
+    except InputError as exc:  # the audience query failed: the run fails, nothing is frozen
+        with ws.db.begin() as conn:
+            runs.set_run_status(
+                conn,
+                run.id,
+                expected=RunStatus.INITIALIZING,
+                target=RunStatus.FAILED,
+                now=now,
+                reason=f"audience query failed: {exc}",
+            )
+        return False
     with ws.db.begin() as conn:
         if deliveries.has_deliveries(conn, run.id):  # frozen before a crash in this state
             runs.set_run_status(
@@ -204,7 +218,7 @@ def freeze_audience(
             return False
         plan = list(
             plan_deliveries(
-                audiences.iter_rows(conn, audience.id),
+                audiences.iter_rows(conn, audience.id) if queried is None else queried,
                 email_column=audience.email_column,
                 template=template,
                 sender=SenderIdentity(engine.from_email, engine.from_name),
@@ -248,6 +262,14 @@ def freeze_audience(
             conn, run.id, expected=RunStatus.INITIALIZING, target=RunStatus.SENDING, now=now
         )
     return True
+
+
+def _queried_rows(ws: Workspace, run: Run) -> list[tuple[int, dict[str, Any]]] | None:
+    """A SQL audience's rows queried for this run (None: stored rows, or already frozen)."""
+    with ws.db.connect() as conn:
+        if deliveries.has_deliveries(conn, run.id):
+            return None
+    return recurring.query_rows(ws, run)
 
 
 @dataclass

@@ -317,6 +317,8 @@ class Audience(BaseModel):
     #: the file's own column names, same order as `columns` (None when not known)
     headers: list[str] | None = None
     row_count: int
+    #: set when the audience is a saved SQL query: every run re-runs it
+    sql_source_id: int | None = None
 
 
 class Workflow(BaseModel):
