@@ -59,8 +59,8 @@ def claim_schedules(ws: Workspace, *, now: datetime | None = None) -> list[sched
 def tick(ws: Workspace, worker_id: str, stop: StopSignal) -> None:
     """One pass over due schedules, orphaned and queued runs, and runs to help with.
 
-    A locked SQLite database (another daemon writing for longer than the busy timeout) ends the
-    pass with a warning; the next tick tries again.
+    A database error (SQLite locked by another daemon for longer than the busy timeout,
+    PostgreSQL restarting) ends the pass with a warning; the next tick tries again.
     """
     try:
         claim_schedules(ws)
@@ -71,9 +71,8 @@ def tick(ws: Workspace, worker_id: str, stop: StopSignal) -> None:
         for run_id in executor.assist_runs(ws, worker_id=worker_id, stop=stop):
             event("run.assisted", run=run_id)
     except sa.exc.OperationalError as exc:
-        if "locked" not in str(exc.orig):
-            raise
-        log.warning("event=tick.deferred reason='database is locked; retrying next tick'")
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        log.warning("event=tick.deferred reason=%r retry=next_tick", reason)
 
 
 class Heartbeat(threading.Thread):

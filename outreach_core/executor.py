@@ -727,15 +727,25 @@ async def assist(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) -
 
 
 def assist_runs(ws: Workspace, *, worker_id: str, stop: StopSignal) -> list[int]:
-    """Join every SENDING run held by another live worker; the ids of the runs helped."""
+    """Join every SENDING run held by another live daemon; the ids of the runs helped.
+
+    Deliberate: a run sent in the foreground by `send` or by the dashboard is left to its own
+    executor, so its rate stays the one the user gave.
+    """
     now = utcnow()
     with ws.db.connect() as conn:
-        sending = [r for r in runs.active_runs(conn) if r.status is RunStatus.SENDING]
+        sending = [
+            r
+            for r in runs.active_runs(conn)
+            if r.status is RunStatus.SENDING
+            and r.worker_id not in (None, worker_id)
+            and daemons.get_daemon(conn, r.worker_id or "") is not None
+        ]
     helped = []
     for run in sending:
         if stop.is_set():
             break
-        if run.worker_id in (None, worker_id) or not holder_is_alive(run, now=now):
+        if not holder_is_alive(run, now=now):
             continue
         why = asyncio.run(assist(ws, run, worker_id=worker_id, stop=stop))
         log.info("run %s: assisted by %s until %s", run.id, worker_id, why)

@@ -140,6 +140,13 @@ def test_trigger_needs_the_token_then_the_run_completes_while_health_answers(
         assert repeat["counts"] == run["counts"] | {"sent": 0, "skipped": ROWS}
         assert len(sink.handler.received) == ROWS
 
+        probe = subprocess.run(
+            [sys.executable, "scheduler_daemon.py", "--health"],
+            cwd=REPO, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+        assert "1 daemon(s) alive" in probe.stdout
+
         missing = httpx.get(f"{base}/api/v1/runs/999999", headers=AUTH)
         assert missing.status_code == 404 and "no run 999999" in missing.json()["detail"]
         assert httpx.get(f"{base}/openapi.json").json()["paths"].keys() >= {
@@ -151,6 +158,12 @@ def test_trigger_needs_the_token_then_the_run_completes_while_health_answers(
         log = stop(daemon)
     assert TOKEN not in log
     assert daemon.returncode == 0, log
+    probe = subprocess.run(
+        [sys.executable, "scheduler_daemon.py", "--health"],
+        cwd=REPO, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert probe.returncode == 1  # the daemon unregistered on its clean stop
+    assert "No scheduler daemon is running" in probe.stdout
 
 
 def test_without_the_setting_the_api_answers_401(tmp_path: Path) -> None:
