@@ -19,7 +19,7 @@ import sys
 
 import schedule
 
-from outreach_core import ConfigError, OutreachError
+from outreach_core import ConfigError, InputError, OutreachError
 from outreach_core.daemon import health, registered, tick
 from outreach_core.executor import StopSignal, new_worker_id
 from outreach_core.http_api import HttpServer, create_app, parse_listen
@@ -79,8 +79,10 @@ def run(ws: Workspace, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.http:
+            parse_listen(args.http)
         ws = start_process()
-    except ConfigError as exc:
+    except (ConfigError, InputError) as exc:
         print(f"outreach daemon: {exc}", file=sys.stderr)
         return 2
     try:
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
             return 0 if ok else 1
         run(ws, args)
+    except ConfigError as exc:
+        print(f"outreach daemon: {exc}", file=sys.stderr)
+        return 2
     except OutreachError as exc:
         log.error("daemon stopped: %s", exc)
         return 1

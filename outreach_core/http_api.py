@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from typing import Annotated
 
 import uvicorn
@@ -18,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 
 from outreach_core import reports, scheduler
-from outreach_core.errors import InputError, NotFound
+from outreach_core.errors import ConfigError, InputError, NotFound
 from outreach_core.models import RunCounts, RunStatus
 from outreach_core.workspace import Workspace
 
@@ -166,10 +167,29 @@ class HttpServer:
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="http", daemon=True)
 
-    def start(self) -> HttpServer:
+    def _serve(self) -> None:
+        # uvicorn reports a failed start (port taken) with sys.exit(1) after logging the cause;
+        # in this thread that only ends the thread, which `start` notices and reports.
+        try:
+            self.server.run()
+        except SystemExit:
+            return
+
+    def start(self, *, timeout: float = 15.0) -> HttpServer:
+        """Start serving; a ConfigError when it cannot listen (port taken, bad address)."""
+        config = self.server.config
         self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError(
+                    f"cannot serve HTTP on {config.host}:{config.port} (in use or not an address "
+                    "of this machine); choose another --http HOST:PORT"
+                )
+            time.sleep(0.05)
         return self
 
     def stop(self) -> None:

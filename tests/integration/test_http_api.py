@@ -7,6 +7,7 @@ the OpenAPI document finds no server error, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from schemathesis.checks import not_a_server_error
 
 from outreach_core import services
 from outreach_core.audience import ParsedFile
+from outreach_core.errors import ConfigError
 from outreach_core.http_api import HttpServer, create_app
 from outreach_core.models import SendOptions, Workflow
 from outreach_core.templating import TemplateSource
@@ -218,3 +220,14 @@ def test_no_server_error_anywhere_in_the_openapi_document(api_base: str) -> None
     assert len(calls) >= len(operations)
     assert max(calls) < 500
     assert 401 not in calls  # the token was accepted: the generated requests reached the API
+
+
+def test_a_taken_port_is_a_clear_error(sqlite_workspace: Workspace) -> None:
+    """Verify serving on a port another socket holds raises ConfigError naming HOST:PORT."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = create_app(sqlite_workspace, api_token=TOKEN)
+        with pytest.raises(ConfigError, match=f"cannot serve HTTP on 127.0.0.1:{port}"):
+            HttpServer(app, "127.0.0.1", port).start()
