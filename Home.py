@@ -31,6 +31,12 @@ page = st.navigation(
         st.Page("pages/engines.py", title="Engines", icon=":material/outbox:", url_path="engines"),
         st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
         st.Page(
+            "pages/schedules.py",
+            title="Schedules",
+            icon=":material/schedule:",
+            url_path="schedules",
+        ),
+        st.Page(
             "pages/templates.py",
             title="Templates",
             icon=":material/edit_note:",

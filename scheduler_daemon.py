@@ -1,10 +1,14 @@
-"""The Outreach worker: claims queued runs and sends them, on a `schedule` tick.
+"""The Outreach scheduler daemon: runs due schedules and queued runs, on a `schedule` tick.
 
-    python scheduler_daemon.py            run until SIGTERM / SIGINT
-    python scheduler_daemon.py --once     process what is pending, then exit
+    python scheduler_daemon.py                         run until SIGTERM / SIGINT
+    python scheduler_daemon.py --once                  one pass over what is due, then exit
+    python scheduler_daemon.py --health                exit 0 only if a daemon heartbeat is fresh
+    python scheduler_daemon.py --http 127.0.0.1:8080   also serve the HTTP API
 
 On SIGTERM or SIGINT the current batch is finished, the run is released (resumable with
 `python -m outreach_core resume RUN_ID` or by the next daemon), and the process exits 0.
+Several daemons may share one PostgreSQL database (or one SQLite file): each due schedule runs
+once, and the deliveries of a large run are split between them by batch claims.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import sys
 
 import schedule
 
-from outreach_core import ConfigError, OutreachError
-from outreach_core.executor import StopSignal, new_worker_id, work_once
+from outreach_core import ConfigError, InputError, OutreachError
+from outreach_core.daemon import health, registered, tick
+from outreach_core.executor import StopSignal, new_worker_id
+from outreach_core.http_api import HttpServer, create_app, parse_listen
 from outreach_core.signals import stop_on_signals
 from outreach_core.workspace import Workspace, start_process
 
@@ -29,42 +35,65 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--interval", type=float, default=2.0, help="seconds between passes (default 2)"
     )
+    parser.add_argument(
+        "--health",
+        action="store_true",
+        help="exit 0 if some daemon's heartbeat is fresh, 1 otherwise (for probes)",
+    )
+    parser.add_argument(
+        "--http", metavar="HOST:PORT", help="serve the HTTP API here (default: no HTTP)"
+    )
     return parser.parse_args(argv)
 
 
-def tick(ws: Workspace, worker_id: str, stop: StopSignal) -> None:
-    """One pass: orphaned runs first, then queued ones."""
-    for run in work_once(ws, worker_id=worker_id, stop=stop):
-        log.info("%s", run)
-
-
-def serve(ws: Workspace, *, interval: float, stop: StopSignal) -> None:
+def serve(ws: Workspace, *, interval: float, stop: StopSignal, worker_id: str) -> None:
     """Tick every `interval` seconds until asked to stop."""
-    worker_id = new_worker_id()
-    log.info("daemon %s started; polling every %gs", worker_id, interval)
     scheduler = schedule.Scheduler()
     scheduler.every(interval).seconds.do(tick, ws, worker_id, stop)
     tick(ws, worker_id, stop)
     while not stop.is_set():
         scheduler.run_pending()
         stop.event.wait(timeout=min(0.5, interval))
-    log.info("daemon %s stopped", worker_id)
+
+
+def run(ws: Workspace, args: argparse.Namespace) -> None:
+    """Register, optionally serve HTTP, tick (once or until stopped), unregister."""
+    worker_id = new_worker_id()
+    stop = StopSignal()
+    http = None
+    if args.http:
+        host, port = parse_listen(args.http)
+        token = ws.settings.api_token.get_secret_value() if ws.settings.api_token else None
+        http = HttpServer(create_app(ws, api_token=token), host, port).start()
+    try:
+        with stop_on_signals(stop), registered(ws, worker_id, http=args.http):
+            if args.once:
+                tick(ws, worker_id, stop)
+            else:
+                serve(ws, interval=args.interval, stop=stop, worker_id=worker_id)
+    finally:
+        if http:
+            http.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.http:
+            parse_listen(args.http)
         ws = start_process()
+    except (ConfigError, InputError) as exc:
+        print(f"outreach daemon: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.health:
+            ok, line = health(ws)
+            print(line)
+            return 0 if ok else 1
+        run(ws, args)
     except ConfigError as exc:
         print(f"outreach daemon: {exc}", file=sys.stderr)
         return 2
-    stop = StopSignal()
-    try:
-        with stop_on_signals(stop):
-            if args.once:
-                tick(ws, new_worker_id(), stop)
-            else:
-                serve(ws, interval=args.interval, stop=stop)
     except OutreachError as exc:
         log.error("daemon stopped: %s", exc)
         return 1

@@ -18,11 +18,12 @@ from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.errors import MessageError
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
-from outreach_core import crypto, dryrun, run_report
+from outreach_core import crypto, dryrun, recurring, run_report, scheduling
 from outreach_core.deliverability import DomainResult
 from outreach_core.engine_pool import (
     EngineLane,
@@ -33,7 +34,7 @@ from outreach_core.engine_pool import (
     quota_pause_reason,
     utc_day_start,
 )
-from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
+from outreach_core.errors import InputError, RunBusy, SendError, SendErrorKind, TemplateError
 from outreach_core.message import Outgoing, build_message
 from outreach_core.message import Sender as FromAddress
 from outreach_core.models import (
@@ -66,6 +67,7 @@ from outreach_core.senders import Sender, open_sender
 from outreach_core.senders.base import SendResult
 from outreach_core.store import (
     audiences,
+    daemons,
     deliveries,
     engines,
     runs,
@@ -163,12 +165,29 @@ def take_over(ws: Workspace, run_id: int, *, worker_id: str) -> Run:
             )
         if not runs.take_over_run(conn, run, worker_id=worker_id, now=now):
             raise RunBusy(f"run {run_id} was just taken over by another executor")
-        unknown = deliveries.mark_in_flight_unknown(conn, run_id, now=now)
+        unknown = _mark_abandoned_unknown(conn, run, worker_id=worker_id, now=now)
         if unknown:
             log.warning(
                 "run %s: %s in-flight deliveries marked unknown, not resent", run_id, unknown
             )
         return runs.get_run(conn, run_id)
+
+
+def _mark_abandoned_unknown(conn: Connection, run: Run, *, worker_id: str, now: datetime) -> int:
+    """In-flight deliveries of the run's previous holder, and of any claimant that is not a live
+    daemon, become `unknown`. A live daemon assisting the run keeps its batch: it records those
+    outcomes itself, so the ledger says `sent` for what went out."""
+    marked = 0
+    for claimant in deliveries.in_flight_claimants(conn, run.id, besides=worker_id):
+        daemon = daemons.get_daemon(conn, claimant) if claimant else None
+        assisting = (
+            claimant != run.worker_id
+            and daemon is not None
+            and daemon.is_alive(now=now, stale_after=DAEMON_STALE_AFTER)
+        )
+        if not assisting:
+            marked += deliveries.mark_claimed_unknown(conn, run.id, claimed_by=claimant, now=now)
+    return marked
 
 
 def unsubscribe_links(ws: Workspace, options: SendOptions) -> UnsubscribeLinks | None:
@@ -190,6 +209,19 @@ def freeze_audience(
     (then no delivery row is written).
     """
     now = utcnow()
+    try:
+        queried = _queried_rows(ws, run)
+    except InputError as exc:  # the audience query failed: the run fails, nothing is frozen
+        with ws.db.begin() as conn:
+            runs.set_run_status(
+                conn,
+                run.id,
+                expected=RunStatus.INITIALIZING,
+                target=RunStatus.FAILED,
+                now=now,
+                reason=f"audience query failed: {exc}",
+            )
+        return False
     with ws.db.begin() as conn:
         if deliveries.has_deliveries(conn, run.id):  # frozen before a crash in this state
             runs.set_run_status(
@@ -214,7 +246,7 @@ def freeze_audience(
             return False
         plan = list(
             plan_deliveries(
-                audiences.iter_rows(conn, audience.id),
+                audiences.iter_rows(conn, audience.id) if queried is None else queried,
                 email_column=audience.email_column,
                 template=template,
                 sender=SenderIdentity(engine.from_email, engine.from_name),
@@ -261,6 +293,14 @@ def freeze_audience(
     return True
 
 
+def _queried_rows(ws: Workspace, run: Run) -> list[tuple[int, dict[str, Any]]] | None:
+    """A SQL audience's rows queried for this run (None: stored rows, or already frozen)."""
+    with ws.db.connect() as conn:
+        if deliveries.has_deliveries(conn, run.id):
+            return None
+    return recurring.query_rows(ws, run)
+
+
 @dataclass
 class _Context:
     ws: Workspace
@@ -277,6 +317,8 @@ class _Context:
     stop_reason: str | None = None
     #: True per recent attempted send that did not end `sent` (for auto-pause)
     recent_failures: list[bool] = field(default_factory=list)
+    #: False for a worker assisting another's run: it claims batches but never ends the run
+    owner: bool = True
 
 
 async def _heartbeat(ws: Workspace, run_id: int, worker_id: str, lost: asyncio.Event) -> None:
@@ -591,9 +633,19 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
             started = current.started_at or current.created_at
             if limit_s is not None and (utcnow() - started).total_seconds() > limit_s:
                 return "time"
-            if current.status is not RunStatus.SENDING or current.worker_id != ctx.worker_id:
+            if current.status is not RunStatus.SENDING or (
+                ctx.owner and current.worker_id != ctx.worker_id
+            ):
                 return "status"
+            if not _window_open(opts):
+                return "window"
             why, batch = _claim_batch(conn, ctx)
+        if why == "done":
+            # the owner ends the run only once assisting daemons have recorded their batches
+            if ctx.owner and not _others_done(ctx):
+                await asyncio.sleep(ASSIST_POLL_S)
+                continue
+            return "done"
         if why is not None:
             return why
         results = await asyncio.gather(*(guarded(d, lane) for d, lane in batch))
@@ -734,6 +786,15 @@ def _finish(ws: Workspace, run_id: int, *, worker_id: str, why: str, reason: str
                 reason=reason,
             )
             runs.release_run(conn, run_id, worker_id=worker_id)
+        elif why == "window" and run.status is RunStatus.SENDING:
+            window = scheduling.parse_window(run.options.send_window or "")
+            runs.pause_until(
+                conn,
+                run_id,
+                resume_at=scheduling.next_window_open(window, run.options.timezone, now),
+                reason=f"outside the send window {window} {run.options.timezone}",
+                now=now,
+            )
         elif why == "status" and run.status is RunStatus.PAUSED:
             runs.release_run(conn, run_id, worker_id=worker_id)  # paused by a user: resumable
             log.info("run %s: paused; resumable with `resume %s`", run_id, run_id)
@@ -798,4 +859,113 @@ def work_once(
             break
         log.info("run %s: claimed by %s", run.id, worker_id)
         done.append(asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop)))
+    return done
+
+
+# --- several workers on one run -------------------------------------------------------------
+
+#: how often a run's owner looks again for batches other workers still hold
+ASSIST_POLL_S = 0.5
+#: a daemon silent this long no longer holds its claimed deliveries
+DAEMON_STALE_AFTER = timedelta(seconds=30)
+
+
+def _window_open(options: SendOptions) -> bool:
+    if not options.send_window:
+        return True
+    window = scheduling.parse_window(options.send_window)
+    return scheduling.window_is_open(window, options.timezone, utcnow())
+
+
+def _others_done(ctx: _Context) -> bool:
+    """Whether no other worker holds deliveries of the run; a dead one's become `unknown`."""
+    now = utcnow()
+    with ctx.ws.db.begin() as conn:
+        others = deliveries.in_flight_claimants(conn, ctx.run.id, besides=ctx.worker_id)
+        waiting = False
+        for worker in others:
+            daemon = daemons.get_daemon(conn, worker) if worker else None
+            if daemon and daemon.is_alive(now=now, stale_after=DAEMON_STALE_AFTER):
+                waiting = True
+                continue
+            lost = deliveries.mark_claimed_unknown(conn, ctx.run.id, claimed_by=worker, now=now)
+            log.warning("run %s: %s deliveries of gone worker %s marked unknown, not resent",
+                        ctx.run.id, lost, worker)  # fmt: skip
+    return not waiting
+
+
+async def assist(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) -> str:
+    """Help send a SENDING run that another live worker owns: claim batches (SKIP LOCKED on
+    PostgreSQL) through the same batch loop, never change the run's state. The owner finishes
+    the run (counts, report) once no delivery is pending or held. Returns why it stopped."""
+    with ws.db.connect() as conn:
+        engine_ids = workflows.get_workflow(conn, run.workflow_id).engine_ids
+        engine_list = [engines.get_engine(conn, engine_id) for engine_id in engine_ids]
+        urls = {e.id: engines.get_encrypted_url(conn, e.id) for e in engine_list}
+        version = templates.get_version(conn, run.template_version_id or 0)
+    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
+    async with AsyncExitStack() as stack:
+        lanes = await _open_lanes(ws, stack, engine_list, urls, concurrency=run.options.concurrency)
+        if all(lane.error is not None for lane in lanes):  # the owner carries on alone
+            log.warning("run %s: cannot assist: no engine opens here", run.id)
+            return "engine"
+        ctx = _Context(
+            ws=ws,
+            run=run,
+            worker_id=worker_id,
+            template=template,
+            lanes=lanes,
+            bucket=TokenBucket(run.options.rate, run.options.burst),
+            unsubscribe=unsubscribe_links(ws, run.options),
+            owner=False,
+        )
+        return await _send_batches(ctx, stop, asyncio.Event())
+
+
+def assist_runs(ws: Workspace, *, worker_id: str, stop: StopSignal) -> list[int]:
+    """Join every SENDING run held by another live daemon; the ids of the runs helped.
+
+    Deliberate: a run sent in the foreground by `send` or by the dashboard is left to its own
+    executor, so its rate stays the one the user gave.
+    """
+    now = utcnow()
+    with ws.db.connect() as conn:
+        sending = [
+            r
+            for r in runs.active_runs(conn)
+            if r.status is RunStatus.SENDING
+            and r.worker_id not in (None, worker_id)
+            and daemons.get_daemon(conn, r.worker_id or "") is not None
+        ]
+    helped = []
+    for run in sending:
+        if stop.is_set():
+            break
+        if not holder_is_alive(run, now=now):
+            continue
+        why = asyncio.run(assist(ws, run, worker_id=worker_id, stop=stop))
+        log.info("run %s: assisted by %s until %s", run.id, worker_id, why)
+        helped.append(run.id)
+    return helped
+
+
+def adopt_dead_holders_runs(ws: Workspace, *, worker_id: str, stop: StopSignal) -> list[Run]:
+    """Take over and finish active runs whose holder is known dead before its heartbeat goes
+    stale (a process on this host that no longer exists); `work_once` covers stale ones."""
+    now = utcnow()
+    with ws.db.connect() as conn:
+        candidates = [
+            r
+            for r in runs.active_runs(conn)
+            if r.worker_id not in (None, worker_id) and not holder_is_alive(r, now=now)
+        ]
+    done = []
+    for run in candidates:
+        if stop.is_set():
+            break
+        try:
+            taken = take_over(ws, run.id, worker_id=worker_id)
+        except RunBusy:
+            continue
+        done.append(asyncio.run(execute(ws, taken, worker_id=worker_id, stop=stop)))
     return done

@@ -193,6 +193,12 @@ class SendOptions(BaseModel):
     unsubscribe_base_url: str | None = Field(
         default=None, description="where `unsubscribe_url` points; a token per recipient is added"
     )
+    send_window: str | None = Field(
+        default=None,
+        description="local hours to send in, HH:MM-HH:MM; outside them the run pauses until the"
+        " next opening",
+    )
+    timezone: str = Field(default="UTC", description="IANA zone of the send window")
 
     @field_validator("unsubscribe_base_url")
     @classmethod
@@ -313,6 +319,8 @@ class Audience(BaseModel):
     #: the file's own column names, same order as `columns` (None when not known)
     headers: list[str] | None = None
     row_count: int
+    #: set when the audience is a saved SQL query: every run re-runs it
+    sql_source_id: int | None = None
 
 
 class Workflow(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from outreach_core.errors import ConfigError
@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     report_smtp_user: str | None = Field(default=None, validation_alias=_env("REPORT_SMTP_USER"))
     report_smtp_password: str | None = Field(
         default=None, repr=False, validation_alias=_env("REPORT_SMTP_PASSWORD")
+    )
+
+    api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("OUTREACH_API_TOKEN"),
+        description="bearer token of the daemon's HTTP API; without it the API answers 401",
     )
 
     @field_validator("log_level")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from outreach_core import crypto
 from outreach_core.audience import ParsedFile, detect_email_column, unique_identifiers
 from outreach_core.errors import InputError
+from outreach_core.models import Audience
 from outreach_core.sql_source import (
     DEFAULT_ROW_CAP,
     DEFAULT_TIMEOUT_S,
@@ -15,7 +16,7 @@ from outreach_core.sql_source import (
     masked,
     run_query,
 )
-from outreach_core.store import audit, sql_sources
+from outreach_core.store import audiences, audit, sql_sources
 from outreach_core.workspace import Workspace, utcnow
 
 
@@ -142,3 +143,35 @@ def as_parsed_file(result: QueryResult, *, source: str, email_column: str | None
     if chosen is None or chosen not in columns:
         raise InputError(f"{source}: no email column among {', '.join(result.columns)}; choose one")
     return ParsedFile(source, columns, chosen, rows, list(result.columns))
+
+
+def save_recurring_audience(
+    ws: Workspace, source_id: int, *, name: str, email_column: str | None = None, actor: str
+) -> Audience:
+    """An audience that is the saved query itself: its rows now are stored for previews and
+    dry runs, and every run re-runs the query (with `:last_run_at` and `:run_date`)."""
+    parsed = as_parsed_file(run_source(ws, source_id), source=name, email_column=email_column)
+    now = utcnow()
+    with ws.db.begin() as conn:
+        if audiences.find_audience(conn, name):
+            raise InputError(f"an audience named {name!r} exists already; choose another name")
+        audience_id = audiences.insert_audience(
+            conn,
+            name=name,
+            source=f"SQL source {source_id} (re-queried each run)",
+            email_column=parsed.email_column,
+            columns=parsed.columns,
+            headers=parsed.headers,
+            rows=parsed.rows,
+            now=now,
+        )
+        audiences.link_sql_source(conn, audience_id, source_id)
+        audit.record(
+            conn,
+            actor=actor,
+            action="audience.sql",
+            subject=f"audience {audience_id}",
+            now=now,
+            detail={"name": name, "sql_source": source_id},
+        )
+        return audiences.get_audience(conn, audience_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,7 +62,9 @@ FORBIDDEN_WORDS = frozenset(
     ]
 )
 #: built-in parameters every query may use
-BUILTIN_PARAMETERS = ("run_date", "today")
+BUILTIN_PARAMETERS = ("run_date", "today", "last_run_at")
+#: `:last_run_at` before a workflow's first completed run: every row counts as new
+FIRST_RUN_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
 
 # quoted strings, quoted identifiers, dollar quotes and comments, in the order they can open
 _LEXEME = re.compile(
@@ -141,9 +143,21 @@ def check_read_only(sql: str) -> list[str]:
     return sorted({text[1:] for kind, text in statement if kind == "param"})
 
 
-def bind_values(names: list[str], values: dict[str, str], *, run_date: datetime) -> dict[str, Any]:
-    """Values for the query's parameters: built-ins, then the user's; a missing one is an error."""
-    builtins: dict[str, Any] = {"run_date": run_date.date(), "today": date.today()}
+def bind_values(
+    names: list[str],
+    values: dict[str, str],
+    *,
+    run_date: datetime,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Values for the query's parameters: built-ins (and `extra` ones, e.g. a recurring run's
+    `last_run_at`), then the user's; a missing one is an error."""
+    builtins: dict[str, Any] = {
+        "run_date": run_date.date(),
+        "today": date.today(),
+        "last_run_at": FIRST_RUN_SINCE,
+        **(extra or {}),
+    }
     bound = {}
     for name in names:
         if name in values:
@@ -226,7 +240,7 @@ def execute(
             if engine.dialect.name == "sqlite":
                 # SQLite keeps dates as ISO text; bind them so (sqlite3's date adapter is
                 # deprecated since Python 3.12).
-                params = {k: v.isoformat() if isinstance(v, date) else v for k, v in params.items()}
+                params = {k: _sqlite_value(v) for k, v in params.items()}
             result = conn.execute(sa.text(sql), params)
             columns = list(result.keys())
             fetched = result.fetchmany(row_cap + 1)
@@ -245,6 +259,20 @@ def execute(
     return QueryResult(columns, rows, time.perf_counter() - started)
 
 
+def _sqlite_value(value: object) -> object:
+    """Dates as ISO text; datetimes as naive UTC `YYYY-MM-DD HH:MM:SS`, SQLite's own form, so
+    they compare with `CURRENT_TIMESTAMP` and `datetime()` values as text. Truncated to the
+    second: a row stamped in that second is selected again rather than missed (and the dedupe
+    window skips the repeat)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
 def _first_line(exc: DBAPIError) -> str:
     text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     if "interrupted" in text or "statement timeout" in text or "canceling statement" in text:
@@ -260,8 +288,9 @@ def run_query(
     run_date: datetime,
     row_cap: int = DEFAULT_ROW_CAP,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    extra: dict[str, Any] | None = None,
 ) -> QueryResult:
     """Check, bind and run a source query read-only."""
     names = check_read_only(sql)
-    params = bind_values(names, values or {}, run_date=run_date)
+    params = bind_values(names, values or {}, run_date=run_date, extra=extra)
     return execute(url, sql, params, row_cap=row_cap, timeout_s=timeout_s)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from outreach_core import OutreachError, services, ui
+from outreach_core import OutreachError, scheduler, services, ui
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -69,3 +69,11 @@ with send_column:
     if feedback:
         kind, message = feedback
         (st.success if kind == "success" else st.error)(message)
+
+# scheduler daemon status: whether anything will run the queued and scheduled runs
+st.subheader("Scheduler daemon")
+daemon_status = scheduler.daemon_status(ws)
+(st.success if daemon_status.healthy else st.warning)(str(daemon_status))
+st.caption(
+    "Schedules and queued runs are sent by `python scheduler_daemon.py` (see **Schedules**)."
+)

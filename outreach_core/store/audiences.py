@@ -84,6 +84,13 @@ def iter_rows(conn: Connection, audience_id: int) -> Iterator[tuple[int, dict[st
         yield int(number), data
 
 
+def link_sql_source(conn: Connection, audience_id: int, source_id: int) -> None:
+    """Make the audience a saved SQL query: each run re-runs the source."""
+    conn.execute(
+        audiences.update().where(audiences.c.id == audience_id).values(sql_source_id=source_id)
+    )
+
+
 def count_audiences(conn: Connection) -> int:
     """How many audiences exist."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(audiences)).scalar_one())

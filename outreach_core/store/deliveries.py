@@ -330,3 +330,49 @@ def has_deliveries(conn: Connection, run_id: int) -> bool:
     """Whether the run's audience was frozen already."""
     query = sa.select(deliveries.c.id).where(deliveries.c.run_id == run_id).limit(1)
     return conn.execute(query).first() is not None
+
+
+def in_flight_claimants(conn: Connection, run_id: int, *, besides: str) -> dict[str | None, int]:
+    """Who else holds `sending` deliveries of the run (worker id -> how many)."""
+    rows = conn.execute(
+        sa.select(deliveries.c.claimed_by, sa.func.count())
+        .where(
+            deliveries.c.run_id == run_id,
+            deliveries.c.status == DeliveryStatus.SENDING,
+            sa.or_(deliveries.c.claimed_by.is_(None), deliveries.c.claimed_by != besides),
+        )
+        .group_by(deliveries.c.claimed_by)
+    )
+    return {worker: int(n) for worker, n in rows}
+
+
+def mark_claimed_unknown(
+    conn: Connection, run_id: int, *, claimed_by: str | None, now: datetime
+) -> int:
+    """The `sending` deliveries of one dead worker become `unknown` (deliberately not resent)."""
+    check_delivery_transition(DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)
+    holder = (
+        deliveries.c.claimed_by.is_(None)
+        if claimed_by is None
+        else deliveries.c.claimed_by == claimed_by
+    )
+    result = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.SENDING, holder)
+        .values(
+            status=DeliveryStatus.UNKNOWN,
+            reason="interrupted mid-send; not resent to keep at-most-once",
+            updated_at=now,
+        )
+    )
+    return result.rowcount
+
+
+def sent_by_worker(conn: Connection, run_id: int) -> dict[str | None, int]:
+    """Sent deliveries of the run by the worker that claimed them (how daemons shared it)."""
+    rows = conn.execute(
+        sa.select(deliveries.c.claimed_by, sa.func.count())
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.SENT)
+        .group_by(deliveries.c.claimed_by)
+    )
+    return {worker: int(n) for worker, n in rows}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -253,3 +253,27 @@ def resume_due_run(
         )
     )
     return result.rowcount == 1
+
+
+def active_runs(conn: Connection) -> list[Run]:
+    """Runs in INITIALIZING or SENDING, oldest first."""
+    rows = conn.execute(
+        sa.select(runs).where(runs.c.status.in_(list(ACTIVE_RUN_STATES))).order_by(runs.c.id)
+    )
+    return [_to_run(row) for row in rows]
+
+
+def last_completed_before(
+    conn: Connection, workflow_id: int, *, before_run_id: int
+) -> datetime | None:
+    """When the workflow's latest COMPLETED run older than `before_run_id` was created."""
+    found = conn.execute(
+        sa.select(sa.func.max(runs.c.created_at)).where(
+            runs.c.workflow_id == workflow_id,
+            runs.c.status == RunStatus.COMPLETED,
+            runs.c.id < before_run_id,
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        return None
+    return found if found.tzinfo else found.replace(tzinfo=UTC)

@@ -54,6 +54,8 @@ audiences = sa.Table(
     sa.Column("headers", sa.JSON, nullable=True),
     sa.Column("row_count", sa.Integer, nullable=False),
     _created(),
+    # set for an audience that is a saved SQL query: each run re-runs it
+    sa.Column("sql_source_id", sa.Integer, sa.ForeignKey("sql_sources.id")),
 )
 
 audience_rows = sa.Table(
@@ -156,6 +158,29 @@ schedules = sa.Table(
     sa.Column("next_run_at", UTCDateTime()),
     sa.Column("last_run_at", UTCDateTime()),
     _created(),
+    # MissedSlotPolicy; run_late runs the latest missed slot if within late_window_hours
+    sa.Column("missed_policy", sa.String(20), nullable=False, server_default="skip"),
+    sa.Column("late_window_hours", sa.Float, nullable=False, server_default="0"),
+    # local HH:MM; a run still sending at window_end pauses until the next window_start
+    sa.Column("window_start", sa.String(5)),
+    sa.Column("window_end", sa.String(5)),
+    sa.Column("last_run_id", sa.Integer),
+    # what the last claim decided ("on time", "missed 3 slot(s) …", an error)
+    sa.Column("last_note", sa.Text),
+    sa.Index("ix_schedules_due", "enabled", "next_run_at"),
+)
+
+daemons = sa.Table(
+    "daemons",
+    metadata,
+    # the daemon's worker id (host:pid:random), also written to runs and deliveries it claims
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+    # HOST:PORT of its HTTP face, when it has one
+    sa.Column("http", sa.String(200)),
 )
 
 runs = sa.Table(

@@ -215,6 +215,7 @@ def test_unreachable_database_is_named_without_its_password(
         "pages/dry_run.py",
         "pages/send.py",
         "pages/engines.py",
+        "pages/schedules.py",
     ],
 )
 def test_pages_stay_thin(script: str) -> None:

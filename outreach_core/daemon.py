@@ -1,0 +1,124 @@
+"""The scheduler daemon's work: register, heartbeat, and on each tick run what is due.
+
+One tick, in order:
+1. claim due schedules (each by one daemon only) and queue their runs;
+2. take over runs whose executor is gone; claim and send queued runs (`executor.work_once`);
+3. help with SENDING runs other daemons hold, claiming delivery batches.
+
+A side thread writes the daemon's heartbeat every DAEMON_HEARTBEAT_S, also while a long run is
+being sent, so `--health`, Home and the owners of shared runs see it alive. Log lines are
+`event=… key=value …` so they can be grepped and parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from outreach_core import executor
+from outreach_core.executor import StopSignal
+from outreach_core.scheduler import DAEMON_FRESH_FOR, DAEMON_HEARTBEAT_S, daemon_status
+from outreach_core.store import daemons, schedules
+from outreach_core.workspace import Workspace, utcnow
+
+log = logging.getLogger("outreach.daemon")
+
+#: a daemon silent this long is removed from the daemons table by the others
+PRUNE_AFTER = DAEMON_FRESH_FOR * 20
+
+
+def event(name: str, **fields: object) -> None:
+    """One structured log line: `event=name key=value …` (values never hold secrets)."""
+    parts = [f"event={name}"]
+    for key, value in fields.items():
+        text = str(value)
+        parts.append(f"{key}={text!r}" if " " in text or not text else f"{key}={text}")
+    log.info(" ".join(parts))
+
+
+def claim_schedules(ws: Workspace, *, now: datetime | None = None) -> list[schedules.Claimed]:
+    """Claim every due schedule in one transaction (runs created, next_run_at advanced)."""
+    with ws.db.begin() as conn:
+        claimed = schedules.claim_due_schedules(conn, now=now or utcnow())
+    for item in claimed:
+        event(
+            "schedule.claimed",
+            schedule=item.schedule_id,
+            run=item.run_id if item.run_id is not None else "-",
+            next_run_at=f"{item.next_run_at:%Y-%m-%dT%H:%M:%SZ}",
+            note=item.note,
+        )
+    return claimed
+
+
+def tick(ws: Workspace, worker_id: str, stop: StopSignal) -> None:
+    """One pass over due schedules, orphaned and queued runs, and runs to help with.
+
+    A database error (SQLite locked by another daemon for longer than the busy timeout,
+    PostgreSQL restarting) ends the pass with a warning; the next tick tries again.
+    """
+    try:
+        claim_schedules(ws)
+        for run in executor.adopt_dead_holders_runs(ws, worker_id=worker_id, stop=stop):
+            event("run.adopted", run=run.id, status=run.status)
+        for run in executor.work_once(ws, worker_id=worker_id, stop=stop):
+            event("run.done", run=run.id, status=run.status, reason=run.status_reason or "-")
+        for run_id in executor.assist_runs(ws, worker_id=worker_id, stop=stop):
+            event("run.assisted", run=run_id)
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        log.warning("event=tick.deferred reason=%r retry=next_tick", reason)
+
+
+class Heartbeat(threading.Thread):
+    """Writes the daemon's heartbeat until stopped; prunes daemons long silent."""
+
+    def __init__(self, ws: Workspace, daemon_id: str, *, http: str | None = None) -> None:
+        super().__init__(name=f"heartbeat {daemon_id}", daemon=True)
+        self.ws, self.daemon_id, self.http = ws, daemon_id, http
+        self.stopped = threading.Event()
+        #: set when the heartbeat could not be written (the daemon then stops)
+        self.failed: BaseException | None = None
+
+    def beat(self) -> None:
+        now = utcnow()
+        with self.ws.db.begin() as conn:
+            if not daemons.heartbeat(conn, self.daemon_id, now=now):
+                daemons.register(conn, self.daemon_id, now=now, http=self.http)
+            daemons.prune(conn, heartbeat_before=now - PRUNE_AFTER)
+
+    def run(self) -> None:
+        while not self.stopped.wait(DAEMON_HEARTBEAT_S):
+            try:
+                self.beat()
+            except sa.exc.OperationalError as exc:  # locked or unreachable: try again, say so
+                log.warning("event=heartbeat.failed reason=%r", str(exc.orig).splitlines()[0])
+
+
+@contextmanager
+def registered(ws: Workspace, daemon_id: str, *, http: str | None = None) -> Iterator[Heartbeat]:
+    """Register the daemon and heartbeat it for the duration of the block; unregister after."""
+    with ws.db.begin() as conn:
+        daemons.register(conn, daemon_id, now=utcnow(), http=http)
+    beat = Heartbeat(ws, daemon_id, http=http)
+    beat.start()
+    event("daemon.started", daemon=daemon_id, http=http or "-")
+    try:
+        yield beat
+    finally:
+        beat.stopped.set()
+        beat.join(timeout=DAEMON_HEARTBEAT_S * 2)
+        with ws.db.begin() as conn:
+            daemons.unregister(conn, daemon_id)
+        event("daemon.stopped", daemon=daemon_id)
+
+
+def health(ws: Workspace) -> tuple[bool, str]:
+    """Whether some daemon has a fresh heartbeat, and a line saying so (for `--health`)."""
+    status = daemon_status(ws)
+    return status.healthy, str(status)

@@ -1,0 +1,203 @@
+"""Schedules: run a workflow on a cadence in local time; the next five runs shown before saving;
+enable, disable, run now; whether a scheduler daemon is alive to run them."""
+
+from datetime import time
+
+import pandas as pd
+import streamlit as st
+
+from outreach_core import OutreachError, scheduler, services, ui
+from outreach_core.scheduling import CadenceKind, MissedSlotPolicy, common_zones
+
+ws = ui.workspace()
+NEW = 0
+KIND_LABELS = {
+    CadenceKind.DAILY: "Daily",
+    CadenceKind.WEEKDAYS: "Weekdays (Mon-Fri)",
+    CadenceKind.WEEKLY: "Weekly on chosen days",
+    CadenceKind.MONTHLY: "Monthly on a day",
+    CadenceKind.HOURS: "Every N hours",
+    CadenceKind.MINUTES: "Every N minutes",
+}
+DAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+st.title("Schedules")
+st.caption(
+    "Run a workflow daily, on weekdays, weekly or monthly at a local time. The scheduler daemon "
+    "runs what is due; recipients this workflow mailed inside its dedupe window are skipped."
+)
+
+feedback = st.session_state.pop("sched_feedback", None)
+if feedback:
+    st.success(feedback)  # from the action of the previous run, before the table redrew
+
+status = scheduler.daemon_status(ws)
+(st.success if status.healthy else st.warning)(str(status))
+
+views = scheduler.list_schedules(ws)
+if views:
+    st.dataframe(pd.DataFrame(scheduler.schedule_rows(views)), hide_index=True)
+else:
+    st.info("No schedule yet: create one below.")
+
+workflows = services.list_workflows(ws)
+if not workflows:
+    st.info("Create a workflow first (the Send page or `python -m outreach_core send`).")
+    st.stop()
+
+by_id = {v.schedule.id: v.schedule for v in views}
+editing = st.selectbox(
+    "Schedule",
+    options=[NEW, *by_id],
+    format_func=lambda i: "New schedule" if i == NEW else f"Schedule {i}",
+    key="schedule_pick",
+)
+current = by_id.get(editing)
+names = {w.id: w.name for w in workflows}
+zones = common_zones()
+
+left, right = st.columns(2, gap="large")
+with left:
+    workflow_id = st.selectbox(
+        "Workflow",
+        options=list(names),
+        format_func=names.get,
+        index=list(names).index(current.workflow_id) if current else 0,
+        key=f"sched_workflow_{editing}",
+    )
+    kinds = list(KIND_LABELS)
+    kind = st.selectbox(
+        "Cadence",
+        options=kinds,
+        format_func=KIND_LABELS.get,
+        index=kinds.index(current.cadence.kind) if current else 0,
+        key=f"sched_kind_{editing}",
+    )
+    interval = at = days = day_of_month = None
+    if kind in (CadenceKind.MINUTES, CadenceKind.HOURS):
+        interval = st.number_input(
+            f"Every how many {kind}",
+            min_value=1,
+            value=(current.cadence.interval if current and current.cadence.interval else 1),
+            key=f"sched_interval_{editing}",
+        )
+    else:
+        at = st.time_input(
+            "At (local time)",
+            value=(current.cadence.at if current and current.cadence.at else time(9, 0)),
+            step=300,
+            key=f"sched_at_{editing}",
+        )
+    if kind is CadenceKind.WEEKLY:
+        days = st.multiselect(
+            "Days",
+            options=list(range(7)),
+            format_func=DAY_NAMES.__getitem__,
+            default=list(current.cadence.days) if current else [0],
+            key=f"sched_days_{editing}",
+        )
+    if kind is CadenceKind.MONTHLY:
+        day_of_month = st.number_input(
+            "Day of the month (the last day when the month is shorter)",
+            min_value=1,
+            max_value=31,
+            value=current.cadence.day_of_month if current and current.cadence.day_of_month else 1,
+            key=f"sched_dom_{editing}",
+        )
+    timezone = st.selectbox(
+        "Time zone",
+        options=zones,
+        index=zones.index(current.timezone if current else "UTC"),
+        key=f"sched_tz_{editing}",
+    )
+with right:
+    policy = st.radio(
+        "Missed slots (no daemon was running)",
+        options=list(MissedSlotPolicy),
+        format_func=lambda p: (
+            "Skip to the next slot" if p is MissedSlotPolicy.SKIP else "Run once, late, if recent"
+        ),
+        index=list(MissedSlotPolicy).index(current.missed_policy) if current else 0,
+        key=f"sched_policy_{editing}",
+    )
+    late_hours = st.number_input(
+        "Run late if within (hours)",
+        min_value=0.0,
+        max_value=744.0,
+        value=float(current.late_window_hours) if current else 6.0,
+        disabled=policy is MissedSlotPolicy.SKIP,
+        key=f"sched_late_{editing}",
+    )
+    windowed = st.checkbox(
+        "Send only inside a window",
+        value=bool(current and current.window),
+        key=f"sched_windowed_{editing}",
+        help="A run still going at the window's end pauses and resumes at the next opening.",
+    )
+    window = None
+    if windowed:
+        start_col, end_col = st.columns(2)
+        start = start_col.time_input(
+            "From", value=current.window.start if current and current.window else time(9, 0),
+            key=f"sched_wstart_{editing}",
+        )  # fmt: skip
+        end = end_col.time_input(
+            "Until", value=current.window.end if current and current.window else time(17, 0),
+            key=f"sched_wend_{editing}",
+        )  # fmt: skip
+        window = f"{start:%H:%M}-{end:%H:%M}"
+    enabled = st.checkbox(
+        "Enabled", value=current.enabled if current else True, key=f"sched_enabled_{editing}"
+    )
+
+try:
+    cadence = scheduler.make_cadence(
+        kind, interval=interval, at=at, days=days, day_of_month=day_of_month
+    )
+    upcoming = scheduler.upcoming_runs(cadence, timezone)
+except OutreachError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.markdown(f"**Next five runs** ({timezone}):")
+st.markdown("\n".join(f"- {slot}" for slot in upcoming))
+
+if st.button("Save schedule", type="primary", key="sched_save"):
+    try:
+        saved = scheduler.save_schedule(
+            ws,
+            scheduler.ScheduleInput(
+                workflow_id=workflow_id,
+                cadence=cadence,
+                timezone=timezone,
+                enabled=enabled,
+                missed_policy=policy,
+                late_window_hours=late_hours if policy is MissedSlotPolicy.RUN_LATE else 0.0,
+                send_window=window,
+            ),
+            actor="dashboard",
+            schedule_id=current.id if current else None,
+        )
+    except OutreachError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state["sched_feedback"] = f"Saved {saved}."
+        st.rerun()
+
+if current:
+    toggle, run_now = st.columns(2)
+    if toggle.button("Disable" if current.enabled else "Enable", key="sched_toggle"):
+        changed = scheduler.set_enabled(ws, current.id, not current.enabled, actor="dashboard")
+        state = "enabled" if changed.enabled else "disabled"
+        st.session_state["sched_feedback"] = f"Schedule {changed.id} {state}."
+        st.rerun()
+    if run_now.button("Run now", key="sched_run_now"):
+        try:
+            run_id = scheduler.run_schedule_now(ws, current.id, actor="dashboard")
+        except OutreachError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["sched_feedback"] = (
+                f"Run {run_id} queued: the scheduler daemon will send it."
+            )
+            st.rerun()
