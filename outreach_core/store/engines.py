@@ -95,3 +95,14 @@ def list_engines(conn: Connection) -> list[Engine]:
 def count_engines(conn: Connection) -> int:
     """How many engines exist."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(engines)).scalar_one())
+
+
+def set_sender(conn: Connection, engine_id: int, *, from_email: str, from_name: str) -> None:
+    """Replace the engine's From address and name, keeping its URL and secret."""
+    result = conn.execute(
+        engines.update()
+        .where(engines.c.id == engine_id)
+        .values(from_email=from_email, from_name=from_name)
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"there is no engine {engine_id}")
