@@ -24,6 +24,7 @@ from outreach_core.errors import (
     RunBusy,
     SendError,
 )
+from outreach_core.forms import parse_engine_limits, parse_workflow_form
 from outreach_core.models import (
     Audience,
     DeliveryStatus,
@@ -42,7 +43,6 @@ from outreach_core.senders import open_sender, parse_engine_url
 from outreach_core.store import audiences, audit, deliveries, engines, runs, templates, workflows
 from outreach_core.templating import CompiledTemplate, TemplateSource
 from outreach_core.validation import check_syntax
-from outreach_core.workflow_form import parse_workflow_form
 from outreach_core.workspace import Workspace, utcnow
 
 #: the trigger of a run made by a test send; the ledger shows it
@@ -176,6 +176,26 @@ def save_engine_limits(
             detail=detail,
         )
         return engines.get_engine(conn, engine_id)
+
+
+def save_engine_limits_form(
+    ws: Workspace, engine_id: int, values: dict[str, Any], *, actor: str
+) -> Engine:
+    """The Engines page's limits form: blank = no limit; FieldErrors by field, nothing saved."""
+    limits = parse_engine_limits(values)
+    try:
+        return save_engine_limits(
+            ws,
+            engine_id,
+            limits,
+            actor=actor,
+            from_email=values.get("from_email"),
+            from_name=values.get("from_name"),
+        )
+    except InputError as exc:
+        if str(exc).startswith("from address"):
+            raise FieldErrors({"from_email": str(exc)}) from None
+        raise
 
 
 def create_workflow(

@@ -7,7 +7,7 @@ nothing is saved until every field is usable.
 import streamlit as st
 
 from outreach_core import FieldErrors, OutreachError, services, ui
-from outreach_core.workflow_form import FIELDS, form_values
+from outreach_core.forms import FIELDS, form_values
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -186,6 +186,7 @@ with st.form("workflow_form", border=True):
         problem("auto_pause_percent")
         st.number_input(
             "Time limit (minutes)",
+            value=None,  # so that clearing the field means no limit, not 0
             step=5.0,
             key=state_key("time_limit_minutes"),
             placeholder="no limit",

@@ -1,8 +1,8 @@
-"""The Workflows form: what a user types, checked field by field, turned into SendOptions.
+"""The dashboard's forms: what a user types, checked field by field, turned into models.
 
-Pure (no database, no streamlit): `parse_workflow_form` either returns a `WorkflowDraft` or
-raises FieldErrors whose messages are plain sentences keyed by the form's field names, so the
-page can show each one next to its field.
+Pure (no database, no streamlit): `parse_workflow_form` and `parse_engine_limits` either return
+what the services take or raise FieldErrors whose messages are plain sentences keyed by the
+form's field names, so a page can show each one next to its field.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from outreach_core.errors import FieldErrors, InputError
-from outreach_core.models import RenderErrorPolicy, SendOptions, Workflow
+from outreach_core.models import Engine, EngineLimits, RenderErrorPolicy, SendOptions, Workflow
 from outreach_core.store.workflows import check_key
 from outreach_core.validation import check_syntax
 
@@ -206,4 +206,26 @@ def form_values(workflow: Workflow | None) -> dict[str, Any]:
         "rate": options.rate,
         "burst": options.burst,
         "concurrency": options.concurrency,
+    }
+
+
+#: the limits form's fields, in the order the page draws them
+LIMIT_FIELDS = tuple(EngineLimits.model_fields)
+
+
+def parse_engine_limits(values: dict[str, Any]) -> EngineLimits:
+    """EngineLimits from the form; a blank (None or "") field means no limit of that kind."""
+    cleaned = {k: None if values.get(k) in (None, "") else values[k] for k in LIMIT_FIELDS}
+    try:
+        return EngineLimits.model_validate(cleaned)
+    except ValidationError as exc:
+        raise FieldErrors(field_errors(exc)) from None
+
+
+def limit_values(engine: Engine) -> dict[str, Any]:
+    """The limits form's initial values (None = blank) plus the engine's From."""
+    return {
+        **engine.limits.model_dump(),
+        "from_email": engine.from_email,
+        "from_name": engine.from_name,
     }

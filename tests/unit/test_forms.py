@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from outreach_core.errors import FieldErrors
+from outreach_core.forms import form_values, parse_workflow_form, split_addresses
 from outreach_core.models import RenderErrorPolicy, SendOptions
-from outreach_core.workflow_form import form_values, parse_workflow_form, split_addresses
 
 
 def values(**changes: Any) -> dict[str, Any]:
