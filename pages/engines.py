@@ -28,9 +28,9 @@ if engines:
                 {
                     "Name": e.name,
                     "Kind": e.kind,
+                    "Limits": ui.limits_summary(e.limits),
                     "URL": e.display_url,
                     "From": f"{e.from_name} <{e.from_email}>" if e.from_name else e.from_email,
-                    "Limits": ui.limits_summary(e.limits),
                 }
                 for e in engines
             ]

@@ -66,7 +66,14 @@ st.caption(
 )
 
 if catalog.workflows:
-    st.dataframe(ui.workflows_frame(catalog, tz), hide_index=True)
+    st.dataframe(
+        ui.workflows_frame(catalog, tz),
+        hide_index=True,
+        column_config={
+            "Engines": st.column_config.TextColumn(width="medium"),
+            "Last run": st.column_config.TextColumn(width="medium"),
+        },
+    )
 else:
     st.info("No workflow yet: create one below.")
 
@@ -173,6 +180,7 @@ with st.form("workflow_form", border=True):
         st.number_input(
             "Dedupe window (hours)",
             step=1.0,
+            format="%g",
             key=state_key("dedupe_window_hours"),
             help="Skip anyone this workflow sent to within this many hours; 0 = off.",
         )
@@ -180,6 +188,7 @@ with st.form("workflow_form", border=True):
         st.number_input(
             "Auto-pause threshold (%)",
             step=5.0,
+            format="%g",
             key=state_key("auto_pause_percent"),
             help="Pause the run when more than this share of the last 50 sends failed; 0 = off.",
         )
@@ -188,6 +197,7 @@ with st.form("workflow_form", border=True):
             "Time limit (minutes)",
             value=None,  # so that clearing the field means no limit, not 0
             step=5.0,
+            format="%g",
             key=state_key("time_limit_minutes"),
             placeholder="no limit",
             help="End the run after this long; rows not sent by then are skipped (time_limit).",
@@ -230,9 +240,19 @@ with st.form("workflow_form", border=True):
         )
         problem("unsubscribe_base_url")
         rate, burst, concurrency = st.columns(3)
-        rate.number_input("Rate /s", step=1.0, key=state_key("rate"), help="0 = unlimited")
-        burst.number_input("Burst", step=1, key=state_key("burst"))
-        concurrency.number_input("Parallel", step=1, key=state_key("concurrency"))
+        rate.number_input(
+            "Rate /s",
+            step=1.0,
+            format="%g",
+            key=state_key("rate"),
+            help="messages per second for this workflow's runs; 0 = unlimited",
+        )
+        burst.number_input(
+            "Burst", step=1, key=state_key("burst"), help="messages at once after a quiet spell"
+        )
+        concurrency.number_input(
+            "Parallel", step=1, key=state_key("concurrency"), help="sends in flight at once"
+        )
         for field in ("rate", "burst", "concurrency"):
             problem(field)
     st.form_submit_button(
