@@ -190,3 +190,44 @@ def test_retry_cli_sends_deferred_rows_and_hints_at_unknown_ones(
     assert arrived == Counter({address: 1 for address in [*PLAIN, *GREYLISTED, DROPPED]})
     missing = run_cli(tmp_path, "retry", "999")
     assert missing.returncode == 2 and "there is no run 999" in missing.stderr
+
+
+def test_retry_of_an_auto_paused_run_sends_the_deferred_and_the_pending_rows(
+    workspace: Workspace,
+) -> None:
+    """Verify a run that paused itself (too many deferred) is re-queued by a retry, and its
+    executor sends the retried rows and the rows still pending, each once, to COMPLETED."""
+    greylisted = [f"grey{n}@example.org" for n in range(15)]
+    plain = [f"ok{n}@example.org" for n in range(45)]
+    with SmtpTestServer() as smtp:
+        for address in greylisted:
+            smtp.handler.fail_rcpt_times[address] = 99
+        workflow = services.setup_workflow(
+            workspace,
+            name="auto-paused",
+            parsed=ParsedFile(
+                "c.csv", ["email"], "email", [{"email": r} for r in greylisted + plain]
+            ),
+            template=TemplateSource("Hello", None, "Hello there"),
+            engine_url=smtp.url,
+            from_email="team@example.com",
+            from_name="Team",
+            options=SendOptions(rate=0, max_attempts=1, batch_size=10, skip_mx=True),
+            actor="test",
+        )
+        run_id = services.queue_run(workspace, workflow.id, trigger="test", actor="test")
+        paused = run_to_end(workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
+        assert paused.status is RunStatus.PAUSED
+        assert (paused.status_reason or "").startswith("auto-pause")
+        before = services.run_summary(workspace, run_id).counts
+        assert (before.deferred, before.pending, before.sent) == (15, 10, 35)
+        smtp.handler.fail_rcpt_times.clear()
+
+        assert services.retry_unsettled(workspace, run_id, include_unknown=False, actor="t") == 15
+        done = run_to_end(workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
+
+        assert done.status is RunStatus.COMPLETED
+        counts = services.run_summary(workspace, run_id).counts
+        assert (counts.sent, counts.unsettled, counts.pending) == (60, 0, 0)
+        arrived = Counter({k: len(v) for k, v in smtp.handler.by_recipient().items()})
+        assert arrived == Counter({address: 1 for address in greylisted + plain})
