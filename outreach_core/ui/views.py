@@ -171,7 +171,7 @@ def setup_checklist(overview: Overview) -> list[ChecklistItem]:
         ChecklistItem(
             overview.workflows > 0,
             "Create a workflow",
-            "Audience + template + engine: the send command creates one for you.",
+            "Audience + template + engine: on the Workflows page, or the send command makes one.",
         ),
         ChecklistItem(
             first_run_sent,
