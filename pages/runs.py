@@ -88,8 +88,8 @@ if counts.deferred or counts.unknown:
         with st.container(border=True):
             st.warning(
                 f"This sends {counts.deferred} deferred and {counts.unknown} unknown deliveries "
-                f"again. The {counts.unknown} unknown ones may already have arrived: those "
-                "recipients may get the message twice."
+                "again. An unknown delivery may already have arrived: its recipient may get "
+                "the message twice."
             )
             yes, no = st.columns(2)
             yes.button(

@@ -1,6 +1,7 @@
-"""The Workflows and Engines pages in a real browser (Debian's chromium via Playwright):
-create a workflow with two engines through the form, set an engine's limits; screenshots
-`workflows.png` and `engine_limits.png` go to test-artifacts/screenshots/."""
+"""The Workflows, Engines and Runs pages in a real browser (Debian's chromium via Playwright):
+create a workflow with two engines through the form, set an engine's limits, open the "retry
+deferred and unknown" confirmation; screenshots `workflows.png`, `engine_limits.png` and
+`runs_retry.png` go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from outreach_core import services
+from outreach_core.audience import ParsedFile
 from outreach_core.demo import load_demo
+from outreach_core.executor import StopSignal, new_worker_id, run_to_end
+from outreach_core.models import SendOptions
+from outreach_core.templating import TemplateSource
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
     CHROMIUM,
@@ -21,6 +26,8 @@ from tests.e2e.dashboard import (
     open_test_workspace,
     serve_app,
 )
+
+from smtp_server import SmtpTestServer
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +46,8 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo workspace plus a second engine."""
+    """The demo workspace, a second engine, and a run over a real SMTP server that ended with
+    one deferred (451 every time) and one unknown (connection dropped after DATA) delivery."""
     folder = tmp_path_factory.mktemp("workflows-browser") / "data"
     ws = open_test_workspace(folder)
     try:
@@ -48,6 +56,23 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ws, name="Backup outbox", url=f"outbox:///{folder}/backup",
             from_email="team@example.com", from_name="Team", actor="test",
         )  # fmt: skip
+        with SmtpTestServer() as smtp:
+            smtp.handler.fail_rcpt_times["later@example.org"] = 99
+            smtp.handler.drop_after_data.add("dropped@example.org")
+            emails = ["ok@example.org", "later@example.org", "dropped@example.org"]
+            workflow = services.setup_workflow(
+                ws,
+                name="Retry demo",
+                parsed=ParsedFile("c.csv", ["email"], "email", [{"email": e} for e in emails]),
+                template=TemplateSource("Hello", None, "Hello there"),
+                engine_url=smtp.url,
+                from_email="team@example.com",
+                from_name="Team",
+                options=SendOptions(rate=0, max_attempts=1, skip_mx=True),
+                actor="test",
+            )
+            run_id = services.queue_run(ws, workflow.id, trigger="test", actor="test")
+            run_to_end(ws, run_id, worker_id=new_worker_id(), stop=StopSignal())
     finally:
         ws.close()
     return folder
@@ -142,4 +167,28 @@ def test_set_engine_limits_in_the_browser(page, app_url: str, data: Path) -> Non
         quotas = {e.name: e.limits.daily_quota for e in services.list_engines(ws)}
     finally:
         ws.close()
-    assert quotas == {"Backup outbox": 250, "Local outbox": None}
+    assert (quotas["Backup outbox"], quotas["Local outbox"]) == (250, None)
+
+
+def test_retry_unknown_asks_first_in_the_browser(page, app_url: str, data: Path) -> None:
+    """Verify "Retry deferred and unknown" opens a confirmation naming the counts and the
+    duplicate risk, and "Cancel" closes it with nothing resent."""
+    open_page(page, app_url, "Runs")
+    page.get_by_role("button", name="Retry deferred and unknown (2)").click()
+    page.get_by_text("This sends 1 deferred and 1 unknown deliveries again").wait_for()
+    page.get_by_role("button", name="Yes, resend 2").wait_for()
+    page.wait_for_selector(READY)
+    page.wait_for_function(IDLE)
+    page.get_by_role("heading", name="Runs").hover()  # no tooltip over the page
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.get_by_role("tooltip").wait_for(state="hidden")
+    screenshot(page, "runs_retry.png")
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_text("This sends 1 deferred").wait_for(state="detached")
+
+    ws = open_test_workspace(data)
+    try:
+        [latest] = services.recent_runs(ws, limit=1)
+    finally:
+        ws.close()
+    assert (latest.counts.deferred, latest.counts.unknown) == (1, 1)
