@@ -19,12 +19,13 @@ import pytest
 
 from outreach_core import services
 from outreach_core.audience import ParsedFile
-from outreach_core.errors import IllegalTransition
+from outreach_core.errors import IllegalTransition, RunBusy
 from outreach_core.executor import StopSignal, new_worker_id, run_to_end
 from outreach_core.models import Delivery, DeliveryStatus, RunStatus, SendOptions
-from outreach_core.store import audit, deliveries
+from outreach_core.store import audit, deliveries, runs
+from outreach_core.store.tables import runs as runs_table
 from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace
+from outreach_core.workspace import Workspace, utcnow
 
 from conftest import REPO, cli_env
 from smtp_server import SmtpTestServer
@@ -222,6 +223,14 @@ def test_retry_of_an_auto_paused_run_sends_the_deferred_and_the_pending_rows(
         before = services.run_summary(workspace, run_id).counts
         assert (before.deferred, before.pending, before.sent) == (15, 10, 35)
         smtp.handler.fail_rcpt_times.clear()
+        # while an executor (here: this live process) still holds the paused run, no retry
+        holder = {"worker_id": new_worker_id(), "heartbeat_at": utcnow()}
+        with workspace.db.begin() as conn:
+            conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**holder))
+        with pytest.raises(RunBusy, match="still held by"):
+            services.retry_unsettled(workspace, run_id, include_unknown=False, actor="t")
+        with workspace.db.begin() as conn:
+            runs.release_run(conn, run_id, worker_id=holder["worker_id"])
 
         assert services.retry_unsettled(workspace, run_id, include_unknown=False, actor="t") == 15
         done = run_to_end(workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
