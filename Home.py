@@ -27,6 +27,12 @@ page = st.navigation(
         st.Page(
             "pages/dry_run.py", title="Dry run", icon=":material/fact_check:", url_path="dry-run"
         ),
+        st.Page(
+            "pages/workflows.py",
+            title="Workflows",
+            icon=":material/account_tree:",
+            url_path="workflows",
+        ),
         st.Page("pages/send.py", title="Send", icon=":material/send:", url_path="send"),
         st.Page("pages/engines.py", title="Engines", icon=":material/outbox:", url_path="engines"),
         st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),

@@ -5,6 +5,7 @@ Pages, the daemon and the CLI import what they need from here.
 
 from outreach_core.errors import (
     ConfigError,
+    FieldErrors,
     IllegalTransition,
     InputError,
     NotFound,
@@ -15,6 +16,7 @@ from outreach_core.errors import (
 )
 from outreach_core.models import (
     DeliveryStatus,
+    EngineLimits,
     Overview,
     RunStatus,
     RunSummary,
@@ -26,6 +28,8 @@ from outreach_core.workspace import Workspace, open_workspace
 __all__ = [
     "ConfigError",
     "DeliveryStatus",
+    "EngineLimits",
+    "FieldErrors",
     "IllegalTransition",
     "InputError",
     "NotFound",

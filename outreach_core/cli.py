@@ -1,4 +1,5 @@
-"""`python -m outreach_core …`: send a file, resume, list and export runs, manage the database.
+"""`python -m outreach_core …`: send a file, resume or retry, list and export runs, manage the
+database.
 
 Exit codes (one place, `exit_code`): 0 every deliverable recipient was sent; 1 some failed,
 were deferred, are unknown, or the run did not finish; 2 unusable input or settings.
@@ -134,6 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser("resume", help="continue an interrupted or paused run")
     resume.add_argument("run_id", type=int)
+
+    retry = commands.add_parser(
+        "retry",
+        help="send a finished or paused run's deferred deliveries again (and, when asked, "
+        "its unknown ones)",
+    )
+    retry.add_argument("run_id", type=int)
+    retry.add_argument(
+        "--include-unknown",
+        action="store_true",
+        help="also resend deliveries whose outcome is unknown: they may have been delivered, "
+        "so a recipient may get the message twice (default: off)",
+    )
+    retry.add_argument(
+        "--queue", action="store_true", help="only re-queue the run; the daemon will send it"
+    )
 
     runs = commands.add_parser("runs", help="list the latest runs")
     runs.add_argument("--json", action="store_true", help="one JSON document instead of a table")
@@ -313,6 +330,28 @@ def cmd_resume(ws: Workspace, args: argparse.Namespace) -> int:
     return _execute(ws, args.run_id)
 
 
+def cmd_retry(ws: Workspace, args: argparse.Namespace) -> int:
+    moved = services.retry_unsettled(
+        ws, args.run_id, include_unknown=args.include_unknown, actor=ACTOR
+    )
+    print(f"run: {args.run_id}", flush=True)
+    if not moved:
+        summary = services.run_summary(ws, args.run_id)
+        print(f"nothing to retry: {summary.counts}")
+        if summary.counts.unknown and not args.include_unknown:
+            print(
+                f"{summary.counts.unknown} unknown deliveries may have been delivered; resend "
+                f"them with `python -m outreach_core retry {args.run_id} --include-unknown`",
+                file=sys.stderr,
+            )
+        return exit_code(summary)
+    print(f"retry: {moved} deliveries back to pending")
+    if args.queue:
+        print(f"queued: the daemon will send run {args.run_id}")
+        return EXIT_OK
+    return _execute(ws, args.run_id)
+
+
 def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
     summaries = services.recent_runs(ws, limit=args.limit)
     if args.json:
@@ -401,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = {
             "send": cmd_send,
             "resume": cmd_resume,
+            "retry": cmd_retry,
             "runs": cmd_runs,
             "export": cmd_export,
             "validate": cmd_validate,

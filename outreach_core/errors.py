@@ -3,6 +3,7 @@
     OutreachError
     ├── ConfigError            a setting is missing or malformed
     ├── InputError             a file, template or engine URL the user gave cannot be used
+    │   ├── FieldErrors        form fields that cannot be used, each with its own message
     │   ├── TemplateError      a template does not compile or does not render for a row
     │   └── SourceError        a SQL source failed: connection, timeout, SQL error, row cap
     ├── IllegalTransition      a run or delivery was asked to move to a state it cannot reach
@@ -29,6 +30,14 @@ class ConfigError(OutreachError):
 
 class InputError(OutreachError):
     """Input from the user (file, URL, option) cannot be used; the message says why."""
+
+
+class FieldErrors(InputError):
+    """One or more fields of a form cannot be used; `errors` maps field -> plain message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+        self.errors = errors
 
 
 class TemplateError(InputError):

@@ -47,6 +47,15 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.CANCELLED: frozenset(),
 }
 
+#: "retry deferred and unknown" is the one way back from the end: it re-queues a COMPLETED or
+#: PAUSED run so an executor sends the rows it put back to pending. Kept apart from
+#: RUN_TRANSITIONS on purpose, so COMPLETED stays final for the executor, reports and
+#: `finished_at`, and only `check_run_transition(..., reopen=True)` accepts these moves.
+RUN_REOPEN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.COMPLETED: frozenset({RunStatus.QUEUED}),
+    RunStatus.PAUSED: frozenset({RunStatus.QUEUED}),
+}
+
 #: states in which an executor owns the run and heartbeats it
 ACTIVE_RUN_STATES = frozenset({RunStatus.INITIALIZING, RunStatus.SENDING})
 FINAL_RUN_STATES = frozenset(s for s, targets in RUN_TRANSITIONS.items() if not targets)
@@ -108,10 +117,14 @@ class SkipReason(StrEnum):
     RENDER_ERROR = "render_error"
 
 
-def check_run_transition(current: RunStatus, target: RunStatus) -> None:
-    """Raise IllegalTransition unless `current -> target` is in RUN_TRANSITIONS."""
-    if target not in RUN_TRANSITIONS[current]:
-        allowed = ", ".join(sorted(RUN_TRANSITIONS[current])) or "nothing (final state)"
+def check_run_transition(current: RunStatus, target: RunStatus, *, reopen: bool = False) -> None:
+    """Raise IllegalTransition unless `current -> target` is in RUN_TRANSITIONS (or, with
+    `reopen`, the retry action's RUN_REOPEN_TRANSITIONS)."""
+    targets = RUN_TRANSITIONS[current]
+    if reopen:
+        targets = targets | RUN_REOPEN_TRANSITIONS.get(current, frozenset())
+    if target not in targets:
+        allowed = ", ".join(sorted(targets)) or "nothing (final state)"
         raise IllegalTransition(f"a run cannot go from {current} to {target}; allowed: {allowed}")
 
 
@@ -337,6 +350,17 @@ class Workflow(BaseModel):
     #: every engine the workflow sends through, in order of preference
     engine_ids: list[int] = Field(default_factory=list)
     options: SendOptions
+
+
+class WorkflowCatalog(BaseModel):
+    """What the Workflows page lists and offers: workflows, their possible parts, last runs."""
+
+    workflows: list[Workflow]
+    audiences: list[Audience]
+    templates: list[Template]
+    engines: list[Engine]
+    #: the newest run of each workflow that has run, by workflow id
+    last_runs: dict[int, Run] = Field(default_factory=dict)
 
 
 class Overview(BaseModel):

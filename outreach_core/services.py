@@ -17,15 +17,20 @@ from outreach_core import crypto, executor, reports
 from outreach_core.audience import ParsedFile
 from outreach_core.engine_pool import utc_day_start
 from outreach_core.errors import (
+    FieldErrors,
     IllegalTransition,
     InputError,
     NotFound,
     OutreachError,
+    RunBusy,
     SendError,
 )
+from outreach_core.forms import parse_engine_limits, parse_workflow_form
 from outreach_core.models import (
     Audience,
+    DeliveryStatus,
     Engine,
+    EngineLimits,
     Overview,
     Run,
     RunStatus,
@@ -33,6 +38,7 @@ from outreach_core.models import (
     SendOptions,
     Template,
     Workflow,
+    WorkflowCatalog,
 )
 from outreach_core.senders import open_sender, parse_engine_url
 from outreach_core.store import audiences, audit, deliveries, engines, runs, templates, workflows
@@ -112,8 +118,11 @@ def save_engine(
         raise InputError(f"from address {from_email!r}: {checked.error}")
     now = utcnow()
     with ws.db.begin() as conn:
+        # re-saving an engine (a new URL or secret) keeps the limits set on it
+        kept = next((e.limits for e in engines.list_engines(conn) if e.name == name), None)
         engine_id = engines.upsert_engine(
             conn,
+            limits=kept,
             name=name,
             kind=parsed.kind,
             url_encrypted=crypto.encrypt(ws.fernet, url),
@@ -133,6 +142,63 @@ def save_engine(
         return engines.get_engine(conn, engine_id)
 
 
+def save_engine_limits(
+    ws: Workspace,
+    engine_id: int,
+    limits: EngineLimits,
+    *,
+    actor: str,
+    from_email: str | None = None,
+    from_name: str | None = None,
+) -> Engine:
+    """Change an engine's limits (and, when given, its From address and name) without its URL:
+    the stored secret is neither needed nor touched."""
+    now = utcnow()
+    with ws.db.begin() as conn:
+        engine = engines.get_engine(conn, engine_id)
+        detail: dict[str, Any] = {"limits": limits.model_dump(mode="json", exclude_none=True)}
+        engines.set_limits(conn, engine_id, limits)
+        if from_email is not None or from_name is not None:
+            address = engine.from_email
+            if from_email is not None and from_email.strip() != engine.from_email:
+                checked = check_syntax(from_email)
+                if not checked.ok:
+                    raise InputError(f"from address {from_email!r}: {checked.error}")
+                address = checked.address or from_email
+            name = engine.from_name if from_name is None else from_name.strip()
+            engines.set_sender(conn, engine_id, from_email=address, from_name=name)
+            detail["from"] = f"{name} <{address}>" if name else address
+        audit.record(
+            conn,
+            actor=actor,
+            action="engine.limits",
+            subject=f"engine {engine_id}",
+            now=now,
+            detail=detail,
+        )
+        return engines.get_engine(conn, engine_id)
+
+
+def save_engine_limits_form(
+    ws: Workspace, engine_id: int, values: dict[str, Any], *, actor: str
+) -> Engine:
+    """The Engines page's limits form: blank = no limit; FieldErrors by field, nothing saved."""
+    limits = parse_engine_limits(values)
+    try:
+        return save_engine_limits(
+            ws,
+            engine_id,
+            limits,
+            actor=actor,
+            from_email=values.get("from_email"),
+            from_name=values.get("from_name"),
+        )
+    except InputError as exc:
+        if str(exc).startswith("from address"):
+            raise FieldErrors({"from_email": str(exc)}) from None
+        raise
+
+
 def create_workflow(
     ws: Workspace,
     *,
@@ -145,16 +211,29 @@ def create_workflow(
     actor: str,
     key: str | None = None,
 ) -> Workflow:
-    """A workflow ties an audience, a template and one or more engines together."""
+    """A workflow ties an audience, a template and one or more engines together.
+
+    Raises FieldErrors (by field: name, key, audience_id, template_id, engine_ids) when a part
+    does not exist, the key is malformed or taken, or the name is taken.
+    """
     now = utcnow()
+    ids = list(engine_ids or ([engine_id] if engine_id is not None else []))
     with ws.db.begin() as conn:
+        _check_workflow_parts(
+            conn,
+            workflow_id=None,
+            name=name,
+            key=key,
+            audience_id=audience_id,
+            template_id=template_id,
+            engine_ids=ids,
+        )
         workflow_id = workflows.insert_workflow(
             conn,
             name=name,
             audience_id=audience_id,
             template_id=template_id,
-            engine_id=engine_id,
-            engine_ids=engine_ids,
+            engine_ids=ids,
             options=options,
             now=now,
             key=key,
@@ -163,6 +242,191 @@ def create_workflow(
             conn, actor=actor, action="workflow.create", subject=f"workflow {workflow_id}", now=now
         )
         return workflows.get_workflow(conn, workflow_id)
+
+
+def _check_workflow_parts(
+    conn: Connection,
+    *,
+    workflow_id: int | None,
+    name: str,
+    key: str | None,
+    audience_id: int,
+    template_id: int,
+    engine_ids: list[int],
+) -> None:
+    """Every problem with a workflow's name, key and parts, by field, as one FieldErrors."""
+    problems: dict[str, str] = {}
+    others = [w for w in workflows.list_workflows(conn) if w.id != workflow_id]
+    if not name.strip():
+        problems["name"] = "required: give the workflow a name"
+    elif any(w.name == name for w in others):
+        problems["name"] = f"a workflow named {name!r} exists already; choose another name"
+    if key is not None:
+        try:
+            workflows.check_key(key)
+        except InputError as exc:
+            problems["key"] = str(exc)
+        else:
+            taken = next((w for w in others if w.key == key), None)
+            if taken:
+                problems["key"] = (
+                    f"workflow key {key!r} is taken by workflow {taken.name!r}; choose another"
+                )
+    for field, check in (
+        ("audience_id", lambda: audiences.get_audience(conn, audience_id)),
+        ("template_id", lambda: templates.current_version(conn, template_id)),
+    ):
+        try:
+            check()
+        except NotFound as exc:
+            problems[field] = str(exc)
+    if not engine_ids:
+        problems["engine_ids"] = "choose at least one engine"
+    elif len(set(engine_ids)) != len(engine_ids):
+        problems["engine_ids"] = "each engine may be chosen once"
+    else:
+        known = {e.id: e.name for e in engines.list_engines(conn)}
+        missing = [str(i) for i in engine_ids if i not in known]
+        if missing:
+            names = ", ".join(f"{i} ({n})" for i, n in known.items()) or "none yet"
+            problems["engine_ids"] = f"there is no engine {', '.join(missing)}; engines: {names}"
+    if problems:
+        raise FieldErrors(problems)
+
+
+def update_workflow(
+    ws: Workspace,
+    workflow_id: int,
+    *,
+    name: str,
+    key: str,
+    audience_id: int,
+    template_id: int,
+    engine_ids: list[int],
+    options: SendOptions,
+    actor: str,
+) -> Workflow:
+    """Change a workflow's name, key, parts, engines (in order) and options.
+
+    Runs already made keep what they were queued with. Raises FieldErrors as create does.
+    """
+    now = utcnow()
+    with ws.db.begin() as conn:
+        before = workflows.get_workflow(conn, workflow_id)
+        _check_workflow_parts(
+            conn,
+            workflow_id=workflow_id,
+            name=name,
+            key=key,
+            audience_id=audience_id,
+            template_id=template_id,
+            engine_ids=engine_ids,
+        )
+        workflows.update_workflow(
+            conn,
+            workflow_id,
+            name=name,
+            key=key,
+            audience_id=audience_id,
+            template_id=template_id,
+            engine_ids=engine_ids,
+            options=options,
+        )
+        after = workflows.get_workflow(conn, workflow_id)
+        changed = {
+            field: {"from": old, "to": new}
+            for field, old, new in (
+                (f, getattr(before, f), getattr(after, f))
+                for f in ("name", "key", "audience_id", "template_id", "engine_ids")
+            )
+            if old != new
+        }
+        if before.options != after.options:
+            changed["options"] = {"to": after.options.model_dump(mode="json")}
+        audit.record(
+            conn,
+            actor=actor,
+            action="workflow.update",
+            subject=f"workflow {workflow_id}",
+            now=now,
+            detail=changed,
+        )
+        return after
+
+
+def save_workflow_form(
+    ws: Workspace, values: dict[str, Any], *, workflow_id: int | None, actor: str
+) -> Workflow:
+    """Create (workflow_id None) or update a workflow from the Workflows form's values.
+
+    Every problem is raised at once as FieldErrors keyed by the form's field names; nothing
+    is saved then. A blank key is made from the name on create and kept on update.
+    """
+    base = None
+    if workflow_id is not None:
+        with ws.db.connect() as conn:
+            current = workflows.get_workflow(conn, workflow_id)
+        base = current.options
+    draft, options = parse_workflow_form(values, base=base)
+    if workflow_id is None:
+        return create_workflow(
+            ws,
+            name=draft.name,
+            key=draft.key,
+            audience_id=draft.audience_id,
+            template_id=draft.template_id,
+            engine_ids=draft.engine_ids,
+            options=options,
+            actor=actor,
+        )
+    return update_workflow(
+        ws,
+        workflow_id,
+        name=draft.name,
+        key=draft.key or current.key,
+        audience_id=draft.audience_id,
+        template_id=draft.template_id,
+        engine_ids=draft.engine_ids,
+        options=options,
+        actor=actor,
+    )
+
+
+def delete_workflow(ws: Workspace, workflow_id: int, *, actor: str) -> None:
+    """Remove a workflow that has never run (its schedules go with it).
+
+    One with runs is kept, so their ledger keeps naming what was sent: InputError says so.
+    """
+    now = utcnow()
+    with ws.db.begin() as conn:
+        workflow = workflows.get_workflow(conn, workflow_id)
+        made = runs.count_runs_of_workflow(conn, workflow_id)
+        if made:
+            raise InputError(
+                f"workflow {workflow.name!r} has {made} run(s) and is kept so their ledger stays "
+                "readable; rename it or change its parts instead"
+            )
+        workflows.delete_workflow(conn, workflow_id)
+        audit.record(
+            conn,
+            actor=actor,
+            action="workflow.delete",
+            subject=f"workflow {workflow_id}",
+            now=now,
+            detail={"name": workflow.name, "key": workflow.key},
+        )
+
+
+def workflow_catalog(ws: Workspace) -> WorkflowCatalog:
+    """Workflows with every audience, template and engine they may use, and their last runs."""
+    with ws.db.connect() as conn:
+        return WorkflowCatalog(
+            workflows=workflows.list_workflows(conn),
+            audiences=audiences.list_audiences(conn),
+            templates=templates.list_templates(conn),
+            engines=engines.list_engines(conn),
+            last_runs=runs.latest_run_per_workflow(conn),
+        )
 
 
 def setup_workflow(
@@ -437,6 +701,62 @@ def cancel_run(ws: Workspace, run_id: int, *, actor: str) -> Run:
         ws, run_id, allowed=_CANCELLABLE, target=RunStatus.CANCELLED, actor=actor,
         reason=f"cancelled by {actor}",
     )  # fmt: skip
+
+
+#: runs whose deferred (and unknown) deliveries may be put back to pending
+_RETRYABLE = (RunStatus.COMPLETED, RunStatus.PAUSED)
+
+
+def retry_unsettled(ws: Workspace, run_id: int, *, include_unknown: bool, actor: str) -> int:
+    """Put a run's `deferred` deliveries (and its `unknown` ones, only with `include_unknown`:
+    they may have been delivered, so resending risks a duplicate) back to `pending`, and
+    re-queue the run (COMPLETED or PAUSED -> QUEUED) so an executor sends them.
+
+    Returns how many deliveries were put back; 0 changes nothing. Each row keeps its attempts
+    (the executor adds the new ones) and its reason gains a "manual retry" note. A PAUSED run
+    must have been let go by its executor; rows that one left mid-send become `unknown` first,
+    as a resume would make them.
+    """
+    now = utcnow()
+    statuses = [DeliveryStatus.DEFERRED] + ([DeliveryStatus.UNKNOWN] if include_unknown else [])
+    with ws.db.begin() as conn:
+        run = runs.get_run(conn, run_id)
+        if run.status not in _RETRYABLE:
+            raise IllegalTransition(
+                f"{run} cannot be retried; only COMPLETED or PAUSED runs can (pause it first)"
+            )
+        if run.status is RunStatus.PAUSED:
+            if executor.holder_is_alive(run, now=now):
+                raise RunBusy(f"{run} is still held by {run.worker_id}; retry once it has let go")
+            deliveries.mark_in_flight_unknown(conn, run_id, now=now)
+        before = deliveries.counts(conn, run_id)
+        kinds = " and ".join(str(s) for s in statuses)
+        moved = deliveries.requeue(
+            conn, run_id, statuses=statuses, note=f"manual retry by {actor}; before: ", now=now
+        )
+        if not moved:
+            return 0
+        runs.reopen_run(
+            conn,
+            run_id,
+            expected=run.status,
+            now=now,
+            reason=f"retry of {moved} {kinds} deliveries asked by {actor}",
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action="run.retry",
+            subject=f"run {run_id}",
+            now=now,
+            detail={
+                "from": str(run.status),
+                "deferred": before.deferred,
+                "unknown": before.unknown if include_unknown else 0,
+                "include_unknown": include_unknown,
+            },
+        )
+        return moved
 
 
 def _secrets_of(url: str) -> list[str]:

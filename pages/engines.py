@@ -4,7 +4,8 @@ connection test. Secrets go in and are never shown back: only the masked URL is.
 import pandas as pd
 import streamlit as st
 
-from outreach_core import OutreachError, services, ui
+from outreach_core import FieldErrors, OutreachError, services, ui
+from outreach_core.forms import LIMIT_FIELDS, limit_values
 
 ws = ui.workspace()
 
@@ -27,6 +28,7 @@ if engines:
                 {
                     "Name": e.name,
                     "Kind": e.kind,
+                    "Limits": ui.limits_summary(e.limits),
                     "URL": e.display_url,
                     "From": f"{e.from_name} <{e.from_email}>" if e.from_name else e.from_email,
                 }
@@ -100,3 +102,86 @@ with test_column:
                     st.error(f"Connection test failed: {exc}")
                 else:
                     st.success(message)
+
+
+LIMIT_LABELS = {
+    "rate_per_second": ("Rate per second", "messages per second; e.g. 0.5 = one every 2 s"),
+    "burst": ("Burst", "messages allowed at once after a quiet spell"),
+    "daily_quota": ("Daily quota", "messages per UTC day, counted over every run and process"),
+    "max_concurrency": ("Max concurrency", "sends in flight at once"),
+    "per_domain_per_minute": ("Per domain per minute", "messages per minute to one domain"),
+}
+LIMIT_KEYS = (*LIMIT_FIELDS, "from_email", "from_name")
+
+
+def load_limits() -> None:
+    """Fill the limits form with the picked engine's current limits and From."""
+    engine = next((e for e in engines if e.id == st.session_state.get("limits_engine")), None)
+    if engine is None:
+        return
+    for field, value in limit_values(engine).items():
+        st.session_state[f"limit_{field}"] = value
+    st.session_state.pop("limits_errors", None)
+
+
+def save_limits() -> None:
+    """Submit callback: one call into the core; errors by field, nothing saved on error."""
+    engine_id = st.session_state["limits_engine"]
+    values = {field: st.session_state.get(f"limit_{field}") for field in LIMIT_KEYS}
+    try:
+        saved = services.save_engine_limits_form(ws, engine_id, values, actor="dashboard")
+    except FieldErrors as exc:
+        st.session_state["limits_errors"] = exc.errors
+        return
+    except OutreachError as exc:
+        st.session_state["limits_errors"] = {"form": str(exc)}
+        return
+    st.session_state.pop("limits_errors", None)
+    st.session_state["limits_feedback"] = (
+        f"Limits of **{saved.name}** saved: {ui.limits_summary(saved.limits)}."
+    )
+
+
+if engines:
+    st.subheader("Limits")
+    st.caption(
+        "What each engine allows, whichever workflow sends through it. Blank = no limit. "
+        "The URL and its secret are not needed here and stay as they are."
+    )
+    names = {e.id: e.name for e in engines}
+    if st.session_state.get("limits_engine") not in names:
+        st.session_state["limits_engine"] = next(iter(names))
+        load_limits()
+    picked = st.selectbox(
+        "Engine", options=list(names), format_func=names.get, key="limits_engine",
+        on_change=load_limits,
+    )  # fmt: skip
+    current = next(e for e in engines if e.id == picked)
+    st.markdown(f"Current limits: **{ui.limits_summary(current.limits)}**")
+    limit_errors: dict[str, str] = st.session_state.get("limits_errors", {})
+    if limit_errors:
+        st.error(limit_errors.get("form", "Nothing was saved: fix the fields marked below."))
+    with st.form("limits_form"):
+        for column, field in zip(st.columns(len(LIMIT_FIELDS)), LIMIT_FIELDS, strict=True):
+            label, help_text = LIMIT_LABELS[field]
+            with column:
+                st.number_input(
+                    label,
+                    value=None,  # so that clearing the field means None (no limit), not 0
+                    key=f"limit_{field}",
+                    step=0.5 if field == "rate_per_second" else 1,
+                    placeholder="no limit",
+                    help=help_text,
+                )
+                if field in limit_errors:
+                    st.error(limit_errors[field], icon=":material/error:")
+        from_email, from_name = st.columns(2)
+        with from_email:
+            st.text_input("From email", key="limit_from_email")
+            if "from_email" in limit_errors:
+                st.error(limit_errors["from_email"], icon=":material/error:")
+        from_name.text_input("From name", key="limit_from_name")
+        st.form_submit_button("Save limits", type="primary", on_click=save_limits)
+    limits_feedback = st.session_state.pop("limits_feedback", None)
+    if limits_feedback:
+        st.success(limits_feedback)

@@ -1,8 +1,9 @@
-"""Runs: pick a run, see its counts and status, its per-recipient ledger, and download it."""
+"""Runs: pick a run, see its counts and status, its per-recipient ledger, and download it;
+send its deferred (and, confirmed, its unknown) deliveries again."""
 
 import streamlit as st
 
-from outreach_core import reports, services, ui
+from outreach_core import OutreachError, RunStatus, reports, services, ui
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -34,6 +35,81 @@ metrics = [
 ]
 for column, (label, value, help_text) in zip(st.columns(len(metrics)), metrics, strict=True):
     column.metric(label, value, help=help_text, border=True)
+
+
+def retry(run_id: int, include_unknown: bool) -> None:
+    """Button callback: put the rows back to pending, then send them in the background."""
+    st.session_state.pop("retry_confirm", None)
+    try:
+        moved = services.retry_unsettled(
+            ws, run_id, include_unknown=include_unknown, actor="dashboard"
+        )
+    except OutreachError as exc:
+        st.session_state["retry_feedback"] = ("error", str(exc))
+        return
+    if moved:
+        services.execute_in_background(ws, run_id)
+    st.session_state["retry_feedback"] = (
+        "success",
+        f"{moved} deliveries of run {run_id} are back to pending and being sent.",
+    )
+
+
+def ask_confirmation(run_id: int) -> None:
+    st.session_state["retry_confirm"] = run_id
+
+
+if counts.deferred or counts.unknown:
+    retryable = summary.run.status in (RunStatus.COMPLETED, RunStatus.PAUSED)
+    deferred_column, unknown_column = st.columns(2)
+    deferred_column.button(
+        f"Retry deferred ({counts.deferred})",
+        key="retry_deferred",
+        disabled=not (retryable and counts.deferred),
+        on_click=retry,
+        args=(run_id, False),
+        icon=":material/replay:",
+        help="Send the rows whose temporary errors outlasted their attempts again.",
+        width="stretch",
+    )
+    unknown_column.button(
+        f"Retry deferred and unknown ({counts.deferred + counts.unknown})",
+        key="retry_unknown",
+        disabled=not (retryable and counts.unknown),
+        on_click=ask_confirmation,
+        args=(run_id,),
+        icon=":material/warning:",
+        help="Also resend rows that may have been delivered (you confirm first).",
+        width="stretch",
+    )
+    if not retryable:
+        st.caption("Retrying is possible once the run has completed or is paused.")
+    if st.session_state.get("retry_confirm") == run_id:
+        with st.container(border=True):
+            st.warning(
+                f"This sends {counts.deferred} deferred and {counts.unknown} unknown deliveries "
+                "again. An unknown delivery may already have arrived: its recipient may get "
+                "the message twice."
+            )
+            yes, no = st.columns(2)
+            yes.button(
+                f"Yes, resend {counts.deferred + counts.unknown}",
+                key="retry_unknown_confirmed",
+                type="primary",
+                on_click=retry,
+                args=(run_id, True),
+                width="stretch",
+            )
+            no.button(
+                "Cancel",
+                key="retry_unknown_cancel",
+                on_click=lambda: st.session_state.pop("retry_confirm", None),
+                width="stretch",
+            )
+feedback = st.session_state.pop("retry_feedback", None)
+if feedback:
+    kind, message = feedback
+    (st.success if kind == "success" else st.error)(message)
 
 st.subheader(f"Recipients ({counts.total})")
 st.dataframe(

@@ -48,7 +48,10 @@ st.caption(
 
 workflows = services.list_workflows(ws)
 if not workflows:
-    st.info("No workflow yet: the send command creates one, and `make run` loads a demo.")
+    st.info(
+        "No workflow yet: create one on the Workflows page (the send command also makes one, "
+        "and `make run` loads a demo)."
+    )
     st.stop()
 
 by_id = {w.id: w for w in workflows}

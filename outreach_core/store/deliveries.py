@@ -90,12 +90,15 @@ def record_outcome(
     provider_message_id: str | None = None,
     error_kind: str | None = None,
 ) -> None:
-    """Record the outcome of a claimed delivery; it must still be `sending`."""
+    """Record the outcome of a claimed delivery; it must still be `sending`.
+
+    `attempts` are this round's: they are added to the row's earlier ones (a manual retry).
+    """
     check_delivery_transition(DeliveryStatus.SENDING, target)
     values: dict[str, Any] = {
         "status": target,
-        "reason": reason,
-        "attempts": attempts,
+        "reason": sa.func.coalesce(sa.literal(reason, sa.Text), deliveries.c.reason),
+        "attempts": deliveries.c.attempts + attempts,
         "updated_at": now,
         "message_id": message_id,
         "provider_message_id": provider_message_id,
@@ -121,8 +124,10 @@ _RECORD_MANY = (
     )
     .values(
         status=sa.bindparam("b_status"),
-        reason=sa.bindparam("b_reason"),
-        attempts=sa.bindparam("b_attempts"),
+        # a row put back to pending by a manual retry keeps its note when sent, and its
+        # earlier attempts: attempts add up over every round
+        reason=sa.func.coalesce(sa.bindparam("b_reason", type_=sa.Text), deliveries.c.reason),
+        attempts=deliveries.c.attempts + sa.bindparam("b_attempts", type_=sa.Integer),
         updated_at=sa.bindparam("b_now"),
         sent_at=sa.bindparam("b_sent_at"),
         message_id=sa.bindparam("b_message_id"),
@@ -362,6 +367,34 @@ def mark_claimed_unknown(
         .values(
             status=DeliveryStatus.UNKNOWN,
             reason="interrupted mid-send; not resent to keep at-most-once",
+            updated_at=now,
+        )
+    )
+    return result.rowcount
+
+
+def requeue(
+    conn: Connection,
+    run_id: int,
+    *,
+    statuses: list[DeliveryStatus],
+    note: str,
+    now: datetime,
+) -> int:
+    """Deliveries of the run in `statuses` (deferred, unknown) go back to `pending`.
+
+    Their attempts are kept (the executor adds to them) and `note` is put before their reason,
+    so the ledger says the row was retried on request and what had happened to it before.
+    """
+    for status in statuses:
+        check_delivery_transition(status, DeliveryStatus.PENDING)
+    result = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.run_id == run_id, deliveries.c.status.in_(statuses))
+        .values(
+            status=DeliveryStatus.PENDING,
+            claimed_by=None,
+            reason=sa.literal(note) + sa.func.coalesce(deliveries.c.reason, ""),
             updated_at=now,
         )
     )

@@ -113,3 +113,14 @@ def lock_engines(conn: Connection, engine_ids: list[int]) -> None:
         .order_by(engines.c.id)
         .with_for_update()
     ).all()
+
+
+def set_sender(conn: Connection, engine_id: int, *, from_email: str, from_name: str) -> None:
+    """Replace the engine's From address and name, keeping its URL and secret."""
+    result = conn.execute(
+        engines.update()
+        .where(engines.c.id == engine_id)
+        .values(from_email=from_email, from_name=from_name)
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"there is no engine {engine_id}")

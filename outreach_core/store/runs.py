@@ -277,3 +277,42 @@ def last_completed_before(
     if found is None:
         return None
     return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+def reopen_run(
+    conn: Connection, run_id: int, *, expected: RunStatus, now: datetime, reason: str
+) -> None:
+    """COMPLETED or PAUSED -> QUEUED for "retry deferred and unknown" (RUN_REOPEN_TRANSITIONS).
+
+    The run loses its end time, holder and automatic resume time, so an executor claims it like
+    any queued run; its frozen deliveries are kept (the executor does not freeze them again).
+    """
+    check_run_transition(expected, RunStatus.QUEUED, reopen=True)
+    result = conn.execute(
+        runs.update()
+        .where(runs.c.id == run_id, runs.c.status == expected)
+        .values(
+            status=RunStatus.QUEUED,
+            status_reason=reason,
+            finished_at=None,
+            worker_id=None,
+            heartbeat_at=None,
+            resume_at=None,
+        )
+    )
+    if result.rowcount != 1:
+        actual = get_run(conn, run_id).status
+        raise IllegalTransition(f"run {run_id} is {actual}, not {expected}; it was not re-queued")
+
+
+def latest_run_per_workflow(conn: Connection) -> dict[int, Run]:
+    """The newest run of every workflow that has one, by workflow id."""
+    newest = sa.select(sa.func.max(runs.c.id)).group_by(runs.c.workflow_id).scalar_subquery()
+    rows = conn.execute(sa.select(runs).where(runs.c.id.in_(newest)))
+    return {int(run.workflow_id): run for run in map(_to_run, rows)}
+
+
+def count_runs_of_workflow(conn: Connection, workflow_id: int) -> int:
+    """How many runs a workflow has had."""
+    query = sa.select(sa.func.count()).select_from(runs).where(runs.c.workflow_id == workflow_id)
+    return int(conn.execute(query).scalar_one())

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from outreach_core.errors import InputError, NotFound
 from outreach_core.models import SendOptions, Workflow
-from outreach_core.store.tables import workflow_engines, workflows
+from outreach_core.store.tables import schedules, workflow_engines, workflows
 
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
@@ -149,3 +149,40 @@ def workflow_names(conn: Connection, workflow_ids: list[int]) -> dict[int, str]:
     """Names of the given workflows by id."""
     query = sa.select(workflows.c.id, workflows.c.name).where(workflows.c.id.in_(workflow_ids))
     return {int(i): str(name) for i, name in conn.execute(query)}
+
+
+def update_workflow(
+    conn: Connection,
+    workflow_id: int,
+    *,
+    name: str,
+    key: str,
+    audience_id: int,
+    template_id: int,
+    engine_ids: Sequence[int],
+    options: SendOptions,
+) -> None:
+    """Replace a workflow's parts and options; its id (and so its runs) stay."""
+    result = conn.execute(
+        workflows.update()
+        .where(workflows.c.id == workflow_id)
+        .values(
+            name=name,
+            key=check_key(key),
+            audience_id=audience_id,
+            template_id=template_id,
+            options=options.model_dump(mode="json"),
+        )
+    )
+    if result.rowcount != 1:
+        raise NotFound(f"there is no workflow {workflow_id}")
+    set_engines(conn, workflow_id, engine_ids)
+
+
+def delete_workflow(conn: Connection, workflow_id: int) -> None:
+    """Remove a workflow with its engine list and schedules (the caller checked it has no runs)."""
+    conn.execute(workflow_engines.delete().where(workflow_engines.c.workflow_id == workflow_id))
+    conn.execute(schedules.delete().where(schedules.c.workflow_id == workflow_id))
+    result = conn.execute(workflows.delete().where(workflows.c.id == workflow_id))
+    if result.rowcount != 1:
+        raise NotFound(f"there is no workflow {workflow_id}")

@@ -16,8 +16,10 @@ from outreach_core.ui.views import (
     LEDGER_LABELS,
     ChecklistItem,
     database_label,
+    engine_label,
     format_time,
     ledger_frame,
+    limits_summary,
     recent_runs_frame,
     row_frame,
     run_label,
@@ -26,6 +28,7 @@ from outreach_core.ui.views import (
     setup_checklist,
     timezone,
     versions_frame,
+    workflows_frame,
 )
 from outreach_core.workspace import Workspace, open_workspace
 
@@ -35,9 +38,11 @@ __all__ = [
     "ChecklistItem",
     "browser_timezone",
     "database_label",
+    "engine_label",
     "format_time",
     "ledger_column_config",
     "ledger_frame",
+    "limits_summary",
     "mark_routed",
     "recent_runs_column_config",
     "recent_runs_frame",
@@ -47,6 +52,7 @@ __all__ = [
     "sandboxed_frame",
     "setup_checklist",
     "versions_frame",
+    "workflows_frame",
     "workspace",
 ]
 

@@ -13,7 +13,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 from sqlalchemy.engine import make_url
 
-from outreach_core.models import Overview, RunStatus, RunSummary, Template
+from outreach_core.models import (
+    Engine,
+    EngineLimits,
+    Overview,
+    RunStatus,
+    RunSummary,
+    Template,
+    WorkflowCatalog,
+)
 from outreach_core.reports import EXPORT_COLUMNS
 from outreach_core.settings import Settings
 
@@ -163,7 +171,7 @@ def setup_checklist(overview: Overview) -> list[ChecklistItem]:
         ChecklistItem(
             overview.workflows > 0,
             "Create a workflow",
-            "Audience + template + engine: the send command creates one for you.",
+            "Audience + template + engine: on the Workflows page, or the send command makes one.",
         ),
         ChecklistItem(
             first_run_sent,
@@ -205,3 +213,50 @@ def versions_frame(versions: list[Template]) -> pd.DataFrame:
         ],
         columns=["Version", "Subject", "HTML", "Text"],
     )
+
+
+WORKFLOW_COLUMNS = ["Name", "Key", "Audience", "Template", "Engines", "Last run"]
+
+
+def workflows_frame(catalog: WorkflowCatalog, tz: tzinfo = UTC) -> pd.DataFrame:
+    """One row per workflow; engines in their order of preference, the last run with its state."""
+    audiences = {a.id: a.name for a in catalog.audiences}
+    templates = {t.id: t.name for t in catalog.templates}
+    engines = {e.id: e.name for e in catalog.engines}
+    rows = []
+    for w in catalog.workflows:
+        last = catalog.last_runs.get(w.id)
+        rows.append(
+            [
+                w.name,
+                w.key,
+                audiences.get(w.audience_id, f"audience {w.audience_id}"),
+                templates.get(w.template_id, f"template {w.template_id}"),
+                " → ".join(engines.get(i, f"engine {i}") for i in w.engine_ids),
+                f"Run {last.id} · {last.status} · {format_time(last.created_at, tz)}"
+                if last
+                else "never",
+            ]
+        )
+    return pd.DataFrame(rows, columns=WORKFLOW_COLUMNS)
+
+
+def limits_summary(limits: EngineLimits) -> str:
+    """`2.5/s, burst 5, 250/day, 4 at once, 10/min per domain`, or `no limits`."""
+    parts = []
+    if limits.rate_per_second is not None:
+        parts.append(f"{limits.rate_per_second:g}/s")
+    if limits.burst is not None:
+        parts.append(f"burst {limits.burst}")
+    if limits.daily_quota is not None:
+        parts.append(f"{limits.daily_quota}/day")
+    if limits.max_concurrency is not None:
+        parts.append(f"{limits.max_concurrency} at once")
+    if limits.per_domain_per_minute is not None:
+        parts.append(f"{limits.per_domain_per_minute}/min per domain")
+    return ", ".join(parts) or "no limits"
+
+
+def engine_label(engine: Engine) -> str:
+    """`Relay (smtp · 250/day)`: how an engine is named in pickers."""
+    return f"{engine.name} ({engine.kind} · {limits_summary(engine.limits)})"

@@ -75,7 +75,7 @@ def test_engines_page_lists_the_demo_outbox(demo: Demo) -> None:
 
     assert at.title[0].value == "Engines"
     table = at.dataframe[0].value
-    assert list(table.columns) == ["Name", "Kind", "URL", "From"]
+    assert list(table.columns) == ["Name", "Kind", "Limits", "URL", "From"]
     [row] = table.to_dict("records")
     assert row["Name"] == "Local outbox"
     assert row["Kind"] == "outbox"

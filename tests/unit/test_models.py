@@ -14,6 +14,7 @@ from outreach_core.errors import IllegalTransition
 from outreach_core.models import (
     DELIVERY_TRANSITIONS,
     FINAL_RUN_STATES,
+    RUN_REOPEN_TRANSITIONS,
     RUN_TRANSITIONS,
     DeliveryStatus,
     RunStatus,
@@ -50,6 +51,34 @@ def test_run_transition_allowed_exactly_when_listed(pair: tuple[RunStatus, RunSt
     else:
         with pytest.raises(IllegalTransition, match=f"from {current} to {target}"):
             check_run_transition(current, target)
+
+
+@pytest.mark.parametrize("pair", RUN_PAIRS, ids=[_pair_id(p) for p in RUN_PAIRS])
+def test_reopen_allows_exactly_the_listed_pairs_and_the_normal_ones(
+    pair: tuple[RunStatus, RunStatus],
+) -> None:
+    """Verify check_run_transition(reopen=True) accepts a pair iff RUN_TRANSITIONS or
+    RUN_REOPEN_TRANSITIONS lists it (the retry action's only extra moves)."""
+    current, target = pair
+    listed = RUN_TRANSITIONS[current] | RUN_REOPEN_TRANSITIONS.get(current, frozenset())
+    if target in listed:
+        check_run_transition(current, target, reopen=True)
+    else:
+        with pytest.raises(IllegalTransition, match=f"from {current} to {target}"):
+            check_run_transition(current, target, reopen=True)
+
+
+def test_reopen_only_requeues_completed_or_paused_runs() -> None:
+    """Verify the retry action may only move COMPLETED or PAUSED runs, and only to QUEUED; a
+    FAILED or CANCELLED run stays where it is, and without `reopen` COMPLETED is final."""
+    assert {
+        RunStatus.COMPLETED: {RunStatus.QUEUED},
+        RunStatus.PAUSED: {RunStatus.QUEUED},
+    } == RUN_REOPEN_TRANSITIONS
+    with pytest.raises(IllegalTransition, match="final state"):
+        check_run_transition(RunStatus.COMPLETED, RunStatus.QUEUED)
+    with pytest.raises(IllegalTransition):
+        check_run_transition(RunStatus.CANCELLED, RunStatus.QUEUED, reopen=True)
 
 
 @pytest.mark.parametrize("pair", DELIVERY_PAIRS, ids=[_pair_id(p) for p in DELIVERY_PAIRS])
