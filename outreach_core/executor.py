@@ -21,7 +21,7 @@ from email.errors import MessageError
 from sqlalchemy.engine import Connection
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
-from outreach_core import crypto, dryrun, run_report
+from outreach_core import compliance, crypto, dryrun, run_report
 from outreach_core.deliverability import DomainResult
 from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
 from outreach_core.message import Outgoing, build_message
@@ -470,10 +470,15 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
                 return "time"
             if current.status is not RunStatus.SENDING or current.worker_id != ctx.worker_id:
                 return "status"
+            ctx.engine_error = compliance.complaint_brake(conn, current.engine_id)
+            if ctx.engine_error:
+                return "engine"
             batch = deliveries.claim_pending(
                 conn, ctx.run.id, worker_id=ctx.worker_id, limit=opts.batch_size, now=utcnow()
             )
             batch = _skip_recently_sent(conn, ctx, batch)
+            if batch:  # suppressed since the audience was frozen: skipped, not sent
+                batch = suppressions.skip_suppressed(conn, batch, now=utcnow())
         if batch is None:
             return "done"
         results = await asyncio.gather(*(guarded(d) for d in batch))

@@ -51,6 +51,27 @@ class Settings(BaseSettings):
         default=None, repr=False, validation_alias=_env("REPORT_SMTP_PASSWORD")
     )
 
+    dashboard_users: str | None = Field(
+        default=None,
+        repr=False,
+        validation_alias=_env("OUTREACH_DASHBOARD_USERS"),
+        description="name:role:hash entries, comma-separated (hash-password makes a hash)",
+    )
+    sns_cert_hosts: str = Field(
+        default="sns.*.amazonaws.com",
+        validation_alias=_env("OUTREACH_SNS_CERT_HOSTS"),
+        description="hosts SNS signing certificates may come from (fnmatch patterns)",
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, validation_alias=_env("OUTREACH_SENDGRID_WEBHOOK_PUBLIC_KEY")
+    )
+    mailgun_webhook_signing_key: str | None = Field(
+        default=None, repr=False, validation_alias=_env("OUTREACH_MAILGUN_WEBHOOK_SIGNING_KEY")
+    )
+    webhook_max_age_s: int = Field(
+        default=300, ge=1, validation_alias=_env("OUTREACH_WEBHOOK_MAX_AGE_S")
+    )
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

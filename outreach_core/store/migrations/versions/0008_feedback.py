@@ -1,0 +1,33 @@
+"""provider feedback on deliveries (bounce, complaint) and where a suppression came from
+
+Revision ID: 0008
+Revises: 0004
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("deliveries") as batch:
+        batch.add_column(sa.Column("feedback", sa.String(length=20), nullable=True))
+        batch.add_column(sa.Column("feedback_at", sa.DateTime(timezone=True), nullable=True))
+        batch.create_index("ix_deliveries_provider_message_id", ["provider_message_id"])
+    with op.batch_alter_table("suppressions") as batch:
+        batch.add_column(sa.Column("source", sa.String(length=200), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("suppressions") as batch:
+        batch.drop_column("source")
+    with op.batch_alter_table("deliveries") as batch:
+        batch.drop_index("ix_deliveries_provider_message_id")
+        batch.drop_column("feedback_at")
+        batch.drop_column("feedback")
