@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         validation_alias=_env("OUTREACH_DASHBOARD_USERS"),
         description="name:role:hash entries, comma-separated (hash-password makes a hash)",
     )
+    dashboard_senders: str | None = Field(
+        default=None,
+        validation_alias=_env("OUTREACH_DASHBOARD_SENDERS"),
+        description="emails of OIDC users who may send (others are viewers)",
+    )
     sns_cert_hosts: str = Field(
         default="sns.*.amazonaws.com",
         validation_alias=_env("OUTREACH_SNS_CERT_HOSTS"),

@@ -48,6 +48,8 @@ def save_from_form() -> None:
     session); on success clear the whole form."""
     values = {key: st.session_state.get(key, "").strip() for key in FIELDS}
     st.session_state["engine_url"] = ""
+    if not ui.require_role("sender"):
+        return
     if not values["engine_name"] or not values["engine_url"]:
         st.session_state["engine_feedback"] = ("error", "Name and URL are both needed.")
         return
@@ -58,7 +60,7 @@ def save_from_form() -> None:
             url=values["engine_url"],
             from_email=values["engine_from_email"],
             from_name=values["engine_from_name"],
-            actor="dashboard",
+            actor=ui.actor(),
         )
     except OutreachError as exc:
         st.session_state["engine_feedback"] = ("error", str(exc))
@@ -92,7 +94,9 @@ with test_column:
             "Engine", options=list(names), format_func=names.get, key="test_engine"
         )
         st.caption("Connects and checks the credentials; nothing is sent.")
-        if st.button("Test connection", key="test_connection", icon=":material/cable:"):
+        if st.button(
+            "Test connection", key="test_connection", icon=":material/cable:"
+        ) and ui.require_role("sender"):
             with st.spinner("Connecting…"):
                 try:
                     message = services.test_engine_connection(ws, engine_id)

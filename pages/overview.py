@@ -10,9 +10,11 @@ tz = ui.browser_timezone()
 
 def queue_selected_workflow() -> None:
     """Button callback: runs before the page draws, so the new run is in the table below."""
+    if not ui.require_role("sender"):
+        return
     try:
         run_id = services.queue_run(
-            ws, st.session_state["send_workflow"], trigger="dashboard", actor="dashboard"
+            ws, st.session_state["send_workflow"], trigger="dashboard", actor=ui.actor()
         )
     except OutreachError as exc:
         st.session_state["send_feedback"] = ("error", str(exc))
