@@ -26,6 +26,7 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(
         default=None,
+        repr=False,  # may hold a password
         validation_alias=_env("OUTREACH_DATABASE_URL"),
         description="SQLAlchemy URL; default is SQLite at DATA_DIR/outreach.db",
     )
@@ -38,7 +39,12 @@ class Settings(BaseSettings):
     dns_cache_hours: float = Field(
         default=24.0, ge=0, validation_alias=_env("OUTREACH_DNS_CACHE_HOURS")
     )
-    secret_key: str | None = Field(default=None, validation_alias=_env("OUTREACH_SECRET_KEY"))
+    secret_key: str | None = Field(
+        default=None, repr=False, validation_alias=_env("OUTREACH_SECRET_KEY")
+    )
+    new_secret_key: str | None = Field(
+        default=None, repr=False, validation_alias=_env("OUTREACH_NEW_SECRET_KEY")
+    )
     log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL"))
     report_email_to: str | None = Field(default=None, validation_alias=_env("REPORT_EMAIL_TO"))
     report_email_from: str | None = Field(default=None, validation_alias=_env("REPORT_EMAIL_FROM"))
