@@ -4,7 +4,7 @@ connection test. Secrets go in and are never shown back: only the masked URL is.
 import pandas as pd
 import streamlit as st
 
-from outreach_core import OutreachError, services, ui
+from outreach_core import OutreachError, sender_domain, services, ui
 
 ws = ui.workspace()
 
@@ -104,3 +104,29 @@ with test_column:
                     st.error(f"Connection test failed: {exc}")
                 else:
                     st.success(message)
+
+st.divider()
+st.subheader("Sender domain check")
+st.caption(
+    "Looks up the From domain's SPF, DKIM (for your provider's selector) and DMARC records. "
+    "Gmail and Yahoo expect all three from bulk senders."
+)
+domain_column, selector_column = st.columns([2, 1])
+default_from = engines[0].from_email if engines else ""
+from_value = domain_column.text_input(
+    "From address or domain", value=default_from, key="domain_check_from"
+)
+selector = selector_column.text_input(
+    "DKIM selector", key="domain_check_selector", help="e.g. s1, google, k1, selector1"
+)
+if st.button("Check domain", key="domain_check", icon=":material/verified_user:"):
+    try:
+        checked = sender_domain.check_sender_domain(
+            ws.settings.nameservers, ws.settings.dns_timeout, from_value, selector
+        )
+    except OutreachError as exc:
+        st.error(str(exc))
+    else:
+        show = {"ok": st.success, "warning": st.warning}.get(checked.verdict, st.error)
+        show(checked.summary())
+        st.dataframe(ui.domain_check_frame(checked), hide_index=True, width="stretch")

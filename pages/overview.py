@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from outreach_core import OutreachError, services, ui
+from outreach_core import OutreachError, compliance, services, ui
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -27,6 +27,14 @@ overview = services.overview(ws)
 
 st.title("Overview")
 st.caption("What this workspace holds, what was sent lately, and what to do next.")
+
+# Complaint brake: engines whose recipients mark too much mail as spam; their runs pause.
+for braked in compliance.braked_engines(ws):
+    st.error(
+        f"Complaint brake: {braked}, above 0.1 %. Runs through this engine pause; review the "
+        "list and the content before sending again.",
+        icon=":material/report:",
+    )
 
 counts = [
     ("Audiences", overview.audiences),

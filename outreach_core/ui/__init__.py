@@ -12,6 +12,7 @@ import streamlit as st
 
 from outreach_core.ui import auth
 from outreach_core.ui.auth import actor, can, current_user, gate, require_role
+from outreach_core.ui.compliance_views import domain_check_frame
 from outreach_core.ui.views import (
     CLI_SEND,
     CLI_SEND_BLOCK,
@@ -40,6 +41,7 @@ __all__ = [
     "can",
     "current_user",
     "database_label",
+    "domain_check_frame",
     "format_time",
     "gate",
     "ledger_column_config",

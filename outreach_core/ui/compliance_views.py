@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from outreach_core.models import Suppression
+from outreach_core.sender_domain import DomainCheck
 from outreach_core.ui.views import format_time
 
 SUPPRESSION_COLUMNS = ["Email", "Reason", "Added", "Source"]
@@ -40,4 +41,15 @@ def audit_frame(entries: list[dict[str, Any]], tz: tzinfo) -> pd.DataFrame:
             for e in entries
         ],
         columns=AUDIT_COLUMNS,
+    )
+
+
+DOMAIN_CHECK_COLUMNS = ["Record", "Looked up", "Verdict", "What it means", "Found"]
+
+
+def domain_check_frame(checked: DomainCheck) -> pd.DataFrame:
+    """One row per record (SPF, DKIM, DMARC)."""
+    return pd.DataFrame(
+        [(c.kind, c.name, str(c.verdict), c.message, c.record or "") for c in checked.checks],
+        columns=DOMAIN_CHECK_COLUMNS,
     )
