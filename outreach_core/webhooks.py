@@ -247,7 +247,7 @@ def verify_mailgun(
     expected = hmac.new(
         signing_key.encode(), (timestamp + token).encode(), hashlib.sha256
     ).hexdigest()
-    if not hmac.compare_digest(expected, signature.lower()):
+    if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
         raise SignatureError("Mailgun signature does not match the request")
     try:
         age = now - float(timestamp)

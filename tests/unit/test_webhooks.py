@@ -205,3 +205,11 @@ def test_delivery_ids_outside_the_database_range_are_ignored(value: object) -> N
     """Verify only a positive 32-bit integer is taken as our delivery id."""
     expected = 12 if value in ("12", 12) else None
     assert webhooks._int_or_none(value) == expected
+
+
+def test_non_ascii_signatures_are_refused_not_crashing() -> None:
+    """Verify a signature with non-ASCII characters is a refusal (compare_digest needs bytes)."""
+    with pytest.raises(SignatureError, match="does not match"):
+        webhooks.verify_mailgun(
+            MG_KEY, timestamp=str(int(NOW)), token="t", signature="é" * 64, now=NOW, max_age_s=300
+        )
