@@ -70,7 +70,7 @@ def check(settings: Settings) -> None:
         st.session_state[_USER_KEY] = User(LOCAL_USER, Role.SENDER)
         return
     signed_in = isinstance(st.session_state.get(_USER_KEY), User)
-    if found is AccessMode.OIDC and signed_in and st.user.is_logged_in:
+    if found is AccessMode.OIDC and signed_in and _oidc_logged_in():
         return
     if found is AccessMode.PASSWORD and signed_in:
         return
@@ -83,8 +83,13 @@ def _log_out(found: AccessMode) -> None:
         st.logout()
 
 
+def _oidc_logged_in() -> bool:
+    """st.user's login flag; absent (not logged in) where no identity provider session runs."""
+    return bool(st.user.get("is_logged_in", False))
+
+
 def _oidc_user(settings: Settings) -> User:
-    if not st.user.is_logged_in:
+    if not _oidc_logged_in():
         st.title("Sign in")
         st.caption("This dashboard signs you in with your organisation's account.")
         st.button("Log in", type="primary", on_click=st.login, key="_outreach_login")

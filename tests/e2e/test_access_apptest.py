@@ -100,3 +100,23 @@ def test_a_viewer_sees_but_cannot_send(demo: Demo) -> None:
     with demo.ws.db.connect() as conn:
         queued = [e for e in audit.latest(conn) if e["action"] == "run.queue"]
     assert queued and queued[0]["actor"] == "ann"
+
+
+@pytest.mark.usefixtures("exposed")
+def test_oidc_configured_asks_to_log_in_with_the_provider(demo: Demo) -> None:
+    """Verify an [auth] section in secrets.toml makes the dashboard offer st.login and serve
+    no page before it."""
+    at = AppTest.from_file(HOME, default_timeout=30)
+    at.secrets["auth"] = {
+        "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+        "cookie_secret": "cookie-secret-for-the-test",
+        "client_id": "outreach",
+        "client_secret": "client-secret-for-the-test",
+        "server_metadata_url": "https://id.example.com/.well-known/openid-configuration",
+    }
+    at.run()
+    at.switch_page("pages/send.py").run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Sign in"]
+    assert [b.label for b in at.button] == ["Log in"]
+    assert not at.metric and not at.dataframe
