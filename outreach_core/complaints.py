@@ -23,6 +23,7 @@ class ComplaintRate:
     engine: str
     sends: int
     complaints: int
+    engine_id: int | None = None
 
     @property
     def rate(self) -> float:
@@ -45,6 +46,6 @@ def brake_reason(rate: ComplaintRate, *, threshold: float = COMPLAINT_THRESHOLD)
     if not over_threshold(rate, threshold=threshold):
         return None
     return (
-        f"{BRAKE_PREFIX} of {rate} is above {threshold:.1%}; a resumed run pauses again "
-        "until the rate is back under it: review the list and the content"
+        f"{BRAKE_PREFIX} of {rate} is above {threshold:.1%}; review the list and the "
+        "content, then mark the complaints reviewed on Home before resuming"
     )

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from outreach_core import crypto, unsubscribe
 from outreach_core.audience import parse_csv
 from outreach_core.complaints import COMPLAINT_WINDOW, ComplaintRate, brake_reason, over_threshold
-from outreach_core.errors import InputError
+from outreach_core.errors import InputError, NotFound
 from outreach_core.models import Feedback, Suppression, SuppressionReason
 from outreach_core.store import audit, feedback, suppressions
 from outreach_core.validation import check_syntax
@@ -275,10 +275,24 @@ def braked_engines(ws: Workspace) -> list[ComplaintRate]:
     with ws.db.connect() as conn:
         for engine_id, name in feedback.engine_names(conn).items():
             sends, complaints = feedback.complaint_window(conn, engine_id, window=COMPLAINT_WINDOW)
-            rate = ComplaintRate(engine=name, sends=sends, complaints=complaints)
+            rate = ComplaintRate(
+                engine=name, sends=sends, complaints=complaints, engine_id=engine_id
+            )
             if over_threshold(rate):
                 found.append(rate)
     return found
+
+
+def mark_complaints_reviewed(ws: Workspace, engine_id: int, *, actor: str) -> None:
+    """Release the brake: the engine's complaints so far stop counting (new ones do)."""
+    now = utcnow()
+    with ws.db.begin() as conn:
+        if not feedback.mark_complaints_reviewed(conn, engine_id, now=now):
+            raise NotFound(f"no engine {engine_id}")
+        audit.record(
+            conn, actor=actor, action="engine.complaints_reviewed", subject=f"engine {engine_id}",
+            now=now,
+        )  # fmt: skip
 
 
 # --- the audit trail -------------------------------------------------------------------------

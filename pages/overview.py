@@ -28,12 +28,26 @@ overview = services.overview(ws)
 st.title("Overview")
 st.caption("What this workspace holds, what was sent lately, and what to do next.")
 
+
+def complaints_reviewed(engine_id: int) -> None:
+    """Button callback: the user reviewed the complaints; the engine may send again."""
+    if ui.require_role("sender"):
+        compliance.mark_complaints_reviewed(ws, engine_id, actor=ui.actor())
+
+
 # Complaint brake: engines whose recipients mark too much mail as spam; their runs pause.
 for braked in compliance.braked_engines(ws):
     st.error(
         f"Complaint brake: {braked}, above 0.1 %. Runs through this engine pause; review the "
         "list and the content before sending again.",
         icon=":material/report:",
+    )
+    st.button(
+        f"Complaints of {braked.engine} reviewed: let it send again",
+        key=f"complaints_reviewed_{braked.engine_id}",
+        on_click=complaints_reviewed,
+        args=(braked.engine_id,),
+        disabled=not ui.can("sender"),
     )
 
 counts = [

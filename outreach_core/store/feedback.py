@@ -57,21 +57,33 @@ def set_feedback(conn: Connection, delivery_id: int, feedback: Feedback, *, now:
 
 
 def complaint_window(conn: Connection, engine_id: int, *, window: int = 1000) -> tuple[int, int]:
-    """(sends, complaints) over the engine's last `window` sent deliveries."""
+    """(sends, complaints) over the engine's last `window` sent deliveries; complaints that
+    arrived before the engine's complaints were marked reviewed do not count."""
+    reviewed = conn.execute(
+        sa.select(engines.c.complaints_reviewed_at).where(engines.c.id == engine_id)
+    ).scalar()
     recent = (
-        sa.select(deliveries.c.feedback)
+        sa.select(deliveries.c.feedback, deliveries.c.feedback_at)
         .where(deliveries.c.engine_id == engine_id, deliveries.c.status == DeliveryStatus.SENT)
         .order_by(deliveries.c.sent_at.desc())
         .limit(window)
         .subquery()
     )
+    counted = recent.c.feedback == Feedback.COMPLAINED
+    if reviewed is not None:
+        counted = sa.and_(counted, recent.c.feedback_at > reviewed)
     sends, complaints = conn.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.count().filter(recent.c.feedback == Feedback.COMPLAINED),
-        ).select_from(recent)
+        sa.select(sa.func.count(), sa.func.count().filter(counted)).select_from(recent)
     ).one()
     return int(sends), int(complaints)
+
+
+def mark_complaints_reviewed(conn: Connection, engine_id: int, *, now: datetime) -> bool:
+    """Complaints so far stop counting toward the brake; True when the engine exists."""
+    result = conn.execute(
+        engines.update().where(engines.c.id == engine_id).values(complaints_reviewed_at=now)
+    )
+    return result.rowcount == 1
 
 
 def engine_names(conn: Connection) -> dict[int, str]:

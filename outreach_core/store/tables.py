@@ -110,6 +110,8 @@ engines = sa.Table(
     # EngineLimits as JSON: rate, burst, daily quota, concurrency, per-domain rate
     sa.Column("limits", sa.JSON, nullable=True),
     _created(),
+    # complaints before this no longer count toward the complaint brake (a user reviewed them)
+    sa.Column("complaints_reviewed_at", UTCDateTime()),
 )
 
 workflows = sa.Table(

@@ -41,6 +41,10 @@ def test_home_shows_the_complaint_brake_of_an_engine(demo: Demo) -> None:
     at = start("pages/overview.py")
     [block] = [e.value for e in at.error if "Complaint brake" in e.value]
     assert f"engine Local outbox: 1 complaints in its last {len(sent)} sends" in block
+    [reviewed] = [b for b in at.button if b.label.startswith("Complaints of Local outbox")]
+    reviewed.click().run()
+    assert not [e for e in at.error if "Complaint brake" in e.value]
+    assert compliance.braked_engines(demo.ws) == []
 
 
 @pytest.fixture

@@ -336,3 +336,22 @@ def test_complaints_over_the_threshold_pause_the_next_run_with_a_reason(
     assert run.status_reason and run.status_reason.startswith(BRAKE_PREFIX)
     assert "1 complaints in its last 6 sends" in run.status_reason
     assert all(d.status is not DeliveryStatus.SENT for d in ledger(workspace, run_id).values())
+
+    # reviewed: the old complaint stops counting and the paused run finishes
+    compliance.mark_complaints_reviewed(workspace, braked.engine_id, actor="ann")
+    assert compliance.braked_engines(workspace) == []
+    done = run_to_end(workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
+    assert done.status is RunStatus.COMPLETED
+    resumed = ledger(workspace, run_id)
+    assert sum(d.status is DeliveryStatus.SENT for d in resumed.values()) == 5
+    assert resumed["person4@example.com"].reason.startswith("suppressed: ")  # it complained
+    # a new complaint counts again: 1 in 11 sends is over the threshold
+    compliance.record_event(
+        workspace,
+        compliance.ProviderEvent(
+            provider="mailgun", feedback=Feedback.COMPLAINED, email="person0@example.com",
+            delivery_id=ledger(workspace, run_id)["person0@example.com"].id,
+        ),
+    )  # fmt: skip
+    [again] = compliance.braked_engines(workspace)
+    assert (again.sends, again.complaints) == (11, 1)

@@ -1,4 +1,5 @@
-"""provider feedback on deliveries (bounce, complaint) and where a suppression came from
+"""provider feedback on deliveries (bounce, complaint), where a suppression came from, and
+when an engine's complaints were last reviewed
 
 Revision ID: 0008
 Revises: 0004
@@ -22,9 +23,15 @@ def upgrade() -> None:
         batch.create_index("ix_deliveries_provider_message_id", ["provider_message_id"])
     with op.batch_alter_table("suppressions") as batch:
         batch.add_column(sa.Column("source", sa.String(length=200), nullable=True))
+    with op.batch_alter_table("engines") as batch:
+        batch.add_column(
+            sa.Column("complaints_reviewed_at", sa.DateTime(timezone=True), nullable=True)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("engines") as batch:
+        batch.drop_column("complaints_reviewed_at")
     with op.batch_alter_table("suppressions") as batch:
         batch.drop_column("source")
     with op.batch_alter_table("deliveries") as batch:
