@@ -269,6 +269,15 @@ def complaint_brake(conn: Connection, engine_id: int | None) -> str | None:
     return brake_reason(ComplaintRate(engine=name, sends=sends, complaints=complaints))
 
 
+def complaint_brake_any(conn: Connection, engine_ids: list[int]) -> str | None:
+    """The pause reason of the first of these engines over the brake, or None."""
+    for engine_id in engine_ids:
+        reason = complaint_brake(conn, engine_id)
+        if reason:
+            return reason
+    return None
+
+
 def braked_engines(ws: Workspace) -> list[ComplaintRate]:
     """Engines whose complaint rate is over the threshold (for Home)."""
     found = []

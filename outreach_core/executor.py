@@ -14,6 +14,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Mapping
+from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.errors import MessageError
@@ -23,6 +24,15 @@ from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_a
 
 from outreach_core import compliance, crypto, dryrun, run_report
 from outreach_core.deliverability import DomainResult
+from outreach_core.engine_pool import (
+    EngineLane,
+    assign_engines,
+    capacity,
+    engine_error_reason,
+    next_utc_midnight,
+    quota_pause_reason,
+    utc_day_start,
+)
 from outreach_core.errors import RunBusy, SendError, SendErrorKind, TemplateError
 from outreach_core.message import Outgoing, build_message
 from outreach_core.message import Sender as FromAddress
@@ -31,6 +41,7 @@ from outreach_core.models import (
     FINAL_RUN_STATES,
     Delivery,
     DeliveryStatus,
+    Engine,
     Run,
     RunStatus,
     SendOptions,
@@ -237,7 +248,8 @@ def freeze_audience(
                     "status": p.status,
                     "reason": p.reason,
                     "attempts": 0,
-                    "engine_id": run.engine_id,
+                    # set when an engine takes the delivery (rotation picks it per send)
+                    "engine_id": None,
                     "updated_at": now,
                 }
                 for p in plan
@@ -255,12 +267,14 @@ class _Context:
     run: Run
     worker_id: str
     template: CompiledTemplate
-    sender_identity: SenderIdentity
-    sender: Sender
+    #: every engine of the workflow, in its order
+    lanes: list[EngineLane]
+    #: the run's own rate (SendOptions); each engine's bucket applies on top
     bucket: TokenBucket
     unsubscribe: UnsubscribeLinks | None = None
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    engine_error: str | None = None
+    #: why the run stops short: auto-pause, every engine failed, or every quota used up
+    stop_reason: str | None = None
     #: True per recent attempted send that did not end `sent` (for auto-pause)
     recent_failures: list[bool] = field(default_factory=list)
 
@@ -294,15 +308,24 @@ def _unsubscribe_headers(ctx: _Context, delivery: Delivery) -> dict[str, str]:
     return list_unsubscribe_headers(mailto=ctx.run.options.unsubscribe_mailto, url=url)
 
 
-async def _send_with_retries(ctx: _Context, outgoing: Outgoing, attempts: list[int]) -> SendResult:
+async def _send_once(ctx: _Context, lane: EngineLane, outgoing: Outgoing) -> SendResult:
+    """One attempt through the lane's engine, after the run's and the engine's token buckets."""
+    assert lane.sender is not None  # a lane without a sender has an error and gets no sends
+    await ctx.bucket.acquire()
+    await lane.bucket.acquire()
+    return await lane.sender.send(outgoing)
+
+
+async def _send_with_retries(
+    ctx: _Context, lane: EngineLane, outgoing: Outgoing, attempts: list[int]
+) -> SendResult:
     """Send; a TRANSIENT failure is retried (tenacity, the retry policy's waits) up to the run's
     attempt limit. The first try runs without tenacity: it is the common case and the cheap one.
     """
 
     async def once() -> SendResult:
         attempts[0] += 1
-        await ctx.bucket.acquire()
-        return await ctx.sender.send(outgoing)
+        return await _send_once(ctx, lane, outgoing)
 
     try:
         return await once()
@@ -326,6 +349,30 @@ async def _send_with_retries(ctx: _Context, outgoing: Outgoing, attempts: list[i
     return result
 
 
+async def _send_with_ambiguous_retry(
+    ctx: _Context, lane: EngineLane, outgoing: Outgoing, attempts: list[int], notes: list[str]
+) -> SendResult:
+    """`_send_with_retries`, plus exactly one more attempt after an AMBIGUOUS failure when the
+    run's options allow it (`retry_ambiguous_once`); `notes` then says so for the ledger.
+
+    Deliberate: the extra attempt may duplicate a message that did go out; that is the risk
+    the workflow opted into. Without the option an ambiguous send is never retried.
+    """
+    try:
+        return await _send_with_retries(ctx, lane, outgoing, attempts)
+    except SendError as exc:
+        if exc.kind is not SendErrorKind.AMBIGUOUS or not ctx.run.options.retry_ambiguous_once:
+            raise
+        notes.append(f"ambiguous: {exc}; retried once because the workflow allows it")
+    attempts[0] += 1
+    try:
+        return await _send_once(ctx, lane, outgoing)
+    except SendError as exc:
+        if exc.kind is SendErrorKind.TRANSIENT:
+            raise _Exhausted(exc) from None
+        raise
+
+
 class _Exhausted(Exception):
     """Every allowed attempt failed transiently; carries the last error."""
 
@@ -334,53 +381,71 @@ class _Exhausted(Exception):
         self.last = last
 
 
-async def _deliver(ctx: _Context, delivery: Delivery) -> Outcome | None:
-    """Send one claimed delivery; its outcome, or None when the engine failed before sending
-    (the delivery then goes back to pending and the run pauses)."""
+def _with_notes(notes: list[str], reason: str | None) -> str | None:
+    parts = [*notes, reason] if reason else notes
+    return "; then ".join(parts) if parts else None
+
+
+async def _deliver(ctx: _Context, lane: EngineLane, delivery: Delivery) -> Outcome | None:
+    """Send one claimed delivery through the lane's engine; its outcome, or None when the
+    engine failed before anything may have gone out (the delivery then goes back to pending
+    and the engine leaves the rotation)."""
     attempts_made = [0]
+    notes: list[str] = []
+    identity = SenderIdentity(lane.engine.from_email, lane.engine.from_name)
     try:
         rendered = ctx.template.render(
             render_context(
                 delivery.variables,
                 email=delivery.email,
-                sender=ctx.sender_identity,
+                sender=identity,
                 run_date=ctx.run.created_at,
                 unsubscribe=ctx.unsubscribe,
             )
         )
         outgoing = build_message(
             rendered,
-            sender=FromAddress(ctx.sender_identity.email, ctx.sender_identity.name),
+            sender=FromAddress(identity.email, identity.name),
             recipient=delivery.email,
             delivery_id=delivery.id,
             now=utcnow(),
             extra_headers=_unsubscribe_headers(ctx, delivery),
         )
-        result = await _send_with_retries(ctx, outgoing, attempts_made)
+        result = await _send_with_ambiguous_retry(ctx, lane, outgoing, attempts_made, notes)
     except TemplateError as exc:
         return Outcome(delivery.id, DeliveryStatus.FAILED, attempts_made[0], f"render_error: {exc}")
     except (ValueError, MessageError) as exc:  # the message could not be built for this row
         reason = f"message_error: {type(exc).__name__}: {exc}"
         return Outcome(delivery.id, DeliveryStatus.FAILED, attempts_made[0], reason)
     except _Exhausted as exc:
-        reason = f"transient: {exc.last}"
+        reason = _with_notes(notes, f"transient: {exc.last}")
         return Outcome(
             delivery.id, DeliveryStatus.DEFERRED, attempts_made[0], reason, error_kind="transient"
         )
     except SendError as exc:
         if exc.kind is SendErrorKind.ENGINE:
-            ctx.engine_error = str(exc)
-            return None
-        status = (
-            DeliveryStatus.UNKNOWN if exc.kind is SendErrorKind.AMBIGUOUS else DeliveryStatus.FAILED
-        )
-        return Outcome(
-            delivery.id, status, attempts_made[0], f"{exc.kind}: {exc}", error_kind=str(exc.kind)
-        )
+            if lane.error is None:
+                log.warning(
+                    "run %s: engine %s leaves the rotation: %s", ctx.run.id, lane.engine.name, exc
+                )
+            lane.error = str(exc)
+            if not notes:
+                return None
+            # the first, ambiguous attempt may have gone out: never back to pending
+            status = DeliveryStatus.UNKNOWN
+        else:
+            status = (
+                DeliveryStatus.UNKNOWN
+                if exc.kind is SendErrorKind.AMBIGUOUS
+                else DeliveryStatus.FAILED
+            )
+        reason = _with_notes(notes, f"{exc.kind}: {exc}")
+        return Outcome(delivery.id, status, attempts_made[0], reason, error_kind=str(exc.kind))
     return Outcome(
         delivery.id,
         DeliveryStatus.SENT,
         attempts_made[0],
+        reason=_with_notes(notes, None),
         message_id=result.message_id,
         provider_message_id=result.provider_message_id or None,
     )
@@ -448,16 +513,75 @@ def _skip_recently_sent(
     return [d for d in batch if d.email_normalized not in dupes]
 
 
+def _claim_batch(
+    conn: Connection, ctx: _Context
+) -> tuple[str | None, list[tuple[Delivery, EngineLane]]]:
+    """Claim the next batch and give each delivery its engine, in the caller's transaction.
+
+    Daily quotas are re-read from the ledger here, under a lock on the engines, and the batch's
+    engines are written before the lock is released: executors in other processes that share an
+    engine take its quota in turn, and the batch is never larger than the quota left. So the
+    ledger never counts more than the quota per UTC day; a send counts from the moment it is
+    claimed, and an `unknown` one keeps counting (it may have gone out). Returns (why the run stops, []) when it cannot go on: `engine` (no engine
+    left), `quota` (every quota used, rows still pending) or `done`.
+    """
+    now = utcnow()
+    # only engines with a daily quota need the lock and the count
+    counted = [lane.engine.id for lane in ctx.lanes if lane.engine.limits.daily_quota]
+    engines.lock_engines(conn, counted)
+    used = deliveries.engine_usage(conn, counted, since=utc_day_start(now))
+    for lane in ctx.lanes:
+        lane.used_today = used.get(lane.engine.id, 0)
+    slots = [lane.slot() for lane in ctx.lanes]
+    if all(slot.error is not None for slot in slots):
+        ctx.stop_reason = engine_error_reason(slots)
+        return "engine", []
+    room = capacity(slots)
+    if room == 0:
+        if not deliveries.has_pending(conn, ctx.run.id):
+            return "done", []
+        resume_at = next_utc_midnight(now)
+        ctx.stop_reason = quota_pause_reason(slots, resume_at=resume_at)
+        return "quota", []
+    size = ctx.run.options.batch_size if room is None else min(ctx.run.options.batch_size, room)
+    batch = deliveries.claim_pending(conn, ctx.run.id, worker_id=ctx.worker_id, limit=size, now=now)
+    batch = _skip_recently_sent(conn, ctx, batch)
+    if batch is None:
+        return "done", []
+    batch = suppressions.skip_suppressed(conn, batch, now=now)  # suppressed since the freeze
+    chosen = assign_engines(slots, len(batch))
+    deliveries.assign_engines(
+        conn, {d.id: engine_id for d, engine_id in zip(batch, chosen, strict=True)}, now=now
+    )
+    lanes = {lane.engine.id: lane for lane in ctx.lanes}
+    return None, [(d, lanes[engine_id]) for d, engine_id in zip(batch, chosen, strict=True)]
+
+
+def _domain_of(delivery: Delivery) -> str:
+    return (delivery.email_normalized or delivery.email).rpartition("@")[2]
+
+
+_NO_LIMIT = nullcontext()
+
+
 async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) -> str:
-    """Claim and send batches until done; returns why it stopped: done, stop, engine, status."""
+    """Claim and send batches until done; returns why it stopped: done, stop, time, status,
+    engine (no engine left), quota (every engine's daily quota used) or auto (auto-pause)."""
     opts = ctx.run.options
     limit = asyncio.Semaphore(opts.concurrency)
 
-    async def guarded(delivery: Delivery) -> Outcome | None:
-        async with limit:
-            if ctx.engine_error or lost.is_set():
+    async def guarded(delivery: Delivery, lane: EngineLane) -> Outcome | None:
+        # A saturated recipient domain waits here, holding no concurrency slot and no token,
+        # so the batch's other domains go on meanwhile.
+        if lane.domains is not None:
+            await lane.domains.acquire(_domain_of(delivery))
+        async with limit, lane.slots or _NO_LIMIT:
+            if lane.error or lost.is_set():
                 return None
-            return await _deliver(ctx, delivery)
+            outcome = await _deliver(ctx, lane, delivery)
+        if outcome is not None and outcome.status is DeliveryStatus.SENT:
+            lane.sent += 1
+        return outcome
 
     limit_s = None if opts.time_limit_minutes is None else opts.time_limit_minutes * 60
     while True:
@@ -470,34 +594,29 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
                 return "time"
             if current.status is not RunStatus.SENDING or current.worker_id != ctx.worker_id:
                 return "status"
-            ctx.engine_error = compliance.complaint_brake(conn, current.engine_id)
-            if ctx.engine_error:
-                return "engine"
-            batch = deliveries.claim_pending(
-                conn, ctx.run.id, worker_id=ctx.worker_id, limit=opts.batch_size, now=utcnow()
+            ctx.stop_reason = compliance.complaint_brake_any(
+                conn, [lane.engine.id for lane in ctx.lanes]
             )
-            batch = _skip_recently_sent(conn, ctx, batch)
-            if batch:  # suppressed since the audience was frozen: skipped, not sent
-                batch = suppressions.skip_suppressed(conn, batch, now=utcnow())
-        if batch is None:
-            return "done"
-        results = await asyncio.gather(*(guarded(d) for d in batch))
+            if ctx.stop_reason:
+                return "auto"
+            why, batch = _claim_batch(conn, ctx)
+        if why is not None:
+            return why
+        results = await asyncio.gather(*(guarded(d, lane) for d, lane in batch))
         outcomes = [r for r in results if r is not None]
         done = {o.delivery_id for o in outcomes}
-        _record(ctx, outcomes, [d.id for d in batch if d.id not in done])
-        if ctx.engine_error:
-            return "engine"
+        _record(ctx, outcomes, [d.id for d, _ in batch if d.id not in done])
         ctx.recent_failures.extend(
             o.status is not DeliveryStatus.SENT for o in outcomes if o.attempts > 0
         )
         del ctx.recent_failures[:-AUTO_PAUSE_WINDOW]
         if should_auto_pause(ctx.recent_failures, opts.auto_pause_failure_rate):
             failed = sum(ctx.recent_failures)
-            ctx.engine_error = (
+            ctx.stop_reason = (
                 f"auto-pause: {failed} of the last {len(ctx.recent_failures)} sends failed "
                 f"(threshold {opts.auto_pause_failure_rate:.0%})"
             )
-            return "engine"
+            return "auto"
 
 
 async def _domain_verdicts(ws: Workspace, run: Run) -> dict[str, DomainResult] | None:
@@ -511,8 +630,41 @@ async def _domain_verdicts(ws: Workspace, run: Run) -> dict[str, DomainResult] |
     return await dryrun.audience_domain_verdicts(ws, audience_id)
 
 
+async def _open_lanes(
+    ws: Workspace,
+    stack: AsyncExitStack,
+    engine_list: list[Engine],
+    urls: dict[int, str],
+    *,
+    concurrency: int,
+) -> list[EngineLane]:
+    """Open a sender per engine; one that cannot be opened joins with its error (out of
+    rotation), so the run goes on through the others."""
+    lanes = []
+    for position, engine in enumerate(engine_list):
+        pool = min(concurrency, engine.limits.max_concurrency or concurrency)
+        sender: Sender | None = None
+        error = None
+        try:
+            sender = await stack.enter_async_context(
+                open_sender(crypto.decrypt(ws.fernet, urls[engine.id]), concurrency=pool)
+            )
+        except SendError as exc:
+            error = str(exc)
+            log.warning("engine %s cannot be opened: %s", engine.name, exc)
+        lane = EngineLane.for_engine(engine, position, sender)
+        lane.error = error
+        lanes.append(lane)
+    return lanes
+
+
 async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) -> Run:
-    """Drive a run this worker holds (INITIALIZING or SENDING) as far as it can go."""
+    """Drive a run this worker holds (INITIALIZING or SENDING) as far as it can go.
+
+    The run sends through every engine its workflow lists when execution starts (also on a
+    resume): the list is read here rather than frozen at queue time, so an engine added to a
+    workflow whose quotas ran out takes over the remaining rows when the run continues.
+    """
     if run.status is RunStatus.INITIALIZING and not freeze_audience(
         ws, run, domains=await _domain_verdicts(ws, run)
     ):
@@ -520,42 +672,40 @@ async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) 
             return runs.get_run(conn, run.id)
     with ws.db.connect() as conn:
         run = runs.get_run(conn, run.id)
-        engine = engines.get_engine(conn, run.engine_id or 0)
-        encrypted = engines.get_encrypted_url(conn, engine.id)
+        engine_ids = workflows.get_workflow(conn, run.workflow_id).engine_ids
+        engine_list = [engines.get_engine(conn, engine_id) for engine_id in engine_ids]
+        urls = {e.id: engines.get_encrypted_url(conn, e.id) for e in engine_list}
         version = templates.get_version(conn, run.template_version_id or 0)
     template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
     lost = asyncio.Event()
     beat = asyncio.create_task(_heartbeat(ws, run.id, worker_id, lost))
     try:
-        async with open_sender(
-            crypto.decrypt(ws.fernet, encrypted), concurrency=run.options.concurrency
-        ) as sender:
+        async with AsyncExitStack() as stack:
+            lanes = await _open_lanes(
+                ws, stack, engine_list, urls, concurrency=run.options.concurrency
+            )
             ctx = _Context(
                 ws=ws,
                 run=run,
                 worker_id=worker_id,
                 template=template,
-                sender_identity=SenderIdentity(engine.from_email, engine.from_name),
-                sender=sender,
+                lanes=lanes,
                 bucket=TokenBucket(run.options.rate, run.options.burst),
                 unsubscribe=unsubscribe_links(ws, run.options),
             )
             why = await _send_batches(ctx, stop, lost)
-    except SendError as exc:  # the engine could not even be opened
-        why, ctx_error = "engine", str(exc)
-    else:
-        ctx_error = ctx.engine_error
+            reason = ctx.stop_reason
+    except SendError as exc:  # an engine failed while closing
+        why, reason = "engine", f"engine error: {exc}"
     finally:
         beat.cancel()
-    finished = _finish(ws, run.id, worker_id=worker_id, why=why, engine_error=ctx_error)
+    finished = _finish(ws, run.id, worker_id=worker_id, why=why, reason=reason)
     if finished.status in FINAL_RUN_STATES or finished.status is RunStatus.PAUSED:
         run_report.mail_run_report(ws, run.id)
     return finished
 
 
-def _finish(
-    ws: Workspace, run_id: int, *, worker_id: str, why: str, engine_error: str | None
-) -> Run:
+def _finish(ws: Workspace, run_id: int, *, worker_id: str, why: str, reason: str | None) -> Run:
     now = utcnow()
     with ws.db.begin() as conn:
         run = runs.get_run(conn, run_id)
@@ -576,18 +726,18 @@ def _finish(
             runs.set_run_status(
                 conn, run_id, expected=RunStatus.SENDING, target=RunStatus.COMPLETED, now=now
             )
-        elif why == "engine" and run.status is RunStatus.SENDING:
+        elif why == "quota" and run.status is RunStatus.SENDING:
+            resume_at = next_utc_midnight(now)
+            runs.pause_until(conn, run_id, resume_at=resume_at, reason=reason or "", now=now)
+            log.info("run %s: %s", run_id, reason)
+        elif why in ("engine", "auto") and run.status is RunStatus.SENDING:
             runs.set_run_status(
                 conn,
                 run_id,
                 expected=RunStatus.SENDING,
                 target=RunStatus.PAUSED,
                 now=now,
-                reason=(
-                    engine_error
-                    if (engine_error or "").startswith("auto-pause")
-                    else f"engine error: {engine_error}"
-                ),
+                reason=reason,
             )
             runs.release_run(conn, run_id, worker_id=worker_id)
         elif why == "status" and run.status is RunStatus.PAUSED:
@@ -605,8 +755,24 @@ def run_to_end(ws: Workspace, run_id: int, *, worker_id: str, stop: StopSignal) 
     return asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop))
 
 
-def work_once(ws: Workspace, *, worker_id: str, stop: StopSignal) -> list[Run]:
-    """One pass of a daemon: adopt orphaned runs, then execute queued runs until none is left."""
+def resume_due(ws: Workspace, run_id: int, *, worker_id: str, now: datetime) -> Run | None:
+    """Take a PAUSED run whose `resume_at` is at or before `now` back to SENDING for this worker; None
+    when another executor was first or the run is no longer due (a user's pause has no
+    `resume_at` and is never resumed here)."""
+    with ws.db.begin() as conn:
+        clock = utcnow()
+        if not runs.resume_due_run(conn, run_id, worker_id=worker_id, due_at=now, now=clock):
+            return None
+        deliveries.mark_in_flight_unknown(conn, run_id, now=clock)
+        return runs.get_run(conn, run_id)
+
+
+def work_once(
+    ws: Workspace, *, worker_id: str, stop: StopSignal, now: datetime | None = None
+) -> list[Run]:
+    """One pass of a daemon: adopt orphaned runs, resume runs paused until a time that has
+    passed (`now`, default the clock: e.g. daily quotas renewed), then execute queued runs
+    until none is left."""
     done: list[Run] = []
     with ws.db.connect() as conn:
         orphans = runs.orphaned_runs(conn, heartbeat_before=utcnow() - STALE_AFTER)
@@ -618,6 +784,19 @@ def work_once(ws: Workspace, *, worker_id: str, stop: StopSignal) -> list[Run]:
         except RunBusy:
             continue
         done.append(asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop)))
+    due_at = now or utcnow()
+    with ws.db.connect() as conn:
+        due = runs.due_paused_runs(conn, now=due_at)
+    for paused in due:
+        if stop.is_set():
+            return done
+        resumed = resume_due(ws, paused.id, worker_id=worker_id, now=due_at)
+        if resumed is None:
+            continue
+        log.info(
+            "run %s: resumed by %s (was paused until %s)", paused.id, worker_id, paused.resume_at
+        )
+        done.append(asyncio.run(execute(ws, resumed, worker_id=worker_id, stop=stop)))
     while not stop.is_set():
         with ws.db.begin() as conn:
             run = runs.claim_next_run(conn, worker_id=worker_id, now=utcnow())

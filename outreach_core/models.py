@@ -249,6 +249,8 @@ class Delivery(BaseModel):
     sent_at: datetime | None
     provider_message_id: str | None = None
     error_kind: str | None = None
+    #: the engine that took (or may have taken) the message; None until one did
+    engine_id: int | None = None
 
 
 class RunCounts(BaseModel):

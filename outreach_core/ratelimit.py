@@ -1,9 +1,10 @@
-"""Rate limiting: a token bucket (rate per second plus burst)."""
+"""Rate limiting: a token bucket (rate per second plus burst) and a per-domain sliding window."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 
@@ -49,6 +50,51 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         """Wait until a token is free, then take it."""
+        if self.rate <= 0:  # unlimited: no lock on the hot path
+            return
         async with self._lock:
             while (wait := self.try_take()) > 0:
                 await self._sleep(wait)
+
+
+class DomainWindow:
+    """At most `per_minute` sends to one recipient domain in any 60 s of clock time.
+
+    A sliding window per domain (the start times of its recent sends): exact, and small,
+    because a domain's deque never holds more than `per_minute` entries. `try_take(domain)` is
+    the decision; `acquire(domain)` waits it out. A waiting send holds nothing else, so a
+    saturated domain never delays the others. Clock and sleep are injectable.
+    """
+
+    WINDOW_S = 60.0
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if per_minute < 1:
+            raise ValueError(f"per-domain rate {per_minute}: give at least 1 per minute")
+        self.per_minute = per_minute
+        self._clock = clock
+        self._sleep = sleep
+        self._starts: dict[str, deque[float]] = {}
+
+    def try_take(self, domain: str) -> float:
+        """Record a send to `domain` and return 0 if the window has room, else the seconds
+        until its oldest send leaves the window."""
+        now = self._clock()
+        starts = self._starts.setdefault(domain.lower(), deque())
+        while starts and now - starts[0] >= self.WINDOW_S:
+            starts.popleft()
+        if len(starts) < self.per_minute:
+            starts.append(now)
+            return 0.0
+        return starts[0] + self.WINDOW_S - now
+
+    async def acquire(self, domain: str) -> None:
+        """Wait until `domain` has room in its window, then take a place in it."""
+        while (wait := self.try_take(domain)) > 0:
+            await self._sleep(wait)

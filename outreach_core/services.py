@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from outreach_core import crypto, executor, reports
 from outreach_core.audience import ParsedFile
+from outreach_core.engine_pool import utc_day_start
 from outreach_core.errors import (
     IllegalTransition,
     InputError,
@@ -320,6 +321,14 @@ def audience_rows(ws: Workspace, audience_id: int) -> list[tuple[int, dict[str, 
     """(row number, values) of every row of an audience, in file order."""
     with ws.db.connect() as conn:
         return list(audiences.iter_rows(conn, audience_id))
+
+
+def engine_usage_today(ws: Workspace) -> dict[int, int]:
+    """Messages each engine took since midnight UTC over every run (sent, unknown, in flight):
+    what its daily quota is counted against."""
+    with ws.db.connect() as conn:
+        ids = [engine.id for engine in engines.list_engines(conn)]
+        return deliveries.engine_usage(conn, ids, since=utc_day_start(utcnow()))
 
 
 def list_engines(ws: Workspace) -> list[Engine]:

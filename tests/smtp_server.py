@@ -5,7 +5,9 @@ answers RCPT with that reply; `fail_rcpt_times[address] = n` answers the first n
 451 (or with `fail_rcpt_reply[address]`, e.g. a 421) and accepts afterwards; `drop_after_data`
 closes the connection after DATA for addresses in it without replying (an ambiguous failure);
 `slow_data[address] = seconds` waits that long before answering DATA (a slow server).
-`rcpt_attempts` counts every RCPT per address, accepted or not.
+`drop_after_data_times[address] = n` drops the first n DATA for that address, then accepts.
+`rcpt_attempts` counts every RCPT per address, accepted or not. `data_delay` holds every DATA
+that long, and `peak_transactions` records the most DATA commands in progress at once.
 """
 
 from __future__ import annotations
@@ -51,7 +53,11 @@ class RecordingHandler:
     fail_rcpt_reply: dict[str, str] = field(default_factory=dict)
     drop_after_data: set[str] = field(default_factory=set)
     slow_data: dict[str, float] = field(default_factory=dict)
+    drop_after_data_times: dict[str, int] = field(default_factory=dict)
     rcpt_attempts: Counter[str] = field(default_factory=Counter)
+    data_delay: float = 0.0
+    active_transactions: int = 0
+    peak_transactions: int = 0
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,10 +86,31 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            self.active_transactions += 1
+            self.peak_transactions = max(self.peak_transactions, self.active_transactions)
+        try:
+            return await self._data(server, envelope)
+        finally:
+            with self.lock:
+                self.active_transactions -= 1
+
+    def _drop_once(self, rcpt_tos: list[str]) -> bool:
+        with self.lock:
+            for rcpt in rcpt_tos:
+                left = self.drop_after_data_times.get(rcpt.lower(), 0)
+                if left:
+                    self.drop_after_data_times[rcpt.lower()] = left - 1
+                    return True
+        return False
+
+    async def _data(self, server: SMTP, envelope: Envelope) -> str:
         delay = max((self.slow_data.get(r.lower(), 0.0) for r in envelope.rcpt_tos), default=0.0)
-        if delay:
-            await asyncio.sleep(delay)
-        if any(r.lower() in self.drop_after_data for r in envelope.rcpt_tos):
+        if delay or self.data_delay:
+            await asyncio.sleep(delay or self.data_delay)
+        if any(r.lower() in self.drop_after_data for r in envelope.rcpt_tos) or self._drop_once(
+            envelope.rcpt_tos
+        ):
             server.transport.close()
             return "250 OK"  # never reaches the client: the connection is gone
         with self.lock:

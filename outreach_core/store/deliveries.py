@@ -18,6 +18,10 @@ from outreach_core.models import (
 )
 from outreach_core.store.tables import deliveries, runs
 
+#: states whose message went (or may have gone) to the engine: they carry `sent_at` and count
+#: against the engine's daily quota
+_HANDED_OVER = frozenset({DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.SENDING})
+
 # Rows per INSERT statement when freezing an audience: large enough to be fast, small enough
 # to stay under SQLite's bound-parameter limit.
 INSERT_CHUNK = 500
@@ -97,7 +101,7 @@ def record_outcome(
         "provider_message_id": provider_message_id,
         "error_kind": error_kind,
     }
-    if target is DeliveryStatus.SENT:
+    if target in _HANDED_OVER:
         values["sent_at"] = now
     result = conn.execute(
         deliveries.update()
@@ -145,7 +149,7 @@ def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: da
                 "b_reason": item.get("reason"),
                 "b_attempts": item["attempts"],
                 "b_now": now,
-                "b_sent_at": now if target is DeliveryStatus.SENT else None,
+                "b_sent_at": now if target in _HANDED_OVER else None,
                 "b_message_id": item.get("message_id"),
                 "b_provider_message_id": item.get("provider_message_id"),
                 "b_error_kind": item.get("error_kind"),
@@ -213,9 +217,71 @@ def release_unstarted(conn: Connection, delivery_ids: list[int], *, now: datetim
             deliveries.c.id.in_(delivery_ids),
             deliveries.c.status == DeliveryStatus.SENDING,
         )
-        .values(status=DeliveryStatus.PENDING, claimed_by=None, updated_at=now)
+        .values(
+            status=DeliveryStatus.PENDING,
+            claimed_by=None,
+            engine_id=None,
+            sent_at=None,
+            updated_at=now,
+        )
     )
     return result.rowcount
+
+
+#: one prepared statement for a batch's engine assignment (executemany)
+_ASSIGN_MANY = (
+    deliveries.update()
+    .where(
+        deliveries.c.id == sa.bindparam("b_id"),
+        deliveries.c.status == DeliveryStatus.SENDING,
+    )
+    .values(engine_id=sa.bindparam("b_engine_id"), sent_at=sa.bindparam("b_now"))
+)
+
+
+def assign_engines(conn: Connection, assignment: dict[int, int], *, now: datetime) -> int:
+    """Write which engine takes each claimed delivery, with `now` as its send time.
+
+    Written in the claim's transaction, so from then on the delivery counts against the
+    engine's daily quota for every other run and process, even if this one dies mid-send.
+    """
+    if not assignment:
+        return 0
+    params = [
+        {"b_id": delivery_id, "b_engine_id": engine_id, "b_now": now}
+        for delivery_id, engine_id in assignment.items()
+    ]
+    return conn.execute(_ASSIGN_MANY, params).rowcount
+
+
+def engine_usage(conn: Connection, engine_ids: list[int], *, since: datetime) -> dict[int, int]:
+    """Messages each engine took since `since`, over every run: sent, plus sending and unknown
+    (they may have gone out). Engines without any get 0."""
+    used = dict.fromkeys(engine_ids, 0)
+    if not engine_ids:
+        return used
+    rows = conn.execute(
+        sa.select(deliveries.c.engine_id, sa.func.count())
+        .where(
+            deliveries.c.engine_id.in_(engine_ids),
+            deliveries.c.sent_at >= since,
+            deliveries.c.status.in_(list(_HANDED_OVER)),
+        )
+        .group_by(deliveries.c.engine_id)
+    )
+    for engine_id, n in rows:
+        used[int(engine_id)] = int(n)
+    return used
+
+
+def has_pending(conn: Connection, run_id: int) -> bool:
+    """Whether the run still has deliveries waiting to be sent."""
+    query = (
+        sa.select(deliveries.c.id)
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
+        .limit(1)
+    )
+    return conn.execute(query).first() is not None
 
 
 def counts(conn: Connection, run_id: int) -> RunCounts:

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from outreach_core.deliverability import DomainResult, DomainStatus
@@ -42,8 +44,16 @@ def store_results(conn: Connection, results: Iterable[DomainResult], *, now: dat
         }
         for r in results
     ]
+    # An upsert, not delete-then-insert: two runs checking the same domain at once would both
+    # find nothing to delete and the second insert would break the primary key.
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+    statement = insert(dns_cache)
+    statement = statement.on_conflict_do_update(
+        index_elements=[dns_cache.c.domain],
+        set_={
+            name: statement.excluded[name] for name in ("status", "mx_host", "reason", "checked_at")
+        },
+    )
     for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
-        conn.execute(dns_cache.delete().where(dns_cache.c.domain.in_([r["domain"] for r in chunk])))
-        conn.execute(dns_cache.insert(), chunk)
+        conn.execute(statement, rows[start : start + 500])
     return len(rows)

@@ -95,3 +95,21 @@ def list_engines(conn: Connection) -> list[Engine]:
 def count_engines(conn: Connection) -> int:
     """How many engines exist."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(engines)).scalar_one())
+
+
+def lock_engines(conn: Connection, engine_ids: list[int]) -> None:
+    """Hold the engines until the transaction ends, so executors sharing an engine read and
+    use its daily quota in turn. PostgreSQL: row locks in id order (two executors never wait
+    on each other crosswise). SQLite: a no-op UPDATE takes the database's write lock before the
+    quota is read (a SELECT alone would not start the write transaction)."""
+    if not engine_ids:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.execute(engines.update().where(engines.c.id.in_(engine_ids)).values(id=engines.c.id))
+        return
+    conn.execute(
+        sa.select(engines.c.id)
+        .where(engines.c.id.in_(engine_ids))
+        .order_by(engines.c.id)
+        .with_for_update()
+    ).all()

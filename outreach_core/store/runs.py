@@ -227,3 +227,29 @@ def due_paused_runs(conn: Connection, *, now: datetime) -> list[Run]:
         .order_by(runs.c.resume_at, runs.c.id)
     )
     return [_to_run(row) for row in rows]
+
+
+def resume_due_run(
+    conn: Connection, run_id: int, *, worker_id: str, due_at: datetime, now: datetime
+) -> bool:
+    """PAUSED -> SENDING for this worker (heartbeat `now`), only while the run is still paused
+    until a time no later than `due_at`; False when another executor won or the run is not
+    due (a user's pause has no resume time)."""
+    check_run_transition(RunStatus.PAUSED, RunStatus.SENDING)
+    result = conn.execute(
+        runs.update()
+        .where(
+            runs.c.id == run_id,
+            runs.c.status == RunStatus.PAUSED,
+            runs.c.resume_at.is_not(None),
+            runs.c.resume_at <= due_at,
+        )
+        .values(
+            status=RunStatus.SENDING,
+            status_reason=None,
+            resume_at=None,
+            worker_id=worker_id,
+            heartbeat_at=now,
+        )
+    )
+    return result.rowcount == 1

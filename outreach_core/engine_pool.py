@@ -1,0 +1,174 @@
+"""Several engines behind one run: which engine takes the next send, and when quotas renew.
+
+A run sends through every engine of its workflow. Each send goes to the usable engine with
+the most daily quota left (an engine without a quota counts as unlimited); ties go to the
+engine listed first in the workflow. An engine is unusable once its quota for the UTC day is
+used up or once it failed at engine level (bad credentials, provider quota) during the run.
+
+The decisions here are pure (`choose_engine`, `assign_engines`, the day bounds and the pause
+reasons); `EngineLane` holds what one engine needs at run time: its sender and its own limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from outreach_core.models import Engine
+from outreach_core.ratelimit import DomainWindow, TokenBucket
+from outreach_core.senders import Sender
+
+
+@dataclass(frozen=True)
+class EngineSlot:
+    """One engine as rotation sees it: its quota, how much of it today's ledger used, its error."""
+
+    engine_id: int
+    name: str
+    #: place in the workflow's list; the lower wins a tie
+    position: int
+    daily_quota: int | None = None
+    used_today: int = 0
+    #: an engine-level error taken this engine out of rotation for the run
+    error: str | None = None
+
+    @property
+    def remaining(self) -> int | None:
+        """Sends left today; None when the engine has no daily quota."""
+        if self.daily_quota is None:
+            return None
+        return max(0, self.daily_quota - self.used_today)
+
+    @property
+    def usable(self) -> bool:
+        """In rotation: no engine error and quota left."""
+        return self.error is None and (self.remaining is None or self.remaining > 0)
+
+
+def choose_engine(slots: Sequence[EngineSlot]) -> EngineSlot | None:
+    """The usable engine with the most quota left (unlimited first), ties by workflow order;
+    None when no engine is usable."""
+    usable = [s for s in slots if s.usable]
+    if not usable:
+        return None
+    return min(
+        usable,
+        key=lambda s: (-(math.inf if s.remaining is None else s.remaining), s.position),
+    )
+
+
+def assign_engines(slots: Sequence[EngineSlot], count: int) -> list[int]:
+    """Engine ids for the next `count` sends, chosen one after another as each send uses one
+    unit of its engine's quota. Shorter than `count` when every quota runs out first."""
+    current = list(slots)
+    chosen_ids: list[int] = []
+    for _ in range(count):
+        chosen = choose_engine(current)
+        if chosen is None:
+            break
+        chosen_ids.append(chosen.engine_id)
+        current = [
+            replace(s, used_today=s.used_today + 1) if s.engine_id == chosen.engine_id else s
+            for s in current
+        ]
+    return chosen_ids
+
+
+def capacity(slots: Sequence[EngineSlot]) -> int | None:
+    """How many sends the usable engines may still take today; None when one is unlimited."""
+    total = 0
+    for slot in slots:
+        if not slot.usable:
+            continue
+        if slot.remaining is None:
+            return None
+        total += slot.remaining
+    return total
+
+
+def utc_day_start(now: datetime) -> datetime:
+    """Midnight UTC that began the day of `now`: quotas count sends from here."""
+    day = now.astimezone(UTC)
+    return day.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_utc_midnight(now: datetime) -> datetime:
+    """When today's quotas renew."""
+    return utc_day_start(now) + timedelta(days=1)
+
+
+def _state(slot: EngineSlot) -> str:
+    if slot.error is not None:
+        return f"{slot.name}: {slot.error}"
+    return f"{slot.name}: {slot.used_today}/{slot.daily_quota}"
+
+
+def quota_pause_reason(slots: Sequence[EngineSlot], *, resume_at: datetime) -> str:
+    """Why a run paused for the day, e.g. "daily quota reached on all engines (a: 250/250,
+    b: 250/250); resumes at 2026-11-30 00:00 UTC"."""
+    states = ", ".join(_state(s) for s in sorted(slots, key=lambda s: s.position))
+    where = "all engines" if len(slots) > 1 else "its engine"
+    return f"daily quota reached on {where} ({states}); resumes at {resume_at:%Y-%m-%d %H:%M} UTC"
+
+
+def engine_error_reason(slots: Sequence[EngineSlot]) -> str:
+    """Why a run paused when no engine could send: each engine's error (never a secret, as
+    senders word their errors without credentials)."""
+    ordered = sorted(slots, key=lambda s: s.position)
+    if len(ordered) == 1:
+        return f"engine error: {ordered[0].error}"
+    states = "; ".join(_state(s) for s in ordered)
+    return f"engine error on every engine ({states})"
+
+
+@dataclass
+class EngineLane:
+    """One engine opened for a run: its sender and the limits it holds for this process.
+
+    The token bucket comes from the engine's rate and burst (no rate: unlimited; no burst:
+    one second's worth); the semaphore from its max_concurrency; the domain window from its
+    per-recipient-domain rate. The run's own bucket and concurrency apply on top of these, so
+    the tighter of the two holds.
+    """
+
+    engine: Engine
+    position: int
+    sender: Sender | None
+    bucket: TokenBucket
+    #: None when the engine sets no max_concurrency (the run's own limit applies alone)
+    slots: asyncio.Semaphore | None
+    domains: DomainWindow | None
+    error: str | None = None
+    used_today: int = 0
+    #: sends this process handed to the engine during the run (for logs and tests)
+    sent: int = 0
+
+    @classmethod
+    def for_engine(cls, engine: Engine, position: int, sender: Sender | None) -> EngineLane:
+        limits = engine.limits
+        rate = limits.rate_per_second or 0.0
+        burst = limits.burst or max(1, math.ceil(rate))
+        return cls(
+            engine=engine,
+            position=position,
+            sender=sender,
+            bucket=TokenBucket(rate, burst),
+            slots=asyncio.Semaphore(limits.max_concurrency) if limits.max_concurrency else None,
+            domains=(
+                DomainWindow(limits.per_domain_per_minute) if limits.per_domain_per_minute else None
+            ),
+        )
+
+    def slot(self) -> EngineSlot:
+        """This engine as rotation sees it."""
+        return EngineSlot(
+            engine_id=self.engine.id,
+            name=self.engine.name,
+            position=self.position,
+            daily_quota=self.engine.limits.daily_quota,
+            used_today=self.used_today,
+            error=self.error,
+        )
