@@ -19,6 +19,11 @@ needle = search.text_input("Search", placeholder="user, action or subject", key=
 count = limit.selectbox("Show", options=[100, 500, 2000], key="audit_limit")
 entries = compliance.audit_entries(ws, search=needle, limit=count)
 if entries:
-    st.dataframe(audit_frame(entries, tz), hide_index=True, width="stretch")
+    st.dataframe(
+        audit_frame(entries, tz),
+        hide_index=True,
+        width="stretch",
+        column_config={"Who": st.column_config.TextColumn(width="medium")},
+    )
 else:
     st.info("No entry matches." if needle.strip() else "Nothing recorded yet.")
