@@ -48,6 +48,13 @@ page = st.navigation(
             icon=":material/edit_note:",
             url_path="templates",
         ),
+        st.Page(
+            "pages/suppressions.py",
+            title="Suppressions",
+            icon=":material/block:",
+            url_path="suppressions",
+        ),
+        st.Page("pages/audit.py", title="Audit", icon=":material/policy:", url_path="audit"),
     ]
 )
 
@@ -58,5 +65,7 @@ except ConfigError as exc:
     st.caption("Fix the setting in the environment or in `.env`, then reload this page.")
     st.stop()
 
+# Access before any page: off the loopback address, only signed-in users get one.
+ui.gate(ws.settings)
 st.sidebar.caption(f"Database: {ui.database_label(ws.settings)}")
 page.run()

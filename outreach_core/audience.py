@@ -11,6 +11,7 @@ import codecs
 import csv
 import io
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,7 +236,8 @@ def parse_xlsx(
     _check_size(data, source)
     try:
         book = pd.ExcelFile(io.BytesIO(data), engine="openpyxl")
-    except (ValueError, OSError) as exc:
+    # a ZIP that is not a workbook: BadZipFile, or KeyError for a missing workbook part
+    except (ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
         raise InputError(f"{source}: not a readable XLSX file: {exc}") from None
     if sheet is not None and sheet not in book.sheet_names:
         raise InputError(f"{source}: no sheet {sheet!r}; sheets are: {', '.join(book.sheet_names)}")

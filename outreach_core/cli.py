@@ -8,6 +8,7 @@ were deferred, are unknown, or the run did not finish; 2 unusable input or setti
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from outreach_core import dryrun, executor, reports, services
+from outreach_core import access, dryrun, executor, keys, reports, services
 from outreach_core.audience import ParsedFile, read_contacts_file
 from outreach_core.demo import load_demo
 from outreach_core.errors import ConfigError, InputError, NotFound, OutreachError, RunBusy
@@ -192,7 +193,34 @@ def build_parser() -> argparse.ArgumentParser:
     database.add_argument("action", choices=["upgrade"], help="apply pending migrations")
 
     commands.add_parser("demo", help="load the demo workspace unless it is there already")
+
+    hashing = commands.add_parser(
+        "hash-password",
+        help="print a password hash for OUTREACH_DASHBOARD_USERS (reads the password, no echo)",
+    )
+    hashing.add_argument("--scheme", choices=["argon2", "scrypt"], default="argon2")
+    commands.add_parser(
+        "rotate-key",
+        help="re-encrypt every stored secret with a new key (OUTREACH_NEW_SECRET_KEY when the "
+        "key comes from OUTREACH_SECRET_KEY; otherwise the key file is replaced)",
+    )
     return parser
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    """Read a password (twice on a terminal, one line from a pipe) and print its hash."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("outreach: the passwords differ", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("outreach: the password is empty", file=sys.stderr)
+        return EXIT_USAGE
+    print(access.hash_password(password, scheme=args.scheme))
+    return EXIT_OK
 
 
 def _sender_for(text: str | None, engine_user: str | None) -> SenderIdentity:
@@ -424,6 +452,8 @@ def cmd_export(ws: Workspace, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "hash-password":  # needs no workspace
+        return cmd_hash_password(args)
     try:
         ws = start_process()
     except ConfigError as exc:
@@ -432,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "db":
             print(f"database at revision {db.current_revision(ws.db)}")
+            return EXIT_OK
+        if args.command == "rotate-key":
+            rotation = keys.rotate_key(ws, new_key=ws.settings.new_secret_key, actor="cli")
+            print(f"{rotation}; unsubscribe links sent before now no longer verify")
             return EXIT_OK
         if args.command == "demo":
             loaded = load_demo(ws)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from outreach_core.errors import ConfigError
 
 KEY_FILE_NAME = "secret.key"
+
+log = logging.getLogger("outreach.crypto")
 
 
 def load_secret(secret_key: str | None, data_dir: Path) -> bytes:
@@ -36,6 +39,8 @@ def load_secret(secret_key: str | None, data_dir: Path) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(Fernet.generate_key())
+    elif path.stat().st_mode & 0o077:
+        log.warning("%s can be read by other users; chmod 600 it", path)
     key = path.read_bytes().strip()
     try:
         Fernet(key)

@@ -5,7 +5,8 @@
     ├── InputError             a file, template or engine URL the user gave cannot be used
     │   ├── FieldErrors        form fields that cannot be used, each with its own message
     │   ├── TemplateError      a template does not compile or does not render for a row
-    │   └── SourceError        a SQL source failed: connection, timeout, SQL error, row cap
+    │   ├── SourceError        a SQL source failed: connection, timeout, SQL error, row cap
+    │   └── SignatureError     a webhook or link whose signature does not check out
     ├── IllegalTransition      a run or delivery was asked to move to a state it cannot reach
     ├── NotFound               a row that was named does not exist
     ├── RunBusy                another live executor holds the run
@@ -46,6 +47,10 @@ class TemplateError(InputError):
 
 class SourceError(InputError):
     """A SQL source could not be read; the message names the masked URL and the cause."""
+
+
+class SignatureError(InputError):
+    """A webhook request or a signed link was not signed by whom it claims; refused."""
 
 
 class IllegalTransition(OutreachError):

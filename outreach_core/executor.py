@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
-from outreach_core import crypto, dryrun, recurring, run_report, scheduling
+from outreach_core import compliance, crypto, dryrun, recurring, run_report, scheduling
 from outreach_core.deliverability import DomainResult
 from outreach_core.engine_pool import (
     EngineLane,
@@ -590,6 +590,7 @@ def _claim_batch(
     batch = _skip_recently_sent(conn, ctx, batch)
     if batch is None:
         return "done", []
+    batch = suppressions.skip_suppressed(conn, batch, now=now)  # suppressed since the freeze
     chosen = assign_engines(slots, len(batch))
     deliveries.assign_engines(
         conn, {d.id: engine_id for d, engine_id in zip(batch, chosen, strict=True)}, now=now
@@ -639,6 +640,11 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
                 return "status"
             if not _window_open(opts):
                 return "window"
+            ctx.stop_reason = compliance.complaint_brake_any(
+                conn, [lane.engine.id for lane in ctx.lanes]
+            )
+            if ctx.stop_reason:
+                return "auto"
             why, batch = _claim_batch(conn, ctx)
         if why == "done":
             # the owner ends the run only once assisting daemons have recorded their batches

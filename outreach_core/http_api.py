@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 
-from outreach_core import reports, scheduler
+from outreach_core import compliance_api, reports, scheduler
 from outreach_core.errors import ConfigError, InputError, NotFound
 from outreach_core.models import RunCounts, RunStatus
 from outreach_core.workspace import Workspace
@@ -141,6 +141,9 @@ def create_app(ws: Workspace, *, api_token: str | None) -> FastAPI:
     app.state.api_token = api_token or None
     app.include_router(public)
     app.include_router(api)
+    # unsubscribe links and provider webhooks: no bearer token (recipients and providers cannot
+    # send it); each route checks its own signature instead
+    app.include_router(compliance_api.build_router(ws))
 
     @app.exception_handler(NotFound)
     def _not_found(_request: Request, exc: NotFound) -> JSONResponse:

@@ -383,3 +383,34 @@ class RunSummary(BaseModel):
 
 
 Overview.model_rebuild()
+
+
+class SuppressionReason(StrEnum):
+    """Why an address is on the suppression list."""
+
+    #: the recipient asked (unsubscribe link, one-click POST, mailto)
+    UNSUBSCRIBED = "unsubscribed"
+    #: a provider reported a hard (permanent) bounce
+    BOUNCED = "bounced"
+    #: the recipient marked a message as spam (feedback loop)
+    COMPLAINED = "complained"
+    #: added by a user on the dashboard, the CLI or an import
+    MANUAL = "manual"
+
+
+class Feedback(StrEnum):
+    """What a provider reported about a sent message after it left."""
+
+    #: permanent bounce: the address is suppressed
+    BOUNCED = "bounced"
+    #: spam complaint: the address is suppressed and counts toward the complaint brake
+    COMPLAINED = "complained"
+
+
+class Suppression(BaseModel):
+    """One address on the suppression list."""
+
+    email_normalized: str
+    reason: SuppressionReason
+    created_at: datetime
+    source: str | None = None

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(
         default=None,
+        repr=False,  # may hold a password
         validation_alias=_env("OUTREACH_DATABASE_URL"),
         description="SQLAlchemy URL; default is SQLite at DATA_DIR/outreach.db",
     )
@@ -38,7 +39,12 @@ class Settings(BaseSettings):
     dns_cache_hours: float = Field(
         default=24.0, ge=0, validation_alias=_env("OUTREACH_DNS_CACHE_HOURS")
     )
-    secret_key: str | None = Field(default=None, validation_alias=_env("OUTREACH_SECRET_KEY"))
+    secret_key: str | None = Field(
+        default=None, repr=False, validation_alias=_env("OUTREACH_SECRET_KEY")
+    )
+    new_secret_key: str | None = Field(
+        default=None, repr=False, validation_alias=_env("OUTREACH_NEW_SECRET_KEY")
+    )
     log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL"))
     report_email_to: str | None = Field(default=None, validation_alias=_env("REPORT_EMAIL_TO"))
     report_email_from: str | None = Field(default=None, validation_alias=_env("REPORT_EMAIL_FROM"))
@@ -55,6 +61,32 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=_env("OUTREACH_API_TOKEN"),
         description="bearer token of the daemon's HTTP API; without it the API answers 401",
+    )
+
+    dashboard_users: str | None = Field(
+        default=None,
+        repr=False,
+        validation_alias=_env("OUTREACH_DASHBOARD_USERS"),
+        description="name:role:hash entries, comma-separated (hash-password makes a hash)",
+    )
+    dashboard_senders: str | None = Field(
+        default=None,
+        validation_alias=_env("OUTREACH_DASHBOARD_SENDERS"),
+        description="emails of OIDC users who may send (others are viewers)",
+    )
+    sns_cert_hosts: str = Field(
+        default="sns.*.amazonaws.com",
+        validation_alias=_env("OUTREACH_SNS_CERT_HOSTS"),
+        description="hosts SNS signing certificates may come from (fnmatch patterns)",
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, validation_alias=_env("OUTREACH_SENDGRID_WEBHOOK_PUBLIC_KEY")
+    )
+    mailgun_webhook_signing_key: str | None = Field(
+        default=None, repr=False, validation_alias=_env("OUTREACH_MAILGUN_WEBHOOK_SIGNING_KEY")
+    )
+    webhook_max_age_s: int = Field(
+        default=300, ge=1, validation_alias=_env("OUTREACH_WEBHOOK_MAX_AGE_S")
     )
 
     @field_validator("log_level")

@@ -26,7 +26,8 @@ def token(key: bytes, email: str) -> str:
 
 def verify(key: bytes, email: str, candidate: str) -> bool:
     """Whether `candidate` is the token this key makes for `email` (constant time)."""
-    return hmac.compare_digest(token(key, email), candidate)
+    # bytes: compare_digest refuses str with non-ASCII characters, and a link can hold any
+    return hmac.compare_digest(token(key, email).encode(), candidate.encode())
 
 
 @dataclass(frozen=True)

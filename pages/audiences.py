@@ -96,10 +96,10 @@ with file_tab:
                 hide_index=True,
             )
         name = st.text_input("Audience name", value=upload.name.rsplit(".", 1)[0], key="name")
-        if st.button("Import audience", type="primary", key="import"):
+        if st.button("Import audience", type="primary", key="import") and ui.require_role("sender"):
             try:
                 audience = services.import_audience(
-                    ws, report.audience_file(), name=name, actor="dashboard"
+                    ws, report.audience_file(), name=name, actor=ui.actor()
                 )
             except OutreachError as exc:
                 st.error(str(exc))
@@ -120,7 +120,7 @@ with sql_tab:
     query = st.text_area("Query", height=120, key="sql_query")
     params_text = st.text_area("Parameters (name=value per line)", height=68, key="sql_params")
     cap = st.number_input("Row cap", min_value=1, value=500_000, step=1000, key="sql_cap")
-    if st.button("Test query", key="sql_test"):
+    if st.button("Test query", key="sql_test") and ui.require_role("sender"):
         st.session_state.pop("sql_result", None)
         try:
             result = sources.try_query(
@@ -135,13 +135,13 @@ with sql_tab:
         st.success(f"{result.total} rows in {result.elapsed_s:.2f} s (first 100 shown).")
         st.dataframe(pd.DataFrame(result.preview, columns=result.columns), hide_index=True)
         sql_audience = st.text_input("Audience name for these rows", key="sql_audience")
-        if st.button("Import rows as audience", key="sql_import"):
+        if st.button("Import rows as audience", key="sql_import") and ui.require_role("sender"):
             try:
                 report = sort_rows(
                     sources.as_parsed_file(result, source="SQL query", email_column=None)
                 )
                 audience = services.import_audience(
-                    ws, report.audience_file(), name=sql_audience, actor="dashboard"
+                    ws, report.audience_file(), name=sql_audience, actor=ui.actor()
                 )
             except OutreachError as exc:
                 st.error(str(exc))
@@ -151,7 +151,7 @@ with sql_tab:
                     f"({len(report.rejected)} rejected, {len(report.duplicates)} duplicates)."
                 )
     source_name = st.text_input("Source name", key="sql_name")
-    if st.button("Save source", key="sql_save"):
+    if st.button("Save source", key="sql_save") and ui.require_role("sender"):
         try:
             saved = sources.save_source(
                 ws,
@@ -160,7 +160,7 @@ with sql_tab:
                 query=query,
                 values=sources.parse_parameters(params_text),
                 row_cap=int(cap),
-                actor="dashboard",
+                actor=ui.actor(),
             )
         except OutreachError as exc:
             st.error(str(exc))

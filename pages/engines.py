@@ -4,7 +4,7 @@ connection test. Secrets go in and are never shown back: only the masked URL is.
 import pandas as pd
 import streamlit as st
 
-from outreach_core import FieldErrors, OutreachError, services, ui
+from outreach_core import FieldErrors, OutreachError, sender_domain, services, ui
 from outreach_core.forms import LIMIT_FIELDS, limit_values
 
 ws = ui.workspace()
@@ -50,6 +50,8 @@ def save_from_form() -> None:
     session); on success clear the whole form."""
     values = {key: st.session_state.get(key, "").strip() for key in FIELDS}
     st.session_state["engine_url"] = ""
+    if not ui.require_role("sender"):
+        return
     if not values["engine_name"] or not values["engine_url"]:
         st.session_state["engine_feedback"] = ("error", "Name and URL are both needed.")
         return
@@ -60,7 +62,7 @@ def save_from_form() -> None:
             url=values["engine_url"],
             from_email=values["engine_from_email"],
             from_name=values["engine_from_name"],
-            actor="dashboard",
+            actor=ui.actor(),
         )
     except OutreachError as exc:
         st.session_state["engine_feedback"] = ("error", str(exc))
@@ -94,7 +96,9 @@ with test_column:
             "Engine", options=list(names), format_func=names.get, key="test_engine"
         )
         st.caption("Connects and checks the credentials; nothing is sent.")
-        if st.button("Test connection", key="test_connection", icon=":material/cable:"):
+        if st.button(
+            "Test connection", key="test_connection", icon=":material/cable:"
+        ) and ui.require_role("sender"):
             with st.spinner("Connecting…"):
                 try:
                     message = services.test_engine_connection(ws, engine_id)
@@ -126,10 +130,12 @@ def load_limits() -> None:
 
 def save_limits() -> None:
     """Submit callback: one call into the core; errors by field, nothing saved on error."""
+    if not ui.require_role("sender"):
+        return
     engine_id = st.session_state["limits_engine"]
     values = {field: st.session_state.get(f"limit_{field}") for field in LIMIT_KEYS}
     try:
-        saved = services.save_engine_limits_form(ws, engine_id, values, actor="dashboard")
+        saved = services.save_engine_limits_form(ws, engine_id, values, actor=ui.actor())
     except FieldErrors as exc:
         st.session_state["limits_errors"] = exc.errors
         return
@@ -185,3 +191,29 @@ if engines:
     limits_feedback = st.session_state.pop("limits_feedback", None)
     if limits_feedback:
         st.success(limits_feedback)
+
+st.divider()
+st.subheader("Sender domain check")
+st.caption(
+    "Looks up the From domain's SPF, DKIM (for your provider's selector) and DMARC records. "
+    "Gmail and Yahoo expect all three from bulk senders."
+)
+domain_column, selector_column = st.columns([2, 1])
+default_from = engines[0].from_email if engines else ""
+from_value = domain_column.text_input(
+    "From address or domain", value=default_from, key="domain_check_from"
+)
+selector = selector_column.text_input(
+    "DKIM selector", key="domain_check_selector", help="e.g. s1, google, k1, selector1"
+)
+if st.button("Check domain", key="domain_check", icon=":material/verified_user:"):
+    try:
+        checked = sender_domain.check_sender_domain(
+            ws.settings.nameservers, ws.settings.dns_timeout, from_value, selector
+        )
+    except OutreachError as exc:
+        st.error(str(exc))
+    else:
+        show = {"ok": st.success, "warning": st.warning}.get(checked.verdict, st.error)
+        show(checked.summary())
+        st.dataframe(ui.domain_check_frame(checked), hide_index=True, width="stretch")

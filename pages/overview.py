@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from outreach_core import OutreachError, scheduler, services, ui
+from outreach_core import OutreachError, compliance, scheduler, services, ui
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -10,9 +10,11 @@ tz = ui.browser_timezone()
 
 def queue_selected_workflow() -> None:
     """Button callback: runs before the page draws, so the new run is in the table below."""
+    if not ui.require_role("sender"):
+        return
     try:
         run_id = services.queue_run(
-            ws, st.session_state["send_workflow"], trigger="dashboard", actor="dashboard"
+            ws, st.session_state["send_workflow"], trigger="dashboard", actor=ui.actor()
         )
     except OutreachError as exc:
         st.session_state["send_feedback"] = ("error", str(exc))
@@ -25,6 +27,28 @@ overview = services.overview(ws)
 
 st.title("Overview")
 st.caption("What this workspace holds, what was sent lately, and what to do next.")
+
+
+def complaints_reviewed(engine_id: int) -> None:
+    """Button callback: the user reviewed the complaints; the engine may send again."""
+    if ui.require_role("sender"):
+        compliance.mark_complaints_reviewed(ws, engine_id, actor=ui.actor())
+
+
+# Complaint brake: engines whose recipients mark too much mail as spam; their runs pause.
+for braked in compliance.braked_engines(ws):
+    st.error(
+        f"Complaint brake: {braked}, above 0.1 %. Runs through this engine pause; review the "
+        "list and the content before sending again.",
+        icon=":material/report:",
+    )
+    st.button(
+        f"Complaints of {braked.engine} reviewed: let it send again",
+        key=f"complaints_reviewed_{braked.engine_id}",
+        on_click=complaints_reviewed,
+        args=(braked.engine_id,),
+        disabled=not ui.can("sender"),
+    )
 
 counts = [
     ("Audiences", overview.audiences),

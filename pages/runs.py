@@ -40,9 +40,11 @@ for column, (label, value, help_text) in zip(st.columns(len(metrics)), metrics, 
 def retry(run_id: int, include_unknown: bool) -> None:
     """Button callback: put the rows back to pending, then send them in the background."""
     st.session_state.pop("retry_confirm", None)
+    if not ui.require_role("sender"):
+        return
     try:
         moved = services.retry_unsettled(
-            ws, run_id, include_unknown=include_unknown, actor="dashboard"
+            ws, run_id, include_unknown=include_unknown, actor=ui.actor()
         )
     except OutreachError as exc:
         st.session_state["retry_feedback"] = ("error", str(exc))

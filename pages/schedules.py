@@ -162,7 +162,7 @@ except OutreachError as exc:
 st.markdown(f"**Next five runs** ({timezone}):")
 st.markdown("\n".join(f"- {slot}" for slot in upcoming))
 
-if st.button("Save schedule", type="primary", key="sched_save"):
+if st.button("Save schedule", type="primary", key="sched_save") and ui.require_role("sender"):
     try:
         saved = scheduler.save_schedule(
             ws,
@@ -175,7 +175,7 @@ if st.button("Save schedule", type="primary", key="sched_save"):
                 late_window_hours=late_hours if policy is MissedSlotPolicy.RUN_LATE else 0.0,
                 send_window=window,
             ),
-            actor="dashboard",
+            actor=ui.actor(),
             schedule_id=current.id if current else None,
         )
     except OutreachError as exc:
@@ -186,14 +186,16 @@ if st.button("Save schedule", type="primary", key="sched_save"):
 
 if current:
     toggle, run_now = st.columns(2)
-    if toggle.button("Disable" if current.enabled else "Enable", key="sched_toggle"):
-        changed = scheduler.set_enabled(ws, current.id, not current.enabled, actor="dashboard")
+    if toggle.button(
+        "Disable" if current.enabled else "Enable", key="sched_toggle"
+    ) and ui.require_role("sender"):
+        changed = scheduler.set_enabled(ws, current.id, not current.enabled, actor=ui.actor())
         state = "enabled" if changed.enabled else "disabled"
         st.session_state["sched_feedback"] = f"Schedule {changed.id} {state}."
         st.rerun()
-    if run_now.button("Run now", key="sched_run_now"):
+    if run_now.button("Run now", key="sched_run_now") and ui.require_role("sender"):
         try:
-            run_id = scheduler.run_schedule_now(ws, current.id, actor="dashboard")
+            run_id = scheduler.run_schedule_now(ws, current.id, actor=ui.actor())
         except OutreachError as exc:
             st.error(str(exc))
         else:

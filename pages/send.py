@@ -16,8 +16,10 @@ LIVE = (RunStatus.QUEUED, RunStatus.INITIALIZING, RunStatus.SENDING)
 
 def send_now(workflow_id: int) -> None:
     """Button callback: queue a run, start executing it, watch it."""
+    if not ui.require_role("sender"):
+        return
     try:
-        run_id = services.queue_run(ws, workflow_id, trigger="dashboard", actor="dashboard")
+        run_id = services.queue_run(ws, workflow_id, trigger="dashboard", actor=ui.actor())
     except OutreachError as exc:
         st.session_state["send_feedback"] = ("error", str(exc))
         return
@@ -29,11 +31,13 @@ def send_now(workflow_id: int) -> None:
 
 def act(action: str, run_id: int) -> None:
     """Pause / Resume / Cancel callback."""
+    if not ui.require_role("sender"):
+        return
     try:
         if action == "pause":
-            services.pause_run(ws, run_id, actor="dashboard")
+            services.pause_run(ws, run_id, actor=ui.actor())
         elif action == "cancel":
-            services.cancel_run(ws, run_id, actor="dashboard")
+            services.cancel_run(ws, run_id, actor=ui.actor())
         else:
             services.execute_in_background(ws, run_id)
     except OutreachError as exc:
@@ -90,7 +94,7 @@ if valid:
     st.button(
         "Send now",
         type="primary",
-        disabled=not confirmed,
+        disabled=not confirmed or not ui.can("sender"),
         on_click=send_now,
         args=(workflow_id,),
         key="send_now",

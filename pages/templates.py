@@ -9,7 +9,6 @@ from outreach_core import OutreachError, services, template_tools, ui
 from outreach_core.planning import SenderIdentity
 from outreach_core.templating import BUILTINS
 
-ACTOR = "dashboard"
 NEW = 0
 
 ws = ui.workspace()
@@ -36,6 +35,8 @@ def reset_diff() -> None:
 
 
 def save() -> None:
+    if not ui.require_role("sender"):
+        return
     source = template_tools.source_from_editor(
         st.session_state["tpl_subject"], st.session_state["tpl_html"], st.session_state["tpl_text"]
     )
@@ -43,7 +44,7 @@ def save() -> None:
     try:
         if not name:
             raise OutreachError("give the template a name")
-        saved = services.save_template(ws, name, source, actor=ACTOR)
+        saved = services.save_template(ws, name, source, actor=ui.actor())
     except OutreachError as exc:
         st.session_state["tpl_feedback"] = ("error", str(exc))
         return
@@ -210,7 +211,7 @@ else:
             sent = st.form_submit_button(
                 f"Send test of version {current.version}", icon=":material/send:"
             )
-        if sent and row is not None:
+        if sent and row is not None and ui.require_role("sender"):
             try:
                 summary = services.send_test_message(
                     ws,
@@ -219,7 +220,7 @@ else:
                     to=to,
                     variables=row[1],
                     email_column=audience.email_column,
-                    actor=ACTOR,
+                    actor=ui.actor(),
                 )
             except OutreachError as exc:
                 st.error(str(exc))
@@ -255,12 +256,14 @@ with upload:
         key="import_files",
     )
     import_name = st.text_input("Save the import as", key="import_name")
-    if st.button("Import", disabled=not files, icon=":material/upload:"):
+    if st.button("Import", disabled=not files, icon=":material/upload:") and ui.require_role(
+        "sender"
+    ):
         try:
             imported = template_tools.source_from_files({f.name: f.getvalue() for f in files})
             if not import_name.strip():
                 raise OutreachError("give the imported template a name")
-            saved = services.save_template(ws, import_name.strip(), imported, actor=ACTOR)
+            saved = services.save_template(ws, import_name.strip(), imported, actor=ui.actor())
         except OutreachError as exc:
             st.error(str(exc))
         else:

@@ -30,10 +30,12 @@ def load_form() -> None:
 
 def save() -> None:
     """Submit callback: one call into the core; errors by field, or the saved workflow picked."""
+    if not ui.require_role("sender"):
+        return
     picked = st.session_state.get("wf_pick", NEW) or None
     values = {field: st.session_state.get(state_key(field)) for field in FIELDS}
     try:
-        saved = services.save_workflow_form(ws, values, workflow_id=picked, actor="dashboard")
+        saved = services.save_workflow_form(ws, values, workflow_id=picked, actor=ui.actor())
     except FieldErrors as exc:
         st.session_state["wf_errors"] = exc.errors
         return
@@ -48,8 +50,10 @@ def save() -> None:
 
 
 def delete(workflow_id: int) -> None:
+    if not ui.require_role("sender"):
+        return
     try:
-        services.delete_workflow(ws, workflow_id, actor="dashboard")
+        services.delete_workflow(ws, workflow_id, actor=ui.actor())
     except OutreachError as exc:
         st.session_state["wf_errors"] = {"form": str(exc)}
         return

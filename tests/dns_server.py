@@ -15,7 +15,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Zone:
     mx: tuple[tuple[int, str], ...] = ()
     a: tuple[str, ...] = ()
     aaaa: tuple[str, ...] = ()
+    #: TXT records (SPF, DKIM, DMARC), one string each
+    txt: tuple[str, ...] = ()
     rcode: str = "NOERROR"  # or NXDOMAIN, SERVFAIL
     delay: float = 0.0
     silent: bool = False
@@ -100,6 +102,11 @@ class DnsServer:
         elif qtype == "AAAA":
             for ip in zone.aaaa:
                 reply.add_answer(RR(request.q.qname, QTYPE.AAAA, rdata=AAAA(ip), ttl=60))
+        elif qtype == "TXT":
+            for text in zone.txt:
+                # long values (DKIM keys) are split into 255-byte strings, as DNS requires
+                chunks = [text[i : i + 255] for i in range(0, len(text), 255)] or [""]
+                reply.add_answer(RR(request.q.qname, QTYPE.TXT, rdata=TXT(chunks), ttl=60))
         return reply.pack(), self.latency + zone.delay
 
     def start(self) -> DnsServer:

@@ -28,7 +28,18 @@ def record(
     )
 
 
-def latest(conn: Connection, *, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest entries first."""
-    rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
-    return [dict(row._mapping) for row in rows]
+def latest(conn: Connection, *, limit: int = 50, search: str = "") -> list[dict[str, Any]]:
+    """The newest entries first; `search` keeps those whose actor, action or subject has it."""
+    query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    needle = search.strip().lower()
+    if needle:
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+        query = query.where(
+            sa.or_(
+                *(
+                    sa.func.lower(column).like(pattern, escape="\\")
+                    for column in (audit_log.c.actor, audit_log.c.action, audit_log.c.subject)
+                )
+            )
+        )
+    return [dict(row._mapping) for row in conn.execute(query)]

@@ -112,6 +112,8 @@ engines = sa.Table(
     # EngineLimits as JSON: rate, burst, daily quota, concurrency, per-domain rate
     sa.Column("limits", sa.JSON, nullable=True),
     _created(),
+    # complaints before this no longer count toward the complaint brake (a user reviewed them)
+    sa.Column("complaints_reviewed_at", UTCDateTime()),
 )
 
 workflows = sa.Table(
@@ -228,9 +230,13 @@ deliveries = sa.Table(
     sa.Column("sent_at", UTCDateTime()),
     # the engine that took (or was to take) the message: daily quotas are counted from it
     sa.Column("engine_id", sa.Integer),
+    # what the provider reported after sending: bounced or complained (webhooks)
+    sa.Column("feedback", sa.String(20)),
+    sa.Column("feedback_at", UTCDateTime()),
     sa.UniqueConstraint("run_id", "email_normalized", name="uq_deliveries_run_email"),
     sa.Index("ix_deliveries_run_status", "run_id", "status"),
     sa.Index("ix_deliveries_engine_sent", "engine_id", "sent_at"),
+    sa.Index("ix_deliveries_provider_message_id", "provider_message_id"),
 )
 
 suppressions = sa.Table(
@@ -240,6 +246,8 @@ suppressions = sa.Table(
     sa.Column("email_normalized", sa.String(320), nullable=False, unique=True),
     sa.Column("reason", sa.String(50), nullable=False),
     _created(),
+    # who or what added it: a user, "unsubscribe link", "webhook sendgrid", "import"
+    sa.Column("source", sa.String(200)),
 )
 
 audit_log = sa.Table(

@@ -10,6 +10,9 @@ from datetime import tzinfo
 
 import streamlit as st
 
+from outreach_core.ui import auth
+from outreach_core.ui.auth import actor, can, current_user, gate, require_role
+from outreach_core.ui.compliance_views import domain_check_frame
 from outreach_core.ui.views import (
     CLI_SEND,
     CLI_SEND_BLOCK,
@@ -36,16 +39,22 @@ __all__ = [
     "CLI_SEND",
     "CLI_SEND_BLOCK",
     "ChecklistItem",
+    "actor",
     "browser_timezone",
+    "can",
+    "current_user",
     "database_label",
+    "domain_check_frame",
     "engine_label",
     "format_time",
+    "gate",
     "ledger_column_config",
     "ledger_frame",
     "limits_summary",
     "mark_routed",
     "recent_runs_column_config",
     "recent_runs_frame",
+    "require_role",
     "row_frame",
     "run_label",
     "run_status_line",
@@ -80,7 +89,9 @@ def workspace() -> Workspace:
 
         PagesManager.uses_pages_directory = False
         st.rerun()
-    return _open_workspace()
+    ws = _open_workspace()
+    auth.check(ws.settings)
+    return ws
 
 
 @st.cache_resource(show_spinner="Opening the database…", on_release=Workspace.close)

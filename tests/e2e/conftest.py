@@ -30,6 +30,16 @@ def _fresh_caches() -> Iterator[None]:
     st.cache_resource.clear()
 
 
+@pytest.fixture(autouse=True)
+def _loopback_dashboard() -> Iterator[None]:
+    """AppTest reads Streamlit's config from wherever the process started: pin server.address
+    to loopback (an open dashboard) unless a test changes it to check the login."""
+    previous = st.config.get_option("server.address")
+    st.config.set_option("server.address", "127.0.0.1")
+    yield
+    st.config.set_option("server.address", previous)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty data folder the app under test will use; no other OUTREACH_ setting leaks in."""

@@ -101,11 +101,14 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def serve_app(data: Path, *, nameserver: str) -> Iterator[str]:
+def serve_app(
+    data: Path, *, nameserver: str, address: str = "127.0.0.1", extra: dict[str, str] | None = None
+) -> Iterator[str]:
     """`streamlit run Home.py` over the data folder on a free port; yields its URL, then stops it.
 
     The database URL is explicit, so a developer's .env cannot point the app elsewhere, and MX
-    checks ask the loopback DNS server at `nameserver`, never a real one.
+    checks ask the loopback DNS server at `nameserver`, never a real one. `address` is
+    server.address (0.0.0.0 to check the login; the URL stays 127.0.0.1); `extra` adds settings.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -118,11 +121,12 @@ def serve_app(data: Path, *, nameserver: str) -> Iterator[str]:
         OUTREACH_DNS_TIMEOUT="0.5",
         STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
     )
+    env.update(extra or {})
     log = data.parent / "streamlit.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--server.address", address, "--server.port", str(port),
              "--server.fileWatcherType", "none"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -61,3 +61,10 @@ def test_unsubscribe_base_url_must_be_absolute_http(url: str) -> None:
     """Verify the options refuse a base URL that is not an absolute http(s) URL."""
     with pytest.raises(ValidationError, match="give an absolute https:// address"):
         SendOptions(unsubscribe_base_url=url)
+
+
+def test_a_non_ascii_candidate_token_is_refused() -> None:
+    """Verify a token with non-ASCII characters does not verify (and does not raise)."""
+    from outreach_core.unsubscribe import verify
+
+    assert verify(b"k" * 32, "a@example.com", "jrRybEE3EgWMilGSpl9N4é") is False

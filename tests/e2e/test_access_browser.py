@@ -1,0 +1,146 @@
+"""Dashboard access in a real browser (Debian's chromium): off loopback and without a login
+nothing is served; with a password login a sender reaches the Suppressions and Audit pages
+(screenshots in test-artifacts/screenshots/)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from outreach_core import compliance
+from outreach_core.access import hash_password
+from outreach_core.demo import load_demo
+from outreach_core.models import Feedback, SuppressionReason
+from tests.dns_server import DnsServer
+from tests.e2e.dashboard import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    READY,
+    SCREENSHOTS,
+    open_test_workspace,
+    send_run,
+    serve_app,
+)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI requires it)")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo sent once, a bounce, an unsubscribe and two manual suppressions."""
+    folder = tmp_path_factory.mktemp("access") / "data"
+    ws = open_test_workspace(folder)
+    try:
+        workflow = load_demo(ws)
+        assert workflow is not None
+        send_run(ws, workflow)
+        compliance.record_event(
+            ws,
+            compliance.ProviderEvent(
+                provider="sendgrid", feedback=Feedback.BOUNCED, email="bounced@example.com"
+            ),
+        )
+        for email, reason in [
+            ("left@example.org", SuppressionReason.UNSUBSCRIBED),
+            ("do-not-mail@example.com", SuppressionReason.MANUAL),
+            ("no.thanks@example.net", SuppressionReason.MANUAL),
+        ]:
+            compliance.suppress(ws, email, reason=reason, actor="ann")
+    finally:
+        ws.close()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str, data: Path) -> Iterator[object]:
+    """Started after `data`: the demo run uses asyncio.run, which Playwright's loop forbids."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def test_exposed_dashboard_without_login_serves_no_page(
+    page, data: Path, dns_server: DnsServer
+) -> None:
+    """Verify server.address 0.0.0.0 and no login: Home and a deep link both show the refusal
+    and nothing of the workspace."""
+    with serve_app(data, nameserver=dns_server.nameserver, address="0.0.0.0") as url:
+        for path in ("/", "/send", "/suppressions"):
+            page.goto(url + path)
+            page.wait_for_selector(READY)
+            page.get_by_text("Sign-in required").wait_for()
+            body = page.inner_text("body")
+            assert "OUTREACH_DASHBOARD_USERS" in body
+            assert "Send now" not in body and "bounced@example.com" not in body
+        _shot(page, "access-refused.png")
+
+
+def test_signed_in_sender_sees_suppressions_and_audit(
+    page, data: Path, dns_server: DnsServer
+) -> None:
+    """Verify a password sign-in, then the Suppressions and Audit pages with their data."""
+    users = f"ann:sender:{hash_password('ann-browser-pw')}"
+    with serve_app(
+        data,
+        nameserver=dns_server.nameserver,
+        address="0.0.0.0",
+        extra={"OUTREACH_DASHBOARD_USERS": users},
+    ) as url:
+        page.goto(url)
+        page.wait_for_selector(READY)
+        page.get_by_label("User name", exact=True).fill("ann")
+        page.get_by_label("Password", exact=True).fill("wrong")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("The user name or the password is wrong.").wait_for()
+        page.get_by_label("Password", exact=True).fill("ann-browser-pw")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("heading", name="Overview").wait_for()
+        assert "Signed in as ann (sender)" in page.inner_text('[data-testid="stSidebar"]')
+
+        page.locator('[data-testid="stSidebarNavLink"]', has_text="Suppressions").click()
+        page.get_by_role("heading", name="Suppressions").wait_for()
+        page.wait_for_selector(READY)
+        page.locator('[data-testid="stDataFrame"]').wait_for()
+        metric = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+        assert metric == "4"
+        _shot(page, "suppressions.png")
+
+        page.locator('[data-testid="stSidebarNavLink"]', has_text="Audit").click()
+        page.get_by_role("heading", name="Audit").wait_for()
+        page.wait_for_selector(READY)
+        page.locator('[data-testid="stDataFrame"]').wait_for()
+        _shot(page, "audit.png")
