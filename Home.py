@@ -31,6 +31,9 @@ page = st.navigation(
         st.Page("pages/engines.py", title="Engines", icon=":material/outbox:", url_path="engines"),
         st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
         st.Page(
+            "pages/results.py", title="Results", icon=":material/insights:", url_path="results"
+        ),
+        st.Page(
             "pages/templates.py",
             title="Templates",
             icon=":material/edit_note:",

@@ -12,9 +12,10 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.errors import MessageError
 
@@ -286,6 +287,8 @@ class Outcome:
     message_id: str | None = None
     provider_message_id: str | None = None
     error_kind: str | None = None
+    reply_code: int | None = None
+    latency_ms: int | None = None
 
 
 def _unsubscribe_headers(ctx: _Context, delivery: Delivery) -> dict[str, str]:
@@ -302,7 +305,9 @@ async def _send_with_retries(ctx: _Context, outgoing: Outgoing, attempts: list[i
     async def once() -> SendResult:
         attempts[0] += 1
         await ctx.bucket.acquire()
-        return await ctx.sender.send(outgoing)
+        started = time.perf_counter()
+        result = await ctx.sender.send(outgoing)
+        return replace(result, latency_ms=round((time.perf_counter() - started) * 1000))
 
     try:
         return await once()
@@ -365,7 +370,12 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> Outcome | None:
     except _Exhausted as exc:
         reason = f"transient: {exc.last}"
         return Outcome(
-            delivery.id, DeliveryStatus.DEFERRED, attempts_made[0], reason, error_kind="transient"
+            delivery.id,
+            DeliveryStatus.DEFERRED,
+            attempts_made[0],
+            reason,
+            error_kind="transient",
+            reply_code=getattr(exc.last, "code", None),
         )
     except SendError as exc:
         if exc.kind is SendErrorKind.ENGINE:
@@ -375,7 +385,12 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> Outcome | None:
             DeliveryStatus.UNKNOWN if exc.kind is SendErrorKind.AMBIGUOUS else DeliveryStatus.FAILED
         )
         return Outcome(
-            delivery.id, status, attempts_made[0], f"{exc.kind}: {exc}", error_kind=str(exc.kind)
+            delivery.id,
+            status,
+            attempts_made[0],
+            f"{exc.kind}: {exc}",
+            error_kind=str(exc.kind),
+            reply_code=exc.code,
         )
     return Outcome(
         delivery.id,
@@ -383,6 +398,7 @@ async def _deliver(ctx: _Context, delivery: Delivery) -> Outcome | None:
         attempts_made[0],
         message_id=result.message_id,
         provider_message_id=result.provider_message_id or None,
+        latency_ms=result.latency_ms,
     )
 
 
@@ -405,6 +421,8 @@ def _record(ctx: _Context, outcomes: list[Outcome], unstarted: list[int]) -> Non
                     "message_id": o.message_id,
                     "provider_message_id": o.provider_message_id,
                     "error_kind": o.error_kind,
+                    "reply_code": o.reply_code,
+                    "latency_ms": o.latency_ms,
                 }
                 for o in outcomes
             ],

@@ -85,6 +85,8 @@ def record_outcome(
     message_id: str | None = None,
     provider_message_id: str | None = None,
     error_kind: str | None = None,
+    reply_code: int | None = None,
+    latency_ms: int | None = None,
 ) -> None:
     """Record the outcome of a claimed delivery; it must still be `sending`."""
     check_delivery_transition(DeliveryStatus.SENDING, target)
@@ -96,6 +98,8 @@ def record_outcome(
         "message_id": message_id,
         "provider_message_id": provider_message_id,
         "error_kind": error_kind,
+        "reply_code": reply_code,
+        "latency_ms": latency_ms,
     }
     if target is DeliveryStatus.SENT:
         values["sent_at"] = now
@@ -124,6 +128,8 @@ _RECORD_MANY = (
         message_id=sa.bindparam("b_message_id"),
         provider_message_id=sa.bindparam("b_provider_message_id"),
         error_kind=sa.bindparam("b_error_kind"),
+        reply_code=sa.bindparam("b_reply_code"),
+        latency_ms=sa.bindparam("b_latency_ms"),
     )
 )
 
@@ -131,7 +137,8 @@ _RECORD_MANY = (
 def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: datetime) -> int:
     """Record many outcomes in one statement; each dict has the keys of `record_outcome`
     (`delivery_id`, `target`, `attempts`, and optionally `reason`, `message_id`,
-    `provider_message_id`, `error_kind`). Returns how many rows changed."""
+    `provider_message_id`, `error_kind`, `reply_code`, `latency_ms`). Returns how many rows
+    changed."""
     if not outcomes:
         return 0
     params = []
@@ -149,6 +156,8 @@ def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: da
                 "b_message_id": item.get("message_id"),
                 "b_provider_message_id": item.get("provider_message_id"),
                 "b_error_kind": item.get("error_kind"),
+                "b_reply_code": item.get("reply_code"),
+                "b_latency_ms": item.get("latency_ms"),
             }
         )
     return conn.execute(_RECORD_MANY, params).rowcount

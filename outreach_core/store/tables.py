@@ -177,6 +177,7 @@ runs = sa.Table(
     # a PAUSED run with this set is resumed by the daemon once the time has passed (daily quota
     # renewed, send window open); a user's pause leaves it NULL
     sa.Column("resume_at", UTCDateTime()),
+    sa.Index("ix_runs_created_at", "created_at"),
 )
 
 deliveries = sa.Table(
@@ -203,9 +204,27 @@ deliveries = sa.Table(
     sa.Column("sent_at", UTCDateTime()),
     # the engine that took (or was to take) the message: daily quotas are counted from it
     sa.Column("engine_id", sa.Integer),
+    # the SMTP reply code or HTTP status of a refused send, when the engine gave one
+    sa.Column("reply_code", sa.Integer),
+    # how long the engine took to accept the message (the last try), in milliseconds
+    sa.Column("latency_ms", sa.Integer),
     sa.UniqueConstraint("run_id", "email_normalized", name="uq_deliveries_run_email"),
     sa.Index("ix_deliveries_run_status", "run_id", "status"),
     sa.Index("ix_deliveries_engine_sent", "engine_id", "sent_at"),
+    # Results: outcomes over a time range, covering every column the per-day, per-engine and
+    # per-domain counts read (so they scan the index only); the ledger's email search and a
+    # recipient's history; latency percentiles per run
+    sa.Index(
+        "ix_deliveries_updated_status",
+        "updated_at",
+        "status",
+        "run_id",
+        "engine_id",
+        "email_normalized",
+    ),
+    sa.Index("ix_deliveries_email_normalized", "email_normalized"),
+    sa.Index("ix_deliveries_email", "email"),
+    sa.Index("ix_deliveries_run_latency", "run_id", "latency_ms"),
 )
 
 suppressions = sa.Table(

@@ -1,0 +1,403 @@
+"""Results: aggregates over the ledger, computed in SQL, and the ledger paged in SQL.
+
+Every function returns grouped rows (at most a few per day, status, reason, domain or engine),
+never the deliveries themselves, except the ledger page (LIMIT/OFFSET) and one recipient's
+history. The few expressions SQL spells differently per backend (seconds since the epoch, the
+position of a character) are small constructs compiled per dialect below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from outreach_core.models import DeliveryStatus
+from outreach_core.store.tables import deliveries, engines, runs, workflows
+
+SECONDS_PER_DAY = 86_400
+
+#: statuses whose reason explains a refusal (reply codes, provider errors)
+ERROR_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.DEFERRED, DeliveryStatus.UNKNOWN)
+
+
+# --- dialect helpers ---------------------------------------------------------------------
+
+
+class epoch_seconds(FunctionElement):
+    """Whole seconds since 1970-01-01 UTC of a UTCDateTime column."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+    name = "epoch_seconds"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps UTC datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text; strftime reads it
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(floor(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+
+
+class char_position(FunctionElement):
+    """1-based position of `needle` in `text`, 0 when absent: char_position(text, needle)."""
+
+    type = sa.Integer()
+    inherit_cache = True
+    name = "char_position"
+
+
+@compiles(char_position, "sqlite")
+def _position_sqlite(element: char_position, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(char_position, "postgresql")
+def _position_postgresql(element: char_position, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"strpos({compiler.process(element.clauses, **kw)})"
+
+
+def reason_word(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The reason's first word (`no_mx` of `no_mx: no MX record`): what charts group by."""
+    colon = char_position(column, ":")
+    return sa.case((colon > 0, sa.func.substr(column, 1, colon - 1)), else_=column)
+
+
+def domain_of(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The part after the @ of a normalised address."""
+    return sa.func.substr(column, char_position(column, "@") + 1)
+
+
+def local_day(column: ColumnElement[Any], segments: Sequence[OffsetSegment]) -> ColumnElement[Any]:
+    """Days since 1970-01-01 in the viewer's zone, for grouping.
+
+    The zone's UTC offset is constant inside each segment (they split the range at DST
+    changes), so shifting the epoch seconds by the segment's offset and dividing by a day's
+    seconds gives the local date on both backends, half-hour zones included. Integer division
+    floors (`//`) here because every timestamp is after 1970.
+    """
+    seconds = epoch_seconds(column)
+    by_offset = [
+        (column < segment.end, (seconds + segment.offset_seconds) // SECONDS_PER_DAY)
+        for segment in segments[:-1]
+    ]
+    last = (seconds + segments[-1].offset_seconds) // SECONDS_PER_DAY
+    if not by_offset:
+        return sa.cast(last, sa.BigInteger)
+    return sa.cast(sa.case(*by_offset, else_=last), sa.BigInteger)
+
+
+def latency_bucket(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Latency rounded down to 1 ms under 100 ms, 10 ms under 1 s, 100 ms under 10 s, else 1 s:
+    a few hundred buckets per run at most, so percentiles are computed from grouped rows."""
+    return sa.case(
+        (column < 100, column),
+        (column < 1_000, (column // 10) * 10),
+        (column < 10_000, (column // 100) * 100),
+        else_=(column // 1_000) * 1_000,
+    )
+
+
+# --- scope ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OffsetSegment:
+    """[start, end) in UTC during which the viewer's zone is `offset_seconds` from UTC."""
+
+    start: datetime
+    end: datetime
+    offset_seconds: int
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which deliveries an aggregate reads: outcome time in [start, end), optional workflow
+    and engine (the engine that took the message, else the run's engine for older rows)."""
+
+    start: datetime
+    end: datetime
+    workflow_id: int | None = None
+    engine_id: int | None = None
+
+
+delivery_engine = sa.func.coalesce(deliveries.c.engine_id, runs.c.engine_id)
+
+
+def _scoped(query: sa.Select[Any], scope: Scope) -> sa.Select[Any]:
+    query = query.where(deliveries.c.updated_at >= scope.start, deliveries.c.updated_at < scope.end)
+    if scope.workflow_id is not None:
+        query = query.where(runs.c.workflow_id == scope.workflow_id)
+    if scope.engine_id is not None:
+        query = query.where(delivery_engine == scope.engine_id)
+    return query
+
+
+def _from(scope: Scope, *, engine: bool = False) -> sa.FromClause:
+    """deliveries, joined to runs only when the scope or the grouping needs the run."""
+    if engine or scope.workflow_id is not None or scope.engine_id is not None:
+        return deliveries.join(runs, runs.c.id == deliveries.c.run_id)
+    return deliveries
+
+
+# --- aggregates ---------------------------------------------------------------------------
+
+
+def status_counts_in_windows(
+    conn: Connection, *, end: datetime, starts: dict[str, datetime]
+) -> dict[str, dict[str, int]]:
+    """Deliveries per status whose outcome time is in [start, end), for several starts at
+    once (one scan of the widest window): {window name: {status: count}}."""
+    widest = min(starts.values())
+    columns = [
+        sa.func.sum(sa.case((deliveries.c.updated_at >= start, 1), else_=0)).label(name)
+        for name, start in starts.items()
+    ]
+    rows = conn.execute(
+        sa.select(deliveries.c.status, *columns)
+        .where(deliveries.c.updated_at >= widest, deliveries.c.updated_at < end)
+        .group_by(deliveries.c.status)
+    ).all()
+    found: dict[str, dict[str, int]] = {name: {} for name in starts}
+    for row in rows:
+        for name in starts:
+            found[name][str(row.status)] = int(row._mapping[name] or 0)
+    return found
+
+
+def counts_by_day(
+    conn: Connection, scope: Scope, segments: Sequence[OffsetSegment]
+) -> list[tuple[int, str, int]]:
+    """(local day number, status, count) over the scope."""
+    day = local_day(deliveries.c.updated_at, segments).label("day")
+    query = _scoped(
+        sa.select(day, deliveries.c.status, sa.func.count()).select_from(_from(scope)), scope
+    ).group_by(day, deliveries.c.status)
+    return [(int(d), str(s), int(n)) for d, s, n in conn.execute(query)]
+
+
+def skipped_by_day_and_reason(
+    conn: Connection, scope: Scope, segments: Sequence[OffsetSegment]
+) -> list[tuple[int, str, int]]:
+    """(local day number, reason word, count) of the skipped deliveries in the scope."""
+    day = local_day(deliveries.c.updated_at, segments).label("day")
+    word = reason_word(sa.func.coalesce(deliveries.c.reason, "unspecified")).label("word")
+    query = (
+        _scoped(sa.select(day, word, sa.func.count()).select_from(_from(scope)), scope)
+        .where(deliveries.c.status == DeliveryStatus.SKIPPED)
+        .group_by(day, word)
+    )
+    return [(int(d), str(w), int(n)) for d, w, n in conn.execute(query)]
+
+
+def counts_by_domain(conn: Connection, scope: Scope) -> list[tuple[str | None, str, int]]:
+    """(recipient domain, status, count); None for rows with no normalised address."""
+    domain = domain_of(deliveries.c.email_normalized).label("domain")
+    query = _scoped(
+        sa.select(domain, deliveries.c.status, sa.func.count()).select_from(_from(scope)), scope
+    ).group_by(domain, deliveries.c.status)
+    return [(d, str(s), int(n)) for d, s, n in conn.execute(query)]
+
+
+def counts_by_engine(conn: Connection, scope: Scope) -> list[tuple[int | None, str, int]]:
+    """(engine id, status, count); the run's engine for rows recorded without one."""
+    engine = delivery_engine.label("engine")
+    query = _scoped(
+        sa.select(engine, deliveries.c.status, sa.func.count()).select_from(
+            _from(scope, engine=True)
+        ),
+        scope,
+    ).group_by(engine, deliveries.c.status)
+    return [(None if e is None else int(e), str(s), int(n)) for e, s, n in conn.execute(query)]
+
+
+def error_counts(conn: Connection, scope: Scope) -> list[tuple[int | None, str, str, int]]:
+    """(reply code, reason word, status, count) of failed, deferred and unknown deliveries."""
+    word = reason_word(sa.func.coalesce(deliveries.c.reason, "unspecified")).label("word")
+    query = (
+        _scoped(
+            sa.select(
+                deliveries.c.reply_code, word, deliveries.c.status, sa.func.count()
+            ).select_from(_from(scope)),
+            scope,
+        )
+        .where(deliveries.c.status.in_(ERROR_STATUSES))
+        .group_by(deliveries.c.reply_code, word, deliveries.c.status)
+    )
+    return [
+        (None if c is None else int(c), str(w), str(s), int(n))
+        for c, w, s, n in conn.execute(query)
+    ]
+
+
+def runs_in_scope(conn: Connection, scope: Scope, *, limit: int) -> list[sa.Row[Any]]:
+    """The newest runs created in the scope's range (workflow and run engine filters apply),
+    with their workflow name: id, workflow_id, workflow, status, created_at."""
+    query = (
+        sa.select(
+            runs.c.id,
+            runs.c.workflow_id,
+            workflows.c.name.label("workflow"),
+            runs.c.status,
+            runs.c.created_at,
+        )
+        .join(workflows, workflows.c.id == runs.c.workflow_id)
+        .where(runs.c.created_at >= scope.start, runs.c.created_at < scope.end)
+        .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        .limit(limit)
+    )
+    if scope.workflow_id is not None:
+        query = query.where(runs.c.workflow_id == scope.workflow_id)
+    if scope.engine_id is not None:
+        query = query.where(runs.c.engine_id == scope.engine_id)
+    return list(conn.execute(query))
+
+
+def latency_buckets(conn: Connection, run_ids: Sequence[int]) -> list[tuple[int, int, int]]:
+    """(run id, latency bucket in ms, count) of the sends with a measured latency."""
+    if not run_ids:
+        return []
+    bucket = latency_bucket(deliveries.c.latency_ms).label("bucket")
+    query = (
+        sa.select(deliveries.c.run_id, bucket, sa.func.count())
+        .where(deliveries.c.run_id.in_(run_ids), deliveries.c.latency_ms.is_not(None))
+        .group_by(deliveries.c.run_id, bucket)
+    )
+    return [(int(r), int(b), int(n)) for r, b, n in conn.execute(query)]
+
+
+def run_status_reasons(conn: Connection, run_id: int) -> list[tuple[str, str | None, int]]:
+    """(status, reason word, count) of one run's deliveries: what its funnel is built from."""
+    word = reason_word(deliveries.c.reason).label("word")
+    query = (
+        sa.select(deliveries.c.status, word, sa.func.count())
+        .where(deliveries.c.run_id == run_id)
+        .group_by(deliveries.c.status, word)
+    )
+    return [(str(s), w, int(n)) for s, w, n in conn.execute(query)]
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+_LEDGER_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.run_id,
+    workflows.c.name.label("workflow"),
+    delivery_engine.label("engine_id"),
+    deliveries.c.email,
+    deliveries.c.status,
+    deliveries.c.reason,
+    deliveries.c.reply_code,
+    deliveries.c.attempts,
+    deliveries.c.latency_ms,
+    deliveries.c.updated_at,
+    deliveries.c.sent_at,
+)
+
+
+def _ledger_from() -> sa.FromClause:
+    return deliveries.join(runs, runs.c.id == deliveries.c.run_id).join(
+        workflows, workflows.c.id == runs.c.workflow_id
+    )
+
+
+def prefix_upper_bound(prefix: str) -> str:
+    """The smallest string greater than every string starting with `prefix` (its last
+    character incremented): `email >= prefix AND email < bound` is an index range scan on
+    both backends, where LIKE 'prefix%' is not (SQLite's LIKE ignores case, PostgreSQL's
+    needs a pattern index)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _ledger_filters(
+    query: sa.Select[Any],
+    scope: Scope,
+    *,
+    email_prefix: str | None,
+    status: str | None,
+    reason: str | None,
+) -> sa.Select[Any]:
+    query = _scoped(query, scope)
+    if email_prefix:
+        lowered = email_prefix.lower()
+        query = query.where(
+            sa.or_(
+                sa.and_(
+                    deliveries.c.email_normalized >= lowered,
+                    deliveries.c.email_normalized < prefix_upper_bound(lowered),
+                ),
+                sa.and_(
+                    deliveries.c.email >= email_prefix,
+                    deliveries.c.email < prefix_upper_bound(email_prefix),
+                ),
+            )
+        )
+    if status:
+        query = query.where(deliveries.c.status == status)
+    if reason:
+        query = query.where(reason_word(deliveries.c.reason) == reason)
+    return query
+
+
+def ledger_page(
+    conn: Connection,
+    scope: Scope,
+    *,
+    email_prefix: str | None = None,
+    status: str | None = None,
+    reason: str | None = None,
+    limit: int,
+    offset: int,
+) -> tuple[list[sa.Row[Any]], int]:
+    """One page of deliveries (newest first) matching the filters, and how many match."""
+    rows = conn.execute(
+        _ledger_filters(
+            sa.select(*_LEDGER_COLUMNS).select_from(_ledger_from()),
+            scope,
+            email_prefix=email_prefix,
+            status=status,
+            reason=reason,
+        )
+        .order_by(deliveries.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    total = conn.execute(
+        _ledger_filters(
+            sa.select(sa.func.count()).select_from(_from(scope)),
+            scope,
+            email_prefix=email_prefix,
+            status=status,
+            reason=reason,
+        )
+    ).scalar_one()
+    return rows, int(total)
+
+
+def recipient_history(conn: Connection, email: str, *, limit: int) -> list[sa.Row[Any]]:
+    """Every delivery to one address (normalised, or exactly as given), newest first."""
+    query = (
+        sa.select(*_LEDGER_COLUMNS)
+        .select_from(_ledger_from())
+        .where(sa.or_(deliveries.c.email_normalized == email.lower(), deliveries.c.email == email))
+        .order_by(deliveries.c.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query))
+
+
+def engine_names(conn: Connection) -> dict[int, str]:
+    """Engine display names by id (names only: never a URL or a secret)."""
+    return {int(i): str(n) for i, n in conn.execute(sa.select(engines.c.id, engines.c.name))}
