@@ -51,8 +51,8 @@ flt = results.ResultsFilter(
 )
 data = results.load(ws, flt)
 
-chart(charts.day_figure(charts.day_frame(data.by_day), zone_name), charts.day_frame(data.by_day),
-      "outcomes-per-day.csv", "day")  # fmt: skip
+frame = charts.day_frame(data.by_day)
+chart(charts.day_figure(frame, zone_name, flt.start, flt.end), frame, "outcomes-per-day.csv", "day")
 domain_col, engine_col = st.columns(2)
 with domain_col:
     frame = charts.group_frame(data.by_domain, "domain")
@@ -89,7 +89,7 @@ reason = reason_col.selectbox("Reason", [None, *results.reason_words()],
 page_no = page_col.number_input("Page", min_value=1, value=1, step=1, key="ledger_page")
 page = results.ledger(ws, flt, email_prefix=prefix, status=status, reason=reason, page=page_no)
 ledger = charts.ledger_frame(page.rows, tz)
-st.dataframe(ledger, hide_index=True, placeholder="—")
+st.dataframe(ledger, hide_index=True, placeholder="—", column_config=charts.LEDGER_HEADINGS)
 st.caption(f"Page {page.page} of {page.pages} · {page.total} deliveries match, newest first.")
 st.download_button("Download this page as CSV", data=charts.csv_bytes(ledger),
                    file_name=f"ledger-page-{page.page}.csv", mime="text/csv",
@@ -102,7 +102,9 @@ if email.strip():
     if history.empty:
         st.info(f"No delivery to {email.strip()} in any run.")
     else:
-        st.dataframe(history, hide_index=True, placeholder="—")
+        st.dataframe(
+            history, hide_index=True, placeholder="—", column_config=charts.LEDGER_HEADINGS
+        )
         st.download_button("Download history as CSV", data=charts.csv_bytes(history),
                            file_name="recipient-history.csv", mime="text/csv",
                            icon=":material/download:", on_click="ignore", key="csv_history")  # fmt: skip

@@ -7,6 +7,8 @@ names only, never an engine URL.
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -117,6 +119,21 @@ def funnel_frame(steps: list[FunnelStep]) -> pd.DataFrame:
     return pd.DataFrame([(s.step, s.count) for s in steps], columns=["step", "count"])
 
 
+#: how the ledger's columns are headed on the page (the CSV keeps the names)
+LEDGER_HEADINGS = {
+    "delivery_id": "Delivery",
+    "run_id": "Run",
+    "workflow": "Workflow",
+    "engine": "Engine",
+    "email": "Email",
+    "status": "State",
+    "reason": "Reason",
+    "reply_code": "Reply code",
+    "attempts": "Attempts",
+    "latency_ms": "Latency (ms)",
+    "updated_at": "Outcome at",
+    "sent_at": "Sent at",
+}
 LEDGER_COLUMNS = [
     "delivery_id",
     "run_id",
@@ -159,7 +176,15 @@ def _empty(title: str) -> go.Figure:
     return fig
 
 
-def day_figure(frame: pd.DataFrame, zone_name: str) -> go.Figure:
+def _whole_counts(fig: go.Figure, frame: pd.DataFrame, axis: str = "y") -> None:
+    """Counts are whole numbers: no 0.5 ticks on a small chart."""
+    if not frame.empty and frame.groupby(list(frame.columns[:1]))["count"].sum().max() < 10:
+        (fig.update_yaxes if axis == "y" else fig.update_xaxes)(dtick=1)
+
+
+def day_figure(frame: pd.DataFrame, zone_name: str, start: date, end: date) -> go.Figure:
+    """Stacked outcomes per local day; the x axis spans the whole range picked, so a quiet
+    range shows its empty days instead of one bar stretched across the chart."""
     title = f"Outcomes per day ({zone_name})"
     if frame.empty:
         return _empty(title)
@@ -175,7 +200,10 @@ def day_figure(frame: pd.DataFrame, zone_name: str) -> go.Figure:
         title=title,
     )
     fig.update_layout(barmode="stack", **LAYOUT)
-    fig.update_xaxes(type="date", tickformat="%b %d")
+    first = datetime.combine(start, time(0)) - timedelta(hours=12)
+    last = datetime.combine(end, time(0)) + timedelta(hours=12)
+    fig.update_xaxes(type="date", tickformat="%b %d", range=[first, last])
+    _whole_counts(fig, frame)
     return fig
 
 
@@ -198,6 +226,7 @@ def group_figure(frame: pd.DataFrame, name: str, title: str, axis: str) -> go.Fi
     )
     layout = dict(LAYOUT, height=max(260, 120 + 24 * len(groups)))
     fig.update_layout(barmode="stack", **layout)
+    _whole_counts(fig, frame, axis="x")
     return fig
 
 
@@ -222,6 +251,7 @@ def error_figure(frame: pd.DataFrame) -> go.Figure:
     )
     fig.update_layout(barmode="stack", **LAYOUT)
     fig.update_xaxes(type="category")
+    _whole_counts(fig, frame)
     return fig
 
 
