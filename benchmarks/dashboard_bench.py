@@ -39,6 +39,7 @@ from outreach_core import services  # noqa: E402
 from outreach_core.audience import ParsedFile  # noqa: E402
 from outreach_core.models import SendOptions  # noqa: E402
 from outreach_core.settings import Settings  # noqa: E402
+from outreach_core.store.deliveries import domain_of  # noqa: E402
 from outreach_core.store.tables import deliveries, runs  # noqa: E402
 from outreach_core.templating import TemplateSource  # noqa: E402
 from outreach_core.workspace import Workspace, open_workspace  # noqa: E402
@@ -64,7 +65,7 @@ OUTCOMES = [
     ("skipped", 1, "suppressed: on the suppression list", None),
 ]
 COLUMNS = ["run_id", "row_number", "email", "email_normalized", "variables", "status", "reason",
-           "attempts", "updated_at", "sent_at", "engine_id", "reply_code", "latency_ms"]  # fmt: skip
+           "attempts", "updated_at", "sent_at", "engine_id", "reply_code", "latency_ms", "domain"]  # fmt: skip
 REPEATS = 3
 
 
@@ -125,6 +126,7 @@ def delivery_rows(run_list: list[tuple], total: int) -> Iterator[tuple[Any, ...]
                 # a tenth of the rows predate the engine column: the run's engine applies
                 None if n % 10 == 0 else engine_id,
                 code, random.randint(5, 400) if status == "sent" else None,
+                domain_of(normalized),
             )  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from outreach_core.models import DeliveryStatus, SkipReason
 from outreach_core.store import results as store
-from outreach_core.store.results import OffsetSegment, Scope
+from outreach_core.store.results import Scope
 from outreach_core.workspace import Workspace, utcnow
 
 #: outcomes the charts show, in stacking order (pending/sending are not outcomes yet)
@@ -178,40 +178,19 @@ def local_midnight(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
-def offset_segments(start: datetime, end: datetime, zone: tzinfo) -> list[OffsetSegment]:
-    """Split [start, end) where the zone's UTC offset changes (DST), each piece with its offset.
+def local_days(first: date, last: date, zone: tzinfo) -> list[tuple[int, datetime, datetime]]:
+    """Each local day from `first` to `last` as (date ordinal, UTC start, UTC end).
 
-    Steps an hour at a time (90 days is ~2,000 lookups) and finds each change to the second
-    by bisection; SQL then shifts by a constant inside each piece.
+    Days are cut at the zone's midnights, so a DST day lasts 23 or 25 hours and half-hour
+    zones are exact; SQL then counts each day as a plain time range.
     """
-
-    def offset(moment: datetime) -> int:
-        delta = moment.astimezone(zone).utcoffset()
-        return int(delta.total_seconds()) if delta else 0
-
-    segments: list[OffsetSegment] = []
-    seg_start, current = start, offset(start)
-    probe = start
-    while probe < end:
-        nxt = min(probe + timedelta(hours=1), end)
-        if offset(nxt) != current and nxt < end:
-            low, high = probe, nxt
-            while (high - low) > timedelta(seconds=1):
-                mid = low + (high - low) / 2
-                if offset(mid) == current:
-                    low = mid
-                else:
-                    high = mid
-            segments.append(OffsetSegment(seg_start, high, current))
-            seg_start, current = high, offset(high)
-        probe = nxt
-    segments.append(OffsetSegment(seg_start, end, current))
-    return segments
-
-
-def day_from_number(number: int) -> date:
-    """The local date of a day number (days since 1970-01-01)."""
-    return date(1970, 1, 1) + timedelta(days=number)
+    days = []
+    day = first
+    while day <= last:
+        following = day + timedelta(days=1)
+        days.append((day.toordinal(), local_midnight(day, zone), local_midnight(following, zone)))
+        day = following
+    return days
 
 
 def day_counts(
@@ -219,12 +198,12 @@ def day_counts(
 ) -> list[DayCount]:
     """Per-day rows: outcomes other than skipped by status, skipped split by reason."""
     rows = [
-        DayCount(day=day_from_number(d), outcome=s, count=n)
+        DayCount(day=date.fromordinal(d), outcome=s, count=n)
         for d, s, n in statuses
         if s in OUTCOMES and s != DeliveryStatus.SKIPPED
     ]
     rows += [
-        DayCount(day=day_from_number(d), outcome=f"skipped: {w}", count=n) for d, w, n in skipped
+        DayCount(day=date.fromordinal(d), outcome=f"skipped: {w}", count=n) for d, w, n in skipped
     ]
     return sorted(rows, key=lambda r: (r.day, outcome_order(r.outcome)))
 
@@ -340,18 +319,18 @@ def kpis(
 def load(ws: Workspace, flt: ResultsFilter) -> ResultsData:
     """Every chart's data for the filter: one read transaction, every aggregate in SQL."""
     scope = flt.scope()
-    segments = offset_segments(scope.start, scope.end, flt.zone)
+    days = local_days(flt.start, flt.end, flt.zone)
     with ws.db.connect() as conn:
         by_day = day_counts(
-            store.counts_by_day(conn, scope, segments),
-            store.skipped_by_day_and_reason(conn, scope, segments),
+            store.counts_by_day(conn, scope, days),
+            store.skipped_by_day_and_reason(conn, scope, days),
         )
         by_domain = top_groups(store.counts_by_domain(conn, scope), none_label=NO_ADDRESS)
         names = store.engine_names(conn)
         by_engine = top_groups(
             (
                 (names.get(e, f"engine {e}") if e is not None else None, s, n)
-                for e, s, n in store.counts_by_engine(conn, scope)
+                for e, s, n in store.counts_by_engine(conn, scope, list(names))
             ),
             top=len(names) + 1,
             none_label="(none)",

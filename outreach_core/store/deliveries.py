@@ -27,11 +27,22 @@ def _to_delivery(row: sa.Row) -> Delivery:
     return Delivery.model_validate(dict(row._mapping))
 
 
+def domain_of(email_normalized: str | None) -> str | None:
+    """The part after the last @ of a normalised address (None when there is none)."""
+    if not email_normalized or "@" not in email_normalized:
+        return None
+    return email_normalized.rpartition("@")[2]
+
+
 def insert_deliveries(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
-    """Insert frozen delivery rows (dicts with the table's columns); returns how many."""
+    """Insert frozen delivery rows (dicts with the table's columns); returns how many.
+
+    The recipient's `domain` is derived here from `email_normalized` when not given."""
     batch: list[dict[str, Any]] = []
     total = 0
     for row in rows:
+        if "domain" not in row:
+            row = row | {"domain": domain_of(row.get("email_normalized"))}
         batch.append(row)
         if len(batch) == INSERT_CHUNK:
             conn.execute(deliveries.insert(), batch)

@@ -2,8 +2,10 @@
 
 Every function returns grouped rows (at most a few per day, status, reason, domain or engine),
 never the deliveries themselves, except the ledger page (LIMIT/OFFSET) and one recipient's
-history. The few expressions SQL spells differently per backend (seconds since the epoch, the
-position of a character) are small constructs compiled per dialect below.
+history. Each aggregate reads one index range in the index's own order (see the indexes on
+`deliveries` in tables.py): SQLite groups by sorting, so a GROUP BY the index does not serve
+would sort every row of the range. The one expression SQL spells differently per backend
+(the position of a character) is a small construct compiled per dialect below.
 """
 
 from __future__ import annotations
@@ -30,25 +32,6 @@ ERROR_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.DEFERRED, DeliveryStatus
 
 
 # --- dialect helpers ---------------------------------------------------------------------
-
-
-class epoch_seconds(FunctionElement):
-    """Whole seconds since 1970-01-01 UTC of a UTCDateTime column."""
-
-    type = sa.BigInteger()
-    inherit_cache = True
-    name = "epoch_seconds"
-
-
-@compiles(epoch_seconds, "sqlite")
-def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps UTC datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text; strftime reads it
-    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
-
-
-@compiles(epoch_seconds, "postgresql")
-def _epoch_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST(floor(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
 
 
 class char_position(FunctionElement):
@@ -80,25 +63,6 @@ def domain_of(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return sa.func.substr(column, char_position(column, "@") + 1)
 
 
-def local_day(column: ColumnElement[Any], segments: Sequence[OffsetSegment]) -> ColumnElement[Any]:
-    """Days since 1970-01-01 in the viewer's zone, for grouping.
-
-    The zone's UTC offset is constant inside each segment (they split the range at DST
-    changes), so shifting the epoch seconds by the segment's offset and dividing by a day's
-    seconds gives the local date on both backends, half-hour zones included. Integer division
-    floors (`//`) here because every timestamp is after 1970.
-    """
-    seconds = epoch_seconds(column)
-    by_offset = [
-        (column < segment.end, (seconds + segment.offset_seconds) // SECONDS_PER_DAY)
-        for segment in segments[:-1]
-    ]
-    last = (seconds + segments[-1].offset_seconds) // SECONDS_PER_DAY
-    if not by_offset:
-        return sa.cast(last, sa.BigInteger)
-    return sa.cast(sa.case(*by_offset, else_=last), sa.BigInteger)
-
-
 def latency_bucket(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """Latency rounded down to 1 ms under 100 ms, 10 ms under 1 s, 100 ms under 10 s, else 1 s:
     a few hundred buckets per run at most, so percentiles are computed from grouped rows."""
@@ -111,15 +75,6 @@ def latency_bucket(column: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 # --- scope ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OffsetSegment:
-    """[start, end) in UTC during which the viewer's zone is `offset_seconds` from UTC."""
-
-    start: datetime
-    end: datetime
-    offset_seconds: int
 
 
 @dataclass(frozen=True)
@@ -141,7 +96,13 @@ def _scoped(query: sa.Select[Any], scope: Scope) -> sa.Select[Any]:
     if scope.workflow_id is not None:
         query = query.where(runs.c.workflow_id == scope.workflow_id)
     if scope.engine_id is not None:
-        query = query.where(delivery_engine == scope.engine_id)
+        # the engine's own rows by index; the run's engine only for rows without one
+        query = query.where(
+            sa.or_(
+                deliveries.c.engine_id == scope.engine_id,
+                sa.and_(deliveries.c.engine_id.is_(None), runs.c.engine_id == scope.engine_id),
+            )
+        )
     return query
 
 
@@ -153,6 +114,10 @@ def _from(scope: Scope, *, engine: bool = False) -> sa.FromClause:
 
 
 # --- aggregates ---------------------------------------------------------------------------
+
+
+#: every status, listed so a (status, updated_at) index is read as one range per status
+ALL_STATUSES = [str(s) for s in DeliveryStatus]
 
 
 def status_counts_in_windows(
@@ -167,7 +132,11 @@ def status_counts_in_windows(
     ]
     rows = conn.execute(
         sa.select(deliveries.c.status, *columns)
-        .where(deliveries.c.updated_at >= widest, deliveries.c.updated_at < end)
+        .where(
+            deliveries.c.status.in_(ALL_STATUSES),
+            deliveries.c.updated_at >= widest,
+            deliveries.c.updated_at < end,
+        )
         .group_by(deliveries.c.status)
     ).all()
     found: dict[str, dict[str, int]] = {name: {} for name in starts}
@@ -178,49 +147,81 @@ def status_counts_in_windows(
 
 
 def counts_by_day(
-    conn: Connection, scope: Scope, segments: Sequence[OffsetSegment]
+    conn: Connection, scope: Scope, days: Sequence[tuple[int, datetime, datetime]]
 ) -> list[tuple[int, str, int]]:
-    """(local day number, status, count) over the scope."""
-    day = local_day(deliveries.c.updated_at, segments).label("day")
-    query = _scoped(
-        sa.select(day, deliveries.c.status, sa.func.count()).select_from(_from(scope)), scope
-    ).group_by(day, deliveries.c.status)
-    return [(int(d), str(s), int(n)) for d, s, n in conn.execute(query)]
+    """(day index, status, count) for each local day [start, end) given (UTC bounds).
+
+    One small query per day: a local day's bounds are computed with the zone's rules in
+    Python (DST included), so SQL needs no time-zone support and no per-row date expression,
+    and each query is a range of the (status, updated_at) index.
+    """
+    found: list[tuple[int, str, int]] = []
+    for index, start, end in days:
+        day_scope = Scope(start, end, scope.workflow_id, scope.engine_id)
+        query = _scoped(
+            sa.select(deliveries.c.status, sa.func.count())
+            .select_from(_from(scope))
+            .where(deliveries.c.status.in_(ALL_STATUSES)),
+            day_scope,
+        ).group_by(deliveries.c.status)
+        found += [(index, str(s), int(n)) for s, n in conn.execute(query)]
+    return found
 
 
 def skipped_by_day_and_reason(
-    conn: Connection, scope: Scope, segments: Sequence[OffsetSegment]
+    conn: Connection, scope: Scope, days: Sequence[tuple[int, datetime, datetime]]
 ) -> list[tuple[int, str, int]]:
-    """(local day number, reason word, count) of the skipped deliveries in the scope."""
-    day = local_day(deliveries.c.updated_at, segments).label("day")
+    """(day index, reason word, count) of the skipped deliveries of each local day."""
     word = reason_word(sa.func.coalesce(deliveries.c.reason, "unspecified")).label("word")
-    query = (
-        _scoped(sa.select(day, word, sa.func.count()).select_from(_from(scope)), scope)
-        .where(deliveries.c.status == DeliveryStatus.SKIPPED)
-        .group_by(day, word)
-    )
-    return [(int(d), str(w), int(n)) for d, w, n in conn.execute(query)]
+    found: list[tuple[int, str, int]] = []
+    for index, start, end in days:
+        day_scope = Scope(start, end, scope.workflow_id, scope.engine_id)
+        query = (
+            _scoped(sa.select(word, sa.func.count()).select_from(_from(scope)), day_scope)
+            .where(deliveries.c.status == DeliveryStatus.SKIPPED)
+            .group_by(word)
+        )
+        found += [(index, str(w), int(n)) for w, n in conn.execute(query)]
+    return found
 
 
 def counts_by_domain(conn: Connection, scope: Scope) -> list[tuple[str | None, str, int]]:
     """(recipient domain, status, count); None for rows with no normalised address."""
-    domain = domain_of(deliveries.c.email_normalized).label("domain")
     query = _scoped(
-        sa.select(domain, deliveries.c.status, sa.func.count()).select_from(_from(scope)), scope
-    ).group_by(domain, deliveries.c.status)
+        sa.select(deliveries.c.domain, deliveries.c.status, sa.func.count()).select_from(
+            _from(scope)
+        ),
+        scope,
+    ).group_by(deliveries.c.domain, deliveries.c.status)
     return [(d, str(s), int(n)) for d, s, n in conn.execute(query)]
 
 
-def counts_by_engine(conn: Connection, scope: Scope) -> list[tuple[int | None, str, int]]:
-    """(engine id, status, count); the run's engine for rows recorded without one."""
-    engine = delivery_engine.label("engine")
-    query = _scoped(
-        sa.select(engine, deliveries.c.status, sa.func.count()).select_from(
-            _from(scope, engine=True)
+def counts_by_engine(
+    conn: Connection, scope: Scope, engine_ids: Sequence[int]
+) -> list[tuple[int | None, str, int]]:
+    """(engine id, status, count); rows recorded without an engine count under their run's.
+
+    Rows with an engine are read from the (engine_id, status, updated_at) index, one range
+    per engine and status; the few without one (written before the column existed) are
+    grouped through their run."""
+    scoped = _scoped(
+        sa.select(deliveries.c.engine_id, deliveries.c.status, sa.func.count())
+        .select_from(_from(scope))
+        .where(
+            deliveries.c.engine_id.in_(list(engine_ids)),
+            deliveries.c.status.in_(ALL_STATUSES),
         ),
         scope,
-    ).group_by(engine, deliveries.c.status)
-    return [(None if e is None else int(e), str(s), int(n)) for e, s, n in conn.execute(query)]
+    ).group_by(deliveries.c.engine_id, deliveries.c.status)
+    found = [(int(e), str(s), int(n)) for e, s, n in conn.execute(scoped)]
+    legacy = _scoped(
+        sa.select(runs.c.engine_id, deliveries.c.status, sa.func.count())
+        .select_from(_from(scope, engine=True))
+        .where(deliveries.c.engine_id.is_(None)),
+        scope,
+    ).group_by(runs.c.engine_id, deliveries.c.status)
+    found += [(None if e is None else int(e), str(s), int(n)) for e, s, n in conn.execute(legacy)]
+    return found
 
 
 def error_counts(conn: Connection, scope: Scope) -> list[tuple[int | None, str, str, int]]:
@@ -361,7 +362,8 @@ def ledger_page(
     limit: int,
     offset: int,
 ) -> tuple[list[sa.Row[Any]], int]:
-    """One page of deliveries (newest first) matching the filters, and how many match."""
+    """One page of deliveries matching the filters, newest outcome first (the updated_at
+    index's order, so a page reads its rows and stops), and how many match."""
     rows = conn.execute(
         _ledger_filters(
             sa.select(*_LEDGER_COLUMNS).select_from(_ledger_from()),
@@ -370,7 +372,7 @@ def ledger_page(
             status=status,
             reason=reason,
         )
-        .order_by(deliveries.c.id.desc())
+        .order_by(deliveries.c.updated_at.desc(), deliveries.c.id.desc())
         .limit(limit)
         .offset(offset)
     ).all()

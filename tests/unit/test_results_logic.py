@@ -3,7 +3,7 @@ the funnel, labels and the filter's validation."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,25 +13,27 @@ from outreach_core import results
 from outreach_core.store.results import prefix_upper_bound
 
 
-def test_a_fixed_offset_zone_is_one_segment() -> None:
-    """Verify UTC and Kolkata (+5:30, no DST) give one segment with their offset."""
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    end = start + timedelta(days=90)
-    assert results.offset_segments(start, end, UTC) == [results.OffsetSegment(start, end, 0)]
-    [kolkata] = results.offset_segments(start, end, ZoneInfo("Asia/Kolkata"))
-    assert kolkata.offset_seconds == 5 * 3600 + 30 * 60
+def test_local_days_follow_the_zones_midnights_across_dst() -> None:
+    """Verify Paris days around the October 2026 change: the 25th lasts 25 hours."""
+    days = results.local_days(date(2026, 10, 24), date(2026, 10, 26), ZoneInfo("Europe/Paris"))
+    assert days == [
+        (date(2026, 10, 24).toordinal(), datetime(2026, 10, 23, 22, tzinfo=UTC),
+         datetime(2026, 10, 24, 22, tzinfo=UTC)),
+        (date(2026, 10, 25).toordinal(), datetime(2026, 10, 24, 22, tzinfo=UTC),
+         datetime(2026, 10, 25, 23, tzinfo=UTC)),
+        (date(2026, 10, 26).toordinal(), datetime(2026, 10, 25, 23, tzinfo=UTC),
+         datetime(2026, 10, 26, 23, tzinfo=UTC)),
+    ]  # fmt: skip
 
 
-def test_dst_changes_split_the_range_at_the_exact_second() -> None:
-    """Verify Paris over 2026 spring and autumn: three segments, split at 01:00 UTC."""
-    start = datetime(2026, 3, 1, tzinfo=UTC)
-    end = datetime(2026, 11, 30, tzinfo=UTC)
-    segments = results.offset_segments(start, end, ZoneInfo("Europe/Paris"))
-    assert [(s.start, s.end, s.offset_seconds) for s in segments] == [
-        (start, datetime(2026, 3, 29, 1, tzinfo=UTC), 3600),
-        (datetime(2026, 3, 29, 1, tzinfo=UTC), datetime(2026, 10, 25, 1, tzinfo=UTC), 7200),
-        (datetime(2026, 10, 25, 1, tzinfo=UTC), end, 3600),
-    ]
+def test_local_days_in_a_half_hour_zone() -> None:
+    [(_, start, end)] = results.local_days(
+        date(2026, 1, 15), date(2026, 1, 15), ZoneInfo("Asia/Kolkata")
+    )
+    assert (start, end) == (
+        datetime(2026, 1, 14, 18, 30, tzinfo=UTC),
+        datetime(2026, 1, 15, 18, 30, tzinfo=UTC),
+    )
 
 
 def test_local_midnight_is_the_utc_instant_the_day_begins() -> None:
@@ -128,10 +130,11 @@ def test_error_label_prefers_the_code() -> None:
 
 
 def test_day_rows_are_ordered_by_day_then_stacking_order() -> None:
+    day = date(2024, 10, 4).toordinal()
     rows = results.day_counts(
-        [(20_000, "skipped", 9), (20_000, "failed", 1), (20_000, "sent", 2), (19_999, "sent", 1),
-         (20_000, "pending", 5)],
-        [(20_000, "no_mx", 4), (20_000, "duplicate", 5)],
+        [(day, "skipped", 9), (day, "failed", 1), (day, "sent", 2), (day - 1, "sent", 1),
+         (day, "pending", 5)],
+        [(day, "no_mx", 4), (day, "duplicate", 5)],
     )  # fmt: skip
     assert [(r.day.isoformat(), r.outcome, r.count) for r in rows] == [
         ("2024-10-03", "sent", 1),
