@@ -123,26 +123,21 @@ ALL_STATUSES = [str(s) for s in DeliveryStatus]
 def status_counts_in_windows(
     conn: Connection, *, end: datetime, starts: dict[str, datetime]
 ) -> dict[str, dict[str, int]]:
-    """Deliveries per status whose outcome time is in [start, end), for several starts at
-    once (one scan of the widest window): {window name: {status: count}}."""
-    widest = min(starts.values())
-    columns = [
-        sa.func.sum(sa.case((deliveries.c.updated_at >= start, 1), else_=0)).label(name)
-        for name, start in starts.items()
-    ]
-    rows = conn.execute(
-        sa.select(deliveries.c.status, *columns)
-        .where(
-            deliveries.c.status.in_(ALL_STATUSES),
-            deliveries.c.updated_at >= widest,
-            deliveries.c.updated_at < end,
+    """Deliveries per status whose outcome time is in [start, end), for each named start:
+    {window name: {status: count}}. One count per window: a bare COUNT over a range of the
+    (status, updated_at) index is cheaper than one scan evaluating a CASE per row."""
+    found: dict[str, dict[str, int]] = {}
+    for name, start in starts.items():
+        rows = conn.execute(
+            sa.select(deliveries.c.status, sa.func.count())
+            .where(
+                deliveries.c.status.in_(ALL_STATUSES),
+                deliveries.c.updated_at >= start,
+                deliveries.c.updated_at < end,
+            )
+            .group_by(deliveries.c.status)
         )
-        .group_by(deliveries.c.status)
-    ).all()
-    found: dict[str, dict[str, int]] = {name: {} for name in starts}
-    for row in rows:
-        for name in starts:
-            found[name][str(row.status)] = int(row._mapping[name] or 0)
+        found[name] = {str(status): int(n) for status, n in rows}
     return found
 
 
@@ -217,7 +212,7 @@ def counts_by_engine(
     legacy = _scoped(
         sa.select(runs.c.engine_id, deliveries.c.status, sa.func.count())
         .select_from(_from(scope, engine=True))
-        .where(deliveries.c.engine_id.is_(None)),
+        .where(deliveries.c.engine_id.is_(None), deliveries.c.status.in_(ALL_STATUSES)),
         scope,
     ).group_by(runs.c.engine_id, deliveries.c.status)
     found += [(None if e is None else int(e), str(s), int(n)) for e, s, n in conn.execute(legacy)]
