@@ -175,6 +175,9 @@ def test_every_chart_has_titles_axes_and_consistent_status_colours(demo: Demo) -
         name: {charts.STATUS_COLORS[name]} for name in colours
     }
     assert {"sent", "failed", "deferred", "skipped"} <= set(colours)
+    # one day of data still draws a bar most of a day wide, not a hairline
+    per_day = next(spec for title, spec in figures(at).items() if title.startswith("Outcomes"))
+    assert {trace["width"] for trace in per_day["data"]} == {0.8 * 86_400_000}
 
 
 def test_filters_narrow_the_charts_and_an_inverted_range_is_refused(demo: Demo) -> None:
