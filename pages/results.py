@@ -37,10 +37,16 @@ picked = dates_col.date_input(
 workflows = {w.id: w.name for w in services.list_workflows(ws)}
 engines = {e.id: e.name for e in services.list_engines(ws)}
 workflow_id = workflow_col.selectbox(
-    "Workflow", [None, *workflows], format_func=lambda i: "All" if i is None else workflows[i]
+    "Workflow",
+    [None, *workflows],
+    format_func=lambda i: "All" if i is None else workflows[i],
+    key="results_workflow",
 )
 engine_id = engine_col.selectbox(
-    "Engine", [None, *engines], format_func=lambda i: "All" if i is None else engines[i]
+    "Engine",
+    [None, *engines],
+    format_func=lambda i: "All" if i is None else engines[i],
+    key="results_engine",
 )
 if not isinstance(picked, tuple) or len(picked) != 2:
     st.info("Pick the last day of the range too.")

@@ -195,6 +195,28 @@ def test_filters_narrow_the_charts_and_an_inverted_range_is_refused(demo: Demo) 
     assert at.caption[-1].value.startswith("Page 1 of 1 · 0 deliveries match")
 
 
+def test_engine_and_workflow_filters_narrow_every_chart_and_the_ledger(demo: Demo) -> None:
+    """Verify picking an engine that sent nothing empties the charts and the ledger, and
+    picking the demo's workflow shows its run again."""
+    send_run(demo.ws, demo.workflow)
+    idle = services.save_engine(
+        demo.ws, name="Idle relay", url="smtp://127.0.0.1:2525", from_email="team@example.com",
+        from_name="Team", actor="test",
+    )  # fmt: skip
+    at = start("pages/results.py")
+
+    at.selectbox(key="results_engine").set_value(idle.id).run()
+    assert not at.exception
+    assert all(not spec["data"] for title, spec in figures(at).items() if "Funnel" not in title)
+    assert at.caption[-1].value.startswith("Page 1 of 1 · 0 deliveries match")
+
+    at.selectbox(key="results_engine").set_value(None).run()
+    at.selectbox(key="results_workflow").set_value(demo.workflow.id).run()
+    per_day = next(s for t, s in figures(at).items() if t.startswith("Outcomes per day"))
+    assert sum(sum(trace["y"]) for trace in per_day["data"]) == 54
+    assert at.caption[-1].value.startswith("Page 1 of 2 · 54 deliveries match")
+
+
 def test_ledger_search_state_filter_and_recipient_history(demo: Demo) -> None:
     """Verify the ledger table follows the search and state filter, and one address's
     history lists its deliveries of both runs."""
