@@ -10,7 +10,7 @@ would sort every row of the range. The one expression SQL spells differently per
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -141,26 +141,48 @@ def status_counts_in_windows(
     return found
 
 
+#: day queries per statement: one round trip for a range of days, well under SQLite's limit of
+#: 500 terms in a compound SELECT
+DAYS_PER_STATEMENT = 100
+
+
+def _per_day(
+    days: Sequence[tuple[int, datetime, datetime]], build: Callable[[int, Scope], sa.Select[Any]]
+) -> Iterator[sa.CompoundSelect[Any] | sa.Select[Any]]:
+    """The per-day queries `build(day index, day scope)`, UNION ALL'ed in chunks."""
+    for first in range(0, len(days), DAYS_PER_STATEMENT):
+        chunk = [
+            build(index, Scope(start, end))
+            for index, start, end in days[first : first + DAYS_PER_STATEMENT]
+        ]
+        yield chunk[0] if len(chunk) == 1 else sa.union_all(*chunk)
+
+
 def counts_by_day(
     conn: Connection, scope: Scope, days: Sequence[tuple[int, datetime, datetime]]
 ) -> list[tuple[int, str, int]]:
     """(day index, status, count) for each local day [start, end) given (UTC bounds).
 
-    One small query per day: a local day's bounds are computed with the zone's rules in
-    Python (DST included), so SQL needs no time-zone support and no per-row date expression,
-    and each query is a range of the (status, updated_at) index.
+    One small query per day (UNION ALL'ed into one statement): a local day's bounds are
+    computed with the zone's rules in Python (DST included), so SQL needs no time-zone support
+    and no per-row date expression, and each query is a range of the (status, updated_at)
+    index.
     """
-    found: list[tuple[int, str, int]] = []
-    for index, start, end in days:
-        day_scope = Scope(start, end, scope.workflow_id, scope.engine_id)
-        query = _scoped(
-            sa.select(deliveries.c.status, sa.func.count())
+
+    def build(index: int, day: Scope) -> sa.Select[Any]:
+        day = Scope(day.start, day.end, scope.workflow_id, scope.engine_id)
+        return _scoped(
+            sa.select(sa.literal(index).label("day"), deliveries.c.status, sa.func.count())
             .select_from(_from(scope))
             .where(deliveries.c.status.in_(ALL_STATUSES)),
-            day_scope,
+            day,
         ).group_by(deliveries.c.status)
-        found += [(index, str(s), int(n)) for s, n in conn.execute(query)]
-    return found
+
+    return [
+        (int(d), str(s), int(n))
+        for query in _per_day(days, build)
+        for d, s, n in conn.execute(query)
+    ]
 
 
 def skipped_by_day_and_reason(
@@ -168,16 +190,25 @@ def skipped_by_day_and_reason(
 ) -> list[tuple[int, str, int]]:
     """(day index, reason word, count) of the skipped deliveries of each local day."""
     word = reason_word(sa.func.coalesce(deliveries.c.reason, "unspecified")).label("word")
-    found: list[tuple[int, str, int]] = []
-    for index, start, end in days:
-        day_scope = Scope(start, end, scope.workflow_id, scope.engine_id)
-        query = (
-            _scoped(sa.select(word, sa.func.count()).select_from(_from(scope)), day_scope)
+
+    def build(index: int, day: Scope) -> sa.Select[Any]:
+        day = Scope(day.start, day.end, scope.workflow_id, scope.engine_id)
+        return (
+            _scoped(
+                sa.select(sa.literal(index).label("day"), word, sa.func.count()).select_from(
+                    _from(scope)
+                ),
+                day,
+            )
             .where(deliveries.c.status == DeliveryStatus.SKIPPED)
             .group_by(word)
         )
-        found += [(index, str(w), int(n)) for w, n in conn.execute(query)]
-    return found
+
+    return [
+        (int(d), str(w), int(n))
+        for query in _per_day(days, build)
+        for d, w, n in conn.execute(query)
+    ]
 
 
 def counts_by_domain(conn: Connection, scope: Scope) -> list[tuple[str | None, str, int]]:

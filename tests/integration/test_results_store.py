@@ -388,3 +388,22 @@ def test_record_outcomes_store_reply_code_and_latency(
             )
         ).all()
     assert [tuple(r) for r in stored] == [(42, None), (None, 550)]
+
+
+def test_a_long_range_is_counted_in_several_statements(
+    workspace: Workspace, workflow: Workflow
+) -> None:
+    """Verify a range longer than one statement's days counts its first and last days."""
+    first = date(2025, 9, 1)
+    last = first + timedelta(days=results.store.DAYS_PER_STATEMENT + 40)
+    run_id = new_run(workspace, workflow)
+    at = [datetime(d.year, d.month, d.day, 12, tzinfo=UTC) for d in (first, last)]
+    add(workspace, run_id, [row("a@x.org", "sent", at[0]),
+                            row("b@x.org", "skipped", at[1], reason="duplicate")])  # fmt: skip
+
+    data = results.load(workspace, window(first, last, "America/New_York"))
+
+    assert [(r.day, r.outcome, r.count) for r in data.by_day] == [
+        (first, "sent", 1),
+        (last, "skipped: duplicate", 1),
+    ]
