@@ -397,25 +397,22 @@ def ledger(
     page: int = 1,
     page_size: int = LEDGER_PAGE_SIZE,
 ) -> LedgerPage:
-    """One page of the ledger (newest first) in the filter's range, searched and filtered."""
+    """One page of the ledger (newest first) in the filter's range, searched and filtered;
+    a page past the end shows the last page."""
     if page < 1:
         raise ValueError(f"ledger page {page}: pages start at 1")
+    filters = {"email_prefix": email_prefix.strip() or None, "status": status, "reason": reason}
+    scope = flt.scope()
     with ws.db.connect() as conn:
-        rows, total = store.ledger_page(
-            conn,
-            flt.scope(),
-            email_prefix=email_prefix.strip() or None,
-            status=status,
-            reason=reason,
-            limit=page_size,
-            offset=(page - 1) * page_size,
+        total = store.ledger_count(conn, scope, **filters)
+        pages = max(1, -(-total // page_size))
+        page = min(page, pages)
+        rows = store.ledger_page(
+            conn, scope, **filters, limit=page_size, offset=(page - 1) * page_size
         )
         names = store.engine_names(conn)
     return LedgerPage(
-        rows=[_ledger_row(r, names) for r in rows],
-        total=total,
-        page=page,
-        pages=max(1, -(-total // page_size)),
+        rows=[_ledger_row(r, names) for r in rows], total=total, page=page, pages=pages
     )
 
 

@@ -378,6 +378,25 @@ def _ledger_filters(
     return query
 
 
+def ledger_count(
+    conn: Connection,
+    scope: Scope,
+    *,
+    email_prefix: str | None = None,
+    status: str | None = None,
+    reason: str | None = None,
+) -> int:
+    """How many deliveries match the ledger's filters."""
+    query = _ledger_filters(
+        sa.select(sa.func.count()).select_from(_from(scope)),
+        scope,
+        email_prefix=email_prefix,
+        status=status,
+        reason=reason,
+    )
+    return int(conn.execute(query).scalar_one())
+
+
 def ledger_page(
     conn: Connection,
     scope: Scope,
@@ -387,31 +406,18 @@ def ledger_page(
     reason: str | None = None,
     limit: int,
     offset: int,
-) -> tuple[list[sa.Row[Any]], int]:
+) -> list[sa.Row[Any]]:
     """One page of deliveries matching the filters, newest outcome first (the updated_at
-    index's order, so a page reads its rows and stops), and how many match."""
-    rows = conn.execute(
-        _ledger_filters(
-            sa.select(*_LEDGER_COLUMNS).select_from(_ledger_from()),
-            scope,
-            email_prefix=email_prefix,
-            status=status,
-            reason=reason,
-        )
-        .order_by(deliveries.c.updated_at.desc(), deliveries.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    total = conn.execute(
-        _ledger_filters(
-            sa.select(sa.func.count()).select_from(_from(scope)),
-            scope,
-            email_prefix=email_prefix,
-            status=status,
-            reason=reason,
-        )
-    ).scalar_one()
-    return rows, int(total)
+    index's order, so a page reads its rows and stops)."""
+    query = _ledger_filters(
+        sa.select(*_LEDGER_COLUMNS).select_from(_ledger_from()),
+        scope,
+        email_prefix=email_prefix,
+        status=status,
+        reason=reason,
+    )
+    order = (deliveries.c.updated_at.desc(), deliveries.c.id.desc())
+    return list(conn.execute(query.order_by(*order).limit(limit).offset(offset)))
 
 
 def recipient_history(conn: Connection, email: str, *, limit: int) -> list[sa.Row[Any]]:

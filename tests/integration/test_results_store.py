@@ -329,6 +329,11 @@ def test_ledger_pages_searches_and_filters(workspace: Workspace, workflow: Workf
     first = results.ledger(workspace, day, page=1, page_size=10)
     third = results.ledger(workspace, day, page=3, page_size=10)
     assert (first.total, first.pages, len(first.rows), len(third.rows)) == (28, 3, 10, 8)
+    past_the_end = results.ledger(workspace, day, page=9, page_size=10)
+    assert (past_the_end.page, [r.delivery_id for r in past_the_end.rows]) == (
+        3,
+        [r.delivery_id for r in third.rows],
+    )
     ids = [r.delivery_id for r in first.rows]
     assert ids == sorted(ids, reverse=True)
 
