@@ -229,7 +229,7 @@ def counts_by_engine(
 
     Rows with an engine are read from the (engine_id, status, updated_at) index, one range
     per engine and status; the few without one (written before the column existed) are
-    grouped through their run."""
+    grouped through their run, whose id the same index holds."""
     scoped = _scoped(
         sa.select(deliveries.c.engine_id, deliveries.c.status, sa.func.count())
         .select_from(_from(scope))

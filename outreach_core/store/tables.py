@@ -219,7 +219,7 @@ deliveries = sa.Table(
     # newest first; the email search and a recipient's history; latency per run.
     sa.Index("ix_deliveries_status_updated", "status", "updated_at"),
     sa.Index("ix_deliveries_domain_status", "domain", "status", "updated_at"),
-    sa.Index("ix_deliveries_engine_status", "engine_id", "status", "updated_at"),
+    sa.Index("ix_deliveries_engine_status", "engine_id", "status", "updated_at", "run_id"),
     sa.Index("ix_deliveries_updated_at", "updated_at"),
     sa.Index("ix_deliveries_email_normalized", "email_normalized"),
     sa.Index("ix_deliveries_email", "email"),

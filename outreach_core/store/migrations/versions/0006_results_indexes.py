@@ -20,7 +20,7 @@ depends_on = None
 INDEXES = {
     "ix_deliveries_status_updated": ["status", "updated_at"],
     "ix_deliveries_domain_status": ["domain", "status", "updated_at"],
-    "ix_deliveries_engine_status": ["engine_id", "status", "updated_at"],
+    "ix_deliveries_engine_status": ["engine_id", "status", "updated_at", "run_id"],
     "ix_deliveries_updated_at": ["updated_at"],
     "ix_deliveries_email_normalized": ["email_normalized"],
     "ix_deliveries_email": ["email"],
