@@ -43,6 +43,9 @@ page = st.navigation(
             url_path="schedules",
         ),
         st.Page(
+            "pages/results.py", title="Results", icon=":material/insights:", url_path="results"
+        ),
+        st.Page(
             "pages/templates.py",
             title="Templates",
             icon=":material/edit_note:",

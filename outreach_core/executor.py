@@ -12,10 +12,11 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from contextlib import AsyncExitStack, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.errors import MessageError
 from typing import Any
@@ -342,6 +343,8 @@ class Outcome:
     message_id: str | None = None
     provider_message_id: str | None = None
     error_kind: str | None = None
+    reply_code: int | None = None
+    latency_ms: int | None = None
 
 
 def _unsubscribe_headers(ctx: _Context, delivery: Delivery) -> dict[str, str]:
@@ -355,7 +358,9 @@ async def _send_once(ctx: _Context, lane: EngineLane, outgoing: Outgoing) -> Sen
     assert lane.sender is not None  # a lane without a sender has an error and gets no sends
     await ctx.bucket.acquire()
     await lane.bucket.acquire()
-    return await lane.sender.send(outgoing)
+    started = time.perf_counter()
+    result = await lane.sender.send(outgoing)
+    return replace(result, latency_ms=round((time.perf_counter() - started) * 1000))
 
 
 async def _send_with_retries(
@@ -462,7 +467,12 @@ async def _deliver(ctx: _Context, lane: EngineLane, delivery: Delivery) -> Outco
     except _Exhausted as exc:
         reason = _with_notes(notes, f"transient: {exc.last}")
         return Outcome(
-            delivery.id, DeliveryStatus.DEFERRED, attempts_made[0], reason, error_kind="transient"
+            delivery.id,
+            DeliveryStatus.DEFERRED,
+            attempts_made[0],
+            reason,
+            error_kind="transient",
+            reply_code=getattr(exc.last, "code", None),
         )
     except SendError as exc:
         if exc.kind is SendErrorKind.ENGINE:
@@ -482,7 +492,14 @@ async def _deliver(ctx: _Context, lane: EngineLane, delivery: Delivery) -> Outco
                 else DeliveryStatus.FAILED
             )
         reason = _with_notes(notes, f"{exc.kind}: {exc}")
-        return Outcome(delivery.id, status, attempts_made[0], reason, error_kind=str(exc.kind))
+        return Outcome(
+            delivery.id,
+            status,
+            attempts_made[0],
+            reason,
+            error_kind=str(exc.kind),
+            reply_code=exc.code,
+        )
     return Outcome(
         delivery.id,
         DeliveryStatus.SENT,
@@ -490,6 +507,7 @@ async def _deliver(ctx: _Context, lane: EngineLane, delivery: Delivery) -> Outco
         reason=_with_notes(notes, None),
         message_id=result.message_id,
         provider_message_id=result.provider_message_id or None,
+        latency_ms=result.latency_ms,
     )
 
 
@@ -512,6 +530,8 @@ def _record(ctx: _Context, outcomes: list[Outcome], unstarted: list[int]) -> Non
                     "message_id": o.message_id,
                     "provider_message_id": o.provider_message_id,
                     "error_kind": o.error_kind,
+                    "reply_code": o.reply_code,
+                    "latency_ms": o.latency_ms,
                 }
                 for o in outcomes
             ],

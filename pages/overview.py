@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from outreach_core import OutreachError, compliance, scheduler, services, ui
+from outreach_core import OutreachError, compliance, results, scheduler, services, ui
+from outreach_core.ui import charts
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -58,6 +59,29 @@ counts = [
 ]
 for column, (label, value) in zip(st.columns(4), counts, strict=True):
     column.metric(label, value, border=True)
+
+# --- Deliveries of the last 7 and 30 days (outcome time, every workflow) -----------------
+st.subheader("Deliveries")
+kpis = results.kpis(ws)
+for column, kpi in zip(st.columns(len(kpis)), kpis, strict=True):
+    with column.container(border=True):
+        st.markdown(f"**Last {kpi.days} days**")
+        sent, failed, skipped, rate = st.columns(4)
+        sent.metric("Sent", kpi.sent, help="accepted by the engine")
+        failed.metric("Failed", kpi.failed, help="failed + deferred + unknown")
+        skipped.metric("Skipped", kpi.skipped, help="invalid, duplicate, suppressed, unrenderable")
+        rate.metric("Delivery rate", charts.rate_label(kpi), help="sent / (sent + failed)")
+st.download_button(
+    "Download KPIs as CSV",
+    data=charts.csv_bytes(charts.kpi_frame(kpis)),
+    file_name="kpis.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    on_click="ignore",
+    key="csv_kpis",
+)
+st.caption("Charts per day, domain, engine and error, and the full ledger: open **Results**.")
+# --- end of the deliveries block ------------------------------------------------------
 
 st.subheader("Recent runs")
 if overview.recent_runs:

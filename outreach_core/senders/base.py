@@ -23,6 +23,8 @@ class SendResult:
     response: str = ""
     #: the provider's own id (SendGrid X-Message-Id, Mailgun id, SES MessageId), if any
     provider_message_id: str = ""
+    #: milliseconds the engine took to accept it (set by the executor around the call)
+    latency_ms: int | None = None
 
 
 class Sender(Protocol):

@@ -31,11 +31,22 @@ def _to_delivery(row: sa.Row) -> Delivery:
     return Delivery.model_validate(dict(row._mapping))
 
 
+def domain_of(email_normalized: str | None) -> str | None:
+    """The part after the last @ of a normalised address (None when there is none)."""
+    if not email_normalized or "@" not in email_normalized:
+        return None
+    return email_normalized.rpartition("@")[2]
+
+
 def insert_deliveries(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
-    """Insert frozen delivery rows (dicts with the table's columns); returns how many."""
+    """Insert frozen delivery rows (dicts with the table's columns); returns how many.
+
+    The recipient's `domain` is derived here from `email_normalized` when not given."""
     batch: list[dict[str, Any]] = []
     total = 0
     for row in rows:
+        if "domain" not in row:
+            row = row | {"domain": domain_of(row.get("email_normalized"))}
         batch.append(row)
         if len(batch) == INSERT_CHUNK:
             conn.execute(deliveries.insert(), batch)
@@ -89,6 +100,8 @@ def record_outcome(
     message_id: str | None = None,
     provider_message_id: str | None = None,
     error_kind: str | None = None,
+    reply_code: int | None = None,
+    latency_ms: int | None = None,
 ) -> None:
     """Record the outcome of a claimed delivery; it must still be `sending`.
 
@@ -103,6 +116,8 @@ def record_outcome(
         "message_id": message_id,
         "provider_message_id": provider_message_id,
         "error_kind": error_kind,
+        "reply_code": reply_code,
+        "latency_ms": latency_ms,
     }
     if target in _HANDED_OVER:
         values["sent_at"] = now
@@ -133,6 +148,8 @@ _RECORD_MANY = (
         message_id=sa.bindparam("b_message_id"),
         provider_message_id=sa.bindparam("b_provider_message_id"),
         error_kind=sa.bindparam("b_error_kind"),
+        reply_code=sa.bindparam("b_reply_code"),
+        latency_ms=sa.bindparam("b_latency_ms"),
     )
 )
 
@@ -140,7 +157,8 @@ _RECORD_MANY = (
 def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: datetime) -> int:
     """Record many outcomes in one statement; each dict has the keys of `record_outcome`
     (`delivery_id`, `target`, `attempts`, and optionally `reason`, `message_id`,
-    `provider_message_id`, `error_kind`). Returns how many rows changed."""
+    `provider_message_id`, `error_kind`, `reply_code`, `latency_ms`). Returns how many rows
+    changed."""
     if not outcomes:
         return 0
     params = []
@@ -158,6 +176,8 @@ def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: da
                 "b_message_id": item.get("message_id"),
                 "b_provider_message_id": item.get("provider_message_id"),
                 "b_error_kind": item.get("error_kind"),
+                "b_reply_code": item.get("reply_code"),
+                "b_latency_ms": item.get("latency_ms"),
             }
         )
     return conn.execute(_RECORD_MANY, params).rowcount

@@ -204,6 +204,7 @@ runs = sa.Table(
     # a PAUSED run with this set is resumed by the daemon once the time has passed (daily quota
     # renewed, send window open); a user's pause leaves it NULL
     sa.Column("resume_at", UTCDateTime()),
+    sa.Index("ix_runs_created_at", "created_at"),
 )
 
 deliveries = sa.Table(
@@ -233,10 +234,27 @@ deliveries = sa.Table(
     # what the provider reported after sending: bounced or complained (webhooks)
     sa.Column("feedback", sa.String(20)),
     sa.Column("feedback_at", UTCDateTime()),
+    # the SMTP reply code or HTTP status of a refused send, when the engine gave one
+    sa.Column("reply_code", sa.Integer),
+    # how long the engine took to accept the message (the last try), in milliseconds
+    sa.Column("latency_ms", sa.Integer),
+    # the recipient's domain (of email_normalized), so Results can group by it from an index
+    sa.Column("domain", sa.String(255)),
     sa.UniqueConstraint("run_id", "email_normalized", name="uq_deliveries_run_email"),
     sa.Index("ix_deliveries_run_status", "run_id", "status"),
     sa.Index("ix_deliveries_engine_sent", "engine_id", "sent_at"),
     sa.Index("ix_deliveries_provider_message_id", "provider_message_id"),
+    # Results. Each aggregate is a range scan of an index that holds every column it reads
+    # and is ordered as it groups, so neither backend sorts or visits the table: counts per
+    # status in a time range (KPIs, each local day), per domain and per engine; the ledger
+    # newest first; the email search and a recipient's history; latency per run.
+    sa.Index("ix_deliveries_status_updated", "status", "updated_at"),
+    sa.Index("ix_deliveries_domain_status", "domain", "status", "updated_at"),
+    sa.Index("ix_deliveries_engine_status", "engine_id", "status", "updated_at", "run_id"),
+    sa.Index("ix_deliveries_updated_at", "updated_at"),
+    sa.Index("ix_deliveries_email_normalized", "email_normalized"),
+    sa.Index("ix_deliveries_email", "email"),
+    sa.Index("ix_deliveries_run_latency", "run_id", "latency_ms"),
 )
 
 suppressions = sa.Table(

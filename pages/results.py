@@ -1,0 +1,116 @@
+"""Results: outcomes over time, by domain, engine and error; latency; a run's funnel; the ledger."""
+
+from datetime import datetime, timedelta
+
+import streamlit as st
+
+from outreach_core import results, services, ui
+from outreach_core.ui import charts
+
+ws = ui.workspace()
+tz = ui.browser_timezone()
+zone_name = getattr(tz, "key", "UTC")
+
+
+def chart(figure: object, frame: object, file_name: str, key: str) -> None:
+    """A chart with its data as CSV right below it."""
+    st.plotly_chart(figure, key=f"chart_{key}")
+    st.download_button(
+        "Download CSV",
+        data=charts.csv_bytes(frame),
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"csv_{key}",
+    )
+
+
+st.title("Results")
+st.caption(f"What went out, what failed and why. Days are in your time zone, {zone_name}.")
+
+today = datetime.now(tz).date()
+dates_col, workflow_col, engine_col = st.columns([2, 2, 2])
+picked = dates_col.date_input(
+    "Dates", value=(today - timedelta(days=29), today), max_value=today, key="results_dates"
+)
+workflows = {w.id: w.name for w in services.list_workflows(ws)}
+engines = {e.id: e.name for e in services.list_engines(ws)}
+workflow_id = workflow_col.selectbox(
+    "Workflow",
+    [None, *workflows],
+    format_func=lambda i: "All" if i is None else workflows[i],
+    key="results_workflow",
+)
+engine_id = engine_col.selectbox(
+    "Engine",
+    [None, *engines],
+    format_func=lambda i: "All" if i is None else engines[i],
+    key="results_engine",
+)
+if not isinstance(picked, tuple) or len(picked) != 2:
+    st.info("Pick the last day of the range too.")
+    st.stop()
+
+flt = results.ResultsFilter(
+    start=picked[0], end=picked[1], timezone=zone_name, workflow_id=workflow_id, engine_id=engine_id
+)
+data = results.load(ws, flt)
+
+frame = charts.day_frame(data.by_day)
+chart(charts.day_figure(frame, zone_name, flt.start, flt.end), frame, "outcomes-per-day.csv", "day")
+domain_col, engine_col = st.columns(2)
+with domain_col:
+    frame = charts.group_frame(data.by_domain, "domain")
+    chart(charts.group_figure(frame, "domain", "Outcome by recipient domain (top 20)", "Domain"),
+          frame, "outcomes-by-domain.csv", "domain")  # fmt: skip
+with engine_col:
+    frame = charts.group_frame(data.by_engine, "engine")
+    chart(charts.group_figure(frame, "engine", "Outcome by engine", "Engine"), frame,
+          "outcomes-by-engine.csv", "engine")  # fmt: skip
+errors_col, latency_col = st.columns(2)
+with errors_col:
+    frame = charts.error_frame(data.errors)
+    chart(charts.error_figure(frame), frame, "errors.csv", "errors")
+with latency_col:
+    frame = charts.latency_frame(data.latency)
+    chart(charts.latency_figure(frame), frame, "latency-per-run.csv", "latency")
+
+st.subheader("One run's funnel")
+if data.runs:
+    labels = dict(data.runs)
+    run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="funnel_run")
+    frame = charts.funnel_frame(results.run_funnel(ws, run_id))
+    chart(charts.funnel_figure(frame, labels[run_id]), frame, f"funnel-run-{run_id}.csv", "funnel")
+else:
+    st.info("No run was created in this range.")
+
+st.subheader("Ledger")
+search_col, status_col, reason_col, page_col = st.columns([3, 2, 2, 1])
+prefix = search_col.text_input("Email starts with", key="ledger_search")
+status = status_col.selectbox("State", [None, *results.OUTCOMES, "pending", "sending"],
+                              format_func=lambda s: s or "All", key="ledger_status")  # fmt: skip
+reason = reason_col.selectbox("Reason", [None, *results.reason_words()],
+                              format_func=lambda r: r or "All", key="ledger_reason")  # fmt: skip
+page_no = page_col.number_input("Page", min_value=1, value=1, step=1, key="ledger_page")
+page = results.ledger(ws, flt, email_prefix=prefix, status=status, reason=reason, page=page_no)
+ledger = charts.ledger_frame(page.rows, tz)
+st.dataframe(ledger, hide_index=True, placeholder="—", column_config=charts.LEDGER_HEADINGS)
+st.caption(f"Page {page.page} of {page.pages} · {page.total} deliveries match, newest first.")
+st.download_button("Download this page as CSV", data=charts.csv_bytes(ledger),
+                   file_name=f"ledger-page-{page.page}.csv", mime="text/csv",
+                   icon=":material/download:", on_click="ignore", key="csv_ledger")  # fmt: skip
+
+st.subheader("One recipient's history")
+email = st.text_input("Email address", key="history_email")
+if email.strip():
+    history = charts.ledger_frame(results.recipient_history(ws, email), tz)
+    if history.empty:
+        st.info(f"No delivery to {email.strip()} in any run.")
+    else:
+        st.dataframe(
+            history, hide_index=True, placeholder="—", column_config=charts.LEDGER_HEADINGS
+        )
+        st.download_button("Download history as CSV", data=charts.csv_bytes(history),
+                           file_name="recipient-history.csv", mime="text/csv",
+                           icon=":material/download:", on_click="ignore", key="csv_history")  # fmt: skip
