@@ -150,6 +150,9 @@ def save_recurring_audience(
 ) -> Audience:
     """An audience that is the saved query itself: its rows now are stored for previews and
     dry runs, and every run re-runs the query (with `:last_run_at` and `:run_date`)."""
+    name = name.strip()
+    if not name:
+        raise InputError("give the recurring audience a name (e.g. 'new sign-ups daily')")
     parsed = as_parsed_file(run_source(ws, source_id), source=name, email_column=email_column)
     now = utcnow()
     with ws.db.begin() as conn:

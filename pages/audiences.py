@@ -175,6 +175,28 @@ with sql_tab:
             ),
             hide_index=True,
         )
+        st.markdown("**Recurring audience**")
+        st.caption(
+            "An audience that *is* the saved query: every run re-runs it, with `:last_run_at` "
+            "(when this workflow's last completed run started) and `:run_date`, so a daily "
+            "schedule mails only the contacts the query returns that day."
+        )
+        by_name = {s.name: s for s in saved_sources}
+        pick_column, name_column = st.columns(2)
+        picked_source = pick_column.selectbox("Saved source", list(by_name), key="rec_source")
+        recurring_name = name_column.text_input("Audience name", key="rec_name")
+        if st.button("Create recurring audience", key="rec_create") and ui.require_role("sender"):
+            try:
+                recurring = sources.save_recurring_audience(
+                    ws, by_name[picked_source].id, name=recurring_name, actor=ui.actor()
+                )
+            except OutreachError as exc:
+                st.error(str(exc))
+            else:
+                st.success(
+                    f"Audience {recurring.name!r} re-runs {picked_source!r} for every run "
+                    f"({recurring.row_count} rows today)."
+                )
 
 with list_tab:
     stored = services.list_audiences(ws)

@@ -88,6 +88,42 @@ def test_audiences_page_sql_test_query_imports_and_refuses_writes(
     )
 
 
+def test_audiences_page_creates_a_recurring_audience_from_a_saved_source(
+    dns_env: Path, tmp_path: Path
+) -> None:
+    """Verify a saved SQL source becomes an audience linked to it (re-queried by every run),
+    and an empty name is refused with nothing saved."""
+    import sqlite3
+
+    crm = tmp_path / "crm.db"
+    with sqlite3.connect(crm) as conn:
+        conn.execute("CREATE TABLE people (email TEXT, name TEXT)")
+        conn.executemany(
+            "INSERT INTO people VALUES (?, ?)", [("a@x.example", "A"), ("b@x.example", "B")]
+        )
+    at = open_page("pages/audiences.py")
+    at.text_input(key="sql_url").set_value(f"sqlite:///{crm}")
+    at.text_area(key="sql_query").set_value("SELECT email, name FROM people").run()
+    at.text_input(key="sql_name").set_value("crm people").run()
+    at.button(key="sql_save").click().run()
+    assert "Saved source 'crm people'" in at.success[0].value
+    at.button(key="rec_create").click().run()
+    assert at.error, "an empty audience name must be refused"
+    at.text_input(key="rec_name").set_value("daily crm").run()
+    at.button(key="rec_create").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Audience 'daily crm' re-runs 'crm people' for every run (2 rows today)." in [
+        s.value for s in at.success
+    ]
+    ws = open_test_workspace(dns_env)
+    try:
+        (audience,) = services.list_audiences(ws)
+        assert audience.name == "daily crm"
+        assert audience.sql_source_id is not None
+    finally:
+        ws.close()
+
+
 def test_dry_run_page_produces_the_table_with_statuses(dns_env: Path, tmp_path: Path) -> None:
     """Verify choosing a workflow and running shows counts and one table row per audience row."""
     ws = open_test_workspace(dns_env)
