@@ -85,10 +85,16 @@ st.caption("Charts per day, domain, engine and error, and the full ledger: open 
 
 st.subheader("Recent runs")
 if overview.recent_runs:
-    st.dataframe(
-        ui.recent_runs_frame(overview.recent_runs, tz),
-        hide_index=True,
-        column_config=ui.recent_runs_column_config(),
+    recent_frame = ui.recent_runs_frame(overview.recent_runs, tz)
+    st.dataframe(recent_frame, hide_index=True, column_config=ui.recent_runs_column_config())
+    st.download_button(
+        "Download recent runs as CSV",
+        data=charts.csv_bytes(recent_frame),
+        file_name="recent-runs.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key="csv_recent_runs",
     )
     st.caption("Open **Runs** for a run's per-recipient ledger and its CSV.")
 else:

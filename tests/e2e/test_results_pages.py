@@ -104,6 +104,8 @@ def test_home_shows_kpis_of_7_and_30_days_equal_to_the_ledger(demo: Demo) -> Non
     rate = f"{sent / (sent + failed):.1%}"
     assert values == [str(sent), str(failed), str(skipped), rate] * 2
     assert at.download_button(key="csv_kpis").proto.label == "Download KPIs as CSV"
+    recent = at.download_button(key="csv_recent_runs").proto
+    assert recent.label == "Download recent runs as CSV"
 
 
 def test_results_charts_equal_counts_queried_from_the_ledger(demo: Demo) -> None:
