@@ -800,6 +800,22 @@ def test_engine_connection(ws: Workspace, engine_id: int) -> str:
     return scrub(message)
 
 
+def resume_in_background(ws: Workspace, run_id: int, *, actor: str) -> threading.Thread:
+    """Record who resumed the run, then continue it in a thread of this process."""
+    now = utcnow()
+    with ws.db.begin() as conn:
+        run = runs.get_run(conn, run_id)
+        audit.record(
+            conn,
+            actor=actor,
+            action="run.resume",
+            subject=f"run {run_id}",
+            now=now,
+            detail={"status": str(run.status)},
+        )
+    return execute_in_background(ws, run_id)
+
+
 def execute_in_background(ws: Workspace, run_id: int) -> threading.Thread:
     """Execute (or continue) a run in a daemon thread of this process; returns the thread.
 

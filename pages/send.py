@@ -39,7 +39,7 @@ def act(action: str, run_id: int) -> None:
         elif action == "cancel":
             services.cancel_run(ws, run_id, actor=ui.actor())
         else:
-            services.execute_in_background(ws, run_id)
+            services.resume_in_background(ws, run_id, actor=ui.actor())
     except OutreachError as exc:
         st.session_state["run_feedback"] = str(exc)
 

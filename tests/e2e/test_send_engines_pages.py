@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from outreach_core import RunStatus, services
+from outreach_core import RunStatus, compliance, services
 from outreach_core.demo import load_demo
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
@@ -210,6 +210,9 @@ def test_send_page_pauses_resumes_and_cancels_a_run(demo: Demo) -> None:
 
     at.button(key="run_resume").click().run()
     wait_for_run(at, until=(RunStatus.SENDING,))
+    entries = {(e["action"], e["subject"], e["actor"]) for e in compliance.audit_entries(demo.ws)}
+    subject = f"run {run_id}"
+    assert {("run.paused", subject, "dashboard"), ("run.resume", subject, "dashboard")} <= entries
     at.button(key="run_cancel").click().run()
     wait_for_run(at, until=(RunStatus.CANCELLED,))
     summary = services.run_summary(demo.ws, run_id)
