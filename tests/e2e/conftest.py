@@ -15,7 +15,7 @@ import pytest
 import streamlit as st
 
 from outreach_core.demo import load_demo
-from tests.e2e.dashboard import Demo, open_test_workspace
+from tests.e2e.dashboard import Demo, open_test_workspace, require_chromium
 
 from conftest import catch_all_dns
 
@@ -61,3 +61,9 @@ def demo(data_dir: Path) -> Iterator[Demo]:
     assert workflow is not None
     yield Demo(ws, workflow)
     ws.close()
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    """Debian's chromium for a module's browser tests (skipped, or failed in CI, without it)."""
+    return require_chromium()

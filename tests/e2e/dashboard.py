@@ -42,6 +42,29 @@ READY = (
 HOME = str(REPO / "Home.py")
 
 
+def require_chromium() -> str:
+    """Debian's chromium, or skip saying why; in CI a missing browser fails instead."""
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI requires it)")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@contextmanager
+def launched_chromium(path: str) -> Iterator[object]:
+    """Headless chromium through Playwright, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
 def open_test_workspace(data: Path) -> Workspace:
     """The workspace the app will open, for seeding and checking it from the test."""
     return open_workspace(Settings(_env_file=None, OUTREACH_DATA_DIR=data))

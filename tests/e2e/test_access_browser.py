@@ -4,7 +4,6 @@ nothing is served; with a password login a sender reaches the Suppressions and A
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,26 +15,15 @@ from outreach_core.demo import load_demo
 from outreach_core.models import Feedback, SuppressionReason
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     READY,
     SCREENSHOTS,
+    launched_chromium,
     open_test_workspace,
     send_run,
     serve_app,
 )
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI requires it)")
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +55,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def browser(chromium_path: str, data: Path) -> Iterator[object]:
     """Started after `data`: the demo run uses asyncio.run, which Playwright's loop forbids."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium(chromium_path) as chromium:
+        yield chromium
 
 
 @pytest.fixture

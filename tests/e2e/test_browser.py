@@ -20,25 +20,15 @@ from outreach_core.reports import EXPORT_COLUMNS
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     READY,
     SCREENSHOTS,
+    launched_chromium,
     open_test_workspace,
     send_run,
     serve_app,
 )
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI requires it)")
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +53,8 @@ def app_url(demo_run: tuple[Path, int], chromium_path: str, dns_server: DnsServe
 
 @pytest.fixture(scope="module")
 def browser(chromium_path: str, app_url: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium(chromium_path) as chromium:
+        yield chromium
 
 
 @pytest.fixture

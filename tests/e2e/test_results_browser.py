@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +16,9 @@ from outreach_core.store import deliveries
 from outreach_core.store.tables import deliveries as ledger
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     READY,
     SCREENSHOTS,
+    launched_chromium,
     open_test_workspace,
     send_run,
     serve_app,
@@ -31,16 +29,6 @@ pytestmark = pytest.mark.browser
 #: Results draws six charts: per day, domain, engine, errors, latency, the funnel
 CHARTS = 6
 NO_SKELETON = "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI requires it)")
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +69,8 @@ def app_url(
 
 @pytest.fixture(scope="module")
 def browser(chromium_path: str, app_url: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium(chromium_path) as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ now, daemon status) and in headless Chromium (schedules.png)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from tests.e2e.dashboard import (
     SCREENSHOTS,
     Demo,
     open_test_workspace,
+    require_chromium,
     serve_app,
 )
 
@@ -137,11 +137,7 @@ def test_browser_schedules_page_screenshot(
     tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServer
 ) -> None:
     """Verify the page in Chromium with two schedules, and save schedules.png."""
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI requires it)")
-        pytest.skip(message)
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     from outreach_core import scheduler

@@ -4,7 +4,6 @@ and a connection test."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.e2e.dashboard import (
     SCREENSHOTS,
     Demo,
     open_test_workspace,
+    require_chromium,
     serve_app,
 )
 
@@ -235,11 +235,7 @@ def test_send_page_without_workflows_says_so(data_dir: Path) -> None:
 def fresh_app_url(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServer) -> Iterator[str]:
     """A server of its own over a freshly loaded demo with no run yet (the shared browser
     server has sent the demo once; its dedupe window would skip every recipient)."""
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI requires it)")
-        pytest.skip(message)
+    require_chromium()
     data = tmp_path_factory.mktemp("send-browser") / "data"
     ws = open_test_workspace(data)
     try:

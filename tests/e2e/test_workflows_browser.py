@@ -5,7 +5,6 @@ deferred and unknown" confirmation; screenshots `workflows.png`, `engine_limits.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from outreach_core.models import SendOptions
 from outreach_core.templating import TemplateSource
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
-    CHROMIUM,
     CHROMIUM_ARGS,
     READY,
     SCREENSHOTS,
@@ -32,16 +30,6 @@ from smtp_server import SmtpTestServer
 pytestmark = pytest.mark.browser
 
 IDLE = "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI requires it)")
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
