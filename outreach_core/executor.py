@@ -730,6 +730,30 @@ async def _open_lanes(
     return lanes
 
 
+async def _open_context(
+    ws: Workspace, stack: AsyncExitStack, run: Run, *, worker_id: str, owner: bool
+) -> _Context:
+    """What a worker sends a run with: its template version and a lane per engine of the
+    workflow (senders opened on `stack`), for the owner of the run or an assisting worker."""
+    with ws.db.connect() as conn:
+        engine_ids = workflows.get_workflow(conn, run.workflow_id).engine_ids
+        engine_list = [engines.get_engine(conn, engine_id) for engine_id in engine_ids]
+        urls = {e.id: engines.get_encrypted_url(conn, e.id) for e in engine_list}
+        version = templates.get_version(conn, run.template_version_id or 0)
+    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
+    lanes = await _open_lanes(ws, stack, engine_list, urls, concurrency=run.options.concurrency)
+    return _Context(
+        ws=ws,
+        run=run,
+        worker_id=worker_id,
+        template=template,
+        lanes=lanes,
+        bucket=TokenBucket(run.options.rate, run.options.burst),
+        unsubscribe=unsubscribe_links(ws, run.options),
+        owner=owner,
+    )
+
+
 async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) -> Run:
     """Drive a run this worker holds (INITIALIZING or SENDING) as far as it can go.
 
@@ -744,27 +768,11 @@ async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) 
             return runs.get_run(conn, run.id)
     with ws.db.connect() as conn:
         run = runs.get_run(conn, run.id)
-        engine_ids = workflows.get_workflow(conn, run.workflow_id).engine_ids
-        engine_list = [engines.get_engine(conn, engine_id) for engine_id in engine_ids]
-        urls = {e.id: engines.get_encrypted_url(conn, e.id) for e in engine_list}
-        version = templates.get_version(conn, run.template_version_id or 0)
-    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
     lost = asyncio.Event()
     beat = asyncio.create_task(_heartbeat(ws, run.id, worker_id, lost))
     try:
         async with AsyncExitStack() as stack:
-            lanes = await _open_lanes(
-                ws, stack, engine_list, urls, concurrency=run.options.concurrency
-            )
-            ctx = _Context(
-                ws=ws,
-                run=run,
-                worker_id=worker_id,
-                template=template,
-                lanes=lanes,
-                bucket=TokenBucket(run.options.rate, run.options.burst),
-                unsubscribe=unsubscribe_links(ws, run.options),
-            )
+            ctx = await _open_context(ws, stack, run, worker_id=worker_id, owner=True)
             why = await _send_batches(ctx, stop, lost)
             reason = ctx.stop_reason
     except SendError as exc:  # an engine failed while closing
@@ -924,27 +932,11 @@ async def assist(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) -
     """Help send a SENDING run that another live worker owns: claim batches (SKIP LOCKED on
     PostgreSQL) through the same batch loop, never change the run's state. The owner finishes
     the run (counts, report) once no delivery is pending or held. Returns why it stopped."""
-    with ws.db.connect() as conn:
-        engine_ids = workflows.get_workflow(conn, run.workflow_id).engine_ids
-        engine_list = [engines.get_engine(conn, engine_id) for engine_id in engine_ids]
-        urls = {e.id: engines.get_encrypted_url(conn, e.id) for e in engine_list}
-        version = templates.get_version(conn, run.template_version_id or 0)
-    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
     async with AsyncExitStack() as stack:
-        lanes = await _open_lanes(ws, stack, engine_list, urls, concurrency=run.options.concurrency)
-        if all(lane.error is not None for lane in lanes):  # the owner carries on alone
+        ctx = await _open_context(ws, stack, run, worker_id=worker_id, owner=False)
+        if all(lane.error is not None for lane in ctx.lanes):  # the owner carries on alone
             log.warning("run %s: cannot assist: no engine opens here", run.id)
             return "engine"
-        ctx = _Context(
-            ws=ws,
-            run=run,
-            worker_id=worker_id,
-            template=template,
-            lanes=lanes,
-            bucket=TokenBucket(run.options.rate, run.options.burst),
-            unsubscribe=unsubscribe_links(ws, run.options),
-            owner=False,
-        )
         return await _send_batches(ctx, stop, asyncio.Event())
 
 
