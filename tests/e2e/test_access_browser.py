@@ -90,6 +90,7 @@ def test_exposed_dashboard_without_login_serves_no_page(
             page.locator("[data-testid='stAlert']").get_by_text(
                 "OUTREACH_DASHBOARD_USERS"
             ).wait_for()
+            page.wait_for_selector(READY)
             body = page.inner_text("body")
             assert "Send now" not in body and "bounced@example.com" not in body
         _shot(page, "access-refused.png")

@@ -91,6 +91,9 @@ def test_make_run_serves_the_demo_and_ctrl_c_stops_dashboard_and_daemon(tmp_path
             page.wait_for_selector(READY)
             metrics = page.locator('[data-testid="stMetric"]')
             metrics.first.wait_for()
+            # READY matched before the script started; after a metric is drawn it means the
+            # script finished, so every metric is on the page before they are read.
+            page.wait_for_selector(READY)
             shown = {
                 metrics.nth(i).locator('[data-testid="stMetricLabel"]').inner_text().strip(): (
                     metrics.nth(i).locator('[data-testid="stMetricValue"]').inner_text().strip()
