@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "rotate-key":
             rotation = keys.rotate_key(ws, new_key=ws.settings.new_secret_key, actor="cli")
-            print(f"{rotation}; unsubscribe links sent before now no longer verify")
+            print(rotation)
             return EXIT_OK
         if args.command == "demo":
             loaded = load_demo(ws)

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from outreach_core import crypto, unsubscribe
+from outreach_core import crypto, keys, unsubscribe
 from outreach_core.audience import parse_csv
 from outreach_core.complaints import COMPLAINT_WINDOW, ComplaintRate, brake_reason, over_threshold
 from outreach_core.errors import InputError, NotFound
@@ -174,15 +174,31 @@ def export_suppressions_csv(ws: Workspace) -> str:
 # --- unsubscribing ------------------------------------------------------------------------
 
 
+#: the purpose the unsubscribe signing key is stored under (and the legacy key was derived for)
+UNSUBSCRIBE_PURPOSE = "unsubscribe"
+
+
 def unsubscribe_key(ws: Workspace) -> bytes:
-    """The key unsubscribe tokens are made and checked with (derived from the secret key)."""
+    """The key unsubscribe tokens are made with: the workspace's random signing key, stored
+    encrypted, so that rotating the secret key does not change it."""
+    return keys.signing_key(ws, UNSUBSCRIBE_PURPOSE)
+
+
+def legacy_unsubscribe_key(ws: Workspace) -> bytes:
+    """The key links were signed with before signing keys were stored: derived from the
+    current secret key."""
     secret = crypto.load_secret(ws.settings.secret_key, ws.settings.data_dir)
-    return crypto.derived_key(secret, "unsubscribe")
+    return crypto.derived_key(secret, UNSUBSCRIBE_PURPOSE)
 
 
 def token_is_valid(ws: Workspace, email: str, token: str) -> bool:
     """Whether the link's token was made by this workspace for this address."""
-    return unsubscribe.verify(unsubscribe_key(ws), email, token)
+    # Mail sent before the stored key existed carries tokens under the key derived from the
+    # secret key; a recipient must still be able to leave through it, so that key is accepted
+    # too. (Such links, like before, stop verifying once the secret key they came from is
+    # rotated away; links made with the stored key do not.)
+    accepted = (unsubscribe_key(ws), legacy_unsubscribe_key(ws))
+    return any(unsubscribe.verify(key, email, token) for key in accepted)
 
 
 def unsubscribe_address(ws: Workspace, email: str, token: str, *, via: str) -> bool:

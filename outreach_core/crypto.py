@@ -55,8 +55,10 @@ def load_fernet(secret_key: str | None, data_dir: Path) -> Fernet:
 
 
 def derived_key(secret: bytes, purpose: str) -> bytes:
-    """A key for one purpose (e.g. signing unsubscribe links) derived from the workspace's
-    secret: one secret serves every use, and no derived key reveals it or another."""
+    """A key for one purpose derived from the workspace's secret: one secret serves every use,
+    and no derived key reveals it or another. It changes when the secret is rotated, so keys
+    that must outlive a rotation (unsubscribe links) are random and stored instead
+    (`keys.signing_key`); unsubscribe links mailed before that are still checked with this."""
     return hmac.new(secret, b"outreach:" + purpose.encode(), hashlib.sha256).digest()
 
 

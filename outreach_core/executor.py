@@ -195,8 +195,7 @@ def unsubscribe_links(ws: Workspace, options: SendOptions) -> UnsubscribeLinks |
     """The run's `unsubscribe_url` maker, when its options name a base URL."""
     if not options.unsubscribe_base_url:
         return None
-    secret = crypto.load_secret(ws.settings.secret_key, ws.settings.data_dir)
-    return UnsubscribeLinks(options.unsubscribe_base_url, crypto.derived_key(secret, "unsubscribe"))
+    return UnsubscribeLinks(options.unsubscribe_base_url, compliance.unsubscribe_key(ws))
 
 
 def freeze_audience(

@@ -1,29 +1,34 @@
-"""Rotating the secret key: every stored secret re-encrypted in one transaction, then the new
-key put in place.
+"""The workspace's keys: rotating the secret key (every stored secret re-encrypted in one
+transaction, then the new key put in place), and the signing keys that survive a rotation.
 
 With a key file, the new key is written beside it (`secret.key.new`, 0600) before the database
 changes, and moved over the old one after the commit, so a crash in between leaves both keys on
 disk and never a secret no key can open. With OUTREACH_SECRET_KEY, the new key comes from
 OUTREACH_NEW_SECRET_KEY and the user swaps the variables afterwards.
 
-Unsubscribe links are signed with a key derived from the secret key: links in mail sent before a
-rotation stop verifying after it.
+Unsubscribe links are signed with a random signing key made once per workspace and stored only
+encrypted with the secret key; a rotation re-encrypts it like any other secret, so the key itself
+does not change and links in mail sent before a rotation keep verifying after it.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from secrets import token_bytes
 
 from cryptography.fernet import Fernet
 
 from outreach_core import crypto
 from outreach_core.errors import ConfigError
-from outreach_core.store import audit, secrets
+from outreach_core.store import audit, secrets, signing_keys
 from outreach_core.workspace import Workspace, utcnow
 
 NEW_KEY_SUFFIX = ".new"
+#: bytes of a signing key (HMAC-SHA256 keys: the hash's own size)
+SIGNING_KEY_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,8 @@ def _check(key: str) -> bytes:
 
 
 def rotate_key(ws: Workspace, *, new_key: str | None = None, actor: str) -> Rotation:
-    """Re-encrypt every engine and SQL-source secret with a new key, all or nothing."""
+    """Re-encrypt every engine secret, SQL-source secret and signing key with a new key, all
+    or nothing."""
     settings = ws.settings
     old = crypto.load_fernet(settings.secret_key, settings.data_dir)
     key_file: Path | None = None
@@ -90,3 +96,34 @@ def rotate_key(ws: Workspace, *, new_key: str | None = None, actor: str) -> Rota
         os.replace(key_file.with_name(key_file.name + NEW_KEY_SUFFIX), key_file)
     ws.fernet = new
     return Rotation(counts=counts, key_file=key_file)
+
+
+# --- signing keys -----------------------------------------------------------------------------
+
+
+def _decode(ws: Workspace, key_encrypted: str) -> bytes:
+    return base64.urlsafe_b64decode(crypto.decrypt(ws.fernet, key_encrypted))
+
+
+def ensure_signing_key(ws: Workspace, purpose: str) -> bytes:
+    """Store a new random key for `purpose` unless one exists; returns the stored one.
+
+    Two processes doing this at once end with one key: the unique purpose lets only the first
+    INSERT in, and each then reads back the key that won, not the one it made.
+    """
+    made = base64.urlsafe_b64encode(token_bytes(SIGNING_KEY_BYTES)).decode()
+    with ws.db.begin() as conn:
+        signing_keys.add_if_absent(conn, purpose, crypto.encrypt(ws.fernet, made), now=utcnow())
+        stored = signing_keys.get_encrypted(conn, purpose)
+    if stored is None:  # the row was there a moment ago: only a concurrent delete explains it
+        raise ConfigError(f"the {purpose} signing key vanished while it was being created")
+    return _decode(ws, stored)
+
+
+def signing_key(ws: Workspace, purpose: str) -> bytes:
+    """The workspace's signing key for `purpose`, made on first use (random, stored encrypted)."""
+    with ws.db.connect() as conn:
+        stored = signing_keys.get_encrypted(conn, purpose)
+    if stored is not None:
+        return _decode(ws, stored)
+    return ensure_signing_key(ws, purpose)

@@ -1,9 +1,9 @@
 """Per-recipient unsubscribe links (the workflow's base URL plus an HMAC token of the address)
 and the List-Unsubscribe headers that carry them.
 
-The token is HMAC-SHA256 over the lower-cased address with a key derived from the workspace's
-secret key, so whoever serves the base URL can check that a link was made by this workspace
-for this address (`verify`) without a table of tokens.
+The token is HMAC-SHA256 over the lower-cased address with the workspace's unsubscribe signing
+key (`compliance.unsubscribe_key`), so whoever serves the base URL can check that a link was made
+by this workspace for this address (`verify`) without a table of tokens.
 """
 
 from __future__ import annotations

@@ -303,3 +303,14 @@ sql_sources = sa.Table(
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # what the key signs, e.g. "unsubscribe"; one key per purpose
+    sa.Column("purpose", sa.String(50), nullable=False, unique=True),
+    # the random key, Fernet-encrypted with the workspace's secret key (never stored plain)
+    sa.Column("key_encrypted", sa.Text, nullable=False),
+    _created(),
+)

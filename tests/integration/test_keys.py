@@ -1,5 +1,6 @@
 """Secrets at rest: the key file is 0600, secrets are stored only encrypted, and rotate-key
-re-encrypts every engine and SQL-source secret in one transaction (SQLite and PostgreSQL)."""
+re-encrypts every engine and SQL-source secret and signing key in one transaction (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
-from outreach_core import crypto, keys, services, sources
+from outreach_core import compliance, crypto, keys, services, sources
 from outreach_core.errors import ConfigError
 from outreach_core.store import tables
 from outreach_core.workspace import Workspace, open_workspace
@@ -76,7 +77,7 @@ def test_rotation_reencrypts_every_secret_with_the_new_key_file(
 
     rotation = keys.rotate_key(workspace, actor="test")
 
-    assert rotation.counts == {"engines": 1, "sql_sources": 1}
+    assert rotation.counts == {"engines": 1, "sql_sources": 1, "signing_keys": 0}
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert not key_file.with_name("secret.key.new").exists()
     new = Fernet(key_file.read_bytes())
@@ -115,24 +116,27 @@ def test_rotation_with_an_environment_key_needs_the_new_key(tmp_path: Path) -> N
         ws.close()
 
 
-def test_rotate_key_command_keeps_engines_usable(tmp_path: Path) -> None:
+def test_rotate_key_command_keeps_engines_and_the_unsubscribe_key_usable(tmp_path: Path) -> None:
     """Verify `python -m outreach_core rotate-key`: exit 0, says what it did, no secret shown,
-    and the workspace still decrypts its engine afterwards."""
+    and the workspace still decrypts its engine and has the same unsubscribe key afterwards."""
     ws = open_workspace(make_settings(tmp_path))
     seed(ws, tmp_path)
+    unsubscribe_key = compliance.unsubscribe_key(ws)
     ws.close()
     done = subprocess.run(
         [sys.executable, "-m", "outreach_core", "rotate-key"],
         cwd=REPO, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "re-encrypted 1 engines, 1 sql_sources" in done.stdout
+    assert "re-encrypted 1 engines, 1 sql_sources, 1 signing_keys" in done.stdout
+    assert "no longer verify" not in done.stdout
     assert SMTP_PASSWORD not in done.stdout + done.stderr
     ws = open_workspace(make_settings(tmp_path))
     try:
         with ws.db.connect() as conn:
             token = conn.execute(sa.select(tables.engines.c.url_encrypted)).scalar_one()
         assert SMTP_PASSWORD in crypto.decrypt(ws.fernet, token)
+        assert compliance.unsubscribe_key(ws) == unsubscribe_key
     finally:
         ws.close()
 

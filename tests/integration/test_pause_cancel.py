@@ -115,7 +115,7 @@ def test_messages_carry_list_unsubscribe_with_a_token_for_their_recipient(
     from email import message_from_bytes, policy
     from urllib.parse import parse_qs, urlsplit
 
-    from outreach_core import crypto, unsubscribe
+    from outreach_core import compliance, unsubscribe
 
     outbox = tmp_path / "outbox"
     workflow = services.setup_workflow(
@@ -152,9 +152,7 @@ def test_messages_carry_list_unsubscribe_with_a_token_for_their_recipient(
         assert https.startswith("https://example.com/u?")
         query = {k: v[0] for k, v in parse_qs(urlsplit(https).query).items()}
         assert query["email"] == str(message["To"])
-        key = crypto.derived_key(
-            crypto.load_secret(None, sqlite_workspace.settings.data_dir), "unsubscribe"
-        )
+        key = compliance.unsubscribe_key(sqlite_workspace)
         assert unsubscribe.verify(key, query["email"], query["token"])
         assert not unsubscribe.verify(key, "someone@example.org", query["token"])
 

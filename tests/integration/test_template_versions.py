@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from outreach_core import crypto, services, unsubscribe
+from outreach_core import compliance, services, unsubscribe
 from outreach_core.audience import ParsedFile
 from outreach_core.errors import TemplateError
 from outreach_core.executor import StopSignal, new_worker_id, run_to_end
@@ -154,10 +154,7 @@ def test_run_with_an_unsubscribe_base_url_sends_each_recipient_a_verifiable_link
     run = run_to_end(workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
 
     assert run.status is RunStatus.COMPLETED
-    settings = workspace.settings
-    key = crypto.derived_key(
-        crypto.load_secret(settings.secret_key, settings.data_dir), "unsubscribe"
-    )
+    key = compliance.unsubscribe_key(workspace)
     links = {}
     for path in outbox.iterdir():
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
