@@ -119,6 +119,7 @@ def read_unsubscribes(ws: Workspace) -> mailbox_unsubscribe.PassReport | None:
         messages=len(report.handled),
         suppressed=len(report.suppressed),
         flagged=report.flagged,
+        left=report.left,
     )
     return report
 

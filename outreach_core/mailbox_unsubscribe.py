@@ -42,6 +42,9 @@ MAX_MESSAGE_BYTES = 256 * 1024
 BODY_SEARCH_CHARS = 2000
 #: seconds a connect or a reply from the IMAP server may take
 IMAP_TIMEOUT_S = 30.0
+#: messages handled per pass at most (the rest wait for the next): a first read of a mailbox
+#: with a backlog must not hold the daemon's loop, which also sends, for long
+MAX_PER_PASS = 200
 #: the source recorded on the suppression (`compliance.unsubscribe_address(via=…)`)
 VIA = "mailto"
 
@@ -52,6 +55,15 @@ _TOKEN = re.compile(
     re.IGNORECASE,
 )
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+
+
+class Unread(StrEnum):
+    """Why a message's bytes were not fetched."""
+
+    #: larger than MAX_MESSAGE_BYTES
+    TOO_LARGE = "too_large"
+    #: expunged (by a person or another client) between the search and the fetch
+    GONE = "gone"
 
 
 class Action(StrEnum):
@@ -201,6 +213,8 @@ class PassReport:
 
     mailbox: str
     handled: list[Handled] = field(default_factory=list)
+    #: new messages left for the next pass (over the per-pass limit)
+    left: int = 0
 
     @property
     def suppressed(self) -> list[str]:
@@ -213,9 +227,10 @@ class PassReport:
         return sum(h.decision.action is Action.FLAG for h in self.handled)
 
     def __str__(self) -> str:
+        left = f", {self.left} left for the next pass" if self.left else ""
         return (
             f"{self.mailbox}: {len(self.handled)} new messages, {len(self.suppressed)} "
-            f"addresses suppressed, {self.flagged} flagged for a human"
+            f"addresses suppressed, {self.flagged} flagged for a human{left}"
         )
 
 
@@ -252,18 +267,29 @@ def _unseen_uids(client: imaplib.IMAP4) -> list[int]:
     return sorted(int(w) for w in words)
 
 
-def _fetch(client: imaplib.IMAP4, uid: int) -> bytes | None:
-    """The message's bytes (not marking it \\Seen), or None when it is too large to read."""
-    sizes = _checked(client.uid("FETCH", str(uid), "(RFC822.SIZE)"), "FETCH")
-    line = b" ".join(d for d in sizes if isinstance(d, bytes))
-    size = _SIZE.search(line)
-    if size and int(size.group(1)) > MAX_MESSAGE_BYTES:
-        return None
+def _size(data: list[object], uid: int) -> int | None:
+    """RFC822.SIZE from the FETCH response about `uid` (others may be unsolicited updates)."""
+    this_uid = re.compile(rb"\bUID %d\b" % uid)
+    for item in data:
+        if isinstance(item, bytes) and this_uid.search(item):
+            size = _SIZE.search(item)
+            if size:
+                return int(size.group(1))
+    return None
+
+
+def _fetch(client: imaplib.IMAP4, uid: int) -> bytes | Unread:
+    """The message's bytes (BODY.PEEK: not marking it \\Seen), or why they were not read."""
+    size = _size(_checked(client.uid("FETCH", str(uid), "(RFC822.SIZE)"), "FETCH"), uid)
+    if size is None:
+        return Unread.GONE
+    if size > MAX_MESSAGE_BYTES:
+        return Unread.TOO_LARGE
     data = _checked(client.uid("FETCH", str(uid), "(BODY.PEEK[])"), "FETCH")
     for item in data:
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes):
             return item[1]
-    raise imaplib.IMAP4.error(f"FETCH of message {uid} returned no body")
+    return Unread.GONE
 
 
 def _apply(ws: Workspace, decision: Decision) -> Decision:
@@ -287,14 +313,22 @@ def _mark(client: imaplib.IMAP4, uid: int, decision: Decision) -> None:
 
 
 def _one_pass(
-    ws: Workspace, client: imaplib.IMAP4, mailbox: ImapMailbox, report: PassReport
+    ws: Workspace, client: imaplib.IMAP4, mailbox: ImapMailbox, report: PassReport, limit: int
 ) -> None:
     key = compliance.unsubscribe_key(ws)
     _checked(client.login(mailbox.user, mailbox.password), "LOGIN")
     _checked(client.select(f'"{mailbox.folder}"'), f"SELECT {mailbox.folder}")
-    for uid in _unseen_uids(client):
+    uids = _unseen_uids(client)
+    report.left = max(0, len(uids) - limit)
+    for uid in uids[:limit]:
         raw = _fetch(client, uid)
-        decision = Decision.flag(FlagReason.TOO_LARGE) if raw is None else decide_message(raw, key)
+        if raw is Unread.GONE:
+            continue
+        if raw is Unread.TOO_LARGE:
+            decision = Decision.flag(FlagReason.TOO_LARGE)
+        else:
+            assert isinstance(raw, bytes)
+            decision = decide_message(raw, key)
         decision = _apply(ws, decision)
         _mark(client, uid, decision)
         report.handled.append(Handled(uid, decision))
@@ -305,9 +339,14 @@ def _one_pass(
 
 
 def read_mailbox(
-    ws: Workspace, mailbox: ImapMailbox, *, ssl_context: ssl.SSLContext | None = None
+    ws: Workspace,
+    mailbox: ImapMailbox,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    limit: int = MAX_PER_PASS,
 ) -> PassReport:
-    """One pass over the unsubscribe mailbox (see the module docstring).
+    """One pass over the unsubscribe mailbox (see the module docstring), handling at most
+    `limit` messages (oldest first); `ssl_context` replaces the system's trust store.
 
     A connection, login or protocol failure raises MailboxError naming the masked URL; what
     was handled before it stays handled (each message is committed and flagged on its own).
@@ -315,7 +354,7 @@ def read_mailbox(
     report = PassReport(mailbox=mailbox.display)
     try:
         with _connect(mailbox, ssl_context) as client:
-            _one_pass(ws, client, mailbox, report)
+            _one_pass(ws, client, mailbox, report, limit)
     except (imaplib.IMAP4.error, OSError) as exc:
         # imaplib puts the server's reply in the message; a server may echo what it was sent
         cause = redact(str(exc) or type(exc).__name__, mailbox.password)

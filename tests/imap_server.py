@@ -9,20 +9,32 @@ Twisted's reactor can run only once per process, so the first server starts it i
 thread and it stays up; each server listens on its own port and `stop()` closes the port and
 every connection it accepted. Everything that touches the mailbox runs in the reactor thread
 (`blockingCallFromThread`), so the test thread never races the server.
+
+`TlsFront` puts TLS (imaps://) in front of it, with a certificate from
+`self_signed_loopback_cert`.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
+import socket
+import ssl
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import Message
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from twisted.cred import checkers, portal
 from twisted.internet import protocol, reactor
 from twisted.internet.threads import blockingCallFromThread
@@ -333,4 +345,106 @@ class ImapTestServer:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.stop()
+
+
+def self_signed_loopback_cert(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, as PEM files in `folder`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "outreach test IMAP")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "imap-cert.pem", folder / "imap-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class TlsFront:
+    """TLS on 127.0.0.1:port in front of a plain server (as stunnel does), with the stdlib's
+    `ssl`: Twisted's own TLS needs pyOpenSSL, which the project does not otherwise use.
+
+    Each accepted connection is handshaken, then its bytes are copied both ways to
+    127.0.0.1:backend_port by two threads until either side closes.
+    """
+
+    def __init__(self, backend_port: int, cert: Path, key: Path) -> None:
+        self.backend_port = backend_port
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.sockets: list[socket.socket] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._accept, name="tls front", daemon=True)
+
+    def _accept(self) -> None:
+        # a closed listener does not wake a blocked accept(): poll, so stop() is prompt
+        self.listener.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                raw, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            raw.settimeout(None)
+            self.sockets.append(raw)
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            client = self.context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):  # a client that refuses our certificate: its side shows it
+            raw.close()
+            return
+        backend = socket.create_connection(("127.0.0.1", self.backend_port))
+        self.sockets += [client, backend]
+        threading.Thread(target=self._pump, args=(backend, client), daemon=True).start()
+        self._pump(client, backend)
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                target.sendall(chunk)
+        except OSError:  # the other direction closed both sockets
+            pass
+        finally:
+            for sock in (source, target):
+                sock.close()
+
+    def start(self) -> TlsFront:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+    def __enter__(self) -> TlsFront:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -24,14 +25,14 @@ from outreach_core.daemon import read_unsubscribes
 from outreach_core.errors import MailboxError
 from outreach_core.executor import StopSignal, new_worker_id, run_to_end
 from outreach_core.imap_url import parse_imap_url
-from outreach_core.mailbox_unsubscribe import Action, FlagReason, read_mailbox
+from outreach_core.mailbox_unsubscribe import MAX_MESSAGE_BYTES, Action, FlagReason, read_mailbox
 from outreach_core.models import Delivery, DeliveryStatus, SendOptions, Workflow
 from outreach_core.store import deliveries
 from outreach_core.templating import TemplateSource
 from outreach_core.unsubscribe import MailtoLinks, token
 from outreach_core.workspace import Workspace, open_workspace
 from tests.conftest import REPO, cli_env, make_settings
-from tests.imap_server import ImapTestServer
+from tests.imap_server import ImapTestServer, TlsFront, self_signed_loopback_cert
 
 PASSWORD = "imap-pw-7Hq2/never-logged"
 WRONG_PASSWORD = "imap-pw-wrong-9Xk4-also-secret"
@@ -317,3 +318,70 @@ def test_scheduler_daemon_reads_the_mailbox_repeatedly_and_survives_an_outage(
         }
     finally:
         ws.close()
+
+
+def test_a_pass_is_bounded_and_odd_messages_are_flagged_not_read(
+    sqlite_workspace: Workspace, imap: ImapTestServer
+) -> None:
+    """Verify a pass handles at most `limit` messages (the rest next time, said in its
+    summary); an oversized message is flagged without being read even with a valid token; and
+    a folder that does not exist is an error naming it, with the password masked."""
+    links = MailtoLinks(UNSUB, compliance.unsubscribe_key(sqlite_workspace))
+    people = ["a@example.org", "b@example.org", "c@example.org"]
+    uids = [imap.append(request(links(p), sender=p)) for p in people]
+    large = request(links("d@example.org"), sender="d@example.org") + b"x" * MAX_MESSAGE_BYTES
+    big = imap.append(large)
+    mailbox = parse_imap_url(imap.url())
+
+    first = read_mailbox(sqlite_workspace, mailbox, limit=2)
+    assert [h.uid for h in first.handled] == uids[:2] and first.left == 2
+    assert str(first).endswith(", 2 left for the next pass")
+    assert imap.flags(uids[2]) == set() and imap.flags(big) == set()
+
+    second = read_mailbox(sqlite_workspace, mailbox, limit=2)
+    assert [(h.uid, h.decision.reason) for h in second.handled] == [
+        (uids[2], None),
+        (big, FlagReason.TOO_LARGE),
+    ]
+    assert second.left == 0 and imap.flags(big) == {FLAGGED}
+    assert set(suppressed(sqlite_workspace)) == set(people)
+
+    missing = parse_imap_url(imap.url(folder="Nope"))
+    with pytest.raises(MailboxError, match="SELECT Nope answered NO") as excinfo:
+        read_mailbox(sqlite_workspace, missing)
+    assert missing.display in str(excinfo.value) and PASSWORD not in str(excinfo.value)
+
+
+def test_imaps_verifies_the_servers_certificate(
+    sqlite_workspace: Workspace, imap: ImapTestServer, tmp_path: Path
+) -> None:
+    """Verify imaps:// speaks TLS from the first byte and checks the certificate: with the
+    system's trust store the pass is refused before LOGIN, naming the certificate failure, the
+    password masked; trusted (its CA given) the request is handled."""
+    cert, key = self_signed_loopback_cert(tmp_path)
+    links = MailtoLinks(UNSUB, compliance.unsubscribe_key(sqlite_workspace))
+    imap.append(request(links("ann@example.org"), sender="ann@example.org"))
+    with TlsFront(imap.port, cert, key) as front:
+        mailbox = parse_imap_url(f"imaps://unsub:{quote(PASSWORD, safe='')}@127.0.0.1:{front.port}")
+        assert mailbox.display == f"imaps://unsub:***@127.0.0.1:{front.port}/INBOX"
+
+        with pytest.raises(MailboxError, match="CERTIFICATE_VERIFY_FAILED") as excinfo:
+            read_mailbox(sqlite_workspace, mailbox)
+        assert mailbox.display in str(excinfo.value) and PASSWORD not in str(excinfo.value)
+        assert imap.logins == []
+
+        trusted = ssl.create_default_context(cafile=str(cert))
+        report = read_mailbox(sqlite_workspace, mailbox, ssl_context=trusted)
+    assert report.suppressed == ["ann@example.org"] and imap.logins == ["unsub"]
+
+
+def test_starttls_is_required_when_asked_for(
+    sqlite_workspace: Workspace, imap: ImapTestServer
+) -> None:
+    """Verify imap://…?starttls=1 against a server that does not offer STARTTLS stops before
+    LOGIN (no fallback to sending the password in clear)."""
+    mailbox = parse_imap_url(imap.url() + "?starttls=1")
+    with pytest.raises(MailboxError, match="TLS not supported by server") as excinfo:
+        read_mailbox(sqlite_workspace, mailbox)
+    assert mailbox.display in str(excinfo.value) and PASSWORD not in str(excinfo.value)
+    assert imap.logins == []
