@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from outreach_core import access, dryrun, executor, keys, reports, services
+from outreach_core import access, dryrun, executor, keys, mailbox_unsubscribe, reports, services
 from outreach_core.audience import ParsedFile, read_contacts_file
 from outreach_core.demo import load_demo
 from outreach_core.errors import ConfigError, InputError, NotFound, OutreachError, RunBusy
@@ -193,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     database.add_argument("action", choices=["upgrade"], help="apply pending migrations")
 
     commands.add_parser("demo", help="load the demo workspace unless it is there already")
+
+    commands.add_parser(
+        "read-unsubscribes",
+        help="read the unsubscribe mailbox once (OUTREACH_UNSUBSCRIBE_IMAP_URL): suppress each "
+        "sender whose request carries their own token, flag the other messages for a human",
+    )
 
     hashing = commands.add_parser(
         "hash-password",
@@ -450,6 +456,19 @@ def cmd_export(ws: Workspace, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_read_unsubscribes(ws: Workspace, args: argparse.Namespace) -> int:
+    mailbox = ws.settings.unsubscribe_mailbox
+    if mailbox is None:
+        raise ConfigError(
+            "OUTREACH_UNSUBSCRIBE_IMAP_URL is not set (e.g. imaps://user:password@host:993/INBOX)"
+        )
+    report = mailbox_unsubscribe.read_mailbox(ws, mailbox)
+    for handled in report.handled:
+        print(handled)
+    print(report)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "hash-password":  # needs no workspace
@@ -480,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
             "validate": cmd_validate,
             "dry-run": cmd_dry_run,
             "template": cmd_template,
+            "read-unsubscribes": cmd_read_unsubscribes,
         }
         return handler[args.command](ws, args)
     except (InputError, NotFound, RunBusy, ConfigError) as exc:

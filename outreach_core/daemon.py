@@ -5,6 +5,10 @@ One tick, in order:
 2. take over runs whose executor is gone; claim and send queued runs (`executor.work_once`);
 3. help with SENDING runs other daemons hold, claiming delivery batches.
 
+When `OUTREACH_UNSUBSCRIBE_IMAP_URL` is set, the daemon also reads the unsubscribe mailbox every
+`OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S` (`read_unsubscribes`); a failed read is logged and the
+next one tries again.
+
 A side thread writes the daemon's heartbeat every DAEMON_HEARTBEAT_S, also while a long run is
 being sent, so `--health`, Home and the owners of shared runs see it alive. Log lines are
 `event=… key=value …` so they can be grepped and parsed.
@@ -14,13 +18,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from outreach_core import executor
+from outreach_core import executor, mailbox_unsubscribe
+from outreach_core.errors import OutreachError
 from outreach_core.executor import StopSignal
 from outreach_core.scheduler import DAEMON_FRESH_FOR, DAEMON_HEARTBEAT_S, daemon_status
 from outreach_core.store import daemons, schedules
@@ -73,6 +79,49 @@ def tick(ws: Workspace, worker_id: str, stop: StopSignal) -> None:
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         log.warning("event=tick.deferred reason=%r retry=next_tick", reason)
+
+
+def read_unsubscribes(ws: Workspace) -> mailbox_unsubscribe.PassReport | None:
+    """One pass over the unsubscribe mailbox, if one is configured; None when it is not, or
+    when the pass failed (logged as an error; the daemon carries on and tries next time)."""
+    mailbox = ws.settings.unsubscribe_mailbox
+    if mailbox is None:
+        return None
+    try:
+        report = mailbox_unsubscribe.read_mailbox(ws, mailbox)
+    except OutreachError as exc:  # MailboxError's message has the URL masked already
+        log.error("event=mailbox.failed reason=%r retry=next_read", str(exc))
+        return None
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if getattr(exc, "orig", None) else ""
+        log.error(
+            "event=mailbox.failed mailbox=%s reason=%r retry=next_read",
+            mailbox.display,
+            reason or type(exc).__name__,
+        )
+        return None
+    except Exception as exc:
+        # a bug must not stop the daemon's sending; the line names where it happened, and the
+        # message is redacted (no traceback: it could quote a server reply with the password)
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error(
+            "event=mailbox.failed mailbox=%s error=%s reason=%r at=%s:%s retry=next_read",
+            mailbox.display,
+            type(exc).__name__,
+            mailbox_unsubscribe.redact(str(exc), mailbox.password),
+            where.filename.rsplit("/", 1)[-1],
+            where.lineno,
+        )
+        return None
+    event(
+        "mailbox.read",
+        mailbox=mailbox.display,
+        messages=len(report.handled),
+        suppressed=len(report.suppressed),
+        flagged=report.flagged,
+        left=report.left,
+    )
+    return report
 
 
 class Heartbeat(threading.Thread):

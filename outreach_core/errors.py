@@ -7,6 +7,7 @@
     │   ├── TemplateError      a template does not compile or does not render for a row
     │   ├── SourceError        a SQL source failed: connection, timeout, SQL error, row cap
     │   └── SignatureError     a webhook or link whose signature does not check out
+    ├── MailboxError           the unsubscribe mailbox (IMAP) could not be read
     ├── IllegalTransition      a run or delivery was asked to move to a state it cannot reach
     ├── NotFound               a row that was named does not exist
     ├── RunBusy                another live executor holds the run
@@ -51,6 +52,10 @@ class SourceError(InputError):
 
 class SignatureError(InputError):
     """A webhook request or a signed link was not signed by whom it claims; refused."""
+
+
+class MailboxError(OutreachError):
+    """The unsubscribe mailbox could not be read; the message names the masked URL and why."""
 
 
 class IllegalTransition(OutreachError):

@@ -77,7 +77,7 @@ from outreach_core.store import (
     workflows,
 )
 from outreach_core.templating import CompiledTemplate, TemplateSource
-from outreach_core.unsubscribe import UnsubscribeLinks, list_unsubscribe_headers
+from outreach_core.unsubscribe import MailtoLinks, UnsubscribeLinks, list_unsubscribe_headers
 from outreach_core.workspace import Workspace, utcnow
 
 log = logging.getLogger("outreach.executor")
@@ -198,6 +198,14 @@ def unsubscribe_links(ws: Workspace, options: SendOptions) -> UnsubscribeLinks |
     return UnsubscribeLinks(options.unsubscribe_base_url, compliance.unsubscribe_key(ws))
 
 
+def mailto_links(ws: Workspace, options: SendOptions) -> MailtoLinks | None:
+    """The run's List-Unsubscribe `mailto:` maker (a token per recipient in the subject, for
+    `mailbox_unsubscribe` to check), when its options name an unsubscribe address."""
+    if not options.unsubscribe_mailto:
+        return None
+    return MailtoLinks(options.unsubscribe_mailto, compliance.unsubscribe_key(ws))
+
+
 def freeze_audience(
     ws: Workspace, run: Run, *, domains: Mapping[str, DomainResult] | None = None
 ) -> bool:
@@ -312,6 +320,7 @@ class _Context:
     #: the run's own rate (SendOptions); each engine's bucket applies on top
     bucket: TokenBucket
     unsubscribe: UnsubscribeLinks | None = None
+    mailto: MailtoLinks | None = None
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     #: why the run stops short: auto-pause, every engine failed, or every quota used up
     stop_reason: str | None = None
@@ -347,9 +356,11 @@ class Outcome:
 
 
 def _unsubscribe_headers(ctx: _Context, delivery: Delivery) -> dict[str, str]:
-    """The same per-recipient link as the template's `unsubscribe_url`, plus the mailto."""
+    """The same per-recipient link as the template's `unsubscribe_url`, plus the per-recipient
+    mailto."""
     url = ctx.unsubscribe(delivery.email) if ctx.unsubscribe else None
-    return list_unsubscribe_headers(mailto=ctx.run.options.unsubscribe_mailto, url=url)
+    mailto = ctx.mailto(delivery.email) if ctx.mailto else None
+    return list_unsubscribe_headers(mailto=mailto, url=url)
 
 
 async def _send_once(ctx: _Context, lane: EngineLane, outgoing: Outgoing) -> SendResult:
@@ -749,6 +760,7 @@ async def _open_context(
         lanes=lanes,
         bucket=TokenBucket(run.options.rate, run.options.burst),
         unsubscribe=unsubscribe_links(ws, run.options),
+        mailto=mailto_links(ws, run.options),
         owner=owner,
     )
 

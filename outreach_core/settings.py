@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from outreach_core.errors import ConfigError
+from outreach_core.errors import ConfigError, InputError
+from outreach_core.imap_url import ImapMailbox, parse_imap_url
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -21,7 +22,12 @@ class Settings(BaseSettings):
     """Everything Outreach reads from its environment; see `.env.example`."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,
+        # a ValidationError would otherwise quote the value: URLs here hold passwords
+        hide_input_in_errors=True,
     )
 
     database_url: str | None = Field(
@@ -88,6 +94,18 @@ class Settings(BaseSettings):
     webhook_max_age_s: int = Field(
         default=300, ge=1, validation_alias=_env("OUTREACH_WEBHOOK_MAX_AGE_S")
     )
+    unsubscribe_imap_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("OUTREACH_UNSUBSCRIBE_IMAP_URL"),
+        description="mailbox the List-Unsubscribe mailto requests arrive in, "
+        "imaps://user:password@host:993/INBOX; the daemon reads it when set",
+    )
+    unsubscribe_imap_interval_s: float = Field(
+        default=300,
+        gt=0,
+        validation_alias=_env("OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S"),
+        description="seconds between two reads of the unsubscribe mailbox by the daemon",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -112,6 +130,23 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must start with sqlite:// or postgresql+psycopg://")
         return value
+
+    @field_validator("unsubscribe_imap_url")
+    @classmethod
+    def _imap_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_imap_url(value.get_secret_value())
+            except InputError as exc:  # its message never holds the password
+                raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def unsubscribe_mailbox(self) -> ImapMailbox | None:
+        """`OUTREACH_UNSUBSCRIBE_IMAP_URL` parsed, or None when it is not set."""
+        if self.unsubscribe_imap_url is None:
+            return None
+        return parse_imap_url(self.unsubscribe_imap_url.get_secret_value())
 
     @cached_property
     def sqlalchemy_url(self) -> str:

@@ -1,9 +1,11 @@
-"""Per-recipient unsubscribe links (the workflow's base URL plus an HMAC token of the address)
-and the List-Unsubscribe headers that carry them.
+"""Per-recipient unsubscribe links (the workflow's base URL plus an HMAC token of the address),
+the per-recipient `mailto:` form, and the List-Unsubscribe headers that carry them.
 
 The token is HMAC-SHA256 over the lower-cased address with the workspace's unsubscribe signing
 key (`compliance.unsubscribe_key`), so whoever serves the base URL can check that a link was made
-by this workspace for this address (`verify`) without a table of tokens.
+by this workspace for this address (`verify`) without a table of tokens. The mailto form
+carries the same token in its subject (`unsubscribe TOKEN`), so the mailbox reader can tell a
+request from the recipient from one forged for somebody else (`mailbox_unsubscribe`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 #: bytes of the HMAC kept in the token (128 bits)
 TOKEN_BYTES = 16
+#: the first word of the subject of a mailto unsubscribe request; the token follows it
+MAILTO_SUBJECT_WORD = "unsubscribe"
 
 
 def token(key: bytes, email: str) -> str:
@@ -43,17 +47,36 @@ class UnsubscribeLinks:
         return f"{self.base_url}{separator}{query}"
 
 
+def mailto_uri(address: str, token_: str) -> str:
+    """`mailto:ADDRESS?subject=unsubscribe%20TOKEN`, percent-encoded as RFC 6068 asks (a space
+    is %20, never +; `?`, `&`, `%`, `#` and `,` in the address are encoded)."""
+    subject = f"{MAILTO_SUBJECT_WORD} {token_}"
+    return f"mailto:{quote(address, safe='@+')}?subject={quote(subject, safe='')}"
+
+
+@dataclass(frozen=True)
+class MailtoLinks:
+    """Makes the List-Unsubscribe `mailto:` URI of each recipient of a run."""
+
+    address: str
+    key: bytes
+
+    def __call__(self, email: str) -> str:
+        return mailto_uri(self.address, token(self.key, email))
+
+
 def list_unsubscribe_headers(*, mailto: str | None, url: str | None) -> dict[str, str]:
     """List-Unsubscribe (RFC 2369) for one message; empty when the run has neither form.
 
-    With an https URL also `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058);
-    the URL comes first, the mailto (if any) after it.
+    `mailto` is a whole `mailto:` URI (`MailtoLinks` makes one per recipient). With an https
+    URL also `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058); the URL comes
+    first, the mailto (if any) after it.
     """
     uris = []
     if url:
         uris.append(f"<{url}>")
     if mailto:
-        uris.append(f"<mailto:{mailto}?subject=unsubscribe>")
+        uris.append(f"<{mailto}>")
     if not uris:
         return {}
     found = {"List-Unsubscribe": ", ".join(uris)}

@@ -235,6 +235,9 @@ with st.form("workflow_form", border=True):
             "Unsubscribe mailto",
             key=state_key("unsubscribe_mailto"),
             placeholder="unsubscribe@example.com",
+            help="Added to List-Unsubscribe with each recipient's own token in the subject. "
+            "The daemon reads this mailbox and suppresses the senders when "
+            "OUTREACH_UNSUBSCRIBE_IMAP_URL points at it.",
         )
         problem("unsubscribe_mailto")
         st.text_input(

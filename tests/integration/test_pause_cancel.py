@@ -111,7 +111,8 @@ def test_messages_carry_list_unsubscribe_with_a_token_for_their_recipient(
     sqlite_workspace: Workspace, tmp_path: Path
 ) -> None:
     """Verify each sent .eml has List-Unsubscribe (https first, mailto) and the one-click header;
-    its link is the recipient's own `unsubscribe_url`, whose token verifies for that address."""
+    its link is the recipient's own `unsubscribe_url`, whose token verifies for that address,
+    and its mailto subject carries the same token."""
     from email import message_from_bytes, policy
     from urllib.parse import parse_qs, urlsplit
 
@@ -147,12 +148,14 @@ def test_messages_carry_list_unsubscribe_with_a_token_for_their_recipient(
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
         header = str(message["List-Unsubscribe"])
         https, mailto = (part.strip().strip("<>") for part in header.split(","))
-        assert mailto == "mailto:unsub@example.com?subject=unsubscribe"
+        key = compliance.unsubscribe_key(sqlite_workspace)
+        # the mailto's subject carries the recipient's own token, for the mailbox reader
+        to_token = unsubscribe.token(key, str(message["To"]))
+        assert mailto == f"mailto:unsub@example.com?subject=unsubscribe%20{to_token}"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert https.startswith("https://example.com/u?")
         query = {k: v[0] for k, v in parse_qs(urlsplit(https).query).items()}
         assert query["email"] == str(message["To"])
-        key = compliance.unsubscribe_key(sqlite_workspace)
         assert unsubscribe.verify(key, query["email"], query["token"])
         assert not unsubscribe.verify(key, "someone@example.org", query["token"])
 
