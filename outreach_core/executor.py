@@ -214,14 +214,7 @@ def freeze_audience(
         queried = _queried_rows(ws, run)
     except InputError as exc:  # the audience query failed: the run fails, nothing is frozen
         with ws.db.begin() as conn:
-            runs.set_run_status(
-                conn,
-                run.id,
-                expected=RunStatus.INITIALIZING,
-                target=RunStatus.FAILED,
-                now=now,
-                reason=f"audience query failed: {exc}",
-            )
+            _fail_initializing(conn, run.id, reason=f"audience query failed: {exc}", now=now)
         return False
     with ws.db.begin() as conn:
         if deliveries.has_deliveries(conn, run.id):  # frozen before a crash in this state
@@ -236,14 +229,8 @@ def freeze_audience(
         try:
             template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
         except TemplateError as exc:
-            runs.set_run_status(
-                conn,
-                run.id,
-                expected=RunStatus.INITIALIZING,
-                target=RunStatus.FAILED,
-                now=now,
-                reason=f"template {version.name} v{version.version}: {exc}",
-            )
+            reason = f"template {version.name} v{version.version}: {exc}"
+            _fail_initializing(conn, run.id, reason=reason, now=now)
             return False
         plan = list(
             plan_deliveries(
@@ -258,14 +245,7 @@ def freeze_audience(
         )
         abort = render_abort_reason(plan, run.options.on_render_error)
         if abort:
-            runs.set_run_status(
-                conn,
-                run.id,
-                expected=RunStatus.INITIALIZING,
-                target=RunStatus.FAILED,
-                now=now,
-                reason=abort,
-            )
+            _fail_initializing(conn, run.id, reason=abort, now=now)
             return False
         pending_keys = [p.key for p in plan if p.status is DeliveryStatus.PENDING and p.key]
         plan = mark_suppressed(plan, suppressions.suppressed_among(conn, pending_keys))
@@ -292,6 +272,18 @@ def freeze_audience(
             conn, run.id, expected=RunStatus.INITIALIZING, target=RunStatus.SENDING, now=now
         )
     return True
+
+
+def _fail_initializing(conn: Connection, run_id: int, *, reason: str, now: datetime) -> None:
+    """INITIALIZING -> FAILED with the reason the audience could not be frozen."""
+    runs.set_run_status(
+        conn,
+        run_id,
+        expected=RunStatus.INITIALIZING,
+        target=RunStatus.FAILED,
+        now=now,
+        reason=reason,
+    )
 
 
 def _queried_rows(ws: Workspace, run: Run) -> list[tuple[int, dict[str, Any]]] | None:
