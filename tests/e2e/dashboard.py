@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +64,19 @@ def launched_chromium(path: str) -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+@contextmanager
+def opened_page(browser: Any, *, timeout_ms: float = 20_000, **context: Any) -> Iterator[Any]:
+    """A page in a browser context of its own (`context`: viewport, accept_downloads, ...),
+    waiting up to `timeout_ms` per action; the context is closed afterwards."""
+    browser_context = browser.new_context(**context)
+    page = browser_context.new_page()
+    page.set_default_timeout(timeout_ms)
+    try:
+        yield page
+    finally:
+        browser_context.close()
 
 
 def open_test_workspace(data: Path) -> Workspace:

@@ -24,6 +24,7 @@ from tests.e2e.dashboard import (
     SCREENSHOTS,
     launched_chromium,
     open_test_workspace,
+    opened_page,
     send_run,
     serve_app,
 )
@@ -59,13 +60,10 @@ def browser(chromium_path: str, app_url: str) -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, app_url: str) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    try:
+    with opened_page(
+        browser, viewport={"width": 1400, "height": 1300}, accept_downloads=True
+    ) as page:
         yield page
-    finally:
-        context.close()
 
 
 def _screenshot(page, name: str) -> Path:
@@ -116,7 +114,10 @@ def test_runs_page_downloads_the_ledger_csv(page, app_url: str, demo_run) -> Non
     page.get_by_role("heading", name="Overview").wait_for()
 
     page.get_by_role("link", name="Runs").click()
-    page.get_by_role("heading", name="Runs").wait_for()
+    # exact: Overview's own "Recent runs" heading would match "Runs" as a substring, and its
+    # "Sent" metric lingers beside the Runs page's until the rerun ends (READY)
+    page.get_by_role("heading", name="Runs", exact=True).wait_for()
+    page.wait_for_selector(READY)
     page.locator('[data-testid="stDataFrame"]').wait_for()
     assert _metric_value(page, "Sent") == "50"
     assert _metric_value(page, "Skipped") == "4"

@@ -18,10 +18,11 @@ from outreach_core.models import SendOptions
 from outreach_core.templating import TemplateSource
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
-    CHROMIUM_ARGS,
     READY,
     SCREENSHOTS,
+    launched_chromium,
     open_test_workspace,
+    opened_page,
     serve_app,
 )
 
@@ -74,18 +75,11 @@ def app_url(data: Path, chromium_path: str, dns_server: DnsServer) -> Iterator[s
 
 @pytest.fixture
 def page(chromium_path: str, app_url: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1700})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    with (
+        launched_chromium(chromium_path) as chromium,
+        opened_page(chromium, viewport={"width": 1400, "height": 1700}) as page,
+    ):
+        yield page
 
 
 def open_page(page, app_url: str, link: str) -> None:
