@@ -79,6 +79,20 @@ def opened_page(browser: Any, *, timeout_ms: float = 20_000, **context: Any) -> 
         browser_context.close()
 
 
+def open_from_overview(page: Any, app_url: str, link: str) -> None:
+    """Load Overview, follow the sidebar link, and wait until the linked page has drawn.
+
+    The title is matched exactly: Overview's "Recent runs" heading contains "Runs", and
+    Overview's elements linger beside the new page's until its rerun ends (READY).
+    """
+    page.goto(f"{app_url}/")
+    page.wait_for_selector(READY)
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_role("link", name=link).click()
+    page.get_by_role("heading", name=link, exact=True).wait_for()
+    page.wait_for_selector(READY)
+
+
 def open_test_workspace(data: Path) -> Workspace:
     """The workspace the app will open, for seeding and checking it from the test."""
     return open_workspace(Settings(_env_file=None, OUTREACH_DATA_DIR=data))

@@ -20,6 +20,7 @@ from tests.e2e.dashboard import (
     SCREENSHOTS,
     Demo,
     launched_chromium,
+    open_from_overview,
     open_test_workspace,
     opened_page,
     serve_app,
@@ -252,12 +253,7 @@ def test_browser_send_now_shows_live_progress_to_100(
         launched_chromium(chromium_path) as chromium,
         opened_page(chromium, viewport={"width": 1400, "height": 1400}) as page,
     ):
-        page.goto(f"{fresh_app_url}/")
-        page.wait_for_selector(READY)
-        page.get_by_role("heading", name="Overview").wait_for()
-        page.get_by_role("link", name="Send").click()
-        page.get_by_role("heading", name="Send", exact=True).wait_for()
-        page.wait_for_selector(READY)
+        open_from_overview(page, fresh_app_url, "Send")
         page.get_by_text("50 of 54 recipients").wait_for()
 
         send = page.get_by_role("button", name="Send now")
@@ -306,12 +302,7 @@ def test_browser_engines_page_lists_masked_and_tests_the_outbox(
         launched_chromium(chromium_path) as chromium,
         opened_page(chromium, viewport={"width": 1400, "height": 1100}) as page,
     ):
-        page.goto(f"{fresh_app_url}/")
-        page.wait_for_selector(READY)
-        page.get_by_role("heading", name="Overview").wait_for()
-        page.get_by_role("link", name="Engines").click()
-        page.get_by_role("heading", name="Engines", exact=True).wait_for()
-        page.wait_for_selector(READY)
+        open_from_overview(page, fresh_app_url, "Engines")
         assert (
             page.get_by_label("URL", exact=True).and_(page.locator("input")).get_attribute("type")
             == "password"

@@ -21,6 +21,7 @@ from tests.e2e.dashboard import (
     READY,
     SCREENSHOTS,
     launched_chromium,
+    open_from_overview,
     open_test_workspace,
     opened_page,
     serve_app,
@@ -82,15 +83,6 @@ def page(chromium_path: str, app_url: str) -> Iterator[object]:
         yield page
 
 
-def open_page(page, app_url: str, link: str) -> None:
-    page.goto(f"{app_url}/")
-    page.wait_for_selector(READY)
-    page.get_by_role("heading", name="Overview").wait_for()
-    page.get_by_role("link", name=link).click()
-    page.get_by_role("heading", name=link).wait_for()
-    page.wait_for_selector(READY)
-
-
 def choose(page, testid: str, label: str, option: str) -> None:
     """Open a selectbox or multiselect by its label and click one of its options."""
     page.locator(f'[data-testid="{testid}"]').filter(has_text=label).click()
@@ -107,7 +99,7 @@ def screenshot(page, name: str) -> Path:
 def test_create_a_workflow_with_two_engines_in_the_browser(page, app_url: str, data: Path) -> None:
     """Verify the form creates a workflow with both engines in the chosen order and a key made
     from its name, the table lists it, and the page is captured."""
-    open_page(page, app_url, "Workflows")
+    open_from_overview(page, app_url, "Workflows")
     page.get_by_label("Name", exact=True).fill("Autumn newsletter")
     choose(page, "stSelectbox", "Audience", "Demo contacts (54 rows)")
     choose(page, "stSelectbox", "Template", "Spring workshop invitation (v1)")
@@ -135,7 +127,7 @@ def test_create_a_workflow_with_two_engines_in_the_browser(page, app_url: str, d
 
 def test_set_engine_limits_in_the_browser(page, app_url: str, data: Path) -> None:
     """Verify a daily quota typed into the limits form is saved and shown."""
-    open_page(page, app_url, "Engines")
+    open_from_overview(page, app_url, "Engines")
     page.get_by_role("heading", name="Limits").wait_for()
     page.get_by_role("spinbutton", name="Daily quota").fill("250")
     page.get_by_role("button", name="Save limits").click()
@@ -155,7 +147,7 @@ def test_set_engine_limits_in_the_browser(page, app_url: str, data: Path) -> Non
 def test_retry_unknown_asks_first_in_the_browser(page, app_url: str, data: Path) -> None:
     """Verify "Retry deferred and unknown" opens a confirmation naming the counts and the
     duplicate risk, and "Cancel" closes it with nothing resent."""
-    open_page(page, app_url, "Runs")
+    open_from_overview(page, app_url, "Runs")
     page.get_by_role("button", name="Retry deferred and unknown (2)").click()
     page.get_by_text("This sends 1 deferred and 1 unknown deliveries again").wait_for()
     page.get_by_role("button", name="Yes, resend 2").wait_for()
