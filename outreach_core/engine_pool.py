@@ -1,8 +1,10 @@
 """Several engines behind one run: which engine takes the next send, and when quotas renew.
 
 A run sends through every engine of its workflow. Each send goes to the usable engine with
-the most daily quota left (an engine without a quota counts as unlimited); ties go to the
-engine listed first in the workflow. An engine is unusable once its quota for the UTC day is
+the most daily quota left (an engine without a quota counts as unlimited); among engines that
+rank equal (all unlimited, or the same quota left) the one that took the fewest sends today
+wins, so engines without a quota share the load instead of the first taking every send; a
+remaining tie goes to the engine listed first in the workflow. An engine is unusable once its quota for the UTC day is
 used up or once it failed at engine level (bad credentials, provider quota) during the run.
 
 The decisions here are pure (`choose_engine`, `assign_engines`, the day bounds and the pause
@@ -49,15 +51,19 @@ class EngineSlot:
 
 
 def choose_engine(slots: Sequence[EngineSlot]) -> EngineSlot | None:
-    """The usable engine with the most quota left (unlimited first), ties by workflow order;
-    None when no engine is usable."""
+    """The usable engine with the most quota left (unlimited first); among equals the one with
+    the fewest sends today, then the one first in workflow order; None when no engine is usable.
+    """
     usable = [s for s in slots if s.usable]
     if not usable:
         return None
-    return min(
-        usable,
-        key=lambda s: (-(math.inf if s.remaining is None else s.remaining), s.position),
-    )
+    return min(usable, key=_rank)
+
+
+def _rank(slot: EngineSlot) -> tuple[float, int, int]:
+    """Sort key for `choose_engine`: the lowest ranks first."""
+    remaining = math.inf if slot.remaining is None else slot.remaining
+    return (-remaining, slot.used_today, slot.position)
 
 
 def assign_engines(slots: Sequence[EngineSlot], count: int) -> list[int]:

@@ -64,6 +64,7 @@ from outreach_core.retry import (
     should_retry,
     tenacity_wait,
 )
+from outreach_core.scheduling import SendWindow
 from outreach_core.senders import Sender, open_sender
 from outreach_core.senders.base import SendResult
 from outreach_core.store import (
@@ -221,14 +222,7 @@ def freeze_audience(
         queried = _queried_rows(ws, run)
     except InputError as exc:  # the audience query failed: the run fails, nothing is frozen
         with ws.db.begin() as conn:
-            runs.set_run_status(
-                conn,
-                run.id,
-                expected=RunStatus.INITIALIZING,
-                target=RunStatus.FAILED,
-                now=now,
-                reason=f"audience query failed: {exc}",
-            )
+            _fail_initializing(conn, run.id, reason=f"audience query failed: {exc}", now=now)
         return False
     with ws.db.begin() as conn:
         if deliveries.has_deliveries(conn, run.id):  # frozen before a crash in this state
@@ -243,14 +237,8 @@ def freeze_audience(
         try:
             template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
         except TemplateError as exc:
-            runs.set_run_status(
-                conn,
-                run.id,
-                expected=RunStatus.INITIALIZING,
-                target=RunStatus.FAILED,
-                now=now,
-                reason=f"template {version.name} v{version.version}: {exc}",
-            )
+            reason = f"template {version.name} v{version.version}: {exc}"
+            _fail_initializing(conn, run.id, reason=reason, now=now)
             return False
         plan = list(
             plan_deliveries(
@@ -265,14 +253,7 @@ def freeze_audience(
         )
         abort = render_abort_reason(plan, run.options.on_render_error)
         if abort:
-            runs.set_run_status(
-                conn,
-                run.id,
-                expected=RunStatus.INITIALIZING,
-                target=RunStatus.FAILED,
-                now=now,
-                reason=abort,
-            )
+            _fail_initializing(conn, run.id, reason=abort, now=now)
             return False
         pending_keys = [p.key for p in plan if p.status is DeliveryStatus.PENDING and p.key]
         plan = mark_suppressed(plan, suppressions.suppressed_among(conn, pending_keys))
@@ -299,6 +280,18 @@ def freeze_audience(
             conn, run.id, expected=RunStatus.INITIALIZING, target=RunStatus.SENDING, now=now
         )
     return True
+
+
+def _fail_initializing(conn: Connection, run_id: int, *, reason: str, now: datetime) -> None:
+    """INITIALIZING -> FAILED with the reason the audience could not be frozen."""
+    runs.set_run_status(
+        conn,
+        run_id,
+        expected=RunStatus.INITIALIZING,
+        target=RunStatus.FAILED,
+        now=now,
+        reason=reason,
+    )
 
 
 def _queried_rows(ws: Workspace, run: Run) -> list[tuple[int, dict[str, Any]]] | None:
@@ -328,6 +321,8 @@ class _Context:
     recent_failures: list[bool] = field(default_factory=list)
     #: False for a worker assisting another's run: it claims batches but never ends the run
     owner: bool = True
+    #: the run's send window, parsed once per run (None: the run may send at any hour)
+    window: SendWindow | None = None
 
 
 async def _heartbeat(ws: Workspace, run_id: int, worker_id: str, lost: asyncio.Event) -> None:
@@ -668,7 +663,7 @@ async def _send_batches(ctx: _Context, stop: StopSignal, lost: asyncio.Event) ->
                 ctx.owner and current.worker_id != ctx.worker_id
             ):
                 return "status"
-            if not _window_open(opts):
+            if not _window_open(ctx.window, opts.timezone):
                 return "window"
             ctx.stop_reason = compliance.complaint_brake_any(
                 conn, [lane.engine.id for lane in ctx.lanes]
@@ -741,10 +736,17 @@ async def _open_lanes(
 
 
 async def _open_context(
-    ws: Workspace, stack: AsyncExitStack, run: Run, *, worker_id: str, owner: bool
+    ws: Workspace,
+    stack: AsyncExitStack,
+    run: Run,
+    *,
+    worker_id: str,
+    owner: bool,
+    window: SendWindow | None,
 ) -> _Context:
-    """What a worker sends a run with: its template version and a lane per engine of the
-    workflow (senders opened on `stack`), for the owner of the run or an assisting worker."""
+    """What a worker sends a run with: its template version, a lane per engine of the
+    workflow (senders opened on `stack`) and its parsed send window, for the owner of the run
+    or an assisting worker."""
     with ws.db.connect() as conn:
         engine_ids = workflows.get_workflow(conn, run.workflow_id).engine_ids
         engine_list = [engines.get_engine(conn, engine_id) for engine_id in engine_ids]
@@ -762,6 +764,7 @@ async def _open_context(
         unsubscribe=unsubscribe_links(ws, run.options),
         mailto=mailto_links(ws, run.options),
         owner=owner,
+        window=window,
     )
 
 
@@ -779,24 +782,35 @@ async def execute(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) 
             return runs.get_run(conn, run.id)
     with ws.db.connect() as conn:
         run = runs.get_run(conn, run.id)
+    window = _send_window(run.options)
     lost = asyncio.Event()
     beat = asyncio.create_task(_heartbeat(ws, run.id, worker_id, lost))
     try:
         async with AsyncExitStack() as stack:
-            ctx = await _open_context(ws, stack, run, worker_id=worker_id, owner=True)
+            ctx = await _open_context(
+                ws, stack, run, worker_id=worker_id, owner=True, window=window
+            )
             why = await _send_batches(ctx, stop, lost)
             reason = ctx.stop_reason
     except SendError as exc:  # an engine failed while closing
         why, reason = "engine", f"engine error: {exc}"
     finally:
         beat.cancel()
-    finished = _finish(ws, run.id, worker_id=worker_id, why=why, reason=reason)
+    finished = _finish(ws, run.id, worker_id=worker_id, why=why, reason=reason, window=window)
     if finished.status in FINAL_RUN_STATES or finished.status is RunStatus.PAUSED:
         run_report.mail_run_report(ws, run.id)
     return finished
 
 
-def _finish(ws: Workspace, run_id: int, *, worker_id: str, why: str, reason: str | None) -> Run:
+def _finish(
+    ws: Workspace,
+    run_id: int,
+    *,
+    worker_id: str,
+    why: str,
+    reason: str | None,
+    window: SendWindow | None,
+) -> Run:
     now = utcnow()
     with ws.db.begin() as conn:
         run = runs.get_run(conn, run_id)
@@ -831,8 +845,7 @@ def _finish(ws: Workspace, run_id: int, *, worker_id: str, why: str, reason: str
                 reason=reason,
             )
             runs.release_run(conn, run_id, worker_id=worker_id)
-        elif why == "window" and run.status is RunStatus.SENDING:
-            window = scheduling.parse_window(run.options.send_window or "")
+        elif why == "window" and window is not None and run.status is RunStatus.SENDING:
             runs.pause_until(
                 conn,
                 run_id,
@@ -915,11 +928,13 @@ ASSIST_POLL_S = 0.5
 DAEMON_STALE_AFTER = timedelta(seconds=30)
 
 
-def _window_open(options: SendOptions) -> bool:
-    if not options.send_window:
-        return True
-    window = scheduling.parse_window(options.send_window)
-    return scheduling.window_is_open(window, options.timezone, utcnow())
+def _send_window(options: SendOptions) -> SendWindow | None:
+    """The run's send window parsed, or None when it may send at any hour."""
+    return scheduling.parse_window(options.send_window) if options.send_window else None
+
+
+def _window_open(window: SendWindow | None, timezone: str) -> bool:
+    return window is None or scheduling.window_is_open(window, timezone, utcnow())
 
 
 def _others_done(ctx: _Context) -> bool:
@@ -944,7 +959,9 @@ async def assist(ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal) -
     PostgreSQL) through the same batch loop, never change the run's state. The owner finishes
     the run (counts, report) once no delivery is pending or held. Returns why it stopped."""
     async with AsyncExitStack() as stack:
-        ctx = await _open_context(ws, stack, run, worker_id=worker_id, owner=False)
+        ctx = await _open_context(
+            ws, stack, run, worker_id=worker_id, owner=False, window=_send_window(run.options)
+        )
         if all(lane.error is not None for lane in ctx.lanes):  # the owner carries on alone
             log.warning("run %s: cannot assist: no engine opens here", run.id)
             return "engine"

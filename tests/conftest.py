@@ -8,8 +8,10 @@ on the shared `test` database. Outside CI an unreachable server skips them, sayi
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -131,6 +133,28 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def run_cli(
+    tmp_path: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m outreach_core ARGS` run from the repository, output captured as text.
+
+    `env` defaults to `cli_env(tmp_path)`: the CLI works on the test's own data folder.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "outreach_core", *args],
+        cwd=REPO,
+        env=dict(cli_env(tmp_path) if env is None else env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +64,33 @@ def launched_chromium(path: str) -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+@contextmanager
+def opened_page(browser: Any, *, timeout_ms: float = 20_000, **context: Any) -> Iterator[Any]:
+    """A page in a browser context of its own (`context`: viewport, accept_downloads, ...),
+    waiting up to `timeout_ms` per action; the context is closed afterwards."""
+    browser_context = browser.new_context(**context)
+    page = browser_context.new_page()
+    page.set_default_timeout(timeout_ms)
+    try:
+        yield page
+    finally:
+        browser_context.close()
+
+
+def open_from_overview(page: Any, app_url: str, link: str) -> None:
+    """Load Overview, follow the sidebar link, and wait until the linked page has drawn.
+
+    The title is matched exactly: Overview's "Recent runs" heading contains "Runs", and
+    Overview's elements linger beside the new page's until its rerun ends (READY).
+    """
+    page.goto(f"{app_url}/")
+    page.wait_for_selector(READY)
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_role("link", name=link).click()
+    page.get_by_role("heading", name=link, exact=True).wait_for()
+    page.wait_for_selector(READY)
 
 
 def open_test_workspace(data: Path) -> Workspace:

@@ -19,6 +19,7 @@ from tests.e2e.dashboard import (
     SCREENSHOTS,
     launched_chromium,
     open_test_workspace,
+    opened_page,
     send_run,
     serve_app,
 )
@@ -61,13 +62,8 @@ def browser(chromium_path: str, data: Path) -> Iterator[object]:
 
 @pytest.fixture
 def page(browser) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
+    with opened_page(browser, timeout_ms=30_000, viewport={"width": 1400, "height": 1100}) as page:
         yield page
-    finally:
-        context.close()
 
 
 def _shot(page, name: str) -> None:

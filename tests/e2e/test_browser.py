@@ -23,7 +23,9 @@ from tests.e2e.dashboard import (
     READY,
     SCREENSHOTS,
     launched_chromium,
+    open_from_overview,
     open_test_workspace,
+    opened_page,
     send_run,
     serve_app,
 )
@@ -59,13 +61,10 @@ def browser(chromium_path: str, app_url: str) -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, app_url: str) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    try:
+    with opened_page(
+        browser, viewport={"width": 1400, "height": 1300}, accept_downloads=True
+    ) as page:
         yield page
-    finally:
-        context.close()
 
 
 def _screenshot(page, name: str) -> Path:
@@ -111,12 +110,7 @@ def test_home_shows_counts_recent_run_and_checklist(page, app_url: str, demo_run
 
 def test_runs_page_downloads_the_ledger_csv(page, app_url: str, demo_run) -> None:
     _, run_id = demo_run
-    page.goto(f"{app_url}/")
-    page.wait_for_selector(READY)
-    page.get_by_role("heading", name="Overview").wait_for()
-
-    page.get_by_role("link", name="Runs").click()
-    page.get_by_role("heading", name="Runs").wait_for()
+    open_from_overview(page, app_url, "Runs")
     page.locator('[data-testid="stDataFrame"]').wait_for()
     assert _metric_value(page, "Sent") == "50"
     assert _metric_value(page, "Skipped") == "4"
@@ -142,12 +136,7 @@ def test_runs_page_downloads_the_ledger_csv(page, app_url: str, demo_run) -> Non
 
 def test_dry_run_download_matches_the_table(page, app_url: str) -> None:
     """Verify the Dry run page's CSV download has the table's rows and statuses."""
-    page.goto(f"{app_url}/")
-    page.wait_for_selector(READY)
-    page.get_by_role("heading", name="Overview").wait_for()
-    page.get_by_role("link", name="Dry run").click()
-    page.get_by_role("heading", name="Dry run").wait_for()
-    page.wait_for_selector(READY)
+    open_from_overview(page, app_url, "Dry run")
     page.get_by_role("button", name="Run dry run").click()
     button = page.get_by_role("button", name="Download CSV")
     button.wait_for()
@@ -198,12 +187,7 @@ def test_audiences_page_upload_shows_counts_and_rejected_rows(
         "Email;Name\nann@example.com;Ann\nANN@example.com;Ann twice\n;Nobody\nbob@example.org;Bob\n",
         encoding="utf-8",
     )
-    page.goto(f"{app_url}/")
-    page.wait_for_selector(READY)
-    page.get_by_role("heading", name="Overview").wait_for()
-    page.get_by_role("link", name="Audiences").click()
-    page.get_by_role("heading", name="Audiences").wait_for()
-    page.wait_for_selector(READY)
+    open_from_overview(page, app_url, "Audiences")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
     page.get_by_text("Rejected rows (1)").wait_for()
     page.wait_for_selector(READY)
@@ -217,11 +201,7 @@ def test_audiences_page_upload_shows_counts_and_rejected_rows(
 def test_templates_page_previews_html_in_a_sandboxed_frame(page, app_url: str) -> None:
     """Verify the Templates page draws the editor, variables, warnings and the preview, with the
     rendered HTML inside an iframe whose sandbox grants nothing."""
-    page.goto(f"{app_url}/")
-    page.wait_for_selector(READY)
-    page.get_by_role("heading", name="Overview").wait_for()
-    page.get_by_role("link", name="Templates").click()
-    page.get_by_role("heading", name="Templates").wait_for()
+    open_from_overview(page, app_url, "Templates")
     page.get_by_text("Columns: city, company, first_name").wait_for()
     page.get_by_text("no unsubscribe link").wait_for()
     outer = page.frame_locator('[data-testid="stIFrame"]')

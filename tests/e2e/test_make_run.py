@@ -11,61 +11,33 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.dashboard import CHROMIUM, CHROMIUM_ARGS, READY, SCREENSHOTS
+from tests.e2e.dashboard import (
+    READY,
+    SCREENSHOTS,
+    launched_chromium,
+    opened_page,
+    wait_healthy,
+)
 
-from conftest import REPO
+from conftest import REPO, run_cli
 from smtp_server import free_port
 
 
-def _need_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is not installed (Debian package chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"make run exited early with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError("the dashboard did not become healthy")
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "outreach_core", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 @pytest.mark.browser
-def test_make_run_serves_the_demo_and_ctrl_c_stops_dashboard_and_daemon(tmp_path: Path) -> None:
+def test_make_run_serves_the_demo_and_ctrl_c_stops_dashboard_and_daemon(
+    tmp_path: Path, chromium_path: str
+) -> None:
     """Verify `make run`: Home shows the demo counts, the daemon sends, SIGINT stops both."""
-    _need_chromium()
-    from playwright.sync_api import sync_playwright
-
     port = free_port()
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "MAKE"))}
     env.update(OUTREACH_DATA_DIR=str(data), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    log = (tmp_path / "make-run.log").open("w")
+    log_path = tmp_path / "make-run.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"VENV={sys.prefix}", f"PORT={port}"],
         cwd=REPO,
@@ -76,11 +48,13 @@ def test_make_run_serves_the_demo_and_ctrl_c_stops_dashboard_and_daemon(tmp_path
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            page.set_default_timeout(30_000)
+        wait_healthy(url, proc, log_path, timeout=90)
+        with (
+            launched_chromium(chromium_path) as chromium,
+            opened_page(
+                chromium, timeout_ms=30_000, viewport={"width": 1400, "height": 1300}
+            ) as page,
+        ):
             # The very first request after start is a deep link: Home.py still frames it.
             page.goto(f"{url}/runs")
             page.get_by_role("heading", name="Runs").wait_for()
@@ -104,12 +78,10 @@ def test_make_run_serves_the_demo_and_ctrl_c_stops_dashboard_and_daemon(tmp_path
                 assert shown.get(label) == "1", shown
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "make-run-home.png"))
-            browser.close()
 
         # The daemon that `make run` started sends a run queued now.
-        cli_env = {**env, "PYTHONPATH": str(REPO)}
         workflow = "Demo: spring workshop"
-        queued = _cli(cli_env, "runs", "--json")
+        queued = run_cli(tmp_path, "runs", "--json", env={**env, "PYTHONPATH": str(REPO)})
         assert json.loads(queued.stdout) == []
         from outreach_core import services
         from outreach_core.settings import Settings

@@ -20,6 +20,7 @@ from tests.e2e.dashboard import (
     SCREENSHOTS,
     launched_chromium,
     open_test_workspace,
+    opened_page,
     send_run,
     serve_app,
 )
@@ -76,17 +77,14 @@ def browser(chromium_path: str, app_url: str) -> Iterator[object]:
 @pytest.fixture
 def page(browser, app_url: str) -> Iterator[object]:
     # tall enough for the whole Results page: Streamlit scrolls inside its own container
-    context = browser.new_context(
+    with opened_page(
+        browser,
+        timeout_ms=30_000,
         viewport={"width": 1400, "height": 1300},
         accept_downloads=True,
         timezone_id="Europe/Paris",
-    )
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
+    ) as page:
         yield page
-    finally:
-        context.close()
 
 
 def _metric_values(page, label: str) -> list[str]:

@@ -15,14 +15,13 @@ from outreach_core.store import daemons, runs, schedules
 from outreach_core.workspace import utcnow
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     HOME,
     READY,
     SCREENSHOTS,
     Demo,
+    launched_chromium,
     open_test_workspace,
-    require_chromium,
+    opened_page,
     serve_app,
 )
 
@@ -134,12 +133,9 @@ def test_page_without_workflows_says_what_to_do(data_dir: Path) -> None:
 
 @pytest.mark.browser
 def test_browser_schedules_page_screenshot(
-    tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServer
+    tmp_path_factory: pytest.TempPathFactory, chromium_path: str, dns_server: DnsServer
 ) -> None:
     """Verify the page in Chromium with two schedules, and save schedules.png."""
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
     from outreach_core import scheduler
 
     data = tmp_path_factory.mktemp("schedules-browser") / "data"
@@ -165,22 +161,20 @@ def test_browser_schedules_page_screenshot(
         services.list_workflows(ws)
     finally:
         ws.close()
-    with serve_app(data, nameserver=dns_server.nameserver) as url, sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = chromium.new_context(viewport={"width": 1600, "height": 1300}).new_page()
-            page.set_default_timeout(20_000)
-            page.goto(f"{url}/schedules")
-            page.wait_for_selector(READY)
-            page.get_by_role("heading", name="Schedules", exact=True).wait_for()
-            page.get_by_text("Next five runs").wait_for()
-            page.locator('[data-testid="stDataFrame"]').wait_for()
-            page.wait_for_function(
-                "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
-            )
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            shot = SCREENSHOTS / "schedules.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-        finally:
-            chromium.close()
+    with (
+        serve_app(data, nameserver=dns_server.nameserver) as url,
+        launched_chromium(chromium_path) as chromium,
+        opened_page(chromium, viewport={"width": 1600, "height": 1300}) as page,
+    ):
+        page.goto(f"{url}/schedules")
+        page.wait_for_selector(READY)
+        page.get_by_role("heading", name="Schedules", exact=True).wait_for()
+        page.get_by_text("Next five runs").wait_for()
+        page.locator('[data-testid="stDataFrame"]').wait_for()
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
+        )
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shot = SCREENSHOTS / "schedules.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000

@@ -15,14 +15,14 @@ from outreach_core import RunStatus, compliance, services
 from outreach_core.demo import load_demo
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     HOME,
     READY,
     SCREENSHOTS,
     Demo,
+    launched_chromium,
+    open_from_overview,
     open_test_workspace,
-    require_chromium,
+    opened_page,
     serve_app,
 )
 
@@ -235,7 +235,6 @@ def test_send_page_without_workflows_says_so(data_dir: Path) -> None:
 def fresh_app_url(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServer) -> Iterator[str]:
     """A server of its own over a freshly loaded demo with no run yet (the shared browser
     server has sent the demo once; its dedupe window would skip every recipient)."""
-    require_chromium()
     data = tmp_path_factory.mktemp("send-browser") / "data"
     ws = open_test_workspace(data)
     try:
@@ -247,95 +246,75 @@ def fresh_app_url(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServe
 
 
 @pytest.mark.browser
-def test_browser_send_now_shows_live_progress_to_100(fresh_app_url: str) -> None:
-    from playwright.sync_api import sync_playwright
+def test_browser_send_now_shows_live_progress_to_100(
+    chromium_path: str, fresh_app_url: str
+) -> None:
+    with (
+        launched_chromium(chromium_path) as chromium,
+        opened_page(chromium, viewport={"width": 1400, "height": 1400}) as page,
+    ):
+        open_from_overview(page, fresh_app_url, "Send")
+        page.get_by_text("50 of 54 recipients").wait_for()
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = chromium.new_context(viewport={"width": 1400, "height": 1400}).new_page()
-            page.set_default_timeout(20_000)
-            page.goto(f"{fresh_app_url}/")
-            page.wait_for_selector(READY)
-            page.get_by_role("heading", name="Overview").wait_for()
-            page.get_by_role("link", name="Send").click()
-            page.get_by_role("heading", name="Send", exact=True).wait_for()
-            page.wait_for_selector(READY)
-            page.get_by_text("50 of 54 recipients").wait_for()
+        send = page.get_by_role("button", name="Send now")
+        assert send.is_disabled()
+        page.get_by_text("I confirm sending to 50 recipients").click()
+        page.wait_for_selector(READY)
+        send.click()
+        # (the "queued and sending" note may already be gone when a short run has ended)
 
-            send = page.get_by_role("button", name="Send now")
-            assert send.is_disabled()
-            page.get_by_text("I confirm sending to 50 recipients").click()
-            page.wait_for_selector(READY)
-            send.click()
-            # (the "queued and sending" note may already be gone when a short run has ended)
-
-            bar = page.locator('[data-testid="stProgress"] [role="progressbar"]')
-            bar.first.wait_for()
-            seen: list[int] = []
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                # During a rerun the previous bar can linger beside the new one: take the
-                # furthest (progress only grows).
-                values = bar.evaluate_all("els => els.map(e => e.getAttribute('aria-valuenow'))")
-                value = max((int(float(v or 0)) for v in values), default=0)
-                if not seen or seen[-1] != value:
-                    seen.append(value)
-                if value == 100:
-                    break
-                time.sleep(0.2)
-            assert seen[-1] == 100, seen  # reached by the fragment's own ticks, no reload
-            page.get_by_text("COMPLETED", exact=True).wait_for()
-            page.get_by_text("54 of 54 recipients done").wait_for()
-            # once the run stopped, the fragment reran the whole page: the note is gone
-            page.get_by_text("queued and sending").wait_for(state="detached")
-            page.wait_for_selector(READY)
-            page.wait_for_timeout(1500)  # the bar's width is animated towards its value
-            page.wait_for_function(
-                "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
-            )
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            shot = SCREENSHOTS / "send.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-            print("progress values seen:", seen)
-        finally:
-            chromium.close()
+        bar = page.locator('[data-testid="stProgress"] [role="progressbar"]')
+        bar.first.wait_for()
+        seen: list[int] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            # During a rerun the previous bar can linger beside the new one: take the
+            # furthest (progress only grows).
+            values = bar.evaluate_all("els => els.map(e => e.getAttribute('aria-valuenow'))")
+            value = max((int(float(v or 0)) for v in values), default=0)
+            if not seen or seen[-1] != value:
+                seen.append(value)
+            if value == 100:
+                break
+            time.sleep(0.2)
+        assert seen[-1] == 100, seen  # reached by the fragment's own ticks, no reload
+        page.get_by_text("COMPLETED", exact=True).wait_for()
+        page.get_by_text("54 of 54 recipients done").wait_for()
+        # once the run stopped, the fragment reran the whole page: the note is gone
+        page.get_by_text("queued and sending").wait_for(state="detached")
+        page.wait_for_selector(READY)
+        page.wait_for_timeout(1500)  # the bar's width is animated towards its value
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
+        )
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shot = SCREENSHOTS / "send.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        print("progress values seen:", seen)
 
 
 @pytest.mark.browser
-def test_browser_engines_page_lists_masked_and_tests_the_outbox(fresh_app_url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = chromium.new_context(viewport={"width": 1400, "height": 1100}).new_page()
-            page.set_default_timeout(20_000)
-            page.goto(f"{fresh_app_url}/")
-            page.wait_for_selector(READY)
-            page.get_by_role("heading", name="Overview").wait_for()
-            page.get_by_role("link", name="Engines").click()
-            page.get_by_role("heading", name="Engines", exact=True).wait_for()
-            page.wait_for_selector(READY)
-            assert (
-                page.get_by_label("URL", exact=True)
-                .and_(page.locator("input"))
-                .get_attribute("type")
-                == "password"
-            )
-            page.get_by_role("button", name="Test connection").click()
-            page.get_by_text(": writable").wait_for()
-            grid = page.locator('[data-testid="stDataFrame"]')
-            grid.locator('[role="gridcell"]').filter(has_text="Local outbox").wait_for(
-                state="attached"
-            )
-            page.wait_for_function(
-                "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
-            )
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            shot = SCREENSHOTS / "engines.png"
-            page.screenshot(path=str(shot))
-            assert shot.stat().st_size > 10_000
-        finally:
-            chromium.close()
+def test_browser_engines_page_lists_masked_and_tests_the_outbox(
+    chromium_path: str, fresh_app_url: str
+) -> None:
+    with (
+        launched_chromium(chromium_path) as chromium,
+        opened_page(chromium, viewport={"width": 1400, "height": 1100}) as page,
+    ):
+        open_from_overview(page, fresh_app_url, "Engines")
+        assert (
+            page.get_by_label("URL", exact=True).and_(page.locator("input")).get_attribute("type")
+            == "password"
+        )
+        page.get_by_role("button", name="Test connection").click()
+        page.get_by_text(": writable").wait_for()
+        grid = page.locator('[data-testid="stDataFrame"]')
+        grid.locator('[role="gridcell"]').filter(has_text="Local outbox").wait_for(state="attached")
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
+        )
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shot = SCREENSHOTS / "engines.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 10_000

@@ -18,10 +18,12 @@ from outreach_core.models import SendOptions
 from outreach_core.templating import TemplateSource
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
-    CHROMIUM_ARGS,
     READY,
     SCREENSHOTS,
+    launched_chromium,
+    open_from_overview,
     open_test_workspace,
+    opened_page,
     serve_app,
 )
 
@@ -74,27 +76,11 @@ def app_url(data: Path, chromium_path: str, dns_server: DnsServer) -> Iterator[s
 
 @pytest.fixture
 def page(chromium_path: str, app_url: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1700})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-
-
-def open_page(page, app_url: str, link: str) -> None:
-    page.goto(f"{app_url}/")
-    page.wait_for_selector(READY)
-    page.get_by_role("heading", name="Overview").wait_for()
-    page.get_by_role("link", name=link).click()
-    page.get_by_role("heading", name=link).wait_for()
-    page.wait_for_selector(READY)
+    with (
+        launched_chromium(chromium_path) as chromium,
+        opened_page(chromium, viewport={"width": 1400, "height": 1700}) as page,
+    ):
+        yield page
 
 
 def choose(page, testid: str, label: str, option: str) -> None:
@@ -113,7 +99,7 @@ def screenshot(page, name: str) -> Path:
 def test_create_a_workflow_with_two_engines_in_the_browser(page, app_url: str, data: Path) -> None:
     """Verify the form creates a workflow with both engines in the chosen order and a key made
     from its name, the table lists it, and the page is captured."""
-    open_page(page, app_url, "Workflows")
+    open_from_overview(page, app_url, "Workflows")
     page.get_by_label("Name", exact=True).fill("Autumn newsletter")
     choose(page, "stSelectbox", "Audience", "Demo contacts (54 rows)")
     choose(page, "stSelectbox", "Template", "Spring workshop invitation (v1)")
@@ -141,7 +127,7 @@ def test_create_a_workflow_with_two_engines_in_the_browser(page, app_url: str, d
 
 def test_set_engine_limits_in_the_browser(page, app_url: str, data: Path) -> None:
     """Verify a daily quota typed into the limits form is saved and shown."""
-    open_page(page, app_url, "Engines")
+    open_from_overview(page, app_url, "Engines")
     page.get_by_role("heading", name="Limits").wait_for()
     page.get_by_role("spinbutton", name="Daily quota").fill("250")
     page.get_by_role("button", name="Save limits").click()
@@ -161,7 +147,7 @@ def test_set_engine_limits_in_the_browser(page, app_url: str, data: Path) -> Non
 def test_retry_unknown_asks_first_in_the_browser(page, app_url: str, data: Path) -> None:
     """Verify "Retry deferred and unknown" opens a confirmation naming the counts and the
     duplicate risk, and "Cancel" closes it with nothing resent."""
-    open_page(page, app_url, "Runs")
+    open_from_overview(page, app_url, "Runs")
     page.get_by_role("button", name="Retry deferred and unknown (2)").click()
     page.get_by_text("This sends 1 deferred and 1 unknown deliveries again").wait_for()
     page.get_by_role("button", name="Yes, resend 2").wait_for()

@@ -19,7 +19,7 @@ from outreach_core.models import DeliveryStatus, RunStatus
 from outreach_core.store import deliveries, runs
 from outreach_core.workspace import open_workspace
 
-from conftest import REPO, cli_env, make_settings
+from conftest import REPO, cli_env, make_settings, run_cli
 from smtp_server import SmtpTestServer
 
 ROWS = 3000
@@ -77,10 +77,7 @@ def test_sigkill_at_40_percent_then_resume_completes_with_nobody_mailed_twice(
         with ws.db.connect() as conn:
             assert runs.get_run(conn, run_id).status is RunStatus.SENDING  # left mid-flight
 
-        resumed = subprocess.run(
-            [sys.executable, "-m", "outreach_core", "resume", str(run_id)],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        resumed = run_cli(tmp_path, "resume", str(run_id), env=env, timeout=300)
         assert resumed.returncode in (0, 1), resumed.stderr
 
         with ws.db.connect() as conn:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli_env
+from conftest import REPO, cli_env, run_cli
 from smtp_server import SmtpTestServer
 
 ROWS = 200
@@ -40,17 +40,6 @@ def inputs(tmp_path: Path) -> tuple[Path, Path]:
     return contacts, template
 
 
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "outreach_core", *args],
-        cwd=REPO,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def start(tmp_path: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, *args],
@@ -63,7 +52,7 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen:
 
 
 def run_state(tmp_path: Path, run_id: int) -> dict:
-    listed = json.loads(cli(tmp_path, "runs", "--json").stdout)
+    listed = json.loads(run_cli(tmp_path, "runs", "--json").stdout)
     return next(item for item in listed if item["run"]["id"] == run_id)
 
 
@@ -78,7 +67,7 @@ def wait_for(predicate, *, timeout: float = 60, what: str) -> None:
 
 def queue(tmp_path: Path, inputs: tuple[Path, Path], engine: str, *extra: str) -> int:
     contacts, template = inputs
-    result = cli(
+    result = run_cli(
         tmp_path, "send", str(contacts), "--template", str(template), "--engine", engine,
         "--skip-mx", "--queue", *extra,
     )  # fmt: skip
@@ -117,7 +106,7 @@ def test_sigterm_finishes_the_batch_and_leaves_the_run_resumable(
     assert 0 < counts["sent"] < ROWS
     assert counts["sent"] == len(smtp_server.handler.received)
 
-    resumed = cli(tmp_path, "resume", str(run_id))
+    resumed = run_cli(tmp_path, "resume", str(run_id))
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.splitlines()[0] == f"run: {run_id}"
     arrived = smtp_server.handler.by_recipient()
@@ -140,7 +129,7 @@ def test_resume_after_a_crash_does_not_resend_in_flight_deliveries(
     sender.wait(timeout=10)
     before = len(smtp_server.handler.received)
 
-    resumed = cli(tmp_path, "resume", str(run_id))
+    resumed = run_cli(tmp_path, "resume", str(run_id))
     assert resumed.returncode in (0, 1), resumed.stderr
     state = run_state(tmp_path, run_id)
     counts = state["counts"]
@@ -166,7 +155,7 @@ def test_resume_refuses_while_a_live_executor_holds_the_run(
     try:
         run_id = int(sender.stdout.readline().removeprefix("run: "))
         wait_for(lambda: len(smtp_server.handler.received) >= 2, what="sending to start")
-        refused = cli(tmp_path, "resume", str(run_id))
+        refused = run_cli(tmp_path, "resume", str(run_id))
         assert refused.returncode == 2
         assert "is being sent by" in refused.stderr
         assert "Traceback" not in refused.stderr

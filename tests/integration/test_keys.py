@@ -5,8 +5,6 @@ PostgreSQL)."""
 from __future__ import annotations
 
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from outreach_core import compliance, crypto, keys, services, sources
 from outreach_core.errors import ConfigError
 from outreach_core.store import tables
 from outreach_core.workspace import Workspace, open_workspace
-from tests.conftest import REPO, cli_env, make_settings
+from tests.conftest import make_settings, run_cli
 
 SMTP_PASSWORD = "Sm7p-Pa55w0rd-rot8"
 SQL_PASSWORD = "Sq1-Pa55w0rd-rot8"
@@ -123,10 +121,7 @@ def test_rotate_key_command_keeps_engines_and_the_unsubscribe_key_usable(tmp_pat
     seed(ws, tmp_path)
     unsubscribe_key = compliance.unsubscribe_key(ws)
     ws.close()
-    done = subprocess.run(
-        [sys.executable, "-m", "outreach_core", "rotate-key"],
-        cwd=REPO, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = run_cli(tmp_path, "rotate-key")
     assert done.returncode == 0, done.stderr
     assert "re-encrypted 1 engines, 1 sql_sources, 1 signing_keys" in done.stdout
     assert "no longer verify" not in done.stdout
@@ -145,11 +140,7 @@ def test_hash_password_command_prints_a_verifiable_hash(tmp_path: Path) -> None:
     """Verify `hash-password` reads the password from a pipe and prints only its hash."""
     from outreach_core.access import verify_password
 
-    done = subprocess.run(
-        [sys.executable, "-m", "outreach_core", "hash-password"],
-        cwd=REPO, env=cli_env(tmp_path), input="s3cret-Dash\n", capture_output=True,
-        text=True, timeout=60,
-    )  # fmt: skip
+    done = run_cli(tmp_path, "hash-password", stdin="s3cret-Dash\n")
     assert done.returncode == 0, done.stderr
     printed = done.stdout.strip()
     assert printed.startswith("$argon2id$") and "s3cret-Dash" not in printed

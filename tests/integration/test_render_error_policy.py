@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli_env
+from conftest import run_cli
 from smtp_server import SmtpTestServer
 
 ROWS = 50
@@ -52,14 +51,7 @@ def send(
 ) -> subprocess.CompletedProcess:
     contacts, template = files
     command = ["send", str(contacts), "--template", str(template), "--engine", url]
-    return subprocess.run(
-        [sys.executable, "-m", "outreach_core", *command, "--rate", "0", "--skip-mx", *extra],
-        cwd=REPO,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(tmp_path, *command, "--rate", "0", "--skip-mx", *extra)
 
 
 def row_lines(stdout: str) -> list[list[str]]:
@@ -100,14 +92,7 @@ def test_skip_sends_every_other_row_and_records_the_row_as_render_error(
     assert len(received) == ROWS - 1
     assert f"person{EMPTY_ROW}@example.com" not in received
     out = tmp_path / "run.csv"
-    export = subprocess.run(
-        [sys.executable, "-m", "outreach_core", "export", "1", "--out", str(out)],
-        cwd=REPO,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    export = run_cli(tmp_path, "export", "1", "--out", str(out))
     assert export.returncode == 0, export.stderr
     with out.open(newline="") as handle:
         skipped = [r for r in csv.DictReader(handle) if r["status"] == "skipped"]

@@ -9,8 +9,6 @@ own rows. The `retry` CLI does the same in a subprocess.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from outreach_core.store.tables import runs as runs_table
 from outreach_core.templating import TemplateSource
 from outreach_core.workspace import Workspace, utcnow
 
-from conftest import REPO, cli_env
+from conftest import run_cli
 from smtp_server import SmtpTestServer
 
 PLAIN = [f"ok{n}@example.org" for n in range(6)]
@@ -142,17 +140,6 @@ def test_retry_refuses_a_run_that_has_not_ended(
         services.retry_unsettled(workspace, run_id, include_unknown=True, actor="t")
     rows = ledger(workspace, run_id)
     assert rows[DROPPED].status is DeliveryStatus.UNKNOWN
-
-
-def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "outreach_core", *args],
-        cwd=REPO,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_retry_cli_sends_deferred_rows_and_hints_at_unknown_ones(

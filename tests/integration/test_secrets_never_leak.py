@@ -6,8 +6,6 @@ CSV, CLI output and the database itself is searched for those secrets."""
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from outreach_core.run_report import build_report, mail_run_report
 from outreach_core.store import tables
 from outreach_core.templating import TemplateSource
 from outreach_core.workspace import Workspace
-from tests.conftest import POSTGRES_URL, REPO, cli_env
+from tests.conftest import POSTGRES_URL, cli_env, run_cli
 
 from http_providers import FakeMailgun, FakeSendGrid
 from smtp_server import RecordingHandler, free_port
@@ -179,15 +177,13 @@ def test_cli_output_and_errors_hold_no_secret(tmp_path: Path) -> None:
     contacts = tmp_path / "contacts.csv"
     contacts.write_text("email,name\nann@example.com,Ann\nbob@example.com,Bob\n")
     outputs = []
+    debug_env = cli_env(tmp_path, LOG_LEVEL="DEBUG")
     with AuthSmtp("mailer", SMTP_PASSWORD) as smtp:
         for password, code in ((SMTP_PASSWORD, 0), (WRONG, None)):
-            done = subprocess.run(
-                [sys.executable, "-m", "outreach_core", "send", str(contacts), "--template",
-                 str(template), "--engine",
-                 f"smtp://mailer:{password}@127.0.0.1:{smtp.port}?tls=none",
-                 "--from", "Team <team@example.com>", "--rate", "0", "--skip-mx"],
-                cwd=REPO, env=cli_env(tmp_path, LOG_LEVEL="DEBUG"), capture_output=True,
-                text=True, timeout=120,
+            done = run_cli(
+                tmp_path, "send", str(contacts), "--template", str(template), "--engine",
+                f"smtp://mailer:{password}@127.0.0.1:{smtp.port}?tls=none",
+                "--from", "Team <team@example.com>", "--rate", "0", "--skip-mx", env=debug_env,
             )  # fmt: skip
             if code is not None:
                 assert done.returncode == code, done.stderr
@@ -195,11 +191,7 @@ def test_cli_output_and_errors_hold_no_secret(tmp_path: Path) -> None:
                 assert done.returncode != 0
             outputs += [done.stdout, done.stderr]
         for command in (["runs"], ["export", "1", "--out", str(tmp_path / "run1.csv")]):
-            done = subprocess.run(
-                [sys.executable, "-m", "outreach_core", *command],
-                cwd=REPO, env=cli_env(tmp_path, LOG_LEVEL="DEBUG"), capture_output=True,
-                text=True, timeout=60,
-            )  # fmt: skip
+            done = run_cli(tmp_path, *command, env=debug_env)
             assert done.returncode == 0, done.stderr
             outputs += [done.stdout, done.stderr]
     outputs.append((tmp_path / "run1.csv").read_text())

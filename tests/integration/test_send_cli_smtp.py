@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli_env
+from conftest import run_cli
 from smtp_server import SmtpTestServer
 
 INVALID_ROWS = {
@@ -49,17 +47,6 @@ def write_contacts(path: Path, rows: int) -> dict[int, str]:
             writer.writerow([email, name, f"Company {n}"])
             emails[n] = email
     return emails
-
-
-def run_cli(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "outreach_core", *args],
-        cwd=REPO,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_send_delivers_one_message_per_valid_row_and_records_the_rest(

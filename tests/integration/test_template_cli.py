@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import REPO, cli_env
+from conftest import REPO, run_cli
 
 DEMO_TEMPLATE = REPO / "outreach_core" / "demo" / "template"
-
-
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "outreach_core", *args],
-        cwd=REPO,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_import_then_export_gives_back_the_same_files(tmp_path: Path) -> None:
     """Verify a folder imported (twice: one version) and exported again has the same files;
     exporting an unknown name exits 2 listing the templates there are."""
-    first = cli(tmp_path, "template", "import", str(DEMO_TEMPLATE), "--name", "Demo")
-    again = cli(tmp_path, "template", "import", str(DEMO_TEMPLATE), "--name", "Demo")
+    first = run_cli(tmp_path, "template", "import", str(DEMO_TEMPLATE), "--name", "Demo")
+    again = run_cli(tmp_path, "template", "import", str(DEMO_TEMPLATE), "--name", "Demo")
     out = tmp_path / "exported"
-    exported = cli(tmp_path, "template", "export", "Demo", "--out", str(out))
+    exported = run_cli(tmp_path, "template", "export", "Demo", "--out", str(out))
 
     assert first.stdout == again.stdout == "template 'Demo' is at version 1\n", first.stderr
     assert exported.returncode == 0, exported.stderr
     for name in ("subject.txt", "body.html", "body.txt"):
         assert (out / name).read_text() == (DEMO_TEMPLATE / name).read_text(), name
 
-    unknown = cli(tmp_path, "template", "export", "Nope", "--out", str(out))
+    unknown = run_cli(tmp_path, "template", "export", "Nope", "--out", str(out))
 
     assert unknown.returncode == 2
     assert "there is no template named 'Nope'; templates: 'Demo'" in unknown.stderr
@@ -48,7 +35,7 @@ def test_import_of_an_escape_payload_exits_2_naming_part_line_and_column(tmp_pat
     (folder / "subject.txt").write_text("Hi\n")
     (folder / "body.txt").write_text("ok\n{{ ''.__class__.__mro__ }}\n")
 
-    result = cli(tmp_path, "template", "import", str(folder))
+    result = run_cli(tmp_path, "template", "import", str(folder))
 
     assert result.returncode == 2
     assert result.stderr.startswith("outreach: text: line 2, column 17: not allowed in a template")

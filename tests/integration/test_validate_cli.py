@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 from pathlib import Path
 
 from outreach_core import services
@@ -15,7 +14,7 @@ from outreach_core.templating import TemplateSource
 from outreach_core.workspace import Workspace, utcnow
 from tests.dns_server import DnsServer
 
-from conftest import REPO, cli_env
+from conftest import cli_env, run_cli
 
 CONTACTS = (
     "Email,First Name\n"
@@ -47,16 +46,10 @@ EXPECTED = [
 ]
 
 
-def run_cli(tmp_path: Path, dns: DnsServer, *args: str) -> subprocess.CompletedProcess:
+def run_cli_against(tmp_path: Path, dns: DnsServer, *args: str) -> subprocess.CompletedProcess:
+    """The CLI resolving through `dns` (the test zones) rather than the catch-all server."""
     env = cli_env(tmp_path, OUTREACH_DNS_NAMESERVERS=dns.nameserver, OUTREACH_DNS_TIMEOUT="0.5")
-    return subprocess.run(
-        [sys.executable, "-m", "outreach_core", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(tmp_path, *args, env=env)
 
 
 def test_validate_writes_one_line_per_data_row_with_its_status(
@@ -66,7 +59,7 @@ def test_validate_writes_one_line_per_data_row_with_its_status(
     source = tmp_path / "contacts.csv"
     source.write_text(CONTACTS, encoding="utf-8")
     out = tmp_path / "out.csv"
-    done = run_cli(tmp_path, dns_server, "validate", str(source), "--out", str(out))
+    done = run_cli_against(tmp_path, dns_server, "validate", str(source), "--out", str(out))
     assert done.returncode == 0, done.stderr
     with out.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -95,7 +88,7 @@ def test_validate_unusable_input_exits_2_with_the_reason(
     source = tmp_path / "contacts.csv"
     source.write_text("name,phone\nAnn,123\n", encoding="utf-8")
     out = tmp_path / "out.csv"
-    done = run_cli(tmp_path, dns_server, "validate", str(source), "--out", str(out))
+    done = run_cli_against(tmp_path, dns_server, "validate", str(source), "--out", str(out))
     assert done.returncode == 2
     assert "no email column" in done.stderr and "name, phone" in done.stderr
     assert not out.exists()
@@ -123,7 +116,7 @@ def test_dry_run_of_a_workflow_reports_dns_verdicts_and_suppressions(
     with sqlite_workspace.db.begin() as conn:
         suppressions.add_suppression(conn, "carl@mx-ok.example", reason="manual", now=utcnow())
     out = tmp_path / "dry.csv"
-    done = run_cli(tmp_path, dns_server, "dry-run", "weekly", "--out", str(out))
+    done = run_cli_against(tmp_path, dns_server, "dry-run", "weekly", "--out", str(out))
     assert done.returncode == 0, done.stderr
     with out.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -41,6 +41,11 @@ def slot(engine_id: int, quota: int | None, used: int = 0, error: str | None = N
         ([slot(1, 10, used=5), slot(2, 10, used=2)], 2),
         # a tie goes to the engine listed first
         ([slot(1, 10, used=3), slot(2, 10, used=3)], 1),
+        # the same quota left: the engine that sent fewer today wins, whatever its position
+        ([slot(1, 20, used=10), slot(2, 10, used=0)], 2),
+        # all unlimited: the engine that sent fewer today wins, then the one listed first
+        ([slot(1, None, used=4), slot(2, None, used=3)], 2),
+        ([slot(1, None, used=3), slot(2, None, used=3)], 1),
         # an engine without quota counts as unlimited
         ([slot(1, 1000), slot(2, None, used=5000)], 2),
         # an exhausted engine is passed over, whatever its position
@@ -51,10 +56,11 @@ def slot(engine_id: int, quota: int | None, used: int = 0, error: str | None = N
         ([slot(1, 5, used=5), slot(2, None, error="auth failed")], None),
     ],
 )
-def test_choose_engine_takes_most_remaining_quota_ties_by_workflow_order(
+def test_choose_engine_takes_most_remaining_quota_then_fewest_sends_then_workflow_order(
     slots: list[EngineSlot], expected: int | None
 ) -> None:
-    """Verify the choice: most remaining quota, unlimited first, ties by position, skip unusable."""
+    """Verify the choice: most remaining quota, unlimited first, ties by fewest sends today then
+    by position, skip unusable."""
     chosen = choose_engine(slots)
     assert (chosen.engine_id if chosen else None) == expected
 
@@ -64,9 +70,27 @@ def test_assign_engines_splits_by_quota_and_stops_when_all_are_used() -> None:
     chosen = assign_engines([slot(1, 30), slot(2, 20)], 80)
 
     assert Counter(chosen) == {1: 30, 2: 20}
-    # engine 1 alone until both have 20 left, then they alternate (ties: engine 1 first)
+    # engine 1 alone until both have 20 left, then they alternate (the tie at 20 left goes to
+    # engine 2, which has sent fewer)
     assert chosen[:10] == [1] * 10
-    assert chosen[10:14] == [1, 2, 1, 2]
+    assert chosen[10:14] == [2, 1, 2, 1]
+
+
+def test_assign_engines_spreads_sends_over_engines_without_quota() -> None:
+    """Verify two unlimited engines split 10 sends 5/5, taking turns, and today's earlier sends
+    count: the engine that sent less catches up first."""
+    chosen = assign_engines([slot(1, None), slot(2, None)], 10)
+    assert Counter(chosen) == {1: 5, 2: 5}
+    assert chosen == [1, 2] * 5
+
+    assert assign_engines([slot(1, None, used=3), slot(2, None)], 5) == [2, 2, 2, 1, 2]
+
+
+def test_assign_engines_still_prefers_the_unlimited_engine_and_the_most_quota_left() -> None:
+    """Verify the fewest-sends tie-break never overrides remaining quota: an unlimited engine takes
+    every send before a limited one however much it sent, and the larger quota left goes first."""
+    assert assign_engines([slot(1, 100), slot(2, None, used=5000)], 4) == [2, 2, 2, 2]
+    assert assign_engines([slot(1, 10, used=0), slot(2, 50, used=30)], 4) == [2, 2, 2, 2]
 
 
 def test_assign_engines_counts_what_the_ledger_already_used() -> None:

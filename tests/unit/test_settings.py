@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from outreach_core.errors import ConfigError
 from outreach_core.settings import Settings, load_settings
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO, run_cli
 
 
 @pytest.fixture
@@ -116,14 +114,7 @@ def test_cli_with_bad_setting_exits_2_naming_the_variable(tmp_path: Path) -> Non
         OUTREACH_DNS_TIMEOUT="abc",
         PYTHONPATH=str(REPO),
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "outreach_core", "runs"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(tmp_path, "runs", env=env)
     assert result.returncode == 2, result.stderr
     assert "OUTREACH_DNS_TIMEOUT" in result.stderr
     assert "Traceback" not in result.stderr
@@ -137,14 +128,7 @@ def test_cli_names_an_unreachable_database_without_its_password(tmp_path: Path) 
         OUTREACH_DATA_DIR=str(tmp_path / "data"),
         OUTREACH_DATABASE_URL="postgresql+psycopg://u:s3cret-pw@127.0.0.1:1/x?connect_timeout=3",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "outreach_core", "runs"],
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(tmp_path, "runs", env=env)
     assert result.returncode == 2
     assert "cannot open the database postgresql+psycopg://u:***@127.0.0.1:1/x" in result.stderr
     assert "s3cret-pw" not in result.stderr + result.stdout
