@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from outreach_core.compliance_api import build_router
 from outreach_core.workspace import Workspace, open_workspace
 from tests.asgi_server import serve_asgi
-from tests.conftest import make_settings
 from tests.signing import SendGridSigner
+
+from conftest import make_settings
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from outreach_core import compliance, crypto, keys, services, sources
 from outreach_core.errors import ConfigError
 from outreach_core.store import tables
 from outreach_core.workspace import Workspace, open_workspace
-from tests.conftest import make_settings, run_cli
+
+from conftest import make_settings, run_cli
 
 SMTP_PASSWORD = "Sm7p-Pa55w0rd-rot8"
 SQL_PASSWORD = "Sq1-Pa55w0rd-rot8"

@@ -31,8 +31,9 @@ from outreach_core.store import deliveries
 from outreach_core.templating import TemplateSource
 from outreach_core.unsubscribe import MailtoLinks, token
 from outreach_core.workspace import Workspace, open_workspace
-from tests.conftest import REPO, cli_env, make_settings
 from tests.imap_server import ImapTestServer, TlsFront, self_signed_loopback_cert
+
+from conftest import REPO, cli_env, make_settings
 
 PASSWORD = "imap-pw-7Hq2/never-logged"
 WRONG_PASSWORD = "imap-pw-wrong-9Xk4-also-secret"

@@ -23,8 +23,8 @@ from outreach_core.run_report import build_report, mail_run_report
 from outreach_core.store import tables
 from outreach_core.templating import TemplateSource
 from outreach_core.workspace import Workspace
-from tests.conftest import POSTGRES_URL, cli_env, run_cli
 
+from conftest import POSTGRES_URL, cli_env, run_cli
 from http_providers import FakeMailgun, FakeSendGrid
 from smtp_server import RecordingHandler, free_port
 

@@ -29,7 +29,8 @@ from outreach_core.templating import TemplateSource
 from outreach_core.unsubscribe import token as make_token
 from outreach_core.workspace import Workspace, open_workspace
 from tests.asgi_server import serve_asgi
-from tests.conftest import make_settings
+
+from conftest import make_settings
 
 PUBLIC_BASE = "https://mail.example.com/unsubscribe"
 RECIPIENTS = ["Ann@Example.com", "bob@example.com", "cy@example.com"]
