@@ -42,6 +42,7 @@ from outreach_core.store import db
 from outreach_core.template_checks import content_warnings
 from outreach_core.template_tools import source_of
 from outreach_core.templating import CompiledTemplate, load_template_dir, write_template_dir
+from outreach_core.unsubscribe_checks import UnsubscribeFinding, unsubscribe_findings
 from outreach_core.workspace import Workspace, start_process
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
@@ -240,6 +241,12 @@ def _sender_for(text: str | None, engine_user: str | None) -> SenderIdentity:
     return SenderIdentity(email=address, name=name)
 
 
+def _print_findings(findings: list[UnsubscribeFinding], *, to_stderr: bool = False) -> None:
+    """One `unsubscribe warning: …` / `unsubscribe info: …` line per finding; never stops a send."""
+    for finding in findings:
+        print(f"unsubscribe {finding}", file=sys.stderr if to_stderr else sys.stdout)
+
+
 def _print_summary(summary: RunSummary) -> None:
     print(f"{summary.run}")
     print(f"summary: {summary.counts}")
@@ -253,6 +260,7 @@ def _dry_run(
     policy: RenderErrorPolicy,
     *,
     unsubscribe: Callable[[str], str] | None,
+    findings: list[UnsubscribeFinding],
     skip_mx: bool,
 ) -> int:
     """Pre-flight: render every row, print the summary, the warnings and each row not sent.
@@ -283,6 +291,7 @@ def _dry_run(
         print(f"missing columns: {', '.join(missing)} (every row without them fails to render)")
     for warning in content_warnings(template.source):
         print(f"warning: {warning}")
+    _print_findings(findings)
     abort = render_abort_reason(plan, policy)
     if abort:
         print("on-render-error abort: a send would not start; the rows below do not render")
@@ -309,6 +318,9 @@ def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
         )
     except ValidationError as exc:
         raise InputError(f"--unsubscribe-url: {exc.errors()[0]['msg']}") from None
+    findings = unsubscribe_findings(
+        options, source, mailbox_configured=ws.settings.unsubscribe_imap_url is not None
+    )
     if args.dry_run:
         return _dry_run(
             ws,
@@ -317,8 +329,11 @@ def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
             sender,
             options.on_render_error,
             unsubscribe=executor.unsubscribe_links(ws, options),
+            findings=findings,
             skip_mx=args.skip_mx,
         )
+    # stderr: stdout's first line is the run id, which scripts read
+    _print_findings(findings, to_stderr=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     template_name = args.template.resolve().name
     workflow = services.setup_workflow(
@@ -431,6 +446,7 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
 def cmd_dry_run(ws: Workspace, args: argparse.Namespace) -> int:
     workflow = services.find_workflow(ws, args.workflow)
     print(f"dry run of workflow {workflow.name!r}: nothing is sent", flush=True)
+    _print_findings(services.workflow_unsubscribe_findings(ws, workflow.id))
     report = dryrun.dry_run_workflow(
         ws, workflow.id, skip_mx=args.skip_mx, progress=_ProgressLine()
     )

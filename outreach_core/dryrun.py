@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from outreach_core import compliance
 from outreach_core.audience import ParsedFile
 from outreach_core.deliverability import DomainResult, DomainStatus, make_resolver
 from outreach_core.models import DeliveryStatus
@@ -34,6 +35,7 @@ from outreach_core.store import (
     workflows,
 )
 from outreach_core.templating import CompiledTemplate, TemplateSource
+from outreach_core.unsubscribe import UnsubscribeLinks
 from outreach_core.workspace import Workspace, utcnow
 
 
@@ -176,6 +178,7 @@ def dry_run_workflow(
     emails = [row.get(audience.email_column, "") for row in rows]
     result = check_emails(ws, emails, skip_mx=skip_mx, progress=progress)
     template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
+    base_url = workflow.options.unsubscribe_base_url
     plan = list(
         plan_deliveries(
             numbered,
@@ -184,6 +187,10 @@ def dry_run_workflow(
             sender=SenderIdentity(engine.from_email, engine.from_name),
             run_date=utcnow(),
             domains=None if skip_mx else result.domains,
+            # as the run renders it: a template using `unsubscribe_url` renders when set
+            unsubscribe=UnsubscribeLinks(base_url, compliance.unsubscribe_key(ws))
+            if base_url
+            else None,
         )
     )
     with ws.db.connect() as conn:

@@ -43,6 +43,7 @@ from outreach_core.models import (
 from outreach_core.senders import open_sender, parse_engine_url
 from outreach_core.store import audiences, audit, deliveries, engines, runs, templates, workflows
 from outreach_core.templating import CompiledTemplate, TemplateSource
+from outreach_core.unsubscribe_checks import UnsubscribeFinding, unsubscribe_findings
 from outreach_core.validation import check_syntax
 from outreach_core.workspace import Workspace, utcnow
 
@@ -610,6 +611,19 @@ def unsubscribe_links(ws: Workspace, base_url: str) -> Callable[[str], str]:
     links = executor.unsubscribe_links(ws, options)
     assert links is not None
     return links
+
+
+def workflow_unsubscribe_findings(ws: Workspace, workflow_id: int) -> list[UnsubscribeFinding]:
+    """What a run of the workflow would miss in unsubscribe (its options, its template's
+    current version, whether this process's settings name an unsubscribe mailbox)."""
+    with ws.db.connect() as conn:
+        workflow = workflows.get_workflow(conn, workflow_id)
+        version = templates.current_version(conn, workflow.template_id)
+    return unsubscribe_findings(
+        workflow.options,
+        TemplateSource(version.subject, version.html, version.text),
+        mailbox_configured=ws.settings.unsubscribe_imap_url is not None,
+    )
 
 
 def send_test_message(

@@ -53,6 +53,8 @@ shown_counts = [(label, n) for label, n in counts.items() if n or label == "vali
 for column, (label, value) in zip(st.columns(len(shown_counts)), shown_counts, strict=True):
     column.metric(label, value, border=True)
 st.caption(f"{len(report.records)} rows · {report.looked_up} domains looked up in DNS")
+if choices[target][0] == "workflow":
+    ui.unsubscribe_notes(services.workflow_unsubscribe_findings(ws, choices[target][1]))
 
 present = [status for status, n in counts.items() if n]
 statuses = st.multiselect("Statuses", present, default=present, key="dry_statuses")

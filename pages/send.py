@@ -87,6 +87,8 @@ st.caption(
     f"{valid} of {total} recipients will be sent to; the others are skipped. {dns_note}."
     f"{dedupe_note} Open **Dry run** for the row-by-row table."
 )
+# where the user decides to send: what unsubscribe the messages will lack (never blocks)
+ui.unsubscribe_notes(services.workflow_unsubscribe_findings(ws, workflow_id))
 
 st.subheader("Send now")
 if valid:

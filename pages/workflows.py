@@ -115,6 +115,9 @@ if feedback:
     st.success(feedback)
 if errors:
     st.error(errors.get("form", "Nothing was saved: fix the fields marked below."))
+if picked:
+    # the saved workflow's, so they show after a save too; they inform, never block
+    ui.unsubscribe_notes(services.workflow_unsubscribe_findings(ws, picked))
 
 
 def problem(field: str) -> None:

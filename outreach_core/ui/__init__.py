@@ -33,6 +33,7 @@ from outreach_core.ui.views import (
     versions_frame,
     workflows_frame,
 )
+from outreach_core.unsubscribe_checks import Severity, UnsubscribeFinding
 from outreach_core.workspace import Workspace, open_workspace
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "run_status_line",
     "sandboxed_frame",
     "setup_checklist",
+    "unsubscribe_notes",
     "versions_frame",
     "workflows_frame",
     "workspace",
@@ -126,3 +128,12 @@ def ledger_column_config() -> dict[str, object]:
         LEDGER_LABELS["row_number"][0], width="small", help="row in the audience file"
     )
     return config
+
+
+def unsubscribe_notes(findings: list[UnsubscribeFinding]) -> None:
+    """Each unsubscribe finding as a warning or an info box; they inform, never block."""
+    for finding in findings:
+        if finding.severity is Severity.WARNING:
+            st.warning(finding.message, icon=":material/warning:")
+        else:
+            st.info(finding.message, icon=":material/info:")

@@ -156,5 +156,6 @@ def test_dry_run_page_produces_the_table_with_statuses(dns_env: Path, tmp_path: 
     assert table["E-mail"].tolist()[0] == "ann@mx-ok.example"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["valid"] == "2" and metrics["null_mx"] == "1"
+    assert any("No unsubscribe is set" in w.value for w in at.warning)  # SendOptions(): none
     at.multiselect(key="dry_statuses").set_value(["null_mx"]).run()
     assert at.dataframe[0].value["email_normalized"].tolist() == ["bob@null-mx.example"]

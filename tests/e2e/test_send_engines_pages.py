@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from outreach_core import RunStatus, compliance, services
 from outreach_core.demo import load_demo
+from outreach_core.templating import TemplateSource
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
     HOME,
@@ -161,6 +162,78 @@ def test_send_page_shows_the_preflight_counts(demo: Demo) -> None:
     assert at.checkbox(key="send_confirm").label == "I confirm sending to 50 recipients"
     assert at.button(key="send_now").disabled  # not before the confirmation
     assert any("No runs yet" in i.value for i in at.info)
+
+
+def unsubscribe_boxes(at: AppTest) -> list[str]:
+    """The Send page's warning and info boxes (the unsubscribe findings among them)."""
+    return [box.value for box in (*at.warning, *at.info)]
+
+
+def set_unsubscribe(demo: Demo, *, url: str | None, mailto: str | None, link: bool) -> None:
+    """Give the demo workflow these unsubscribe options, and its template a version with
+    (or without) the `unsubscribe_url` link."""
+    current = next(t for t in services.list_templates(demo.ws) if t.id == demo.workflow.template_id)
+    footer = '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>' if link else "<p>Bye</p>"
+    services.save_template(
+        demo.ws,
+        current.name,
+        TemplateSource(current.subject, (current.html or "") + footer, current.text),
+        actor="test",
+    )
+    workflow = demo.workflow
+    services.update_workflow(
+        demo.ws,
+        workflow.id,
+        name=workflow.name,
+        key=workflow.key,
+        audience_id=workflow.audience_id,
+        template_id=workflow.template_id,
+        engine_ids=workflow.engine_ids,
+        options=workflow.options.model_copy(
+            update={"unsubscribe_base_url": url, "unsubscribe_mailto": mailto}
+        ),
+        actor="test",
+    )
+
+
+def test_send_page_warns_that_mail_without_unsubscribe_breaks_bulk_rules(demo: Demo) -> None:
+    """Verify the demo workflow (no unsubscribe URL, no mailto) gets a warning in the
+    pre-flight saying what to set, and that it does not block the send."""
+    at = start("pages/send.py")
+
+    [warning] = [w for w in at.warning if "unsubscribe" in w.value.lower()]
+    assert "No unsubscribe is set" in warning.value and "Gmail and Yahoo" in warning.value
+    at.checkbox(key="send_confirm").check().run()
+    assert not at.button(key="send_now").disabled
+
+
+def test_send_page_says_why_mailto_requests_go_unread(demo: Demo) -> None:
+    """Verify an https URL with a mailto nobody reads (no OUTREACH_UNSUBSCRIBE_IMAP_URL) and a
+    template without the link: a warning naming the mailto, and an info about the link."""
+    set_unsubscribe(demo, url="https://example.com/unsub", mailto="unsub@example.com", link=False)
+    at = start("pages/send.py")
+
+    [warning] = [w.value for w in at.warning if "unsub" in w.value]
+    assert "unsub@example.com will not be processed" in warning
+    assert "OUTREACH_UNSUBSCRIBE_IMAP_URL" in warning
+    assert any("shows no unsubscribe link" in i.value for i in at.info)
+    assert not any("No unsubscribe is set" in box for box in unsubscribe_boxes(at))
+
+
+def test_send_page_has_no_unsubscribe_note_when_all_is_set(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify an https URL, a mailto whose mailbox is configured and a template with the link:
+    the pre-flight shows no unsubscribe warning or info (the counts are still there)."""
+    monkeypatch.setenv(
+        "OUTREACH_UNSUBSCRIBE_IMAP_URL", "imaps://unsub:mailbox-pw@127.0.0.1:993/INBOX"
+    )
+    set_unsubscribe(demo, url="https://example.com/unsub", mailto="unsub@example.com", link=True)
+    at = start("pages/send.py")
+
+    assert metrics(at)["valid"] == "50"
+    assert not any("unsubscribe" in box.lower() for box in unsubscribe_boxes(at))
+    assert "mailbox-pw" not in every_text(at)
 
 
 def test_send_now_after_confirmation_sends_the_run_to_the_end(demo: Demo) -> None:

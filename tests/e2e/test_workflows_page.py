@@ -151,3 +151,23 @@ def test_a_workflow_that_ran_cannot_be_deleted(demo: Demo) -> None:
 
     assert any("has 1 run(s) and is kept" in e.value for e in at.error)
     assert len(services.list_workflows(demo.ws)) == 1
+
+
+def test_a_workflow_shows_its_unsubscribe_findings_when_viewed_and_after_a_save(
+    demo: Demo,
+) -> None:
+    """Verify the demo workflow (no unsubscribe at all) shows the warning when picked; once an
+    https base URL is saved the warning goes and an info says the template has no link; the
+    new-workflow form shows neither."""
+    at = start()
+    assert not any("unsubscribe" in box.value.lower() for box in (*at.warning, *at.info))
+
+    at.selectbox(key="wf_pick").set_value(demo.workflow.id).run()
+    assert [w.value for w in at.warning if "No unsubscribe is set" in w.value]
+
+    at.text_input(key="wf_unsubscribe_base_url").set_value("https://example.com/unsub")
+    at.button(key="FormSubmitter:workflow_form-Save workflow").click().run()
+
+    assert not at.error, [e.value for e in at.error]
+    assert not any("unsubscribe" in w.value.lower() for w in at.warning)
+    assert any("shows no unsubscribe link" in i.value for i in at.info)

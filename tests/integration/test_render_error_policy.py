@@ -88,6 +88,9 @@ def test_skip_sends_every_other_row_and_records_the_row_as_render_error(
     result = send(tmp_path, files, smtp_server.url)
 
     assert result.returncode == 0, result.stderr
+    # warned (on stderr: stdout starts with the run id), and sent all the same
+    assert "unsubscribe warning: No unsubscribe is set" in result.stderr
+    assert result.stdout.startswith("run: ")
     received = smtp_server.handler.by_recipient()
     assert len(received) == ROWS - 1
     assert f"person{EMPTY_ROW}@example.com" not in received
@@ -147,3 +150,6 @@ def test_unsubscribe_url_option_is_checked_and_fills_the_builtin(
     assert len(row_lines(without.stdout)) == ROWS
     assert "'unsubscribe_url' is undefined" in row_lines(without.stdout)[0][3]
     assert [line[0] for line in row_lines(good.stdout)] == [f"row {EMPTY_ROW}"]
+    # the dry run's unsubscribe warnings: none once the https URL and the link are there
+    assert "unsubscribe warning: No unsubscribe is set" in without.stdout
+    assert "unsubscribe warning" not in good.stdout and "unsubscribe info" not in good.stdout

@@ -123,3 +123,39 @@ def test_dry_run_of_a_workflow_reports_dns_verdicts_and_suppressions(
     assert [r["status"] for r in rows] == ["valid", "null_mx", "suppressed"]
     assert not (tmp_path / "outbox").exists() or not any((tmp_path / "outbox").iterdir())
     assert services.recent_runs(sqlite_workspace) == []
+    assert "unsubscribe warning: No unsubscribe is set" in done.stdout
+
+
+def test_dry_run_of_a_workflow_prints_its_unsubscribe_warnings_and_renders_the_link(
+    sqlite_workspace: Workspace, tmp_path: Path, dns_server: DnsServer
+) -> None:
+    """Verify dry-run of a workflow with an http base URL and a mailto nobody reads (no
+    OUTREACH_UNSUBSCRIBE_IMAP_URL): one warning line each, and its rows, whose template uses
+    `unsubscribe_url`, render (valid) as the run would render them."""
+    parsed = parse_csv(b"email\nann@mx-ok.example\n", source="c.csv")
+    services.setup_workflow(
+        sqlite_workspace,
+        name="linked",
+        parsed=parsed,
+        template=TemplateSource("Hi", None, "Stop: {{ unsubscribe_url }}"),
+        engine_url=f"outbox://{tmp_path / 'outbox'}",
+        from_email="team@mx-ok.example",
+        from_name="Team",
+        options=SendOptions(
+            unsubscribe_base_url="http://mx-ok.example/unsub", unsubscribe_mailto="u@mx-ok.example"
+        ),
+        actor="test",
+    )
+    out = tmp_path / "dry.csv"
+    done = run_cli_against(tmp_path, dns_server, "dry-run", "linked", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("unsubscribe ")]
+    assert len(lines) == 2, done.stdout
+    assert lines[0].startswith(
+        "unsubscribe warning: The unsubscribe base URL http://mx-ok.example/unsub is not https"
+    )
+    assert lines[1].startswith(
+        "unsubscribe warning: Unsubscribe requests mailed to u@mx-ok.example will not be processed"
+    )
+    with out.open(encoding="utf-8", newline="") as handle:
+        assert [r["status"] for r in csv.DictReader(handle)] == ["valid"]
