@@ -6,7 +6,8 @@
     python scheduler_daemon.py --http 127.0.0.1:8080   also serve the HTTP API
 
 With OUTREACH_UNSUBSCRIBE_IMAP_URL set, the mailbox of the List-Unsubscribe mailto is read every
-OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S seconds (default 300), and once by --once.
+OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S seconds (default 300) in a thread of its own, so a slow IMAP
+server never delays sending; --once reads it once, after its pass.
 
 On SIGTERM or SIGINT the current batch is finished, the run is released (resumable with
 `python -m outreach_core resume RUN_ID` or by the next daemon), and the process exits 0.
@@ -23,7 +24,7 @@ import sys
 import schedule
 
 from outreach_core import ConfigError, InputError, OutreachError
-from outreach_core.daemon import health, read_unsubscribes, registered, tick
+from outreach_core.daemon import health, read_unsubscribes, reading_mailbox, registered, tick
 from outreach_core.executor import StopSignal, new_worker_id
 from outreach_core.http_api import HttpServer, create_app, parse_listen
 from outreach_core.signals import stop_on_signals
@@ -50,18 +51,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def serve(ws: Workspace, *, interval: float, stop: StopSignal, worker_id: str) -> None:
-    """Tick every `interval` seconds until asked to stop; read the unsubscribe mailbox (when
-    one is configured) at its own, slower interval."""
+    """Tick every `interval` seconds until asked to stop; meanwhile another thread reads the
+    unsubscribe mailbox (when one is configured) at its own, slower interval."""
     scheduler = schedule.Scheduler()
     scheduler.every(interval).seconds.do(tick, ws, worker_id, stop)
-    if ws.settings.unsubscribe_mailbox is not None:
-        every = ws.settings.unsubscribe_imap_interval_s
-        scheduler.every(every).seconds.do(read_unsubscribes, ws)
-        read_unsubscribes(ws)
-    tick(ws, worker_id, stop)
-    while not stop.is_set():
-        scheduler.run_pending()
-        stop.event.wait(timeout=min(0.5, interval))
+    with reading_mailbox(ws):
+        tick(ws, worker_id, stop)
+        while not stop.is_set():
+            scheduler.run_pending()
+            stop.event.wait(timeout=min(0.5, interval))
 
 
 def run(ws: Workspace, args: argparse.Namespace) -> None:
@@ -76,8 +74,10 @@ def run(ws: Workspace, args: argparse.Namespace) -> None:
     try:
         with stop_on_signals(stop), registered(ws, worker_id, http=args.http):
             if args.once:
-                read_unsubscribes(ws)
+                # the pass first: the mailbox read may wait on a slow server, sending must not
                 tick(ws, worker_id, stop)
+                if not stop.is_set():
+                    read_unsubscribes(ws)
             else:
                 serve(ws, interval=args.interval, stop=stop, worker_id=worker_id)
     finally:

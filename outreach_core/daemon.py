@@ -6,8 +6,10 @@ One tick, in order:
 3. help with SENDING runs other daemons hold, claiming delivery batches.
 
 When `OUTREACH_UNSUBSCRIBE_IMAP_URL` is set, the daemon also reads the unsubscribe mailbox every
-`OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S` (`read_unsubscribes`); a failed read is logged and the
-next one tries again.
+`OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S` (`read_unsubscribes`) in a thread of its own
+(`MailboxReader`): an IMAP server that is slow or gone (each reply may take
+`mailbox_unsubscribe.IMAP_TIMEOUT_S`) never delays the tick that sends. A failed read is logged
+and the next one tries again.
 
 A side thread writes the daemon's heartbeat every DAEMON_HEARTBEAT_S, also while a long run is
 being sent, so `--health`, Home and the owners of shared runs see it alive. Log lines are
@@ -36,6 +38,8 @@ log = logging.getLogger("outreach.daemon")
 
 #: a daemon silent this long is removed from the daemons table by the others
 PRUNE_AFTER = DAEMON_FRESH_FOR * 20
+#: seconds a stopping daemon waits for a mailbox read in progress before leaving it behind
+MAILBOX_STOP_WAIT_S = 5.0
 
 
 def event(name: str, **fields: object) -> None:
@@ -122,6 +126,55 @@ def read_unsubscribes(ws: Workspace) -> mailbox_unsubscribe.PassReport | None:
         left=report.left,
     )
     return report
+
+
+class MailboxReader(threading.Thread):
+    """Reads the unsubscribe mailbox at once, then `interval` seconds after each read ended,
+    until stopped. One thread, so two reads never overlap; its own, so a read
+    waiting on a slow IMAP server never holds up the daemon's tick."""
+
+    def __init__(self, ws: Workspace, interval: float) -> None:
+        super().__init__(name="unsubscribe mailbox", daemon=True)
+        self.ws, self.interval = ws, interval
+        self.stopped = threading.Event()
+        #: reads finished (successful or failed): shows whether one is still under way
+        self.reads = 0
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            read_unsubscribes(self.ws)  # logs its own failures, never raises an Exception
+            self.reads += 1
+            self.stopped.wait(self.interval)
+
+    def stop(self, *, wait_s: float = MAILBOX_STOP_WAIT_S) -> None:
+        """Ask the loop to end and wait a little for a read in progress. One still waiting on
+        the server is left behind (the thread is a daemon thread, gone with the process):
+        nothing is lost, as a message is marked only after the database committed its
+        suppression, so the next daemon's read handles whatever this one did not finish."""
+        self.stopped.set()
+        self.join(timeout=wait_s)
+        if self.is_alive():
+            mailbox = self.ws.settings.unsubscribe_mailbox
+            log.warning(
+                "event=mailbox.abandoned mailbox=%s reason=%r",
+                mailbox.display if mailbox else "-",
+                "a read was still waiting on the IMAP server at stop; the next read redoes it",
+            )
+
+
+@contextmanager
+def reading_mailbox(ws: Workspace) -> Iterator[MailboxReader | None]:
+    """Read the unsubscribe mailbox in the background for the duration of the block (None:
+    no mailbox configured); the reader is stopped after."""
+    if ws.settings.unsubscribe_mailbox is None:
+        yield None
+        return
+    reader = MailboxReader(ws, ws.settings.unsubscribe_imap_interval_s)
+    reader.start()
+    try:
+        yield reader
+    finally:
+        reader.stop()
 
 
 class Heartbeat(threading.Thread):

@@ -4,6 +4,9 @@
         uid = server.append(raw_message_bytes)          # into INBOX, unseen
         server.flags(uid)                               # -> {"\\Seen", ...}
         server.logins                                   # successful LOGINs so far
+        server.hold()                                   # new connections get no greeting...
+        server.held()                                   # ...(their client ports)...
+        server.release()                                # ...until now: a stalled server
 
 Twisted's reactor can run only once per process, so the first server starts it in a daemon
 thread and it stays up; each server listens on its own port and `stop()` closes the port and
@@ -251,6 +254,9 @@ class _Factory(protocol.ServerFactory):
     def __init__(self, portal_: portal.Portal) -> None:
         self.portal = portal_
         self.connections: list[imap4.IMAP4Server] = []
+        #: while True, a new connection is accepted but not greeted (see ImapTestServer.hold)
+        self.holding = False
+        self.held: list[_TrackedServer] = []
 
     def buildProtocol(self, addr: Any) -> imap4.IMAP4Server:
         server = _TrackedServer()
@@ -260,15 +266,25 @@ class _Factory(protocol.ServerFactory):
 
 
 class _TrackedServer(imap4.IMAP4Server):
-    """Remembers its connection so `stop()` can close it."""
+    """Remembers its connection so `stop()` can close it; while its factory is holding, it
+    says nothing until greeted (`greet`)."""
 
     def connectionMade(self) -> None:
         self.factory.connections.append(self)
+        if self.factory.holding:
+            self.factory.held.append(self)
+            return
+        super().connectionMade()
+
+    def greet(self) -> None:
+        """What `connectionMade` would have done: the greeting a client waits for."""
         super().connectionMade()
 
     def connectionLost(self, reason: Any) -> None:
         if self in self.factory.connections:
             self.factory.connections.remove(self)
+        if self in self.factory.held:  # the client gave up waiting
+            self.factory.held.remove(self)
         super().connectionLost(reason)
 
 
@@ -322,6 +338,30 @@ class ImapTestServer:
 
         _in_reactor(close)
         self._port = None
+
+    def hold(self) -> None:
+        """From now on, accept connections but send no greeting: a client waits as on a server
+        too slow to answer, until `release()` (or its own timeout)."""
+
+        def start_holding() -> None:
+            self.factory.holding = True
+
+        _in_reactor(start_holding)
+
+    def held(self) -> list[int]:
+        """The client ports of the connections waiting for their greeting, oldest first."""
+        return list(_in_reactor(lambda: [c.transport.getPeer().port for c in self.factory.held]))
+
+    def release(self) -> None:
+        """Greet every held connection and stop holding: the server answers again."""
+
+        def greet_all() -> None:
+            self.factory.holding = False
+            waiting, self.factory.held = self.factory.held, []
+            for connection in waiting:
+                connection.greet()
+
+        _in_reactor(greet_all)
 
     def mailbox(self, name: str = "INBOX") -> MemoryMailbox:
         return self.account.mailboxes[name.upper()]

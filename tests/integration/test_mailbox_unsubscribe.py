@@ -21,12 +21,12 @@ from pydantic import SecretStr
 
 from outreach_core import cli, compliance, services
 from outreach_core.audience import ParsedFile
-from outreach_core.daemon import read_unsubscribes
+from outreach_core.daemon import MailboxReader, read_unsubscribes, tick
 from outreach_core.errors import MailboxError
 from outreach_core.executor import StopSignal, new_worker_id, run_to_end
 from outreach_core.imap_url import parse_imap_url
 from outreach_core.mailbox_unsubscribe import MAX_MESSAGE_BYTES, Action, FlagReason, read_mailbox
-from outreach_core.models import Delivery, DeliveryStatus, SendOptions, Workflow
+from outreach_core.models import Delivery, DeliveryStatus, RunStatus, SendOptions, Workflow
 from outreach_core.store import deliveries
 from outreach_core.templating import TemplateSource
 from outreach_core.unsubscribe import MailtoLinks, token
@@ -386,3 +386,127 @@ def test_starttls_is_required_when_asked_for(
         read_mailbox(sqlite_workspace, mailbox)
     assert mailbox.display in str(excinfo.value) and PASSWORD not in str(excinfo.value)
     assert imap.logins == []
+
+
+def run_status(ws: Workspace, run_id: int) -> RunStatus:
+    return services.run_summary(ws, run_id).run.status
+
+
+def test_mailbox_reader_stuck_on_a_silent_server_does_not_hold_up_a_tick(
+    workspace: Workspace, imap: ImapTestServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Verify the daemon's mailbox reader thread: while its read waits on a server that has not
+    even greeted it, a tick in this thread claims and sends a queued run to COMPLETED; stopping
+    the reader then leaves the stuck read behind with a warning (mailbox masked); once the
+    server answers, that read finishes and suppresses the request, and the thread ends."""
+    caplog.set_level(logging.INFO)
+    workflow = seed(workspace, tmp_path / "outbox")
+    links = MailtoLinks(UNSUB, compliance.unsubscribe_key(workspace))
+    uid = imap.append(request(links("bob@example.org"), sender="bob@example.org"))
+    workspace.settings = workspace.settings.model_copy(
+        update={"unsubscribe_imap_url": SecretStr(imap.url())}
+    )
+    imap.hold()
+    reader = MailboxReader(workspace, interval=0.2)
+    reader.start()
+    try:
+        wait_for(lambda: len(imap.held()) == 1, what="the reader to connect")
+        stuck = imap.held()[0]
+        run_id = services.queue_run(workspace, workflow.id, trigger="test", actor="test")
+
+        tick(workspace, new_worker_id(), StopSignal())
+
+        assert run_status(workspace, run_id) is RunStatus.COMPLETED
+        assert imap.held() == [stuck] and reader.reads == 0  # the read is still waiting
+        reader.stop(wait_s=0.2)
+        assert reader.is_alive() and "event=mailbox.abandoned" in caplog.text
+    finally:
+        imap.release()
+    reader.join(timeout=60)
+    assert not reader.is_alive() and reader.reads == 1
+    assert imap.flags(uid) == {SEEN}
+    assert suppressed(workspace) == {"bob@example.org": ("unsubscribed", "mailto")}
+    assert PASSWORD not in caplog.text and PASSWORD.replace("/", "%2F") not in caplog.text
+
+
+def test_scheduler_daemon_sends_while_its_mailbox_read_is_stuck(
+    tmp_path: Path, imap: ImapTestServer
+) -> None:
+    """Verify the daemon process: with the IMAP server accepting but not answering, a run
+    queued after the mailbox read got stuck is sent to COMPLETED while that same read is
+    still waiting; once the server answers, the request in the mailbox is handled; SIGTERM
+    ends the daemon with 0, and its log never holds the password."""
+    ws = open_workspace(make_settings(tmp_path))
+    log_path = tmp_path / "daemon.log"
+    imap.hold()
+    try:
+        workflow = seed(ws, tmp_path / "outbox")
+        links = MailtoLinks(UNSUB, compliance.unsubscribe_key(ws))
+        uid = imap.append(request(links("ann@example.org"), sender="ann@example.org"))
+        env = cli_env(
+            tmp_path,
+            OUTREACH_UNSUBSCRIBE_IMAP_URL=imap.url(),
+            OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S="0.5",
+        )
+        with log_path.open("w") as log_file:
+            daemon = subprocess.Popen(
+                [sys.executable, "scheduler_daemon.py", "--interval", "0.5"],
+                cwd=REPO,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for(lambda: len(imap.held()) == 1, what="the daemon's read to connect")
+            stuck = imap.held()[0]
+            run_id = services.queue_run(ws, workflow.id, trigger="test", actor="test")
+            wait_for(
+                lambda: run_status(ws, run_id) is RunStatus.COMPLETED,
+                what="the daemon to send the run",
+            )
+            # the read that was stuck before the run was queued is stuck still: the daemon
+            # did not wait for it (an IMAP client gives up only after IMAP_TIMEOUT_S)
+            assert imap.held() == [stuck], log_path.read_text()
+            imap.release()
+            wait_for(lambda: imap.flags(uid) == {SEEN}, what="the read once the server answers")
+        finally:
+            imap.release()
+            daemon.send_signal(signal.SIGTERM)
+            code = daemon.wait(timeout=60)
+        log = log_path.read_text()
+        assert code == 0, log
+        assert f"event=run.done run={run_id} status=COMPLETED" in log
+        assert "event=mailbox.read" in log and "event=daemon.stopped" in log
+        assert PASSWORD not in log and PASSWORD.replace("/", "%2F") not in log
+        assert suppressed(ws) == {"ann@example.org": ("unsubscribed", "mailto")}
+    finally:
+        ws.close()
+
+
+def test_sigterm_while_the_mailbox_read_is_stuck_stops_the_daemon_cleanly(
+    tmp_path: Path, imap: ImapTestServer
+) -> None:
+    """Verify SIGTERM during a mailbox read the server never answers: the daemon says it left
+    the read behind (mailbox masked), unregisters and exits 0; its connection is closed."""
+    log_path = tmp_path / "daemon.log"
+    imap.hold()
+    env = cli_env(tmp_path, OUTREACH_UNSUBSCRIBE_IMAP_URL=imap.url())
+    with log_path.open("w") as log_file:
+        daemon = subprocess.Popen(
+            [sys.executable, "scheduler_daemon.py", "--interval", "0.5"],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: len(imap.held()) == 1, what="the daemon's read to connect")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=60)
+    log = log_path.read_text()
+    assert code == 0, log
+    assert "event=mailbox.abandoned mailbox=imap://unsub:***@127.0.0.1" in log
+    assert "event=daemon.stopped" in log
+    assert PASSWORD not in log and PASSWORD.replace("/", "%2F") not in log
+    wait_for(lambda: imap.held() == [], what="the stuck connection to close")
