@@ -424,8 +424,8 @@ def recipient_history(ws: Workspace, email: str) -> list[LedgerRow]:
     return [_ledger_row(r, names) for r in rows]
 
 
-def reason_words() -> list[str]:
-    """The reason words the ledger filter offers: skip reasons and send error kinds."""
-    words = {str(r) for r in SkipReason}
-    words |= {"transient", "permanent", "ambiguous", "message_error", "sent_recently", "time_limit"}
-    return sorted(words)
+def reason_kinds(ws: Workspace, flt: ResultsFilter, *, status: str | None = None) -> list[str]:
+    """The reason words present in the ledger for the filter (and state, if given): what the
+    ledger's Reason filter offers."""
+    with ws.db.connect() as conn:
+        return store.reason_kinds(conn, flt.scope(), status=status)

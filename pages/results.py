@@ -90,7 +90,8 @@ search_col, status_col, reason_col, page_col = st.columns([3, 2, 2, 1])
 prefix = search_col.text_input("Email starts with", key="ledger_search")
 status = status_col.selectbox("State", [None, *results.OUTCOMES, "pending", "sending"],
                               format_func=lambda s: s or "All", key="ledger_status")  # fmt: skip
-reason = reason_col.selectbox("Reason", [None, *results.reason_words()],
+reason_options = [None, *results.reason_kinds(ws, flt, status=status)]
+reason = reason_col.selectbox("Reason", reason_options,
                               format_func=lambda r: r or "All", key="ledger_reason")  # fmt: skip
 page_no = page_col.number_input("Page", min_value=1, value=1, step=1, key="ledger_page")
 page = results.ledger(ws, flt, email_prefix=prefix, status=status, reason=reason, page=page_no)

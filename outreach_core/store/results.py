@@ -52,10 +52,54 @@ def _position_postgresql(element: char_position, compiler: SQLCompiler, **kw: An
     return f"strpos({compiler.process(element.clauses, **kw)})"
 
 
+class no_seek(FunctionElement):
+    """`column` unchanged, but not a term SQLite seeks its index by (a unary `+`): for a
+    loose scan, where a skip-scan on the time range would replace the seek on the reason."""
+
+    inherit_cache = True
+    name = "no_seek"
+
+    @property
+    def type(self) -> Any:  # the column's own type, so comparisons bind values alike
+        return self.clauses.clauses[0].type
+
+
+@compiles(no_seek, "sqlite")
+def _no_seek_sqlite(element: no_seek, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"
+
+
+@compiles(no_seek, "postgresql")
+def _no_seek_postgresql(element: no_seek, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
 def reason_word(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """The reason's first word (`no_mx` of `no_mx: no MX record`): what charts group by."""
     colon = char_position(column, ":")
     return sa.case((colon > 0, sa.func.substr(column, 1, colon - 1)), else_=column)
+
+
+def reason_is(column: ColumnElement[Any], word: str) -> ColumnElement[bool]:
+    """`reason_word(column) == word` as ranges of the reason index: the reason is the word
+    itself, or starts with `word:` (every string in [`word:`, `word;`), `;` following `:`).
+    Like the email search, this takes text to compare in code-point order: SQLite's default,
+    and PostgreSQL's with a C or C.UTF-8 collation. A word holding a colon is no reason's
+    word, so it matches nothing."""
+    if ":" in word:
+        return sa.false()
+    return sa.or_(column == word, sa.and_(column >= f"{word}:", column < f"{word};"))
+
+
+def _before_word(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The bound below which lie the reasons of words before `column`'s: `word:` for
+    `word: detail` (the block [`word:`, `word;`) holds only that word), the reason itself when
+    it has no colon."""
+    colon = char_position(column, ":")
+    return sa.case(
+        (colon > 0, sa.func.substr(column, 1, colon, type_=sa.Text)),
+        else_=column,
+    )
 
 
 def domain_of(column: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -91,26 +135,37 @@ class Scope:
 delivery_engine = sa.func.coalesce(deliveries.c.engine_id, runs.c.engine_id)
 
 
-def _scoped(query: sa.Select[Any], scope: Scope) -> sa.Select[Any]:
-    query = query.where(deliveries.c.updated_at >= scope.start, deliveries.c.updated_at < scope.end)
+def _runs_where(condition: ColumnElement[bool]) -> sa.Select[Any]:
+    """Ids of the runs matching `condition`: a few hundred rows, read once per statement."""
+    return sa.select(runs.c.id).where(condition)
+
+
+def _scoped(
+    query: sa.Select[Any],
+    scope: Scope,
+    *,
+    outcome_time: ColumnElement[Any] = deliveries.c.updated_at,
+) -> sa.Select[Any]:
+    """The scope as conditions on deliveries' own columns only (workflow and run engine as
+    `run_id IN (runs ...)`), so an index holding updated_at, engine_id and run_id answers a
+    filtered aggregate without reading the rows or joining every row to its run."""
+    query = query.where(outcome_time >= scope.start, outcome_time < scope.end)
     if scope.workflow_id is not None:
-        query = query.where(runs.c.workflow_id == scope.workflow_id)
+        query = query.where(
+            deliveries.c.run_id.in_(_runs_where(runs.c.workflow_id == scope.workflow_id))
+        )
     if scope.engine_id is not None:
-        # the engine's own rows by index; the run's engine only for rows without one
+        # the engine's own rows; the run's engine only for rows recorded without one
         query = query.where(
             sa.or_(
                 deliveries.c.engine_id == scope.engine_id,
-                sa.and_(deliveries.c.engine_id.is_(None), runs.c.engine_id == scope.engine_id),
+                sa.and_(
+                    deliveries.c.engine_id.is_(None),
+                    deliveries.c.run_id.in_(_runs_where(runs.c.engine_id == scope.engine_id)),
+                ),
             )
         )
     return query
-
-
-def _from(scope: Scope, *, engine: bool = False) -> sa.FromClause:
-    """deliveries, joined to runs only when the scope or the grouping needs the run."""
-    if engine or scope.workflow_id is not None or scope.engine_id is not None:
-        return deliveries.join(runs, runs.c.id == deliveries.c.run_id)
-    return deliveries
 
 
 # --- aggregates ---------------------------------------------------------------------------
@@ -173,7 +228,7 @@ def counts_by_day(
         day = Scope(day.start, day.end, scope.workflow_id, scope.engine_id)
         return _scoped(
             sa.select(sa.literal(index).label("day"), deliveries.c.status, sa.func.count())
-            .select_from(_from(scope))
+            .select_from(deliveries)
             .where(deliveries.c.status.in_(ALL_STATUSES)),
             day,
         ).group_by(deliveries.c.status)
@@ -196,7 +251,7 @@ def skipped_by_day_and_reason(
         return (
             _scoped(
                 sa.select(sa.literal(index).label("day"), word, sa.func.count()).select_from(
-                    _from(scope)
+                    deliveries
                 ),
                 day,
             )
@@ -215,7 +270,7 @@ def counts_by_domain(conn: Connection, scope: Scope) -> list[tuple[str | None, s
     """(recipient domain, status, count); None for rows with no normalised address."""
     query = _scoped(
         sa.select(deliveries.c.domain, deliveries.c.status, sa.func.count()).select_from(
-            _from(scope)
+            deliveries
         ),
         scope,
     ).group_by(deliveries.c.domain, deliveries.c.status)
@@ -232,7 +287,7 @@ def counts_by_engine(
     grouped through their run, whose id the same index holds."""
     scoped = _scoped(
         sa.select(deliveries.c.engine_id, deliveries.c.status, sa.func.count())
-        .select_from(_from(scope))
+        .select_from(deliveries)
         .where(
             deliveries.c.engine_id.in_(list(engine_ids)),
             deliveries.c.status.in_(ALL_STATUSES),
@@ -242,7 +297,7 @@ def counts_by_engine(
     found = [(int(e), str(s), int(n)) for e, s, n in conn.execute(scoped)]
     legacy = _scoped(
         sa.select(runs.c.engine_id, deliveries.c.status, sa.func.count())
-        .select_from(_from(scope, engine=True))
+        .select_from(deliveries.join(runs, runs.c.id == deliveries.c.run_id))
         .where(deliveries.c.engine_id.is_(None), deliveries.c.status.in_(ALL_STATUSES)),
         scope,
     ).group_by(runs.c.engine_id, deliveries.c.status)
@@ -257,7 +312,7 @@ def error_counts(conn: Connection, scope: Scope) -> list[tuple[int | None, str, 
         _scoped(
             sa.select(
                 deliveries.c.reply_code, word, deliveries.c.status, sa.func.count()
-            ).select_from(_from(scope)),
+            ).select_from(deliveries),
             scope,
         )
         .where(deliveries.c.status.in_(ERROR_STATUSES))
@@ -374,8 +429,36 @@ def _ledger_filters(
     if status:
         query = query.where(deliveries.c.status == status)
     if reason:
-        query = query.where(reason_word(deliveries.c.reason) == reason)
+        query = query.where(reason_is(deliveries.c.reason, reason))
     return query
+
+
+def reason_kinds(conn: Connection, scope: Scope, *, status: str | None = None) -> list[str]:
+    """The reason words present among the scope's deliveries (of `status`, if given), sorted.
+
+    A loose scan of the reason index, backwards: each step seeks the last in-scope reason
+    before the previous word's block (`_before_word`), so the cost is a seek per distinct word,
+    not a read of every delivery in range. Backwards, the index gives each reason's newest rows
+    first, so a range ending today finds its first in-scope row at once; the scope's other
+    columns are in the index too, so no row is read."""
+
+    def last_before(bound: ColumnElement[Any] | None) -> ColumnElement[Any]:
+        query = _scoped(
+            sa.select(deliveries.c.reason), scope, outcome_time=no_seek(deliveries.c.updated_at)
+        ).where(deliveries.c.reason.is_not(None))
+        if status:
+            query = query.where(deliveries.c.status == status)
+        if bound is not None:
+            query = query.where(deliveries.c.reason < bound)
+        return query.order_by(deliveries.c.reason.desc()).limit(1).scalar_subquery()
+
+    found = sa.select(last_before(None).label("reason")).cte("reasons_found", recursive=True)
+    found = found.union_all(
+        sa.select(last_before(_before_word(found.c.reason))).where(found.c.reason.is_not(None))
+    )
+    word = reason_word(found.c.reason)
+    query = sa.select(word).where(found.c.reason.is_not(None)).distinct().order_by(word)
+    return [str(w) for (w,) in conn.execute(query)]
 
 
 def ledger_count(
@@ -388,7 +471,7 @@ def ledger_count(
 ) -> int:
     """How many deliveries match the ledger's filters."""
     query = _ledger_filters(
-        sa.select(sa.func.count()).select_from(_from(scope)),
+        sa.select(sa.func.count()).select_from(deliveries),
         scope,
         email_prefix=email_prefix,
         status=status,

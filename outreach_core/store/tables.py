@@ -247,9 +247,15 @@ deliveries = sa.Table(
     # Results. Each aggregate is a range scan of an index that holds every column it reads
     # and is ordered as it groups, so neither backend sorts or visits the table: counts per
     # status in a time range (KPIs, each local day), per domain and per engine; the ledger
-    # newest first; the email search and a recipient's history; latency per run.
-    sa.Index("ix_deliveries_status_updated", "status", "updated_at"),
-    sa.Index("ix_deliveries_domain_status", "domain", "status", "updated_at"),
+    # newest first; the email search and a recipient's history; latency per run. The status
+    # and domain indexes end with engine_id and run_id, so a workflow or engine filter is
+    # checked in the index too; the reason index serves the reason filter and the loose scan
+    # listing the reason words present (read backwards: each reason's newest rows first).
+    sa.Index("ix_deliveries_status_updated", "status", "updated_at", "engine_id", "run_id"),
+    sa.Index(
+        "ix_deliveries_domain_status", "domain", "status", "updated_at", "engine_id", "run_id"
+    ),
+    sa.Index("ix_deliveries_reason", "reason", "updated_at", "status", "engine_id", "run_id"),
     sa.Index("ix_deliveries_engine_status", "engine_id", "status", "updated_at", "run_id"),
     sa.Index("ix_deliveries_updated_at", "updated_at"),
     sa.Index("ix_deliveries_email_normalized", "email_normalized"),

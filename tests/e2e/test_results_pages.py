@@ -9,19 +9,23 @@ import csv
 import io
 import json
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from outreach_core import results, services
+from outreach_core.demo import load_demo
+from outreach_core.settings import Settings
 from outreach_core.store import deliveries
 from outreach_core.store.tables import deliveries as ledger
 from outreach_core.store.tables import runs
 from outreach_core.ui import charts
-from outreach_core.workspace import Workspace
+from outreach_core.workspace import Workspace, open_workspace, utcnow
 from tests.e2e.dashboard import HOME, Demo, send_run
 
 SECRET = "s3cr3t-Passw0rd-xyz"
@@ -299,3 +303,57 @@ def test_chart_csv_holds_the_figures_numbers(demo: Demo) -> None:
     }
     assert {row["day"] for row in parsed} == {datetime.now(UTC).date().isoformat()}
     assert list(parsed[0]) == ["day", "outcome", "count"]
+
+
+def test_reason_filter_offers_the_reasons_in_the_ledger(
+    data_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify the Reason filter lists "All", then exactly the reason words of the page's range
+    (queried here from the table), narrowed by the state filter; each one shows the count of
+    its rows; a reason the new state does not have falls back to "All"."""
+    monkeypatch.setenv("OUTREACH_DATABASE_URL", db_url)
+    ws = open_workspace(
+        Settings(_env_file=None, OUTREACH_DATA_DIR=data_dir, OUTREACH_DATABASE_URL=db_url)
+    )
+    try:
+        workflow = load_demo(ws)
+        assert workflow is not None
+        run_id = send_run(ws, workflow)
+        seed_failures(ws, run_id)
+        with ws.db.begin() as conn:  # one skip before the page's 30 days, a reason of its own
+            old_id = conn.execute(
+                sa.select(sa.func.max(ledger.c.id)).where(ledger.c.status == "sent")
+            ).scalar_one()
+            conn.execute(
+                ledger.update()
+                .where(ledger.c.id == old_id)
+                .values(status="skipped", reason="render_error: old", updated_at=utcnow() - timedelta(days=60))
+            )  # fmt: skip
+        since = datetime.combine(datetime.now(UTC).date() - timedelta(days=29), time(0), UTC)
+        with ws.db.connect() as conn:
+            stored = conn.execute(
+                sa.select(ledger.c.status, ledger.c.reason).where(ledger.c.updated_at >= since)
+            ).all()
+    finally:
+        ws.close()
+    in_range = Counter((s, r.split(":", 1)[0]) for s, r in stored if r is not None)
+    words = sorted({word for _, word in in_range})
+    assert {"permanent", "transient"} <= set(words)
+    assert "render_error" not in words
+
+    at = start("pages/results.py")
+
+    reason = at.selectbox(key="ledger_reason")
+    assert reason.options == ["All", *words]
+    for word in words:
+        at.selectbox(key="ledger_reason").set_value(word).run()
+        expected = sum(n for (_, w), n in in_range.items() if w == word)
+        assert at.caption[-1].value.startswith(f"Page 1 of 1 · {expected} deliveries match")
+        shown = at.dataframe[0].value["reason"]
+        assert [r.split(":", 1)[0] for r in shown] == [word] * expected
+
+    at.selectbox(key="ledger_reason").set_value(words[0]).run()
+    at.selectbox(key="ledger_status").set_value("failed").run()
+    assert at.selectbox(key="ledger_reason").options == ["All", "permanent"]
+    assert at.session_state["ledger_reason"] is None  # the earlier pick is not a failed reason
+    assert at.caption[-1].value.startswith("Page 1 of 1 · 2 deliveries match")

@@ -353,6 +353,54 @@ def test_ledger_pages_searches_and_filters(workspace: Workspace, workflow: Workf
         results.ledger(workspace, day, page=0)
 
 
+def test_reason_kinds_are_the_words_present_in_scope(
+    workspace: Workspace, workflow: Workflow, tmp_path: Path
+) -> None:
+    """Verify the reason words offered equal the words of the rows in the range, workflow,
+    engine and state, including words that sort next to each other (`a`, `a: x`, `a-b: y`,
+    `a;c`), and the reason filter matches exactly the rows of each word."""
+    other = seed_workflow(workspace, tmp_path / "other", name="Other")
+    run_id, other_run = new_run(workspace, workflow), new_run(workspace, other)
+    reasons = ["a", "a: x", "a: y", "a-b: y", "a;c", "b: 1", "interrupted mid-send; not resent"]
+    add(workspace, run_id, [
+        *(row(f"r{i}@x.org", "skipped", WINTER, reason=r) for i, r in enumerate(reasons)),
+        row("f@x.org", "failed", WINTER, reason="permanent: 550"),
+        row("s@x.org", "sent", WINTER),
+        row("old@x.org", "skipped", WINTER - timedelta(days=40), reason="render_error: old"),
+    ])  # fmt: skip
+    add(workspace, other_run, [row("o@x.org", "skipped", WINTER, reason="no_mx: x.org")])
+    day = window(date(2026, 1, 15), date(2026, 1, 15))
+
+    def words(status: str | None = None, run: int | None = None) -> list[str]:
+        """The words of the day's reasons, cut in Python from rows read as stored."""
+        table = deliveries_table
+        with workspace.db.connect() as conn:
+            stored = conn.execute(
+                sa.select(table.c.reason, table.c.status, table.c.run_id).where(
+                    table.c.updated_at >= WINTER, table.c.updated_at < WINTER + timedelta(days=1)
+                )
+            ).all()
+        return sorted({
+            reason.split(":", 1)[0] for reason, s, r in stored
+            if reason is not None and status in (None, s) and run in (None, r)
+        })  # fmt: skip
+
+    kinds = results.reason_kinds(workspace, day)
+    assert kinds == words()
+    assert {"a", "a-b", "a;c", "b", "interrupted mid-send; not resent", "no_mx"} <= set(kinds)
+    assert "render_error" not in kinds  # only before the range
+    assert results.reason_kinds(workspace, day, status="failed") == ["permanent"]
+    only_first = window(date(2026, 1, 15), date(2026, 1, 15), workflow_id=workflow.id)
+    assert results.reason_kinds(workspace, only_first) == words(run=run_id)
+    assert results.reason_kinds(workspace, window(date(2026, 1, 1), date(2026, 1, 2))) == []
+
+    for word in kinds:
+        matched = results.ledger(workspace, day, reason=word, page_size=100)
+        assert sorted(r.reason.split(":", 1)[0] for r in matched.rows) == [word] * matched.total
+    assert results.ledger(workspace, day, reason="a", page_size=100).total == 3
+    assert results.ledger(workspace, day, reason="a: x").total == 0  # no word holds a colon
+
+
 def test_recipient_history_across_runs(workspace: Workspace, workflow: Workflow) -> None:
     """Verify one address's deliveries from every run, newest first, found in any case."""
     first = new_run(workspace, workflow)
