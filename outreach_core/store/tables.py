@@ -249,8 +249,9 @@ deliveries = sa.Table(
     # status in a time range (KPIs, each local day), per domain and per engine; the ledger
     # newest first; the email search and a recipient's history; latency per run. The status
     # and domain indexes end with engine_id and run_id, so a workflow or engine filter is
-    # checked in the index too; the reason index serves the reason filter and the loose scan
-    # listing the reason words present (read backwards: each reason's newest rows first).
+    # checked in the index too; the address indexes hold updated_at for the search's range;
+    # the reason index serves the reason filter and the loose scan listing the reason words
+    # present (read backwards: each reason's newest rows first).
     sa.Index("ix_deliveries_status_updated", "status", "updated_at", "engine_id", "run_id"),
     sa.Index(
         "ix_deliveries_domain_status", "domain", "status", "updated_at", "engine_id", "run_id"
@@ -258,8 +259,8 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_reason", "reason", "updated_at", "status", "engine_id", "run_id"),
     sa.Index("ix_deliveries_engine_status", "engine_id", "status", "updated_at", "run_id"),
     sa.Index("ix_deliveries_updated_at", "updated_at"),
-    sa.Index("ix_deliveries_email_normalized", "email_normalized"),
-    sa.Index("ix_deliveries_email", "email"),
+    sa.Index("ix_deliveries_email_normalized", "email_normalized", "updated_at"),
+    sa.Index("ix_deliveries_email", "email", "updated_at"),
     sa.Index("ix_deliveries_run_latency", "run_id", "latency_ms"),
 )
 

@@ -353,6 +353,30 @@ def test_ledger_pages_searches_and_filters(workspace: Workspace, workflow: Workf
         results.ledger(workspace, day, page=0)
 
 
+def test_search_pages_are_the_matches_in_the_ledgers_order(
+    workspace: Workspace, workflow: Workflow
+) -> None:
+    """Verify a search's pages (read from the address indexes) hold exactly the matching rows,
+    newest outcome first as in the unsearched ledger, split across pages without overlap, and
+    leave out matches outside the date range."""
+    run_id = new_run(workspace, workflow)
+    add(workspace, run_id, [
+        *(row(f"ann{i:02}@x.org", "sent", WINTER + timedelta(minutes=(i * 7) % 25))
+          for i in range(25)),
+        row("bob@x.org", "sent", WINTER),
+        row("ann-old@x.org", "sent", WINTER - timedelta(days=3)),
+    ])  # fmt: skip
+    day = window(date(2026, 1, 15), date(2026, 1, 15))
+
+    everything = results.ledger(workspace, day, page_size=100).rows
+    expected = [r.delivery_id for r in everything if r.email.startswith("ann")]
+    pages = [results.ledger(workspace, day, email_prefix="Ann", page=n, page_size=10)
+             for n in (1, 2, 3)]  # fmt: skip
+
+    assert [p.total for p in pages] == [25, 25, 25]
+    assert [r.delivery_id for p in pages for r in p.rows] == expected
+
+
 def test_reason_kinds_are_the_words_present_in_scope(
     workspace: Workspace, workflow: Workflow, tmp_path: Path
 ) -> None:

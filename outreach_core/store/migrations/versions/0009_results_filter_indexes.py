@@ -1,6 +1,6 @@
 """results filters: the status and domain indexes also hold engine_id and run_id (a workflow or
-engine filter is checked in the index), and an index led by the reason (the reason filter and
-the reason words present)
+engine filter is checked in the index), the address indexes updated_at (the search's range),
+and an index led by the reason (the reason filter and the reason words present)
 
 Revision ID: 0009
 Revises: 0008
@@ -25,6 +25,8 @@ WIDENED = {
         ["domain", "status", "updated_at"],
         ["domain", "status", "updated_at", "engine_id", "run_id"],
     ),
+    "ix_deliveries_email_normalized": (["email_normalized"], ["email_normalized", "updated_at"]),
+    "ix_deliveries_email": (["email"], ["email", "updated_at"]),
 }
 REASON_INDEX = ["reason", "updated_at", "status", "engine_id", "run_id"]
 
