@@ -50,17 +50,42 @@ def postgres_server() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A URL whose search_path is a fresh schema, dropped after the test."""
+def fresh_schema(server_url: str) -> Iterator[str]:
+    """A URL whose search_path is a fresh schema of the server's database, dropped after."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_server)
+    admin = sa.create_engine(server_url)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{postgres_server}?options=-csearch_path%3D{schema}"
+    yield f"{server_url}?options=-csearch_path%3D{schema}"
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A URL whose search_path is a fresh schema, dropped after the test."""
+    yield from fresh_schema(postgres_server)
+
+
+@pytest.fixture(scope="session")
+def postgres_icu_server(postgres_server: str) -> Iterator[str]:
+    """A database whose default collation is ICU's en-US, as on servers set up with an
+    en_US locale: there text sorts by language rules (punctuation and case weigh less), so
+    a query that relies on character order gives other answers than on `test` (C.UTF-8)."""
+    name = f"outreach_icu_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(
+            f"CREATE DATABASE {name} TEMPLATE template0 "
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )
+    try:
+        yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -207,19 +207,33 @@ runs = sa.Table(
     sa.Index("ix_runs_created_at", "created_at"),
 )
 
+
+def ordered_text(length: int | None = None) -> sa.types.TypeEngine[str]:
+    """Text that sorts character by character on every backend, whatever the database's locale.
+
+    The ledger's address search and reason filter are index ranges (`email >= 'ann' AND
+    email < 'ano'`, `reason >= 'a:' AND reason < 'a;'`), which hold only under that order.
+    SQLite compares bytes already; a PostgreSQL database created with a language locale (en_US,
+    ICU) would not, so there the column is collated "C".
+    """
+    plain = sa.String(length) if length else sa.Text()
+    c_order = sa.String(length, collation="C") if length else sa.Text(collation="C")
+    return plain.with_variant(c_order, "postgresql")
+
+
 deliveries = sa.Table(
     "deliveries",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     sa.Column("row_number", sa.Integer),
-    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email", ordered_text(320), nullable=False),
     # NULL for rows that were skipped before an address could be trusted (invalid, duplicate):
     # the unique key below then guards exactly the recipients that can be sent to.
-    sa.Column("email_normalized", sa.String(320)),
+    sa.Column("email_normalized", ordered_text(320)),
     sa.Column("variables", sa.JSON, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("reason", sa.Text),
+    sa.Column("reason", ordered_text()),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("message_id", sa.String(300)),
     sa.Column("claimed_by", sa.String(200)),

@@ -3,6 +3,7 @@ seeded, including the day a delivery falls on in the viewer's zone around midnig
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,21 @@ from outreach_core.store.tables import deliveries as deliveries_table
 from outreach_core.workspace import Workspace
 from tests.integration.test_store import ACTOR, seed_workflow
 
+from conftest import fresh_schema
+
 WINTER = datetime(2026, 1, 15, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-icu"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The shared backends, and PostgreSQL under a language-aware default collation: the
+    ledger's searches and reason filter are index ranges, which must not depend on it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'outreach.db'}"
+    elif request.param == "postgresql":
+        yield request.getfixturevalue("postgres_url")
+    else:
+        yield from fresh_schema(request.getfixturevalue("postgres_icu_server"))
 
 
 def add(ws: Workspace, run_id: int, rows: list[dict[str, Any]]) -> None:
