@@ -249,7 +249,13 @@ def _connect(mailbox: ImapMailbox, context: ssl.SSLContext | None) -> imaplib.IM
         )
     client = imaplib.IMAP4(mailbox.host, mailbox.port, timeout=IMAP_TIMEOUT_S)
     if mailbox.security is Security.STARTTLS:
-        client.starttls(ssl_context=context or ssl.create_default_context())
+        try:
+            client.starttls(ssl_context=context or ssl.create_default_context())
+        except BaseException:
+            # the caller's `with` has not begun: without this the socket stays open for as
+            # long as the error (and its traceback, which holds the client) is kept
+            client.shutdown()
+            raise
     return client
 
 

@@ -352,6 +352,10 @@ class ImapTestServer:
         """The client ports of the connections waiting for their greeting, oldest first."""
         return list(_in_reactor(lambda: [c.transport.getPeer().port for c in self.factory.held]))
 
+    def connected(self) -> int:
+        """How many client connections are open now (held or not)."""
+        return int(_in_reactor(lambda: len(self.factory.connections)))
+
     def release(self) -> None:
         """Greet every held connection and stop holding: the server answers again."""
 

@@ -380,12 +380,16 @@ def test_starttls_is_required_when_asked_for(
     sqlite_workspace: Workspace, imap: ImapTestServer
 ) -> None:
     """Verify imap://…?starttls=1 against a server that does not offer STARTTLS stops before
-    LOGIN (no fallback to sending the password in clear)."""
+    LOGIN (no fallback to sending the password in clear), and closes its connection."""
     mailbox = parse_imap_url(imap.url() + "?starttls=1")
     with pytest.raises(MailboxError, match="TLS not supported by server") as excinfo:
         read_mailbox(sqlite_workspace, mailbox)
     assert mailbox.display in str(excinfo.value) and PASSWORD not in str(excinfo.value)
     assert imap.logins == []
+    # the error is still held here (its context's traceback reaches the client): the
+    # connection must have been closed by the reader, not by the garbage collector
+    wait_for(lambda: imap.connected() == 0, what="the refused connection to close")
+    assert excinfo.value.__context__ is not None
 
 
 def run_status(ws: Workspace, run_id: int) -> RunStatus:
