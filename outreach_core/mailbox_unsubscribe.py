@@ -234,9 +234,24 @@ class PassReport:
         )
 
 
+def _written_forms(secret: str) -> set[str]:
+    """How `secret` may be spelled in an error: as is, as imaplib quotes it for LOGIN
+    (backslash and double quote escaped), and each of those as the repr imaplib puts server
+    replies in its errors with (bytes or str: backslashes doubled, quotes escaped)."""
+    quoted = secret.replace("\\", "\\\\").replace('"', '\\"')
+    forms = {secret, quoted}
+    forms |= {repr(form)[1:-1] for form in (secret, quoted)}
+    forms |= {repr(form.encode(errors="backslashreplace"))[2:-1] for form in (secret, quoted)}
+    return forms
+
+
 def redact(text: str, secret: str) -> str:
-    """`text` with every occurrence of `secret` masked (server replies may echo input)."""
-    return text.replace(secret, "***") if secret else text
+    """`text` with every spelling of `secret` masked (server replies may echo input)."""
+    if not secret:
+        return text
+    for form in sorted(_written_forms(secret), key=len, reverse=True):  # longest first
+        text = text.replace(form, "***")
+    return text
 
 
 def _connect(mailbox: ImapMailbox, context: ssl.SSLContext | None) -> imaplib.IMAP4:

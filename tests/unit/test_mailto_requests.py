@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import imaplib
+import re
 from email.header import Header
 from email.message import EmailMessage
 
@@ -18,6 +20,7 @@ from outreach_core.mailbox_unsubscribe import (
     decide_message,
     find_token,
     parse_request,
+    redact,
 )
 from outreach_core.unsubscribe import token
 
@@ -150,3 +153,25 @@ def test_decision_repr_and_text_never_show_the_token() -> None:
     flagged = decide(MailRequest(sender="bob@example.org", token=ANN_TOKEN), KEY)
     assert ANN_TOKEN not in repr(flagged) + str(flagged)
     assert "bob@example.org" in str(flagged)
+
+
+@pytest.mark.parametrize(
+    "password", ["plain-Secret9", 'back\\slash"quote', 'it\'s "both" \\ kinds']
+)
+def test_redact_masks_the_password_however_an_imap_error_spells_it(password: str) -> None:
+    """Verify the password is masked in the texts imaplib raises with when a server echoes the
+    LOGIN line: its reply as a list of bytes (backslashes doubled again by the repr), a str
+    repr, and the password itself; no word of the password is left."""
+    wire = imaplib.IMAP4._quote(None, password)  # type: ignore[arg-type]  # as LOGIN sends it
+    reply = [f"a1 LOGIN unsub {wire} rejected".encode()]
+    texts = [
+        f"LOGIN command error: BAD {reply}",
+        str(imaplib.IMAP4.error(reply[-1])),
+        f"unexpected response: {wire!r}",
+        f"password {password} echoed",
+    ]
+    words = re.findall(r"[A-Za-z0-9]{4,}", password)
+    for text in texts:
+        masked = redact(text, password)
+        assert "***" in masked, text
+        assert not [w for w in words if w in masked], masked
