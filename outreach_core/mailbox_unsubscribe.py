@@ -337,7 +337,16 @@ def _one_pass(
     ws: Workspace, client: imaplib.IMAP4, mailbox: ImapMailbox, report: PassReport, limit: int
 ) -> None:
     key = compliance.unsubscribe_key(ws)
-    _checked(client.login(mailbox.user, mailbox.password), "LOGIN")
+    try:
+        client.login(mailbox.user, mailbox.password)
+    except imaplib.IMAP4.error as exc:
+        # imaplib raises with the server's reply as bytes (b'...'); say it plainly, and what to do
+        reply = exc.args[0] if exc.args else ""
+        text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+        raise imaplib.IMAP4.error(
+            f"LOGIN failed ({text.strip() or 'no reason given'}): check the user and password "
+            "in OUTREACH_UNSUBSCRIBE_IMAP_URL"
+        ) from None
     _checked(client.select(f'"{mailbox.folder}"'), f"SELECT {mailbox.folder}")
     uids = _unseen_uids(client)
     report.left = max(0, len(uids) - limit)

@@ -214,6 +214,7 @@ def test_cli_reads_once_and_prints_what_it_did_without_the_password(
     out_wrong, err_wrong = capsys.readouterr()
     assert f"outreach: unsubscribe mailbox {display}: " in err_wrong
     assert "LOGIN failed" in err_wrong
+    assert "check the user and password in OUTREACH_UNSUBSCRIBE_IMAP_URL" in err_wrong
 
     monkeypatch.delenv("OUTREACH_UNSUBSCRIBE_IMAP_URL")
     assert cli.main(["read-unsubscribes"]) == cli.EXIT_USAGE
