@@ -4,8 +4,9 @@ A run sends through every engine of its workflow. Each send goes to the usable e
 the most daily quota left (an engine without a quota counts as unlimited); among engines that
 rank equal (all unlimited, or the same quota left) the one that took the fewest sends today
 wins, so engines without a quota share the load instead of the first taking every send; a
-remaining tie goes to the engine listed first in the workflow. An engine is unusable once its quota for the UTC day is
-used up or once it failed at engine level (bad credentials, provider quota) during the run.
+remaining tie goes to the engine listed first in the workflow. An engine is unusable once its
+quota for the UTC day is used up or once it failed at engine level (bad credentials, provider
+quota) during the run.
 
 The decisions here are pure (`choose_engine`, `assign_engines`, the day bounds and the pause
 reasons); `EngineLane` holds what one engine needs at run time: its sender and its own limits.
