@@ -38,6 +38,19 @@ def domain_of(email_normalized: str | None) -> str | None:
     return email_normalized.rpartition("@")[2]
 
 
+#: the longest reason kept in the ledger, in characters. The reason is indexed (the Results
+#: filter), and PostgreSQL refuses an index entry over about 2.7 kB: 500 characters stay under
+#: it even at four bytes each, and hold any provider reply with room for retry notes.
+MAX_REASON_CHARS = 500
+
+
+def fit_reason(reason: str | None) -> str | None:
+    """The reason as the ledger keeps it: cut to MAX_REASON_CHARS, ending in "…" when cut."""
+    if reason is None or len(reason) <= MAX_REASON_CHARS:
+        return reason
+    return reason[: MAX_REASON_CHARS - 1] + "…"
+
+
 def insert_deliveries(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
     """Insert frozen delivery rows (dicts with the table's columns); returns how many.
 
@@ -47,6 +60,8 @@ def insert_deliveries(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
     for row in rows:
         if "domain" not in row:
             row = row | {"domain": domain_of(row.get("email_normalized"))}
+        if row.get("reason"):
+            row = row | {"reason": fit_reason(row["reason"])}
         batch.append(row)
         if len(batch) == INSERT_CHUNK:
             conn.execute(deliveries.insert(), batch)
@@ -110,7 +125,7 @@ def record_outcome(
     check_delivery_transition(DeliveryStatus.SENDING, target)
     values: dict[str, Any] = {
         "status": target,
-        "reason": sa.func.coalesce(sa.literal(reason, sa.Text), deliveries.c.reason),
+        "reason": sa.func.coalesce(sa.literal(fit_reason(reason), sa.Text), deliveries.c.reason),
         "attempts": deliveries.c.attempts + attempts,
         "updated_at": now,
         "message_id": message_id,
@@ -169,7 +184,7 @@ def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: da
             {
                 "b_id": item["delivery_id"],
                 "b_status": target,
-                "b_reason": item.get("reason"),
+                "b_reason": fit_reason(item.get("reason")),
                 "b_attempts": item["attempts"],
                 "b_now": now,
                 "b_sent_at": now if target in _HANDED_OVER else None,
@@ -189,7 +204,7 @@ def skip_pending(conn: Connection, run_id: int, *, reason: str, now: datetime) -
     result = conn.execute(
         deliveries.update()
         .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
-        .values(status=DeliveryStatus.SKIPPED, reason=reason, updated_at=now)
+        .values(status=DeliveryStatus.SKIPPED, reason=fit_reason(reason), updated_at=now)
     )
     return result.rowcount
 
@@ -414,7 +429,10 @@ def requeue(
         .values(
             status=DeliveryStatus.PENDING,
             claimed_by=None,
-            reason=sa.literal(note) + sa.func.coalesce(deliveries.c.reason, ""),
+            # each retry puts its note first: cut the end, so the newest notes stay
+            reason=sa.func.substr(
+                sa.literal(note) + sa.func.coalesce(deliveries.c.reason, ""), 1, MAX_REASON_CHARS
+            ),
             updated_at=now,
         )
     )

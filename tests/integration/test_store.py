@@ -823,3 +823,55 @@ def test_naive_datetime_is_refused_by_the_store(workspace: Workspace, tmp_path: 
             engine_id=workflow.engine_id,
             now=datetime(2024, 1, 1, 12, 0),
         )
+
+
+def test_long_reasons_are_cut_to_fit_the_reason_index(workspace: Workspace, tmp_path: Path) -> None:
+    """Verify a provider reply far over PostgreSQL's index-entry limit (4-byte characters) is
+    recorded cut to MAX_REASON_CHARS, in one outcome, in a batch and at freeze time, and that
+    repeated retries, each putting a note first, keep the reason within it, newest note first."""
+    huge = "𝄞" * 5_000  # 20 kB in UTF-8: the reason index would refuse it whole
+    run_id = services.queue_run(
+        workspace, seed_workflow(workspace, tmp_path).id, trigger="test", actor=ACTOR
+    )
+    now = utcnow()
+    with workspace.db.begin() as conn:
+        deliveries.insert_deliveries(
+            conn,
+            [
+                delivery_row(run_id, 0),
+                delivery_row(run_id, 1),
+                delivery_row(run_id, 2, status=DeliveryStatus.SKIPPED, reason="render_error: " + huge),
+            ],
+        )  # fmt: skip
+        first, second = deliveries.claim_pending(conn, run_id, worker_id="w", limit=2, now=now)
+        deliveries.record_outcome(
+            conn, first.id, target=DeliveryStatus.DEFERRED, now=now, attempts=1, reason=huge
+        )
+        deliveries.record_outcomes(
+            conn,
+            [{"delivery_id": second.id, "target": DeliveryStatus.UNKNOWN, "attempts": 1,
+              "reason": "ambiguous: " + huge}],
+            now=now,
+        )  # fmt: skip
+    with workspace.db.connect() as conn:
+        reasons = [d.reason for d in deliveries.list_deliveries(conn, run_id)]
+    assert [len(r) for r in reasons] == [deliveries.MAX_REASON_CHARS] * 3
+    assert all(r.endswith("…") for r in reasons)
+    assert reasons[1].startswith("ambiguous: 𝄞") and reasons[2].startswith("render_error: 𝄞")
+
+    for retry in range(1, 30):
+        with workspace.db.begin() as conn:
+            deliveries.requeue(
+                conn, run_id, statuses=[DeliveryStatus.DEFERRED, DeliveryStatus.UNKNOWN],
+                note=f"retry {retry} on request; before: ", now=now,
+            )  # fmt: skip
+            for claimed in deliveries.claim_pending(conn, run_id, worker_id="w", limit=2, now=now):
+                deliveries.record_outcome(
+                    conn, claimed.id, target=DeliveryStatus.DEFERRED, now=now, attempts=1
+                )
+    with workspace.db.connect() as conn:
+        retried = [d for d in deliveries.list_deliveries(conn, run_id) if d.attempts > 1]
+    assert len(retried) == 2
+    for delivery in retried:
+        assert len(delivery.reason) <= deliveries.MAX_REASON_CHARS
+        assert delivery.reason.startswith("retry 29 on request; before: retry 28")
