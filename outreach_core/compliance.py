@@ -175,7 +175,7 @@ def export_suppressions_csv(ws: Workspace) -> str:
 
 
 #: the purpose the unsubscribe signing key is stored under (and the legacy key was derived for)
-UNSUBSCRIBE_PURPOSE = "unsubscribe"
+UNSUBSCRIBE_PURPOSE = keys.UNSUBSCRIBE_PURPOSE
 
 
 def unsubscribe_key(ws: Workspace) -> bytes:

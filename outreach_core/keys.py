@@ -27,6 +27,9 @@ from outreach_core.store import audit, secrets, signing_keys
 from outreach_core.workspace import Workspace, utcnow
 
 NEW_KEY_SUFFIX = ".new"
+#: what the workspace signs with a key of its own (`signing_key`)
+UNSUBSCRIBE_PURPOSE = "unsubscribe"
+SIGNING_PURPOSES = (UNSUBSCRIBE_PURPOSE,)
 #: bytes of a signing key (HMAC-SHA256 keys: the hash's own size)
 SIGNING_KEY_BYTES = 32
 
@@ -77,6 +80,11 @@ def rotate_key(ws: Workspace, *, new_key: str | None = None, actor: str) -> Rota
         fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(fresh)
+    # A signing key made for the first time while the rotation runs would be stored under the
+    # old key after the rotation read the rows, and no key could open it; made now, it is
+    # among the rows rotated.
+    for purpose in SIGNING_PURPOSES:
+        ensure_signing_key(ws, purpose)
     new = Fernet(fresh)
     now = utcnow()
     try:

@@ -76,7 +76,8 @@ def test_rotation_reencrypts_every_secret_with_the_new_key_file(
 
     rotation = keys.rotate_key(workspace, actor="test")
 
-    assert rotation.counts == {"engines": 1, "sql_sources": 1, "signing_keys": 0}
+    # the unsubscribe signing key is made before rotating if it did not exist yet
+    assert rotation.counts == {"engines": 1, "sql_sources": 1, "signing_keys": 1}
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert not key_file.with_name("secret.key.new").exists()
     new = Fernet(key_file.read_bytes())
@@ -88,6 +89,11 @@ def test_rotation_reencrypts_every_secret_with_the_new_key_file(
         with pytest.raises(InvalidToken):
             old.decrypt(token.encode())
     assert SMTP_PASSWORD not in dump(workspace) and SQL_PASSWORD not in dump(workspace)
+    reopened = open_workspace(make_settings(tmp_path, workspace.settings.database_url))
+    try:  # the signing key made for the rotation opens under the new key
+        assert len(compliance.unsubscribe_key(reopened)) == 32
+    finally:
+        reopened.close()
 
 
 def test_rotation_with_an_environment_key_needs_the_new_key(tmp_path: Path) -> None:
