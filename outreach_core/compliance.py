@@ -195,9 +195,11 @@ def token_is_valid(ws: Workspace, email: str, token: str) -> bool:
     """Whether the link's token was made by this workspace for this address."""
     # Mail sent before the stored key existed carries tokens under the key derived from the
     # secret key; a recipient must still be able to leave through it, so that key is accepted
-    # too. (Such links, like before, stop verifying once the secret key they came from is
-    # rotated away; links made with the stored key do not.)
-    accepted = (unsubscribe_key(ws), legacy_unsubscribe_key(ws))
+    # too: derived from the current secret, or kept by the first rotation that retired it.
+    accepted = [unsubscribe_key(ws), legacy_unsubscribe_key(ws)]
+    kept = keys.stored_signing_key(ws, keys.LEGACY_UNSUBSCRIBE_PURPOSE)
+    if kept is not None:
+        accepted.append(kept)
     return any(unsubscribe.verify(key, email, token) for key in accepted)
 
 

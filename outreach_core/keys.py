@@ -8,7 +8,9 @@ OUTREACH_NEW_SECRET_KEY and the user swaps the variables afterwards.
 
 Unsubscribe links are signed with a random signing key made once per workspace and stored only
 encrypted with the secret key; a rotation re-encrypts it like any other secret, so the key itself
-does not change and links in mail sent before a rotation keep verifying after it.
+does not change and links in mail sent before a rotation keep verifying after it. Links mailed
+before that key existed were signed with a key derived from the secret: the first rotation keeps
+that derived key too (`LEGACY_UNSUBSCRIBE_PURPOSE`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ NEW_KEY_SUFFIX = ".new"
 #: what the workspace signs with a key of its own (`signing_key`)
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 SIGNING_PURPOSES = (UNSUBSCRIBE_PURPOSE,)
+#: the key unsubscribe links were signed with before signing keys were stored (derived from
+#: the secret key), kept at the first rotation so those links outlive their secret
+LEGACY_UNSUBSCRIBE_PURPOSE = "unsubscribe-derived"
 #: bytes of a signing key (HMAC-SHA256 keys: the hash's own size)
 SIGNING_KEY_BYTES = 32
 
@@ -85,6 +90,13 @@ def rotate_key(ws: Workspace, *, new_key: str | None = None, actor: str) -> Rota
     # among the rows rotated.
     for purpose in SIGNING_PURPOSES:
         ensure_signing_key(ws, purpose)
+    # Links mailed before signing keys were stored carry tokens under a key derived from the
+    # secret; the first rotation retires that secret, so its derived key is kept (encrypted,
+    # rotated with the rest from then on). Later secrets never signed a link.
+    retiring = crypto.load_secret(settings.secret_key, settings.data_dir)
+    keep_signing_key(
+        ws, LEGACY_UNSUBSCRIBE_PURPOSE, crypto.derived_key(retiring, UNSUBSCRIBE_PURPOSE)
+    )
     new = Fernet(fresh)
     now = utcnow()
     try:
@@ -119,19 +131,28 @@ def ensure_signing_key(ws: Workspace, purpose: str) -> bytes:
     Two processes doing this at once end with one key: the unique purpose lets only the first
     INSERT in, and each then reads back the key that won, not the one it made.
     """
-    made = base64.urlsafe_b64encode(token_bytes(SIGNING_KEY_BYTES)).decode()
+    return keep_signing_key(ws, purpose, token_bytes(SIGNING_KEY_BYTES))
+
+
+def keep_signing_key(ws: Workspace, purpose: str, key: bytes) -> bytes:
+    """Store `key` for `purpose` unless a key is stored already; returns the stored one."""
+    encoded = base64.urlsafe_b64encode(key).decode()
     with ws.db.begin() as conn:
-        signing_keys.add_if_absent(conn, purpose, crypto.encrypt(ws.fernet, made), now=utcnow())
+        signing_keys.add_if_absent(conn, purpose, crypto.encrypt(ws.fernet, encoded), now=utcnow())
         stored = signing_keys.get_encrypted(conn, purpose)
     if stored is None:  # the row was there a moment ago: only a concurrent delete explains it
         raise ConfigError(f"the {purpose} signing key vanished while it was being created")
     return _decode(ws, stored)
 
 
-def signing_key(ws: Workspace, purpose: str) -> bytes:
-    """The workspace's signing key for `purpose`, made on first use (random, stored encrypted)."""
+def stored_signing_key(ws: Workspace, purpose: str) -> bytes | None:
+    """The key stored for `purpose`, or None; never makes one."""
     with ws.db.connect() as conn:
         stored = signing_keys.get_encrypted(conn, purpose)
-    if stored is not None:
-        return _decode(ws, stored)
-    return ensure_signing_key(ws, purpose)
+    return None if stored is None else _decode(ws, stored)
+
+
+def signing_key(ws: Workspace, purpose: str) -> bytes:
+    """The workspace's signing key for `purpose`, made on first use (random, stored encrypted)."""
+    stored = stored_signing_key(ws, purpose)
+    return stored if stored is not None else ensure_signing_key(ws, purpose)

@@ -76,8 +76,9 @@ def test_rotation_reencrypts_every_secret_with_the_new_key_file(
 
     rotation = keys.rotate_key(workspace, actor="test")
 
-    # the unsubscribe signing key is made before rotating if it did not exist yet
-    assert rotation.counts == {"engines": 1, "sql_sources": 1, "signing_keys": 1}
+    # the unsubscribe signing key is made before rotating if it did not exist yet, and the
+    # retiring secret's derived unsubscribe key is kept (links mailed before signing keys)
+    assert rotation.counts == {"engines": 1, "sql_sources": 1, "signing_keys": 2}
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert not key_file.with_name("secret.key.new").exists()
     new = Fernet(key_file.read_bytes())
@@ -130,7 +131,7 @@ def test_rotate_key_command_keeps_engines_and_the_unsubscribe_key_usable(tmp_pat
     ws.close()
     done = run_cli(tmp_path, "rotate-key")
     assert done.returncode == 0, done.stderr
-    assert "re-encrypted 1 engines, 1 sql_sources, 1 signing_keys" in done.stdout
+    assert "re-encrypted 1 engines, 1 sql_sources, 2 signing_keys" in done.stdout
     assert "no longer verify" not in done.stdout
     assert SMTP_PASSWORD not in done.stdout + done.stderr
     ws = open_workspace(make_settings(tmp_path))
