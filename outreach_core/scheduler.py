@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, ValidationError
 
+from outreach_core import services
 from outreach_core.errors import InputError
 from outreach_core.models import RunStatus
 from outreach_core.scheduling import (
@@ -140,23 +141,10 @@ def trigger_workflow(
     """
     if (workflow_id is None) == (workflow_key is None):
         raise InputError("name the workflow by workflow_id or by workflow_key (one of them)")
-    now = utcnow()
-    with ws.db.begin() as conn:
-        workflow = (
-            workflows.get_workflow(conn, workflow_id)
-            if workflow_id is not None
-            else workflows.get_workflow_by_key(conn, workflow_key or "")
-        )
-        run_id = schedules.insert_workflow_run(conn, workflow.id, trigger=API_TRIGGER, now=now)
-        audit.record(
-            conn,
-            actor=actor,
-            action="run.queue",
-            subject=f"run {run_id}",
-            now=now,
-            detail={"workflow": workflow.name, "trigger": API_TRIGGER},
-        )
-        return run_id
+    if workflow_id is None:
+        with ws.db.connect() as conn:
+            workflow_id = workflows.get_workflow_by_key(conn, workflow_key or "").id
+    return services.queue_run(ws, workflow_id, trigger=API_TRIGGER, actor=actor)
 
 
 @dataclass(frozen=True)

@@ -483,16 +483,7 @@ def queue_run(
     now = utcnow()
     with ws.db.begin() as conn:
         workflow = workflows.get_workflow(conn, workflow_id)
-        version = templates.current_version(conn, workflow.template_id)
-        run_id = runs.insert_run(
-            conn,
-            workflow_id=workflow.id,
-            trigger=trigger,
-            options=options or workflow.options,
-            template_version_id=version.version_id,
-            engine_id=workflow.engine_id,
-            now=now,
-        )
+        run_id = runs.insert_workflow_run(conn, workflow, trigger=trigger, now=now, options=options)
         audit.record(
             conn,
             actor=actor,

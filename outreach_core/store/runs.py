@@ -14,8 +14,10 @@ from outreach_core.models import (
     Run,
     RunStatus,
     SendOptions,
+    Workflow,
     check_run_transition,
 )
+from outreach_core.store import templates
 from outreach_core.store.tables import runs
 
 
@@ -48,6 +50,28 @@ def insert_run(
         )
     )
     return int(result.inserted_primary_key[0])
+
+
+def insert_workflow_run(
+    conn: Connection,
+    workflow: Workflow,
+    *,
+    trigger: str,
+    now: datetime,
+    options: SendOptions | None = None,
+) -> int:
+    """A QUEUED run of the workflow with its current template version and engine, and its own
+    options unless others are given; returns its id."""
+    version = templates.current_version(conn, workflow.template_id)
+    return insert_run(
+        conn,
+        workflow_id=workflow.id,
+        trigger=trigger,
+        options=options or workflow.options,
+        template_version_id=version.version_id,
+        engine_id=workflow.engine_id,
+        now=now,
+    )
 
 
 def get_run(conn: Connection, run_id: int) -> Run:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from outreach_core.errors import NotFound, OutreachError
 from outreach_core.models import SendOptions
 from outreach_core.scheduling import Schedule, decide_due
-from outreach_core.store import runs, templates, workflows
+from outreach_core.store import runs, workflows
 from outreach_core.store.tables import schedules
 
 #: the `trigger` of a run a schedule created
@@ -68,36 +68,13 @@ def run_options(schedule: Schedule, options: SendOptions) -> SendOptions:
     return options.model_copy(update={"send_window": str(window), "timezone": schedule.timezone})
 
 
-def insert_workflow_run(
-    conn: Connection,
-    workflow_id: int,
-    *,
-    trigger: str,
-    now: datetime,
-    schedule: Schedule | None = None,
-) -> int:
-    """A QUEUED run of the workflow with its current template version (and, for a schedule,
-    the schedule's send window); returns its id."""
-    workflow = workflows.get_workflow(conn, workflow_id)
-    version = templates.current_version(conn, workflow.template_id)
-    options = run_options(schedule, workflow.options) if schedule else workflow.options
-    return runs.insert_run(
-        conn,
-        workflow_id=workflow.id,
-        trigger=trigger,
-        options=options,
-        template_version_id=version.version_id,
-        engine_id=workflow.engine_id,
-        now=now,
-    )
-
-
 def insert_scheduled_run(
     conn: Connection, schedule: Schedule, *, now: datetime, trigger: str = SCHEDULE_TRIGGER
 ) -> int:
-    """A QUEUED run for the schedule."""
-    return insert_workflow_run(
-        conn, schedule.workflow_id, trigger=trigger, now=now, schedule=schedule
+    """A QUEUED run for the schedule (the workflow's options with the schedule's window)."""
+    workflow = workflows.get_workflow(conn, schedule.workflow_id)
+    return runs.insert_workflow_run(
+        conn, workflow, trigger=trigger, now=now, options=run_options(schedule, workflow.options)
     )
 
 
