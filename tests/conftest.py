@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,13 @@ def dns_server() -> Iterator[DnsServer]:
     server = DnsServer(standard_zones(slow_delay=0.3)).start()
     yield server
     server.stop()
+
+
+def wait_for(predicate: Callable[[], bool], *, what: str, timeout: float = 60) -> None:
+    """Poll `predicate` until it holds; fail saying what was awaited after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")

@@ -7,13 +7,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli_env, run_cli
+from conftest import REPO, cli_env, run_cli, wait_for
 from smtp_server import SmtpTestServer
 
 ROWS = 200
@@ -54,15 +53,6 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen:
 def run_state(tmp_path: Path, run_id: int) -> dict:
     listed = json.loads(run_cli(tmp_path, "runs", "--json").stdout)
     return next(item for item in listed if item["run"]["id"] == run_id)
-
-
-def wait_for(predicate, *, timeout: float = 60, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def queue(tmp_path: Path, inputs: tuple[Path, Path], engine: str, *extra: str) -> int:

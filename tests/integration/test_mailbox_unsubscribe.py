@@ -9,8 +9,7 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -33,7 +32,7 @@ from outreach_core.unsubscribe import MailtoLinks, token
 from outreach_core.workspace import Workspace, open_workspace
 from tests.imap_server import ImapTestServer, TlsFront, self_signed_loopback_cert
 
-from conftest import REPO, cli_env, make_settings
+from conftest import REPO, cli_env, make_settings, wait_for
 
 PASSWORD = "imap-pw-7Hq2/never-logged"
 WRONG_PASSWORD = "imap-pw-wrong-9Xk4-also-secret"
@@ -94,13 +93,19 @@ def suppressed(ws: Workspace) -> dict[str, tuple[str, str | None]]:
     return {s.email_normalized: (s.reason, s.source) for s in compliance.list_suppressions(ws)}
 
 
-def wait_for(predicate: Callable[[], bool], *, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+def start_daemon(
+    tmp_path: Path, log_path: Path, imap: ImapTestServer, **settings: str
+) -> subprocess.Popen:
+    """`scheduler_daemon.py` reading the test mailbox, its output in `log_path`."""
+    env = cli_env(tmp_path, OUTREACH_UNSUBSCRIBE_IMAP_URL=imap.url(), **settings)
+    with log_path.open("w") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "scheduler_daemon.py", "--interval", "0.5"],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def test_one_pass_suppresses_exactly_the_valid_request_and_flags_the_others(
@@ -276,19 +281,7 @@ def test_scheduler_daemon_reads_the_mailbox_repeatedly_and_survives_an_outage(
     finally:
         ws.close()
     log_path = tmp_path / "daemon.log"
-    env = cli_env(
-        tmp_path,
-        OUTREACH_UNSUBSCRIBE_IMAP_URL=imap.url(),
-        OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S="0.5",
-    )
-    with log_path.open("w") as log_file:
-        daemon = subprocess.Popen(
-            [sys.executable, "scheduler_daemon.py", "--interval", "0.5"],
-            cwd=REPO,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    daemon = start_daemon(tmp_path, log_path, imap, OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S="0.5")
     revived: ImapTestServer | None = None
     try:
         first = imap.append(request(links("ann@example.org"), sender="ann@example.org"))
@@ -448,19 +441,7 @@ def test_scheduler_daemon_sends_while_its_mailbox_read_is_stuck(
         workflow = seed(ws, tmp_path / "outbox")
         links = MailtoLinks(UNSUB, compliance.unsubscribe_key(ws))
         uid = imap.append(request(links("ann@example.org"), sender="ann@example.org"))
-        env = cli_env(
-            tmp_path,
-            OUTREACH_UNSUBSCRIBE_IMAP_URL=imap.url(),
-            OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S="0.5",
-        )
-        with log_path.open("w") as log_file:
-            daemon = subprocess.Popen(
-                [sys.executable, "scheduler_daemon.py", "--interval", "0.5"],
-                cwd=REPO,
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        daemon = start_daemon(tmp_path, log_path, imap, OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S="0.5")
         try:
             wait_for(lambda: len(imap.held()) == 1, what="the daemon's read to connect")
             stuck = imap.held()[0]
@@ -495,15 +476,7 @@ def test_sigterm_while_the_mailbox_read_is_stuck_stops_the_daemon_cleanly(
     the read behind (mailbox masked), unregisters and exits 0; its connection is closed."""
     log_path = tmp_path / "daemon.log"
     imap.hold()
-    env = cli_env(tmp_path, OUTREACH_UNSUBSCRIBE_IMAP_URL=imap.url())
-    with log_path.open("w") as log_file:
-        daemon = subprocess.Popen(
-            [sys.executable, "scheduler_daemon.py", "--interval", "0.5"],
-            cwd=REPO,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    daemon = start_daemon(tmp_path, log_path, imap)
     try:
         wait_for(lambda: len(imap.held()) == 1, what="the daemon's read to connect")
     finally:

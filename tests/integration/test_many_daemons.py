@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from outreach_core.store import deliveries, runs, schedules
 from outreach_core.templating import TemplateSource
 from outreach_core.workspace import Workspace, open_workspace, utcnow
 
-from conftest import REPO, cli_env, make_settings
+from conftest import REPO, cli_env, make_settings, wait_for
 from smtp_server import SmtpTestServer
 
 BIG = 5000
@@ -117,15 +117,6 @@ def stop_all(daemons: list[subprocess.Popen]) -> list[str]:
             _, err = daemon.communicate()
         errors.append(err or "")
     return errors
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def run_status(ws: Workspace, run_id: int) -> RunStatus:
