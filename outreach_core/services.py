@@ -57,8 +57,6 @@ def import_audience(ws: Workspace, parsed: ParsedFile, *, name: str, actor: str)
     """Store a parsed contacts file as an audience."""
     now = utcnow()
     with ws.db.begin() as conn:
-        if audiences.find_audience(conn, name):
-            raise InputError(f"an audience named {name!r} exists already; choose another name")
         audience_id = audiences.insert_audience(
             conn,
             name=name,

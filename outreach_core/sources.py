@@ -156,8 +156,6 @@ def save_recurring_audience(
     parsed = as_parsed_file(run_source(ws, source_id), source=name, email_column=email_column)
     now = utcnow()
     with ws.db.begin() as conn:
-        if audiences.find_audience(conn, name):
-            raise InputError(f"an audience named {name!r} exists already; choose another name")
         audience_id = audiences.insert_audience(
             conn,
             name=name,

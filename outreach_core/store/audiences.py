@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.errors import NotFound
+from outreach_core.errors import InputError, NotFound
 from outreach_core.models import Audience
 from outreach_core.store.tables import audience_rows, audiences
 
@@ -27,7 +27,11 @@ def insert_audience(
     now: datetime,
     headers: list[str] | None = None,
 ) -> int:
-    """Store an audience and its rows (numbered from 1 as in the file); returns its id."""
+    """Store an audience and its rows (numbered from 1 as in the file); returns its id.
+
+    Names are unique: a name in use is an InputError that says so."""
+    if find_audience(conn, name):
+        raise InputError(f"an audience named {name!r} exists already; choose another name")
     audience_id = int(
         conn.execute(
             audiences.insert().values(
