@@ -71,13 +71,10 @@ for column, kpi in zip(st.columns(len(kpis)), kpis, strict=True):
         failed.metric("Failed", kpi.failed, help="failed + deferred + unknown")
         skipped.metric("Skipped", kpi.skipped, help="invalid, duplicate, suppressed, unrenderable")
         rate.metric("Delivery rate", charts.rate_label(kpi), help="sent / (sent + failed)")
-st.download_button(
+ui.csv_download(
     "Download KPIs as CSV",
-    data=charts.csv_bytes(charts.kpi_frame(kpis)),
+    charts.csv_bytes(charts.kpi_frame(kpis)),
     file_name="kpis.csv",
-    mime="text/csv",
-    icon=":material/download:",
-    on_click="ignore",
     key="csv_kpis",
 )
 st.caption("Charts per day, domain, engine and error, and the full ledger: open **Results**.")
@@ -87,13 +84,10 @@ st.subheader("Recent runs")
 if overview.recent_runs:
     recent_frame = ui.recent_runs_frame(overview.recent_runs, tz)
     st.dataframe(recent_frame, hide_index=True, column_config=ui.recent_runs_column_config())
-    st.download_button(
+    ui.csv_download(
         "Download recent runs as CSV",
-        data=charts.csv_bytes(recent_frame),
+        charts.csv_bytes(recent_frame),
         file_name="recent-runs.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        on_click="ignore",
         key="csv_recent_runs",
     )
     st.caption("Open **Runs** for a run's per-recipient ledger and its CSV.")

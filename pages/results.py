@@ -15,15 +15,7 @@ zone_name = getattr(tz, "key", "UTC")
 def chart(figure: object, frame: object, file_name: str, key: str) -> None:
     """A chart with its data as CSV right below it."""
     st.plotly_chart(figure, key=f"chart_{key}")
-    st.download_button(
-        "Download CSV",
-        data=charts.csv_bytes(frame),
-        file_name=file_name,
-        mime="text/csv",
-        icon=":material/download:",
-        on_click="ignore",
-        key=f"csv_{key}",
-    )
+    ui.csv_download("Download CSV", charts.csv_bytes(frame), file_name=file_name, key=f"csv_{key}")
 
 
 st.title("Results")
@@ -98,9 +90,8 @@ page = results.ledger(ws, flt, email_prefix=prefix, status=status, reason=reason
 ledger = charts.ledger_frame(page.rows, tz)
 st.dataframe(ledger, hide_index=True, placeholder="—", column_config=charts.LEDGER_HEADINGS)
 st.caption(f"Page {page.page} of {page.pages} · {page.total} deliveries match, newest first.")
-st.download_button("Download this page as CSV", data=charts.csv_bytes(ledger),
-                   file_name=f"ledger-page-{page.page}.csv", mime="text/csv",
-                   icon=":material/download:", on_click="ignore", key="csv_ledger")  # fmt: skip
+ui.csv_download("Download this page as CSV", charts.csv_bytes(ledger),
+                file_name=f"ledger-page-{page.page}.csv", key="csv_ledger")  # fmt: skip
 
 st.subheader("One recipient's history")
 email = st.text_input("Email address", key="history_email")
@@ -112,6 +103,5 @@ if email.strip():
         st.dataframe(
             history, hide_index=True, placeholder="—", column_config=charts.LEDGER_HEADINGS
         )
-        st.download_button("Download history as CSV", data=charts.csv_bytes(history),
-                           file_name="recipient-history.csv", mime="text/csv",
-                           icon=":material/download:", on_click="ignore", key="csv_history")  # fmt: skip
+        ui.csv_download("Download history as CSV", charts.csv_bytes(history),
+                        file_name="recipient-history.csv", key="csv_history")  # fmt: skip

@@ -120,11 +120,6 @@ st.dataframe(
     column_config=ui.ledger_column_config(),
     placeholder="—",
 )
-st.download_button(
-    "Download CSV",
-    data=lambda: reports.run_outcome_csv(ws, run_id),
-    file_name=f"run-{run_id}.csv",
-    mime="text/csv",
-    icon=":material/download:",
-    on_click="ignore",
+ui.csv_download(
+    "Download CSV", lambda: reports.run_outcome_csv(ws, run_id), file_name=f"run-{run_id}.csv"
 )

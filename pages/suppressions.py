@@ -105,12 +105,9 @@ with upload:
     st.button("Import", key="supp_import", disabled=locked or file is None, on_click=import_file)
 with export:
     st.subheader("Export CSV")
-    st.download_button(
+    ui.csv_download(
         "Download the list",
-        data=compliance.export_suppressions_csv(ws),
+        compliance.export_suppressions_csv(ws),
         file_name="suppressions.csv",
-        mime="text/csv",
         key="supp_export",
-        on_click="ignore",
-        icon=":material/download:",
     )

@@ -6,6 +6,7 @@ live in `outreach_core.ui.views` and do not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import tzinfo
 
 import streamlit as st
@@ -43,6 +44,7 @@ __all__ = [
     "actor",
     "browser_timezone",
     "can",
+    "csv_download",
     "current_user",
     "database_label",
     "domain_check_frame",
@@ -137,3 +139,23 @@ def unsubscribe_notes(findings: list[UnsubscribeFinding]) -> None:
             st.warning(finding.message, icon=":material/warning:")
         else:
             st.info(finding.message, icon=":material/info:")
+
+
+def csv_download(
+    label: str,
+    data: str | bytes | Callable[[], str | bytes],
+    *,
+    file_name: str,
+    key: str | None = None,
+) -> None:
+    """A download button for a CSV, alike on every page; the click does not rerun the page
+    (`data` may be a callable, made only when clicked)."""
+    st.download_button(
+        label,
+        data=data,
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key=key,
+    )
