@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from outreach_core import crypto, keys, unsubscribe
+from outreach_core import keys, unsubscribe
 from outreach_core.audience import parse_csv
 from outreach_core.complaints import COMPLAINT_WINDOW, ComplaintRate, brake_reason, over_threshold
 from outreach_core.errors import InputError, NotFound
@@ -187,8 +187,7 @@ def unsubscribe_key(ws: Workspace) -> bytes:
 def legacy_unsubscribe_key(ws: Workspace) -> bytes:
     """The key links were signed with before signing keys were stored: derived from the
     current secret key."""
-    secret = crypto.load_secret(ws.settings.secret_key, ws.settings.data_dir)
-    return crypto.derived_key(secret, UNSUBSCRIBE_PURPOSE)
+    return keys.derived_unsubscribe_key(ws)
 
 
 def token_is_valid(ws: Workspace, email: str, token: str) -> bool:

@@ -93,10 +93,7 @@ def rotate_key(ws: Workspace, *, new_key: str | None = None, actor: str) -> Rota
     # Links mailed before signing keys were stored carry tokens under a key derived from the
     # secret; the first rotation retires that secret, so its derived key is kept (encrypted,
     # rotated with the rest from then on). Later secrets never signed a link.
-    retiring = crypto.load_secret(settings.secret_key, settings.data_dir)
-    keep_signing_key(
-        ws, LEGACY_UNSUBSCRIBE_PURPOSE, crypto.derived_key(retiring, UNSUBSCRIBE_PURPOSE)
-    )
+    keep_signing_key(ws, LEGACY_UNSUBSCRIBE_PURPOSE, derived_unsubscribe_key(ws))
     new = Fernet(fresh)
     now = utcnow()
     try:
@@ -143,6 +140,13 @@ def keep_signing_key(ws: Workspace, purpose: str, key: bytes) -> bytes:
     if stored is None:  # the row was there a moment ago: only a concurrent delete explains it
         raise ConfigError(f"the {purpose} signing key vanished while it was being created")
     return _decode(ws, stored)
+
+
+def derived_unsubscribe_key(ws: Workspace) -> bytes:
+    """The key unsubscribe links were signed with before signing keys were stored: derived
+    from the current secret key."""
+    secret = crypto.load_secret(ws.settings.secret_key, ws.settings.data_dir)
+    return crypto.derived_key(secret, UNSUBSCRIBE_PURPOSE)
 
 
 def stored_signing_key(ws: Workspace, purpose: str) -> bytes | None:
