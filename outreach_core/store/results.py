@@ -84,9 +84,9 @@ def reason_word(column: ColumnElement[Any]) -> ColumnElement[Any]:
 def reason_is(column: ColumnElement[Any], word: str) -> ColumnElement[bool]:
     """`reason_word(column) == word` as ranges of the reason index: the reason is the word
     itself, or starts with `word:` (every string in [`word:`, `word;`), `;` following `:`).
-    Like the email search, this takes text to compare in code-point order: SQLite's default,
-    and PostgreSQL's with a C or C.UTF-8 collation. A word holding a colon is no reason's
-    word, so it matches nothing."""
+    Like the email search, this needs text compared in code-point order: SQLite's default,
+    and on PostgreSQL the column's own "C" collation (`tables.ordered_text`), whatever the
+    database's locale. A word holding a colon is no reason's word, so it matches nothing."""
     if ":" in word:
         return sa.false()
     return sa.or_(column == word, sa.and_(column >= f"{word}:", column < f"{word};"))
