@@ -33,6 +33,7 @@ from outreach_core.store import deliveries, engines, runs
 from outreach_core.store.tables import deliveries as deliveries_table
 from outreach_core.templating import TemplateSource
 from outreach_core.workspace import Workspace, utcnow
+from tests.fake_clock import FakeClock
 
 from http_providers import FakeSendGrid, sendgrid_error
 from smtp_server import SmtpTestServer, free_port
@@ -305,19 +306,6 @@ def test_per_domain_rate_holds_one_domain_without_blocking_the_others(
     assert fake.now == pytest.approx(60.0)
 
 
-class FakeSeconds:
-    """A clock for the token buckets that moves only when a send waits on one."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.mark.parametrize(
     ("engine_rate", "run_rate", "clock_at_end"),
     [
@@ -336,7 +324,7 @@ def test_the_tighter_of_the_engines_and_the_runs_token_bucket_holds(
 ) -> None:
     """Verify 30 sequential sends with burst 1 at 10/s take 2.9 s of (injected) clock whether
     the engine or the run sets the 10/s."""
-    fake = FakeSeconds()
+    fake = FakeClock()
     bucket = functools.partial(TokenBucket, clock=fake.clock, sleep=fake.sleep)
     monkeypatch.setattr(engine_pool, "TokenBucket", bucket)
     monkeypatch.setattr(executor, "TokenBucket", bucket)

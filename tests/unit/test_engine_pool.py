@@ -21,6 +21,7 @@ from outreach_core.engine_pool import (
 )
 from outreach_core.models import Engine, EngineLimits
 from outreach_core.ratelimit import DomainWindow
+from tests.fake_clock import FakeClock
 
 
 def slot(engine_id: int, quota: int | None, used: int = 0, error: str | None = None) -> EngineSlot:
@@ -145,23 +146,10 @@ def test_engine_error_reason_names_each_engines_error() -> None:
     )
 
 
-class FakeTime:
-    """A clock that only moves when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def test_domain_window_allows_n_per_minute_to_one_domain_and_others_freely() -> None:
     """Verify 3 per minute: the 4th send to a domain waits until the first leaves the window,
     while another domain is not held back."""
-    fake = FakeTime()
+    fake = FakeClock()
     window = DomainWindow(3, clock=fake.clock, sleep=fake.sleep)
 
     assert [window.try_take("gmail.com") for _ in range(3)] == [0.0, 0.0, 0.0]
@@ -175,7 +163,7 @@ def test_domain_window_allows_n_per_minute_to_one_domain_and_others_freely() -> 
 
 def test_domain_window_spaces_sends_so_no_minute_holds_more_than_n() -> None:
     """Verify 10 sends to one domain at 3/min start at 0,0,0,60,60,60,120,... of clock time."""
-    fake = FakeTime()
+    fake = FakeClock()
     window = DomainWindow(3, clock=fake.clock, sleep=fake.sleep)
 
     async def go() -> list[float]:

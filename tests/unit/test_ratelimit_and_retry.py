@@ -10,24 +10,10 @@ import pytest
 from outreach_core.errors import SendError, SendErrorKind
 from outreach_core.ratelimit import TokenBucket
 from outreach_core.retry import RetryPolicy, backoff_seconds, should_retry
+from tests.fake_clock import FakeClock
 
 
-class FakeTime:
-    """A clock that only moves when the bucket sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def take_all(bucket: TokenBucket, count: int, fake: FakeTime) -> list[float]:
+def take_all(bucket: TokenBucket, count: int, fake: FakeClock) -> list[float]:
     """Acquire `count` tokens one after another; the clock reading after each."""
 
     async def go() -> list[float]:
@@ -42,7 +28,7 @@ def take_all(bucket: TokenBucket, count: int, fake: FakeTime) -> list[float]:
 
 def test_rate_20_burst_5_spaces_200_sends_over_at_least_9_75_seconds() -> None:
     """Verify 200 sends at 20/s with burst 5 take >= 9.75 s of clock: 5 at once, then 1 per 50 ms."""
-    fake = FakeTime()
+    fake = FakeClock()
     bucket = TokenBucket(20, 5, clock=fake.clock, sleep=fake.sleep)
 
     stamps = take_all(bucket, 200, fake)
@@ -57,7 +43,7 @@ def test_rate_20_burst_5_spaces_200_sends_over_at_least_9_75_seconds() -> None:
 
 def test_in_any_one_second_window_at_most_rate_plus_burst_sends_start() -> None:
     """Verify no 1 s window of clock time holds more than rate + burst sends."""
-    fake = FakeTime()
+    fake = FakeClock()
     stamps = take_all(TokenBucket(20, 5, clock=fake.clock, sleep=fake.sleep), 200, fake)
     for start in stamps:
         assert sum(1 for t in stamps if start <= t < start + 1.0) <= 25
@@ -65,7 +51,7 @@ def test_in_any_one_second_window_at_most_rate_plus_burst_sends_start() -> None:
 
 def test_a_pause_refills_the_bucket_only_up_to_the_burst() -> None:
     """Verify after 10 s idle only `burst` tokens are free, not 200."""
-    fake = FakeTime()
+    fake = FakeClock()
     bucket = TokenBucket(20, 5, clock=fake.clock, sleep=fake.sleep)
     take_all(bucket, 5, fake)
     fake.now += 10.0
@@ -75,7 +61,7 @@ def test_a_pause_refills_the_bucket_only_up_to_the_burst() -> None:
 
 def test_rate_zero_never_waits() -> None:
     """Verify rate 0 means unlimited: no sleeps at all."""
-    fake = FakeTime()
+    fake = FakeClock()
     take_all(TokenBucket(0, 1, clock=fake.clock, sleep=fake.sleep), 1000, fake)
     assert fake.sleeps == [] and fake.now == 0.0
 
