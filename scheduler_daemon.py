@@ -24,11 +24,17 @@ import sys
 import schedule
 
 from outreach_core import ConfigError, InputError, OutreachError
-from outreach_core.daemon import health, read_unsubscribes, reading_mailbox, registered, tick
-from outreach_core.executor import StopSignal, new_worker_id
-from outreach_core.http_api import HttpServer, create_app, parse_listen
-from outreach_core.signals import stop_on_signals
-from outreach_core.workspace import Workspace, start_process
+from outreach_core.adapters.workspace import Workspace, start_process
+from outreach_core.entrypoints.daemon import (
+    health,
+    read_unsubscribes,
+    reading_mailbox,
+    registered,
+    tick,
+)
+from outreach_core.entrypoints.http_api import HttpServer, create_app, parse_listen
+from outreach_core.entrypoints.signals import stop_on_signals
+from outreach_core.services.sending import StopSignal, new_worker_id
 
 log = logging.getLogger("outreach.daemon")
 

@@ -40,13 +40,13 @@ import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from outreach_core import services  # noqa: E402
-from outreach_core.audience import ParsedFile  # noqa: E402
-from outreach_core.models import SendOptions  # noqa: E402
-from outreach_core.settings import Settings  # noqa: E402
-from outreach_core.store.deliveries import domain_of  # noqa: E402
-from outreach_core.store.tables import deliveries, runs  # noqa: E402
-from outreach_core.templating import TemplateSource  # noqa: E402
-from outreach_core.workspace import Workspace, open_workspace  # noqa: E402
+from outreach_core.adapters.contact_files import ParsedFile  # noqa: E402
+from outreach_core.adapters.settings import Settings  # noqa: E402
+from outreach_core.adapters.store.deliveries import domain_of  # noqa: E402
+from outreach_core.adapters.store.tables import deliveries, runs  # noqa: E402
+from outreach_core.adapters.workspace import Workspace, open_workspace  # noqa: E402
+from outreach_core.domain.models import SendOptions  # noqa: E402
+from outreach_core.domain.templating import TemplateSource  # noqa: E402
 
 HOME = str(REPO / "Home.py")
 POSTGRES_URL = os.environ.get(

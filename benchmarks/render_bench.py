@@ -24,10 +24,10 @@ from jinja2 import Environment
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
-from outreach_core.planning import SenderIdentity, render_context  # noqa: E402
-from outreach_core.templating import CompiledTemplate, load_template_dir  # noqa: E402
+from outreach_core.domain.planning import SenderIdentity, render_context  # noqa: E402
+from outreach_core.domain.templating import CompiledTemplate, load_template_dir  # noqa: E402
 
-TEMPLATE_DIR = REPO / "outreach_core" / "demo" / "template"
+TEMPLATE_DIR = REPO / "outreach_core" / "services" / "demo" / "template"
 SENDER = SenderIdentity("workshops@example.com", "Outreach Demo")
 RUN_DATE = datetime(2026, 11, 29, tzinfo=UTC)
 

@@ -42,7 +42,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import aiosmtplib  # noqa: E402
 
-from outreach_core.templating import CompiledTemplate, TemplateSource  # noqa: E402
+from outreach_core.domain.templating import CompiledTemplate, TemplateSource  # noqa: E402
 
 SUBJECT = "Hello {{ name }}"
 HTML = "<p>Hello {{ name }},</p><p>this is message number {{ n }} of the benchmark.</p>"
@@ -158,8 +158,8 @@ def mailmerge(port: int, data: list[dict[str, str]], folder: Path) -> float:
 
 
 def _workspace(folder: Path):
-    from outreach_core.settings import Settings
-    from outreach_core.workspace import open_workspace
+    from outreach_core.adapters.settings import Settings
+    from outreach_core.adapters.workspace import open_workspace
 
     return open_workspace(Settings(_env_file=None, OUTREACH_DATA_DIR=folder))
 
@@ -167,8 +167,8 @@ def _workspace(folder: Path):
 def setup_child(port: int, count: int, folder: Path) -> dict[str, float]:
     """Import the audience and queue the run (not part of the measured path)."""
     from outreach_core import services
-    from outreach_core.audience import ParsedFile
-    from outreach_core.models import SendOptions
+    from outreach_core.adapters.contact_files import ParsedFile
+    from outreach_core.domain.models import SendOptions
 
     ws = _workspace(folder)
     workflow = services.setup_workflow(
@@ -190,7 +190,7 @@ def setup_child(port: int, count: int, folder: Path) -> dict[str, float]:
 def send_child(run_id: int, count: int, folder: Path) -> dict[str, float]:
     """The measured path, in a fresh process: freeze, render, build, send, record."""
     from outreach_core import services
-    from outreach_core.executor import StopSignal, new_worker_id, run_to_end
+    from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
     ws = _workspace(folder)
     start = time.perf_counter()

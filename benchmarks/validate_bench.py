@@ -35,8 +35,8 @@ sys.path[:0] = [str(REPO)]
 import dns.resolver  # noqa: E402
 from email_validator import EmailNotValidError, validate_email  # noqa: E402
 
-from outreach_core.deliverability import make_resolver  # noqa: E402
-from outreach_core.preflight import check_addresses  # noqa: E402
+from outreach_core.adapters.dns import make_resolver  # noqa: E402
+from outreach_core.services.preflight import check_addresses  # noqa: E402
 from tests.dns_server import A_ONLY, MX_OK, NULL_MX, NXDOMAIN, SILENT, DnsServer  # noqa: E402
 
 LATENCY = 0.020

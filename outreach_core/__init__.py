@@ -3,6 +3,10 @@
 Pages, the daemon and the CLI import what they need from here.
 """
 
+from outreach_core.adapters.settings import Settings, load_settings
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.models import EngineLimits, Overview, RunSummary, SendOptions
+from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.errors import (
     ConfigError,
     FieldErrors,
@@ -14,16 +18,6 @@ from outreach_core.errors import (
     SendError,
     TemplateError,
 )
-from outreach_core.models import (
-    DeliveryStatus,
-    EngineLimits,
-    Overview,
-    RunStatus,
-    RunSummary,
-    SendOptions,
-)
-from outreach_core.settings import Settings, load_settings
-from outreach_core.workspace import Workspace, open_workspace
 
 __all__ = [
     "ConfigError",

@@ -1,3 +1,3 @@
-from outreach_core.cli import main
+from outreach_core.entrypoints.cli import main
 
 raise SystemExit(main())

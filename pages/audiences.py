@@ -4,8 +4,9 @@ or read contacts from a SQL source with a read-only query."""
 import pandas as pd
 import streamlit as st
 
-from outreach_core import OutreachError, services, sources, ui
-from outreach_core.audience import parse_file, sort_rows
+from outreach_core import OutreachError, services, ui
+from outreach_core.adapters.contact_files import parse_file, sort_rows
+from outreach_core.services import sources
 
 ws = ui.workspace()
 

@@ -3,7 +3,8 @@ when."""
 
 import streamlit as st
 
-from outreach_core import compliance, ui
+from outreach_core import ui
+from outreach_core.services import compliance
 from outreach_core.ui.compliance_views import audit_frame
 
 ws = ui.workspace()

@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from outreach_core import OutreachError, dryrun, services, ui
+from outreach_core import OutreachError, services, ui
+from outreach_core.services import preflight
 
 ws = ui.workspace()
 
@@ -33,7 +34,7 @@ if st.button("Run dry run", type="primary", key="dry_run"):
 
     kind, target_id = choices[target]
     try:
-        run = dryrun.dry_run_workflow if kind == "workflow" else dryrun.dry_run_audience
+        run = preflight.dry_run_workflow if kind == "workflow" else preflight.dry_run_audience
         st.session_state["dry_report"] = (
             target,
             run(ws, target_id, skip_mx=skip_mx, progress=show),
@@ -47,7 +48,7 @@ if stored is None or stored[0] != target:
     st.info("Press **Run dry run** to check every row.")
     st.stop()
 
-report: dryrun.DryRunReport = stored[1]
+report: preflight.DryRunReport = stored[1]
 counts = report.counts()
 shown_counts = [(label, n) for label, n in counts.items() if n or label == "valid"]
 for column, (label, value) in zip(st.columns(len(shown_counts)), shown_counts, strict=True):

@@ -4,8 +4,9 @@ connection test. Secrets go in and are never shown back: only the masked URL is.
 import pandas as pd
 import streamlit as st
 
-from outreach_core import FieldErrors, OutreachError, sender_domain, services, ui
-from outreach_core.forms import LIMIT_FIELDS, limit_values
+from outreach_core import FieldErrors, OutreachError, services, ui
+from outreach_core.adapters import sender_domain
+from outreach_core.domain.forms import LIMIT_FIELDS, limit_values
 
 ws = ui.workspace()
 

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from outreach_core import OutreachError, compliance, results, scheduler, services, ui
+from outreach_core import OutreachError, services, ui
+from outreach_core.services import compliance, results, schedules
 from outreach_core.ui import charts
 
 ws = ui.workspace()
@@ -120,7 +121,7 @@ with send_column:
 
 # scheduler daemon status: whether anything will run the queued and scheduled runs
 st.subheader("Scheduler daemon")
-daemon_status = scheduler.daemon_status(ws)
+daemon_status = schedules.daemon_status(ws)
 (st.success if daemon_status.healthy else st.warning)(str(daemon_status))
 st.caption(
     "Schedules and queued runs are sent by `python scheduler_daemon.py` (see **Schedules**)."

@@ -4,7 +4,8 @@ from datetime import datetime, timedelta
 
 import streamlit as st
 
-from outreach_core import results, services, ui
+from outreach_core import services, ui
+from outreach_core.services import results
 from outreach_core.ui import charts
 
 ws = ui.workspace()

@@ -3,7 +3,8 @@ send its deferred (and, confirmed, its unknown) deliveries again."""
 
 import streamlit as st
 
-from outreach_core import OutreachError, RunStatus, reports, services, ui
+from outreach_core import OutreachError, RunStatus, services, ui
+from outreach_core.services import run_summaries
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -115,11 +116,11 @@ if feedback:
 
 st.subheader(f"Recipients ({counts.total})")
 st.dataframe(
-    ui.ledger_frame(reports.run_outcome_rows(ws, run_id), tz),
+    ui.ledger_frame(run_summaries.run_outcome_rows(ws, run_id), tz),
     hide_index=True,
     column_config=ui.ledger_column_config(),
     placeholder="—",
 )
 ui.csv_download(
-    "Download CSV", lambda: reports.run_outcome_csv(ws, run_id), file_name=f"run-{run_id}.csv"
+    "Download CSV", lambda: run_summaries.run_outcome_csv(ws, run_id), file_name=f"run-{run_id}.csv"
 )

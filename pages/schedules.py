@@ -6,8 +6,9 @@ from datetime import time
 import pandas as pd
 import streamlit as st
 
-from outreach_core import OutreachError, scheduler, services, ui
-from outreach_core.scheduling import CadenceKind, MissedSlotPolicy, common_zones
+from outreach_core import OutreachError, services, ui
+from outreach_core.domain.cadence import CadenceKind, MissedSlotPolicy, common_zones
+from outreach_core.services import schedules
 
 ws = ui.workspace()
 NEW = 0
@@ -31,12 +32,12 @@ feedback = st.session_state.pop("sched_feedback", None)
 if feedback:
     st.success(feedback)  # from the action of the previous run, before the table redrew
 
-status = scheduler.daemon_status(ws)
+status = schedules.daemon_status(ws)
 (st.success if status.healthy else st.warning)(str(status))
 
-views = scheduler.list_schedules(ws)
+views = schedules.list_schedules(ws)
 if views:
-    st.dataframe(pd.DataFrame(scheduler.schedule_rows(views)), hide_index=True)
+    st.dataframe(pd.DataFrame(schedules.schedule_rows(views)), hide_index=True)
 else:
     st.info("No schedule yet: create one below.")
 
@@ -151,10 +152,10 @@ with right:
     )
 
 try:
-    cadence = scheduler.make_cadence(
+    cadence = schedules.make_cadence(
         kind, interval=interval, at=at, days=days, day_of_month=day_of_month
     )
-    upcoming = scheduler.upcoming_runs(cadence, timezone)
+    upcoming = schedules.upcoming_runs(cadence, timezone)
 except OutreachError as exc:
     st.error(str(exc))
     st.stop()
@@ -164,9 +165,9 @@ st.markdown("\n".join(f"- {slot}" for slot in upcoming))
 
 if st.button("Save schedule", type="primary", key="sched_save") and ui.require_role("sender"):
     try:
-        saved = scheduler.save_schedule(
+        saved = schedules.save_schedule(
             ws,
-            scheduler.ScheduleInput(
+            schedules.ScheduleInput(
                 workflow_id=workflow_id,
                 cadence=cadence,
                 timezone=timezone,
@@ -189,13 +190,13 @@ if current:
     if toggle.button(
         "Disable" if current.enabled else "Enable", key="sched_toggle"
     ) and ui.require_role("sender"):
-        changed = scheduler.set_enabled(ws, current.id, not current.enabled, actor=ui.actor())
+        changed = schedules.set_enabled(ws, current.id, not current.enabled, actor=ui.actor())
         state = "enabled" if changed.enabled else "disabled"
         st.session_state["sched_feedback"] = f"Schedule {changed.id} {state}."
         st.rerun()
     if run_now.button("Run now", key="sched_run_now") and ui.require_role("sender"):
         try:
-            run_id = scheduler.run_schedule_now(ws, current.id, actor=ui.actor())
+            run_id = schedules.run_schedule_now(ws, current.id, actor=ui.actor())
         except OutreachError as exc:
             st.error(str(exc))
         else:

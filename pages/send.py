@@ -6,7 +6,8 @@ claim it first; claiming is atomic). Progress is read from the database, never k
 
 import streamlit as st
 
-from outreach_core import OutreachError, RunStatus, dryrun, services, ui
+from outreach_core import OutreachError, RunStatus, services, ui
+from outreach_core.services import preflight
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -67,7 +68,7 @@ skip_mx = workflow.options.skip_mx
 
 st.subheader("Pre-flight")
 try:
-    report = dryrun.dry_run_workflow(ws, workflow_id, skip_mx=skip_mx)
+    report = preflight.dry_run_workflow(ws, workflow_id, skip_mx=skip_mx)
 except OutreachError as exc:
     st.error(str(exc))
     st.stop()

@@ -3,8 +3,9 @@ complained, added by hand), with search, add, remove, CSV import and export."""
 
 import streamlit as st
 
-from outreach_core import OutreachError, compliance, ui
-from outreach_core.models import SuppressionReason
+from outreach_core import OutreachError, ui
+from outreach_core.domain.models import SuppressionReason
+from outreach_core.services import compliance
 from outreach_core.ui.compliance_views import suppressions_frame
 
 ws = ui.workspace()

@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from outreach_core import OutreachError, services, template_tools, ui
-from outreach_core.planning import SenderIdentity
-from outreach_core.templating import BUILTINS
+from outreach_core import OutreachError, services, ui
+from outreach_core.domain import template_tools
+from outreach_core.domain.planning import SenderIdentity
+from outreach_core.domain.templating import BUILTINS
 
 NEW = 0
 

@@ -7,7 +7,7 @@ nothing is saved until every field is usable.
 import streamlit as st
 
 from outreach_core import FieldErrors, OutreachError, services, ui
-from outreach_core.forms import FIELDS, form_values
+from outreach_core.domain.forms import FIELDS, form_values
 
 ws = ui.workspace()
 tz = ui.browser_timezone()

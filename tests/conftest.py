@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from outreach_core.settings import Settings
-from outreach_core.workspace import Workspace, open_workspace
+from outreach_core.adapters.settings import Settings
+from outreach_core.adapters.workspace import Workspace, open_workspace
 from tests.dns_server import MX_OK, DnsServer, standard_zones
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from outreach_core.webhooks import sns_string_to_sign
+from outreach_core.adapters.provider_webhooks import sns_string_to_sign
 
 
 class SnsSigner:

@@ -11,6 +11,8 @@ from datetime import tzinfo
 
 import streamlit as st
 
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.unsubscribe_checks import Severity, UnsubscribeFinding
 from outreach_core.ui import auth
 from outreach_core.ui.auth import actor, can, current_user, gate, require_role
 from outreach_core.ui.compliance_views import domain_check_frame
@@ -34,8 +36,6 @@ from outreach_core.ui.views import (
     versions_frame,
     workflows_frame,
 )
-from outreach_core.unsubscribe_checks import Severity, UnsubscribeFinding
-from outreach_core.workspace import Workspace, open_workspace
 
 __all__ = [
     "CLI_SEND",

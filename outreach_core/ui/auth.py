@@ -1,11 +1,12 @@
 """Dashboard access, drawn: the gate Home.py runs before every page, and the role checks pages
-make before anything that changes something. Decisions live in `outreach_core.access`."""
+make before anything that changes something. Decisions live in `outreach_core.domain.access`."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from outreach_core.access import (
+from outreach_core.adapters.settings import Settings
+from outreach_core.domain.access import (
     LOCAL_USER,
     REFUSED_HELP,
     AccessMode,
@@ -16,7 +17,6 @@ from outreach_core.access import (
     oidc_role,
     parse_accounts,
 )
-from outreach_core.settings import Settings
 
 _USER_KEY = "_outreach_user"
 

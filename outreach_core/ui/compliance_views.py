@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from outreach_core.models import Suppression
-from outreach_core.sender_domain import DomainCheck
+from outreach_core.adapters.sender_domain import DomainCheck
+from outreach_core.domain.models import Suppression
 from outreach_core.ui.views import format_time
 
 SUPPRESSION_COLUMNS = ["Email", "Reason", "Added", "Source"]

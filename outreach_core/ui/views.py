@@ -13,17 +13,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 from sqlalchemy.engine import make_url
 
-from outreach_core.models import (
+from outreach_core.adapters.settings import Settings
+from outreach_core.domain.models import (
     Engine,
     EngineLimits,
     Overview,
-    RunStatus,
     RunSummary,
     Template,
     WorkflowCatalog,
 )
-from outreach_core.reports import EXPORT_COLUMNS
-from outreach_core.settings import Settings
+from outreach_core.domain.states import RunStatus
+from outreach_core.services.run_summaries import EXPORT_COLUMNS
 
 CLI_SEND = "python -m outreach_core send contacts.csv --template DIR --engine URL"
 #: the same command broken for a narrow code block (still pastes into a shell)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from outreach_core.demo import load_demo
+from outreach_core.services.demo import load_demo
 from tests.e2e.dashboard import Demo, open_test_workspace, require_chromium
 
 from conftest import catch_all_dns

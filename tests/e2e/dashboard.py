@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from outreach_core import services
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import Workflow
-from outreach_core.settings import Settings
-from outreach_core.workspace import Workspace, open_workspace
+from outreach_core.adapters.settings import Settings
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.models import Workflow
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from outreach_core import services
-from outreach_core.access import Role, User, hash_password
-from outreach_core.store import audit
+from outreach_core.adapters.store import audit
+from outreach_core.domain.access import Role, User, hash_password
 from tests.e2e.dashboard import HOME, Demo
 
 PAGES = ["pages/overview.py", "pages/send.py", "pages/engines.py", "pages/audiences.py"]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from outreach_core import compliance
-from outreach_core.access import hash_password
-from outreach_core.demo import load_demo
-from outreach_core.models import Feedback, SuppressionReason
+from outreach_core.domain.access import hash_password
+from outreach_core.domain.models import Feedback, SuppressionReason
+from outreach_core.services import compliance
+from outreach_core.services.demo import load_demo
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
     READY,

@@ -8,9 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from outreach_core import services
-from outreach_core.audience import parse_csv
-from outreach_core.models import SendOptions
-from outreach_core.templating import TemplateSource
+from outreach_core.adapters.contact_files import parse_csv
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.templating import TemplateSource
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import HOME, open_test_workspace
 

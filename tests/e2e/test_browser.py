@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from outreach_core.demo import load_demo
-from outreach_core.reports import EXPORT_COLUMNS
+from outreach_core.services.demo import load_demo
+from outreach_core.services.run_summaries import EXPORT_COLUMNS
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
     CHROMIUM,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from outreach_core import compliance
-from outreach_core.models import Feedback
-from outreach_core.store import deliveries
+from outreach_core.adapters.store import deliveries
+from outreach_core.domain.models import Feedback
+from outreach_core.services import compliance
 from tests.dns_server import MX_OK, DnsServer, Zone
 from tests.e2e.dashboard import HOME, Demo, send_run
 

@@ -9,9 +9,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from outreach_core import compliance
-from outreach_core.access import hash_password
-from outreach_core.models import SuppressionReason
+from outreach_core.domain.access import hash_password
+from outreach_core.domain.models import SuppressionReason
+from outreach_core.services import compliance
 from tests.e2e.dashboard import HOME, Demo
 
 

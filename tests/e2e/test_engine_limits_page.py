@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from outreach_core import EngineLimits, crypto, services
-from outreach_core.store import engines
+from outreach_core import EngineLimits, services
+from outreach_core.adapters import crypto
+from outreach_core.adapters.store import engines
 from tests.e2e.dashboard import HOME, Demo
 from tests.e2e.test_send_engines_pages import every_text
 

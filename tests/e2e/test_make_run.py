@@ -84,8 +84,8 @@ def test_make_run_serves_the_demo_and_ctrl_c_stops_dashboard_and_daemon(
         queued = run_cli(tmp_path, "runs", "--json", env={**env, "PYTHONPATH": str(REPO)})
         assert json.loads(queued.stdout) == []
         from outreach_core import services
-        from outreach_core.settings import Settings
-        from outreach_core.workspace import open_workspace
+        from outreach_core.adapters.settings import Settings
+        from outreach_core.adapters.workspace import open_workspace
 
         ws = open_workspace(Settings(_env_file=None, OUTREACH_DATA_DIR=data))
         try:

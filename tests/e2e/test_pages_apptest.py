@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from outreach_core import RunStatus, services
-from outreach_core.reports import EXPORT_COLUMNS
+from outreach_core.services.run_summaries import EXPORT_COLUMNS
 from tests.e2e.dashboard import HOME, REPO, Demo, send_run
 
 COUNT_LABELS = ["Audiences", "Templates", "Engines", "Workflows"]
@@ -236,6 +236,6 @@ def test_pages_stay_thin(script: str) -> None:
     banned = {
         name
         for name in imported
-        if name.split(".")[0] == "sqlalchemy" or name.startswith("outreach_core.store")
+        if name.split(".")[0] == "sqlalchemy" or name.startswith("outreach_core.adapters.store")
     }
     assert not banned

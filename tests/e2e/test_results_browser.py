@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from outreach_core.demo import load_demo
-from outreach_core.store import deliveries
-from outreach_core.store.tables import deliveries as ledger
+from outreach_core.adapters.store import deliveries
+from outreach_core.adapters.store.tables import deliveries as ledger
+from outreach_core.services.demo import load_demo
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
     READY,

@@ -18,14 +18,16 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from outreach_core import results, services
-from outreach_core.demo import load_demo
-from outreach_core.settings import Settings
-from outreach_core.store import deliveries
-from outreach_core.store.tables import deliveries as ledger
-from outreach_core.store.tables import runs
+from outreach_core import services
+from outreach_core.adapters.settings import Settings
+from outreach_core.adapters.store import deliveries
+from outreach_core.adapters.store.tables import deliveries as ledger
+from outreach_core.adapters.store.tables import runs
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.clock import utcnow
+from outreach_core.services import results
+from outreach_core.services.demo import load_demo
 from outreach_core.ui import charts
-from outreach_core.workspace import Workspace, open_workspace, utcnow
 from tests.e2e.dashboard import HOME, Demo, send_run
 
 SECRET = "s3cr3t-Passw0rd-xyz"

@@ -13,11 +13,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from outreach_core import RunStatus, services
-from outreach_core.audience import ParsedFile
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import RunCounts, SendOptions
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import RunCounts, SendOptions
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 from tests.e2e.dashboard import HOME, open_test_workspace
 
 from smtp_server import SmtpTestServer

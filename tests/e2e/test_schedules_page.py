@@ -9,10 +9,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from outreach_core import RunStatus, services
-from outreach_core.demo import load_demo
-from outreach_core.scheduling import CadenceKind, MissedSlotPolicy
-from outreach_core.store import daemons, runs, schedules
-from outreach_core.workspace import utcnow
+from outreach_core.adapters.store import daemons, runs, schedules
+from outreach_core.domain.cadence import CadenceKind, MissedSlotPolicy
+from outreach_core.domain.clock import utcnow
+from outreach_core.services.demo import load_demo
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
     HOME,
@@ -136,7 +136,7 @@ def test_browser_schedules_page_screenshot(
     tmp_path_factory: pytest.TempPathFactory, chromium_path: str, dns_server: DnsServer
 ) -> None:
     """Verify the page in Chromium with two schedules, and save schedules.png."""
-    from outreach_core import scheduler
+    from outreach_core.services import schedules as scheduler
 
     data = tmp_path_factory.mktemp("schedules-browser") / "data"
     ws = open_test_workspace(data)

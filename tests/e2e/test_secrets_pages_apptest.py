@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from outreach_core import services, sources
+from outreach_core import services
+from outreach_core.services import sources
 from tests.e2e.dashboard import HOME, Demo
 from tests.e2e.test_send_engines_pages import every_text
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from outreach_core import RunStatus, compliance, services
-from outreach_core.demo import load_demo
-from outreach_core.templating import TemplateSource
+from outreach_core import RunStatus, services
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.services import compliance
+from outreach_core.services.demo import load_demo
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
     HOME,

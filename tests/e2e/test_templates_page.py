@@ -9,8 +9,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from outreach_core import services
-from outreach_core.demo import DEMO_TEMPLATE
-from outreach_core.workspace import Workspace
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.services.demo import DEMO_TEMPLATE
 from tests.e2e.dashboard import HOME, Demo, open_test_workspace
 
 
@@ -172,8 +172,8 @@ def test_export_zip_holds_the_folder_format(demo: Demo) -> None:
 
 def test_zip_round_trip_of_the_folder_format() -> None:
     """Verify template_zip writes the three files source_from_files reads back."""
-    from outreach_core.template_tools import source_from_files, template_zip
-    from outreach_core.templating import TemplateSource
+    from outreach_core.domain.template_tools import source_from_files, template_zip
+    from outreach_core.domain.templating import TemplateSource
 
     source = TemplateSource("Hi {{ a }}", "<p>{{ a }}</p>", "{{ a }}\n")
     with zipfile.ZipFile(io.BytesIO(template_zip(source))) as archive:

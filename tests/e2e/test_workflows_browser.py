@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from outreach_core import services
-from outreach_core.audience import ParsedFile
-from outreach_core.demo import load_demo
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import SendOptions
-from outreach_core.templating import TemplateSource
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.services.demo import load_demo
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import (
     READY,

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from outreach_core import services
-from outreach_core.models import RenderErrorPolicy
-from outreach_core.store.tables import engines as engines_table
+from outreach_core.adapters.store.tables import engines as engines_table
+from outreach_core.domain.models import RenderErrorPolicy
 from tests.e2e.dashboard import HOME, Demo
 
 PAGE = "pages/workflows.py"

@@ -11,8 +11,8 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 
-from outreach_core.compliance_api import build_router
-from outreach_core.workspace import Workspace, open_workspace
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.entrypoints.webhook_routes import build_router
 from tests.asgi_server import serve_asgi
 from tests.signing import SendGridSigner
 

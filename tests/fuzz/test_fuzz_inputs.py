@@ -8,10 +8,10 @@ import string
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from outreach_core.audience import parse_csv, parse_file, sort_rows
+from outreach_core.adapters.contact_files import parse_csv, parse_file, sort_rows
+from outreach_core.domain.templating import CompiledTemplate, TemplateSource
+from outreach_core.domain.validation import check_syntax
 from outreach_core.errors import InputError, TemplateError
-from outreach_core.templating import CompiledTemplate, TemplateSource
-from outreach_core.validation import check_syntax
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

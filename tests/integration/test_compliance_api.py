@@ -18,22 +18,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from outreach_core import compliance, executor, services
-from outreach_core.audience import ParsedFile
-from outreach_core.complaints import BRAKE_PREFIX
-from outreach_core.compliance_api import build_router
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import (
-    DeliveryStatus,
-    Feedback,
-    RunStatus,
-    SendOptions,
-    SuppressionReason,
-    Workflow,
-)
-from outreach_core.store import deliveries, runs, tables
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace
+from outreach_core import services
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import deliveries, runs, tables
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.complaints import BRAKE_PREFIX
+from outreach_core.domain.models import Feedback, SendOptions, SuppressionReason, Workflow
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.entrypoints.webhook_routes import build_router
+from outreach_core.services import compliance, sending
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 from tests.asgi_server import StaticFiles, serve_asgi
 from tests.signing import SendGridSigner, SnsSigner, mailgun_body, ses_bounce, ses_notification
 
@@ -181,7 +176,7 @@ def test_path_form_of_the_link_and_html_escaping(workspace: Workspace, api: http
     """Verify /unsubscribe/TOKEN?email= works and the address is HTML-escaped on the page."""
     email = "a<b>@example.com"
     token = compliance.unsubscribe_key(workspace)
-    from outreach_core.unsubscribe import token as make_token
+    from outreach_core.domain.unsubscribe_links import token as make_token
 
     t = make_token(token, email)
     page = api.get(f"/unsubscribe/{t}", params={"email": email})
@@ -201,14 +196,14 @@ def test_address_suppressed_after_freezing_is_skipped_just_before_sending(
     workflow = seed(workspace, outbox)
     run_id = services.queue_run(workspace, workflow.id, trigger="test", actor="test")
     worker = new_worker_id()
-    run = executor.acquire_run(workspace, run_id, worker_id=worker)
-    assert executor.freeze_audience(workspace, run)
+    run = sending.acquire_run(workspace, run_id, worker_id=worker)
+    assert sending.freeze_audience(workspace, run)
     compliance.suppress(
         workspace, "PERSON3@example.com", reason=SuppressionReason.MANUAL, actor="ann"
     )
     with workspace.db.connect() as conn:
         run = runs.get_run(conn, run_id)
-    done = asyncio.run(executor.execute(workspace, run, worker_id=worker, stop=StopSignal()))
+    done = asyncio.run(sending.execute(workspace, run, worker_id=worker, stop=StopSignal()))
     assert done.status is RunStatus.COMPLETED
     after = ledger(workspace, run_id)
     assert after["person3@example.com"].status is DeliveryStatus.SKIPPED

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from outreach_core.models import DeliveryStatus, RunStatus
-from outreach_core.store import deliveries, runs
-from outreach_core.workspace import open_workspace
+from outreach_core.adapters.store import deliveries, runs
+from outreach_core.adapters.workspace import open_workspace
+from outreach_core.domain.states import DeliveryStatus, RunStatus
 
 from conftest import REPO, cli_env, make_settings, run_cli
 from smtp_server import SmtpTestServer

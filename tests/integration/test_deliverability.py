@@ -6,9 +6,11 @@ import asyncio
 
 import pytest
 
-from outreach_core.deliverability import DomainStatus, check_domain, check_domains, make_resolver
-from outreach_core.preflight import RowStatus, check_addresses
-from outreach_core.settings import Settings
+from outreach_core.adapters.dns import check_domain, check_domains, make_resolver
+from outreach_core.adapters.settings import Settings
+from outreach_core.domain.address_checks import RowStatus
+from outreach_core.domain.mx import DomainStatus
+from outreach_core.services.preflight import check_addresses
 from tests.dns_server import DnsServer
 
 

@@ -7,9 +7,10 @@ import time
 
 import sqlalchemy as sa
 
-from outreach_core.deliverability import DomainResult, DomainStatus
-from outreach_core.store import dns_cache
-from outreach_core.workspace import Workspace, utcnow
+from outreach_core.adapters.store import dns_cache
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.mx import DomainResult, DomainStatus
 
 
 def wait_until_writer_waits(ws: Workspace, pids: list[int]) -> None:

@@ -17,22 +17,19 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from outreach_core import engine_pool, executor, services
-from outreach_core.audience import ParsedFile
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end, work_once
-from outreach_core.models import (
-    Delivery,
-    DeliveryStatus,
-    EngineLimits,
-    RunStatus,
-    SendOptions,
-    Workflow,
-)
-from outreach_core.ratelimit import DomainWindow, TokenBucket
-from outreach_core.store import deliveries, engines, runs
-from outreach_core.store.tables import deliveries as deliveries_table
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace, utcnow
+from outreach_core import services
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import deliveries, engines, runs
+from outreach_core.adapters.store.tables import deliveries as deliveries_table
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain import engine_rotation
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.models import Delivery, EngineLimits, SendOptions, Workflow
+from outreach_core.domain.ratelimit import DomainWindow, TokenBucket
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.services import sending
+from outreach_core.services.sending import StopSignal, lanes, new_worker_id, run_to_end, work_once
 from tests.fake_clock import FakeClock
 
 from http_providers import FakeSendGrid, sendgrid_error
@@ -116,7 +113,7 @@ def test_rotation_splits_by_quota_pauses_until_midnight_and_the_daemon_resumes_n
         assert status is RunStatus.PAUSED
         with workspace.db.connect() as conn:
             run = runs.get_run(conn, run_id)
-        midnight = engine_pool.next_utc_midnight(before)
+        midnight = engine_rotation.next_utc_midnight(before)
         assert run.resume_at == midnight
         assert run.status_reason == (
             "daily quota reached on all engines (a: 30/30, b: 20/20); "
@@ -181,7 +178,9 @@ def test_daily_quota_is_shared_by_runs_of_different_workflows(
     }
     with workspace.db.connect() as conn:
         reason = runs.get_run(conn, second_run).status_reason
-        used = deliveries.engine_usage(conn, [engine_id], since=engine_pool.utc_day_start(utcnow()))
+        used = deliveries.engine_usage(
+            conn, [engine_id], since=engine_rotation.utc_day_start(utcnow())
+        )
     assert reason is not None and reason.startswith(
         "daily quota reached on its engine (shared: 10/10)"
     )
@@ -284,7 +283,7 @@ def test_per_domain_rate_holds_one_domain_without_blocking_the_others(
     with SmtpTestServer() as server:
         fake = HeldMinutes(lambda: len(server.handler.received) >= 8)
         monkeypatch.setattr(
-            engine_pool,
+            lanes,
             "DomainWindow",
             functools.partial(DomainWindow, clock=fake.clock, sleep=fake.sleep),
         )
@@ -326,8 +325,8 @@ def test_the_tighter_of_the_engines_and_the_runs_token_bucket_holds(
     the engine or the run sets the 10/s."""
     fake = FakeClock()
     bucket = functools.partial(TokenBucket, clock=fake.clock, sleep=fake.sleep)
-    monkeypatch.setattr(engine_pool, "TokenBucket", bucket)
-    monkeypatch.setattr(executor, "TokenBucket", bucket)
+    monkeypatch.setattr(lanes, "TokenBucket", bucket)
+    monkeypatch.setattr(sending, "TokenBucket", bucket)
     engine_id = make_engine(
         workspace,
         "paced",
@@ -388,7 +387,9 @@ def test_ambiguous_send_is_retried_exactly_once_only_when_the_workflow_allows_it
         assert got["person1@example.com"] == 0
     # an unknown delivery still counts against the engine's quota: it may have gone out
     with workspace.db.connect() as conn:
-        used = deliveries.engine_usage(conn, [engine_id], since=engine_pool.utc_day_start(utcnow()))
+        used = deliveries.engine_usage(
+            conn, [engine_id], since=engine_rotation.utc_day_start(utcnow())
+        )
     assert used == {engine_id: 4}
 
 
@@ -523,6 +524,6 @@ def test_quota_counts_sent_unknown_and_sending_from_today_only(
                 .values(status=status, sent_at=sent_at, engine_id=engine_id)
             )
         used = deliveries.engine_usage(
-            conn, [engine_id, engine_id + 1000], since=engine_pool.utc_day_start(now)
+            conn, [engine_id, engine_id + 1000], since=engine_rotation.utc_day_start(now)
         )
     assert used == {engine_id: 3, engine_id + 1000: 0}

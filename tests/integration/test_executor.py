@@ -18,15 +18,18 @@ from typing import Any
 
 import pytest
 
-from outreach_core import executor, services
-from outreach_core.audience import ParsedFile
+from outreach_core import services
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import OutboxSender
+from outreach_core.adapters.store import deliveries, runs, suppressions, templates
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.models import SendOptions, Workflow
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
 from outreach_core.errors import RunBusy
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end, work_once
-from outreach_core.models import DeliveryStatus, RunStatus, SendOptions, Workflow
-from outreach_core.senders.outbox import OutboxSender
-from outreach_core.store import deliveries, runs, suppressions, templates
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace, utcnow
+from outreach_core.services import sending
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end, work_once
 
 ACTOR = "test"
 DEAD_WORKER = "deadhost:999999:x"
@@ -156,7 +159,7 @@ def test_crashed_executor_claimed_deliveries_become_unknown_and_are_not_sent(
     with workspace.db.begin() as conn:
         run = runs.claim_next_run(conn, worker_id=DEAD_WORKER, now=long_ago)
     assert run is not None
-    assert executor.freeze_audience(workspace, run)
+    assert sending.freeze_audience(workspace, run)
     with workspace.db.begin() as conn:
         in_flight = deliveries.claim_pending(
             conn, run_id, worker_id=DEAD_WORKER, limit=3, now=long_ago
@@ -187,7 +190,7 @@ def test_acquire_run_raises_run_busy_while_the_holder_is_alive(
         runs.claim_next_run(conn, worker_id=alive, now=utcnow())
 
     with pytest.raises(RunBusy, match=f"being sent by {alive}"):
-        executor.acquire_run(workspace, run_id, worker_id=new_worker_id())
+        sending.acquire_run(workspace, run_id, worker_id=new_worker_id())
 
     with workspace.db.connect() as conn:
         run = runs.get_run(conn, run_id)

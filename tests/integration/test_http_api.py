@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from outreach_core import services
-from outreach_core.audience import ParsedFile
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.models import SendOptions, Workflow
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.entrypoints.http_api import HttpServer, create_app
 from outreach_core.errors import ConfigError
-from outreach_core.http_api import HttpServer, create_app
-from outreach_core.models import SendOptions, Workflow
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace, open_workspace
 
 from conftest import REPO, cli_env, make_settings
 from smtp_server import SmtpTestServer, free_port

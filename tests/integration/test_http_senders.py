@@ -16,15 +16,16 @@ from typing import Any
 import pytest
 
 from outreach_core import services
-from outreach_core.audience import ParsedFile
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders import open_sender
+from outreach_core.adapters.store import deliveries
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.message import DELIVERY_HEADER, Sender, build_message
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import Rendered, TemplateSource
 from outreach_core.errors import SendError, SendErrorKind
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.message import DELIVERY_HEADER, Sender, build_message
-from outreach_core.models import DeliveryStatus, RunStatus, SendOptions
-from outreach_core.senders import open_sender
-from outreach_core.store import deliveries
-from outreach_core.templating import Rendered, TemplateSource
-from outreach_core.workspace import Workspace
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 from http_providers import (
     Answer,
@@ -277,7 +278,7 @@ def test_run_pauses_with_the_reason_when_the_key_is_refused(
 
 def test_engine_urls_are_masked_for_display(tmp_path: Path) -> None:
     """Verify the display form of every API URL hides key and secret."""
-    from outreach_core.senders import parse_engine_url
+    from outreach_core.adapters.senders import parse_engine_url
 
     shown = [
         parse_engine_url(u).display

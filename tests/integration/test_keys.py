@@ -11,10 +11,12 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
-from outreach_core import compliance, crypto, keys, services, sources
+from outreach_core import services
+from outreach_core.adapters import crypto
+from outreach_core.adapters.store import tables
+from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.errors import ConfigError
-from outreach_core.store import tables
-from outreach_core.workspace import Workspace, open_workspace
+from outreach_core.services import compliance, keys, sources
 
 from conftest import make_settings, run_cli
 
@@ -146,7 +148,7 @@ def test_rotate_key_command_keeps_engines_and_the_unsubscribe_key_usable(tmp_pat
 
 def test_hash_password_command_prints_a_verifiable_hash(tmp_path: Path) -> None:
     """Verify `hash-password` reads the password from a pipe and prints only its hash."""
-    from outreach_core.access import verify_password
+    from outreach_core.domain.access import verify_password
 
     done = run_cli(tmp_path, "hash-password", stdin="s3cret-Dash\n")
     assert done.returncode == 0, done.stderr

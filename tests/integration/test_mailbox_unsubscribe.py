@@ -18,18 +18,26 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from outreach_core import cli, compliance, services
-from outreach_core.audience import ParsedFile
-from outreach_core.daemon import MailboxReader, read_unsubscribes, tick
+from outreach_core import services
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.imap_url import parse_imap_url
+from outreach_core.adapters.store import deliveries
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.models import Delivery, SendOptions, Workflow
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.domain.unsubscribe_links import MailtoLinks, token
+from outreach_core.entrypoints import cli
+from outreach_core.entrypoints.daemon import MailboxReader, read_unsubscribes, tick
 from outreach_core.errors import MailboxError
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.imap_url import parse_imap_url
-from outreach_core.mailbox_unsubscribe import MAX_MESSAGE_BYTES, Action, FlagReason, read_mailbox
-from outreach_core.models import Delivery, DeliveryStatus, RunStatus, SendOptions, Workflow
-from outreach_core.store import deliveries
-from outreach_core.templating import TemplateSource
-from outreach_core.unsubscribe import MailtoLinks, token
-from outreach_core.workspace import Workspace, open_workspace
+from outreach_core.services import compliance
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
+from outreach_core.services.unsubscribe_mailbox import (
+    MAX_MESSAGE_BYTES,
+    Action,
+    FlagReason,
+    read_mailbox,
+)
 from tests.imap_server import ImapTestServer, TlsFront, self_signed_loopback_cert
 
 from conftest import REPO, cli_env, make_settings, wait_for

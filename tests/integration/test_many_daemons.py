@@ -20,14 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from outreach_core import scheduler, services
-from outreach_core.audience import ParsedFile
-from outreach_core.demo import DEMO_WORKFLOW, load_demo
-from outreach_core.models import DeliveryStatus, RunStatus, SendOptions, Workflow
-from outreach_core.scheduling import Cadence, CadenceKind
-from outreach_core.store import deliveries, runs, schedules
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace, open_workspace, utcnow
+from outreach_core import services
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import deliveries, runs, schedules
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.cadence import Cadence, CadenceKind
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.models import SendOptions, Workflow
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.services import schedules as scheduler
+from outreach_core.services.demo import DEMO_WORKFLOW, load_demo
 
 from conftest import REPO, cli_env, make_settings, wait_for
 from smtp_server import SmtpTestServer

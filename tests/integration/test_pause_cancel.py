@@ -9,14 +9,15 @@ from typing import Any
 import pytest
 
 from outreach_core import services
-from outreach_core.audience import ParsedFile
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import OutboxSender
+from outreach_core.adapters.store import deliveries
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
 from outreach_core.errors import IllegalTransition
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import DeliveryStatus, RunStatus, SendOptions
-from outreach_core.senders.outbox import OutboxSender
-from outreach_core.store import deliveries
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 ROWS = 40
 BATCH = 5
@@ -116,7 +117,8 @@ def test_messages_carry_list_unsubscribe_with_a_token_for_their_recipient(
     from email import message_from_bytes, policy
     from urllib.parse import parse_qs, urlsplit
 
-    from outreach_core import compliance, unsubscribe
+    from outreach_core.domain import unsubscribe_links
+    from outreach_core.services import compliance
 
     outbox = tmp_path / "outbox"
     workflow = services.setup_workflow(
@@ -150,14 +152,14 @@ def test_messages_carry_list_unsubscribe_with_a_token_for_their_recipient(
         https, mailto = (part.strip().strip("<>") for part in header.split(","))
         key = compliance.unsubscribe_key(sqlite_workspace)
         # the mailto's subject carries the recipient's own token, for the mailbox reader
-        to_token = unsubscribe.token(key, str(message["To"]))
+        to_token = unsubscribe_links.token(key, str(message["To"]))
         assert mailto == f"mailto:unsub@example.com?subject=unsubscribe%20{to_token}"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert https.startswith("https://example.com/u?")
         query = {k: v[0] for k, v in parse_qs(urlsplit(https).query).items()}
         assert query["email"] == str(message["To"])
-        assert unsubscribe.verify(key, query["email"], query["token"])
-        assert not unsubscribe.verify(key, "someone@example.org", query["token"])
+        assert unsubscribe_links.verify(key, query["email"], query["token"])
+        assert not unsubscribe_links.verify(key, "someone@example.org", query["token"])
 
 
 def test_time_limit_ends_the_run_completed_with_the_rest_skipped(

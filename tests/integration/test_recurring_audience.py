@@ -7,12 +7,14 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from outreach_core import scheduler, services, sources
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import DeliveryStatus, Run, RunStatus, SendOptions
-from outreach_core.store import deliveries
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace
+from outreach_core import services
+from outreach_core.adapters.store import deliveries
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import Run, SendOptions
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.services import schedules, sources
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 ACTOR = "test"
 QUERY = (
@@ -30,7 +32,7 @@ def add_contacts(crm: Path, *emails: str, at: str | None = None) -> None:
 
 
 def run_once(ws: Workspace, workflow_id: int) -> tuple[Run, set[str]]:
-    run_id = scheduler.trigger_workflow(ws, workflow_id=workflow_id, actor=ACTOR)
+    run_id = schedules.trigger_workflow(ws, workflow_id=workflow_id, actor=ACTOR)
     run = run_to_end(ws, run_id, worker_id=new_worker_id(), stop=StopSignal())
     with ws.db.connect() as conn:
         frozen = {d.email for d in deliveries.list_deliveries(conn, run_id)}

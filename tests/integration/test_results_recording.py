@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from outreach_core import results, services
-from outreach_core.audience import ParsedFile
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import DeliveryStatus, RunStatus, SendOptions
-from outreach_core.store import results as store
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace
+from outreach_core import services
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import result_queries as store
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.services import results
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 from smtp_server import SmtpTestServer
 

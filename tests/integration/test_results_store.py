@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from outreach_core import results, services
-from outreach_core.models import DeliveryStatus, Workflow
-from outreach_core.store import deliveries, engines
-from outreach_core.store.tables import deliveries as deliveries_table
-from outreach_core.workspace import Workspace
+from outreach_core import services
+from outreach_core.adapters.store import deliveries, engines
+from outreach_core.adapters.store.tables import deliveries as deliveries_table
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import Workflow
+from outreach_core.domain.states import DeliveryStatus
+from outreach_core.services import results
 from tests.integration.test_store import ACTOR, seed_workflow
 
 from conftest import fresh_schema
@@ -213,7 +215,7 @@ def test_domains_keep_the_top_ones_and_sum_the_rest(
     }
 
     with workspace.db.connect() as conn:
-        from outreach_core.store import results as store
+        from outreach_core.adapters.store import result_queries as store
 
         rows = store.counts_by_domain(conn, window(date(2026, 1, 15), date(2026, 1, 15)).scope())
     top = results.top_groups(rows, top=2, none_label=results.NO_ADDRESS)

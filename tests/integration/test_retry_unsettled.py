@@ -16,14 +16,16 @@ from pathlib import Path
 import pytest
 
 from outreach_core import services
-from outreach_core.audience import ParsedFile
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import audit, deliveries, runs
+from outreach_core.adapters.store.tables import runs as runs_table
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.models import Delivery, SendOptions
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
 from outreach_core.errors import IllegalTransition, RunBusy
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import Delivery, DeliveryStatus, RunStatus, SendOptions
-from outreach_core.store import audit, deliveries, runs
-from outreach_core.store.tables import runs as runs_table
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace, utcnow
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 from conftest import run_cli
 from smtp_server import SmtpTestServer

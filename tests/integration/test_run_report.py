@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from outreach_core import services
-from outreach_core.audience import ParsedFile
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import SendOptions
-from outreach_core.settings import Settings
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace, open_workspace
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.settings import Settings
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 from smtp_server import SmtpTestServer
 

@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 from test_store import in_threads, seed_workflow
 
-from outreach_core import scheduler
-from outreach_core.daemon import claim_schedules, health, registered
+from outreach_core.adapters.store import daemons, deliveries, runs, schedules
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.cadence import Cadence, CadenceKind, MissedSlotPolicy
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.models import Workflow
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.entrypoints.daemon import claim_schedules, health, registered
 from outreach_core.errors import InputError
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import DeliveryStatus, RunStatus, Workflow
-from outreach_core.scheduling import Cadence, CadenceKind, MissedSlotPolicy
-from outreach_core.store import daemons, deliveries, runs, schedules
-from outreach_core.workspace import Workspace, utcnow
+from outreach_core.services import schedules as scheduler
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 ACTOR = "test"
 DAILY_9 = Cadence(kind=CadenceKind.DAILY, at="09:00")

@@ -14,15 +14,16 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from outreach_core import compliance, reports, services, sources
-from outreach_core.audience import ParsedFile
+from outreach_core import services
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import tables
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.templating import TemplateSource
 from outreach_core.errors import OutreachError
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import SendOptions
-from outreach_core.run_report import build_report, mail_run_report
-from outreach_core.store import tables
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace
+from outreach_core.services import compliance, run_summaries, sources
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
+from outreach_core.services.sending.report import build_report, mail_run_report
 
 from conftest import POSTGRES_URL, cli_env, run_cli
 from http_providers import FakeMailgun, FakeSendGrid
@@ -144,8 +145,8 @@ def test_a_full_run_leaks_no_secret_anywhere(
     for run_id in run_ids:
         summary = services.run_summary(workspace, run_id)
         seen += [repr(summary), str(summary.run.status_reason)]
-        seen.append(reports.run_outcome_csv(workspace, run_id))
-        report = build_report(summary, reports.run_outcome_rows(workspace, run_id))
+        seen.append(run_summaries.run_outcome_csv(workspace, run_id))
+        report = build_report(summary, run_summaries.run_outcome_rows(workspace, run_id))
         seen += [report.subject, report.text, report.html, report.csv]
     seen += [repr(e) for e in services.list_engines(workspace)]
     seen += [repr(s) for s in sources.list_sources(workspace)]

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from outreach_core.sender_domain import Verdict, check_sender_domain
+from outreach_core.adapters.sender_domain import Verdict, check_sender_domain
 from tests.dns_server import SILENT, DnsServer, Zone
 
 

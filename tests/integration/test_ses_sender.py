@@ -17,16 +17,17 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from outreach_core import services
-from outreach_core.audience import ParsedFile
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders import open_sender
+from outreach_core.adapters.senders.ses import SesConfig, signed_headers
+from outreach_core.adapters.store import deliveries
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.message import Sender, build_message
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import Rendered, TemplateSource
 from outreach_core.errors import SendError, SendErrorKind
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.message import Sender, build_message
-from outreach_core.models import DeliveryStatus, RunStatus, SendOptions
-from outreach_core.senders import open_sender
-from outreach_core.senders.ses import SesConfig, signed_headers
-from outreach_core.store import deliveries
-from outreach_core.templating import Rendered, TemplateSource
-from outreach_core.workspace import Workspace
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 from smtp_server import free_port
 

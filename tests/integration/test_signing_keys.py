@@ -18,16 +18,19 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
-from outreach_core import compliance, crypto, keys, services
-from outreach_core.audience import ParsedFile
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.http_api import create_app
-from outreach_core.models import RunStatus, SendOptions
-from outreach_core.settings import Settings
-from outreach_core.store import tables
-from outreach_core.templating import TemplateSource
-from outreach_core.unsubscribe import token as make_token
-from outreach_core.workspace import Workspace, open_workspace
+from outreach_core import services
+from outreach_core.adapters import crypto
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.settings import Settings
+from outreach_core.adapters.store import tables
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.states import RunStatus
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.domain.unsubscribe_links import token as make_token
+from outreach_core.entrypoints.http_api import create_app
+from outreach_core.services import compliance, keys
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 from tests.asgi_server import serve_asgi
 
 from conftest import make_settings

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 import pytest
 
 from outreach_core import services
-from outreach_core.audience import ParsedFile
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import DeliveryStatus, RunStatus, SendOptions
-from outreach_core.store import deliveries
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import deliveries
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 from smtp_server import SmtpTestServer
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from outreach_core import sources
+from outreach_core.adapters.store.tables import sql_sources
+from outreach_core.adapters.workspace import Workspace
 from outreach_core.errors import InputError
-from outreach_core.store.tables import sql_sources
-from outreach_core.workspace import Workspace
+from outreach_core.services import sources
 
 
 def test_saved_source_keeps_the_password_encrypted_and_runs(

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from outreach_core.adapters.sql_runner import check_read_only, execute, masked, run_query
 from outreach_core.errors import InputError, SourceError
-from outreach_core.sql_source import check_read_only, execute, masked, run_query
 
 RUN_DATE = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 

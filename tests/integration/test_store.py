@@ -15,12 +15,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from outreach_core import crypto, services
-from outreach_core.audience import ParsedFile
-from outreach_core.errors import IllegalTransition, InputError, NotFound
-from outreach_core.models import DeliveryStatus, RunStatus, SendOptions, Workflow
-from outreach_core.settings import Settings
-from outreach_core.store import (
+from outreach_core import services
+from outreach_core.adapters import crypto
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.settings import Settings
+from outreach_core.adapters.store import (
     audiences,
     audit,
     db,
@@ -32,9 +31,13 @@ from outreach_core.store import (
     templates,
     workflows,
 )
-from outreach_core.store.tables import metadata
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace, open_workspace, utcnow
+from outreach_core.adapters.store.tables import metadata
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.models import SendOptions, Workflow
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.errors import IllegalTransition, InputError, NotFound
 
 ACTOR = "test"
 T = TypeVar("T")

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from test_store import delivery_row, queue_with_deliveries, seed_workflow
 
-from outreach_core import executor
+from outreach_core.adapters.store import daemons, deliveries, runs
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.errors import IllegalTransition, RunBusy
-from outreach_core.models import DeliveryStatus, RunStatus
-from outreach_core.store import daemons, deliveries, runs
-from outreach_core.workspace import Workspace, utcnow
+from outreach_core.services import sending
 
 #: far enough back that both the run's and a daemon's heartbeat count as stale
 LONG_AGO = timedelta(hours=1)
@@ -75,7 +76,7 @@ def test_take_over_marks_dead_claims_unknown_and_leaves_a_live_assisting_daemon_
             conn, [delivery_row(run_id, 100, status=DeliveryStatus.SENDING)]
         )
 
-    taken = executor.take_over(workspace, run_id, worker_id="new-holder")
+    taken = sending.take_over(workspace, run_id, worker_id="new-holder")
 
     assert (taken.status, taken.worker_id) == (RunStatus.SENDING, "new-holder")
     with workspace.db.connect() as conn:
@@ -117,7 +118,7 @@ def test_take_over_refuses_while_the_holder_is_alive_and_changes_nothing(
     claimed = claim(workspace, run_id, "holder", 2) | claim(workspace, run_id, "foreground-send", 2)
 
     with pytest.raises(RunBusy, match="is being sent by holder"):
-        executor.take_over(workspace, run_id, worker_id="new-holder")
+        sending.take_over(workspace, run_id, worker_id="new-holder")
 
     with workspace.db.connect() as conn:
         run = runs.get_run(conn, run_id)

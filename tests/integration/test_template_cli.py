@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import REPO, run_cli
 
-DEMO_TEMPLATE = REPO / "outreach_core" / "demo" / "template"
+DEMO_TEMPLATE = REPO / "outreach_core" / "services" / "demo" / "template"
 
 
 def test_import_then_export_gives_back_the_same_files(tmp_path: Path) -> None:

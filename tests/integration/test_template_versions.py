@@ -8,15 +8,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from outreach_core import compliance, services, unsubscribe
-from outreach_core.audience import ParsedFile
+from outreach_core import services
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import templates
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain import unsubscribe_links
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.models import RenderErrorPolicy, SendOptions, Workflow
+from outreach_core.domain.states import RunStatus
+from outreach_core.domain.template_tools import diff_versions
+from outreach_core.domain.templating import TemplateSource
 from outreach_core.errors import TemplateError
-from outreach_core.executor import StopSignal, new_worker_id, run_to_end
-from outreach_core.models import RenderErrorPolicy, RunStatus, SendOptions, Workflow
-from outreach_core.store import templates
-from outreach_core.template_tools import diff_versions
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace, utcnow
+from outreach_core.services import compliance
+from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 
 ACTOR = "test"
 ESCAPE = "{{ cycler.__init__.__globals__.os.environ }}"
@@ -165,5 +169,5 @@ def test_run_with_an_unsubscribe_base_url_sends_each_recipient_a_verifiable_link
         query = parse_qs(urlsplit(link).query)
         assert link.startswith("https://example.com/unsubscribe?")
         assert query["email"] == [email]
-        assert unsubscribe.verify(key, email, query["token"][0])
+        assert unsubscribe_links.verify(key, email, query["token"][0])
     assert links["a@example.com"] != links["b@example.com"]

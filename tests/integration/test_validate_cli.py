@@ -7,11 +7,12 @@ import subprocess
 from pathlib import Path
 
 from outreach_core import services
-from outreach_core.audience import parse_csv
-from outreach_core.models import SendOptions
-from outreach_core.store import suppressions
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace, utcnow
+from outreach_core.adapters.contact_files import parse_csv
+from outreach_core.adapters.store import suppressions
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.templating import TemplateSource
 from tests.dns_server import DnsServer
 
 from conftest import cli_env, run_cli

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from outreach_core import crypto, services
-from outreach_core.audience import ParsedFile
+from outreach_core import services
+from outreach_core.adapters import crypto
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import audit, engines
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import EngineLimits, SendOptions, Workflow
+from outreach_core.domain.templating import TemplateSource
 from outreach_core.errors import FieldErrors, InputError
-from outreach_core.models import EngineLimits, SendOptions, Workflow
-from outreach_core.store import audit, engines
-from outreach_core.templating import TemplateSource
-from outreach_core.workspace import Workspace
 
 SECRET = "pw-Secret-123"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from outreach_core.access import (
+from outreach_core.domain.access import (
     AccessMode,
     Role,
     User,

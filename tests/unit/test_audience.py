@@ -7,7 +7,7 @@ import io
 import pandas as pd
 import pytest
 
-from outreach_core.audience import parse_csv, parse_file, sort_rows
+from outreach_core.adapters.contact_files import parse_csv, parse_file, sort_rows
 from outreach_core.errors import InputError
 
 MESSY = (
@@ -108,7 +108,7 @@ def test_xlsx_first_or_chosen_sheet() -> None:
 
 def test_too_many_rows_is_refused_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     """Verify a file above the row limit is an error naming the limit, no partial result."""
-    monkeypatch.setattr("outreach_core.audience.MAX_ROWS", 3)
+    monkeypatch.setattr("outreach_core.adapters.contact_files.MAX_ROWS", 3)
     data = b"email\n" + b"".join(b"u%d@example.com\n" % n for n in range(4))
     with pytest.raises(InputError, match=r"more than 3 rows.*nothing was imported"):
         parse_csv(data, source="big.csv")
@@ -116,6 +116,6 @@ def test_too_many_rows_is_refused_whole(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_too_big_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """Verify a file above the size limit is refused before parsing."""
-    monkeypatch.setattr("outreach_core.audience.MAX_BYTES", 10)
+    monkeypatch.setattr("outreach_core.adapters.contact_files.MAX_BYTES", 10)
     with pytest.raises(InputError, match="above the limit"):
         parse_csv(b"email\nann@example.com\n", source="big.csv")

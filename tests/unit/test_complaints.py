@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from outreach_core.complaints import BRAKE_PREFIX, ComplaintRate, brake_reason, over_threshold
+from outreach_core.domain.complaints import (
+    BRAKE_PREFIX,
+    ComplaintRate,
+    brake_reason,
+    over_threshold,
+)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from outreach_core.engine_pool import (
-    EngineLane,
+from outreach_core.domain.engine_rotation import (
     EngineSlot,
     assign_engines,
     capacity,
@@ -19,8 +18,9 @@ from outreach_core.engine_pool import (
     quota_pause_reason,
     utc_day_start,
 )
-from outreach_core.models import Engine, EngineLimits
-from outreach_core.ratelimit import DomainWindow
+from outreach_core.domain.models import Engine, EngineLimits
+from outreach_core.domain.ratelimit import DomainWindow
+from outreach_core.services.sending.lanes import EngineLane
 from tests.fake_clock import FakeClock
 
 

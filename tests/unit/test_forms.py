@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from outreach_core.domain.forms import form_values, parse_workflow_form, split_addresses
+from outreach_core.domain.models import RenderErrorPolicy, SendOptions
 from outreach_core.errors import FieldErrors
-from outreach_core.forms import form_values, parse_workflow_form, split_addresses
-from outreach_core.models import RenderErrorPolicy, SendOptions
 
 
 def values(**changes: Any) -> dict[str, Any]:

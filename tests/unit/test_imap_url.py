@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from outreach_core.adapters.imap_url import ImapMailbox, Security, parse_imap_url
+from outreach_core.adapters.settings import Settings, load_settings
 from outreach_core.errors import ConfigError, InputError
-from outreach_core.imap_url import ImapMailbox, Security, parse_imap_url
-from outreach_core.settings import Settings, load_settings
 
 PASSWORD = "pw-Zq81/never-shown"
 QUOTED = "pw-Zq81%2Fnever-shown"

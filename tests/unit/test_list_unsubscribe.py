@@ -6,9 +6,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from outreach_core.crypto import derived_key
-from outreach_core.mailbox_unsubscribe import find_token
-from outreach_core.unsubscribe import MailtoLinks, list_unsubscribe_headers, mailto_uri, token
+from outreach_core.adapters.crypto import derived_key
+from outreach_core.domain.unsubscribe_links import (
+    MailtoLinks,
+    list_unsubscribe_headers,
+    mailto_uri,
+    token,
+)
+from outreach_core.services.unsubscribe_mailbox import find_token
 
 KEY = derived_key(b"0" * 44, "unsubscribe")
 TOKEN = token(KEY, "ann@example.org")

@@ -9,8 +9,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from outreach_core.crypto import derived_key
-from outreach_core.mailbox_unsubscribe import (
+from outreach_core.adapters.crypto import derived_key
+from outreach_core.domain.unsubscribe_links import token
+from outreach_core.services.unsubscribe_mailbox import (
     MAX_MESSAGE_BYTES,
     Action,
     Decision,
@@ -22,7 +23,6 @@ from outreach_core.mailbox_unsubscribe import (
     parse_request,
     redact,
 )
-from outreach_core.unsubscribe import token
 
 KEY = derived_key(b"0" * 44, "unsubscribe")
 ANN = "ann.smith@example.org"

@@ -9,8 +9,8 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from outreach_core.message import DELIVERY_HEADER, Sender, build_message, header_safe
-from outreach_core.templating import Rendered
+from outreach_core.domain.message import DELIVERY_HEADER, Sender, build_message, header_safe
+from outreach_core.domain.templating import Rendered
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 SENDER = Sender(email="team@example.com", name="Outreach Team")

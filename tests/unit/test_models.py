@@ -10,18 +10,18 @@ from enum import StrEnum
 import pytest
 from pydantic import ValidationError
 
-from outreach_core.errors import IllegalTransition
-from outreach_core.models import (
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.states import (
     DELIVERY_TRANSITIONS,
     FINAL_RUN_STATES,
     RUN_REOPEN_TRANSITIONS,
     RUN_TRANSITIONS,
     DeliveryStatus,
     RunStatus,
-    SendOptions,
     check_delivery_transition,
     check_run_transition,
 )
+from outreach_core.errors import IllegalTransition
 
 RUN_PAIRS = list(itertools.product(RunStatus, RunStatus))
 DELIVERY_PAIRS = list(itertools.product(DeliveryStatus, DeliveryStatus))

@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from outreach_core.deliverability import DomainResult, DomainStatus
-from outreach_core.models import DeliveryStatus
-from outreach_core.planning import (
+from outreach_core.domain.mx import DomainResult, DomainStatus
+from outreach_core.domain.planning import (
     PlannedDelivery,
     SenderIdentity,
     mark_suppressed,
     plan_deliveries,
     render_context,
 )
-from outreach_core.templating import CompiledTemplate, TemplateSource
+from outreach_core.domain.states import DeliveryStatus
+from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 
 SENDER = SenderIdentity(email="team@example.com", name="Team")
 RUN_DATE = datetime(2024, 5, 6, 7, 8, tzinfo=UTC)

@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
+from outreach_core.domain.ratelimit import TokenBucket
+from outreach_core.domain.retry import RetryPolicy, backoff_seconds, should_retry
 from outreach_core.errors import SendError, SendErrorKind
-from outreach_core.ratelimit import TokenBucket
-from outreach_core.retry import RetryPolicy, backoff_seconds, should_retry
 from tests.fake_clock import FakeClock
 
 
@@ -127,7 +127,7 @@ def test_auto_pause_needs_a_full_window_and_more_than_the_threshold(
     failures: int, total: int, threshold: float, paused: bool
 ) -> None:
     """Verify the auto-pause rule over the last 50 sends."""
-    from outreach_core.retry import should_auto_pause
+    from outreach_core.domain.retry import should_auto_pause
 
     recent = [True] * failures + [False] * (total - failures)
     assert should_auto_pause(recent, threshold) is paused

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from outreach_core import results
-from outreach_core.store.results import prefix_upper_bound
+from outreach_core.adapters.store.result_queries import prefix_upper_bound
+from outreach_core.services import results
 
 
 def test_local_days_follow_the_zones_midnights_across_dst() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from outreach_core.models import Run, RunCounts, RunStatus, RunSummary, SendOptions
-from outreach_core.run_report import FIRST_FAILED, build_report, csv_safe
+from outreach_core.domain.models import Run, RunCounts, RunSummary, SendOptions
+from outreach_core.domain.states import RunStatus
+from outreach_core.services.sending.report import FIRST_FAILED, build_report, csv_safe
 
 START = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
+from outreach_core.adapters.settings import load_settings
+from outreach_core.domain.cadence import CadenceKind, parse_window
+from outreach_core.entrypoints.http_api import parse_listen
 from outreach_core.errors import InputError
-from outreach_core.http_api import parse_listen
-from outreach_core.scheduler import make_cadence
-from outreach_core.scheduling import CadenceKind, parse_window
-from outreach_core.settings import load_settings
+from outreach_core.services.schedules import make_cadence
 
 from conftest import REPO
 

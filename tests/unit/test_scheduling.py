@@ -9,8 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from outreach_core.errors import InputError
-from outreach_core.scheduling import (
+from outreach_core.domain.cadence import (
     Cadence,
     CadenceKind,
     MissedSlotPolicy,
@@ -22,6 +21,7 @@ from outreach_core.scheduling import (
     next_window_open,
     window_is_open,
 )
+from outreach_core.errors import InputError
 
 NY = "America/New_York"
 LONDON = "Europe/London"

@@ -8,8 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from outreach_core.errors import InputError
-from outreach_core.sender_domain import (
+from outreach_core.adapters.sender_domain import (
     DomainCheck,
     RecordCheck,
     Verdict,
@@ -18,6 +17,7 @@ from outreach_core.sender_domain import (
     domain_of,
     spf_check,
 )
+from outreach_core.errors import InputError
 
 
 def dkim_record(bits: int | None) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from outreach_core.adapters.settings import Settings, load_settings
 from outreach_core.errors import ConfigError
-from outreach_core.settings import Settings, load_settings
 
 from conftest import REPO, run_cli
 

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from outreach_core.errors import TemplateError
-from outreach_core.models import RenderErrorPolicy
-from outreach_core.planning import SenderIdentity, plan_deliveries, render_abort_reason
-from outreach_core.template_checks import GMAIL_CLIP_BYTES, Check, content_warnings
-from outreach_core.template_tools import find_row, inspect_template, source_from_files
-from outreach_core.templating import (
+from outreach_core.domain.models import RenderErrorPolicy
+from outreach_core.domain.planning import SenderIdentity, plan_deliveries, render_abort_reason
+from outreach_core.domain.template_checks import GMAIL_CLIP_BYTES, Check, content_warnings
+from outreach_core.domain.template_tools import find_row, inspect_template, source_from_files
+from outreach_core.domain.templating import (
     CompiledTemplate,
     TemplateSource,
     load_template_dir,
     write_template_dir,
 )
+from outreach_core.errors import TemplateError
 
 GOOD_HTML = '<p>Hi <a href="https://example.com/unsubscribe?u={{ recipient.email }}">stop</a></p>'
 SENDER = SenderIdentity("team@example.com", "Team")

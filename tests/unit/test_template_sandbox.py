@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from outreach_core.errors import TemplateError
-from outreach_core.templating import (
+from outreach_core.domain.templating import (
     CompiledTemplate,
     TemplateSource,
     _compile,
     _env_for,
     _render,
 )
+from outreach_core.errors import TemplateError
 
 CANARY_ENV = "OUTREACH_TEST_CANARY"
 CANARY_VALUE = "canary-env-5d1e"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from outreach_core.domain.templating import CompiledTemplate, TemplateSource, load_template_dir
 from outreach_core.errors import InputError, TemplateError
-from outreach_core.templating import CompiledTemplate, TemplateSource, load_template_dir
 
 
 def compiled(

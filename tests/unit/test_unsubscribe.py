@@ -8,10 +8,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from outreach_core.crypto import derived_key
-from outreach_core.models import SendOptions
-from outreach_core.planning import SenderIdentity, render_context
-from outreach_core.unsubscribe import UnsubscribeLinks, token, verify
+from outreach_core.adapters.crypto import derived_key
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.planning import SenderIdentity, render_context
+from outreach_core.domain.unsubscribe_links import UnsubscribeLinks, token, verify
 
 SECRET = b"0" * 44
 
@@ -65,6 +65,6 @@ def test_unsubscribe_base_url_must_be_absolute_http(url: str) -> None:
 
 def test_a_non_ascii_candidate_token_is_refused() -> None:
     """Verify a token with non-ASCII characters does not verify (and does not raise)."""
-    from outreach_core.unsubscribe import verify
+    from outreach_core.domain.unsubscribe_links import verify
 
     assert verify(b"k" * 32, "a@example.com", "jrRybEE3EgWMilGSpl9N4é") is False

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from outreach_core.models import SendOptions
-from outreach_core.templating import TemplateSource
-from outreach_core.unsubscribe import list_unsubscribe_headers
-from outreach_core.unsubscribe_checks import (
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.domain.unsubscribe_checks import (
     Severity,
     UnsubscribeCheck,
     UnsubscribeFinding,
     unsubscribe_findings,
 )
+from outreach_core.domain.unsubscribe_links import list_unsubscribe_headers
 
 HTTPS = "https://example.com/unsubscribe"
 HTTP = "http://example.com/unsubscribe"

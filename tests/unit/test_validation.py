@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from outreach_core.validation import check_syntax
+from outreach_core.domain.validation import check_syntax
 
 
 def test_valid_address_is_normalised_and_keyed_lower_case() -> None:

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from outreach_core import webhooks
+from outreach_core.adapters import provider_webhooks
+from outreach_core.domain.models import Feedback
 from outreach_core.errors import InputError, SignatureError
-from outreach_core.models import Feedback
 from tests.signing import SendGridSigner, SnsSigner, mailgun_body, ses_bounce, ses_notification
 
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem"
@@ -29,7 +29,7 @@ def test_sns_signed_notification_is_accepted(sns: SnsSigner, version: str) -> No
         ses_notification(ses_bounce("a@example.com", delivery_id=7), cert_url=CERT_URL),
         version=version,
     )
-    webhooks.verify_sns(message, sns.cert_pem)
+    provider_webhooks.verify_sns(message, sns.cert_pem)
 
 
 def test_sns_subscription_confirmation_signs_its_own_fields(sns: SnsSigner) -> None:
@@ -45,9 +45,11 @@ def test_sns_subscription_confirmation_signs_its_own_fields(sns: SnsSigner) -> N
             "Timestamp": "2026-11-29T12:00:00Z",
         }
     )
-    webhooks.verify_sns(message, sns.cert_pem)
+    provider_webhooks.verify_sns(message, sns.cert_pem)
     with pytest.raises(SignatureError):
-        webhooks.verify_sns({**message, "SubscribeURL": "https://evil.example/"}, sns.cert_pem)
+        provider_webhooks.verify_sns(
+            {**message, "SubscribeURL": "https://evil.example/"}, sns.cert_pem
+        )
 
 
 def test_sns_tampered_unsigned_or_foreign_signed_is_refused(sns: SnsSigner) -> None:
@@ -57,14 +59,14 @@ def test_sns_tampered_unsigned_or_foreign_signed_is_refused(sns: SnsSigner) -> N
     )
     tampered = {**message, "Message": message["Message"].replace("a@example.com", "b@example.com")}
     with pytest.raises(SignatureError, match="does not match"):
-        webhooks.verify_sns(tampered, sns.cert_pem)
+        provider_webhooks.verify_sns(tampered, sns.cert_pem)
     with pytest.raises(SignatureError, match="not signed"):
-        webhooks.verify_sns({**message, "Signature": ""}, sns.cert_pem)
+        provider_webhooks.verify_sns({**message, "Signature": ""}, sns.cert_pem)
     other = SnsSigner()
     with pytest.raises(SignatureError, match="does not match"):
-        webhooks.verify_sns(other.sign(message), sns.cert_pem)
+        provider_webhooks.verify_sns(other.sign(message), sns.cert_pem)
     with pytest.raises(SignatureError, match="SignatureVersion"):
-        webhooks.verify_sns({**message, "SignatureVersion": "3"}, sns.cert_pem)
+        provider_webhooks.verify_sns({**message, "SignatureVersion": "3"}, sns.cert_pem)
 
 
 @pytest.mark.parametrize(
@@ -80,21 +82,21 @@ def test_sns_tampered_unsigned_or_foreign_signed_is_refused(sns: SnsSigner) -> N
 def test_cert_url_must_be_https_on_an_allowed_host(url: str, ok: bool) -> None:
     """Verify SigningCertURL host and scheme rules with the default allowed hosts."""
     if ok:
-        webhooks.check_cert_url(url, ["sns.*.amazonaws.com"])
+        provider_webhooks.check_cert_url(url, ["sns.*.amazonaws.com"])
     else:
         with pytest.raises(SignatureError):
-            webhooks.check_cert_url(url, ["sns.*.amazonaws.com"])
+            provider_webhooks.check_cert_url(url, ["sns.*.amazonaws.com"])
 
 
 def test_cert_url_on_an_allowed_loopback_host_may_be_http() -> None:
     """Verify an explicitly allowed loopback host (a test stand-in) may serve over http."""
-    webhooks.check_cert_url("http://127.0.0.1:8080/cert.pem", ["127.0.0.1"])
+    provider_webhooks.check_cert_url("http://127.0.0.1:8080/cert.pem", ["127.0.0.1"])
 
 
 def test_ses_events_keep_hard_bounces_and_complaints_only() -> None:
     """Verify a permanent bounce and a complaint become events, a transient bounce does not."""
     bounce = ses_notification(ses_bounce("A@Example.com", delivery_id=7), cert_url=CERT_URL)
-    [event] = webhooks.ses_events(bounce)
+    [event] = provider_webhooks.ses_events(bounce)
     assert (event.feedback, event.email, event.delivery_id) == (
         Feedback.BOUNCED,
         "A@Example.com",
@@ -103,16 +105,16 @@ def test_ses_events_keep_hard_bounces_and_complaints_only() -> None:
     assert event.provider_message_id == "ses-msg-1"
     soft = ses_bounce("a@example.com", delivery_id=7)
     soft["bounce"]["bounceType"] = "Transient"
-    assert webhooks.ses_events(ses_notification(soft, cert_url=CERT_URL)) == []
+    assert provider_webhooks.ses_events(ses_notification(soft, cert_url=CERT_URL)) == []
     complaint = {
         "eventType": "Complaint",
         "complaint": {"complainedRecipients": [{"emailAddress": "c@example.com"}]},
         "mail": {"messageId": "m2", "tags": {}},
     }
-    [event] = webhooks.ses_events(ses_notification(complaint, cert_url=CERT_URL))
+    [event] = provider_webhooks.ses_events(ses_notification(complaint, cert_url=CERT_URL))
     assert (event.feedback, event.delivery_id) == (Feedback.COMPLAINED, None)
     with pytest.raises(InputError):
-        webhooks.ses_events({"Message": "not json"})
+        provider_webhooks.ses_events({"Message": "not json"})
 
 
 def test_sendgrid_signed_events_are_accepted_and_others_refused() -> None:
@@ -133,24 +135,24 @@ def test_sendgrid_signed_events_are_accepted_and_others_refused() -> None:
         ]
     ).encode()
     headers = signer.headers(body)
-    key = webhooks.load_sendgrid_key(signer.public_key)
+    key = provider_webhooks.load_sendgrid_key(signer.public_key)
     sig, ts = (
         headers["X-Twilio-Email-Event-Webhook-Signature"],
         headers["X-Twilio-Email-Event-Webhook-Timestamp"],
     )
-    webhooks.verify_sendgrid(key, body=body, signature=sig, timestamp=ts)
+    provider_webhooks.verify_sendgrid(key, body=body, signature=sig, timestamp=ts)
     with pytest.raises(SignatureError):
-        webhooks.verify_sendgrid(key, body=body + b" ", signature=sig, timestamp=ts)
+        provider_webhooks.verify_sendgrid(key, body=body + b" ", signature=sig, timestamp=ts)
     with pytest.raises(SignatureError):
-        webhooks.verify_sendgrid(key, body=body, signature=sig, timestamp="1764417601")
+        provider_webhooks.verify_sendgrid(key, body=body, signature=sig, timestamp="1764417601")
     with pytest.raises(SignatureError, match="lacks"):
-        webhooks.verify_sendgrid(key, body=body, signature=None, timestamp=ts)
+        provider_webhooks.verify_sendgrid(key, body=body, signature=None, timestamp=ts)
     other = SendGridSigner().headers(body)
     with pytest.raises(SignatureError):
-        webhooks.verify_sendgrid(
+        provider_webhooks.verify_sendgrid(
             key, body=body, signature=other["X-Twilio-Email-Event-Webhook-Signature"], timestamp=ts
         )
-    events = webhooks.sendgrid_events(body)
+    events = provider_webhooks.sendgrid_events(body)
     assert [(e.email, e.feedback, e.delivery_id) for e in events] == [
         ("b@example.com", Feedback.BOUNCED, 12),
         ("c@example.com", Feedback.COMPLAINED, None),
@@ -161,7 +163,7 @@ def test_sendgrid_signed_events_are_accepted_and_others_refused() -> None:
 def test_sendgrid_key_setting_that_is_not_a_key_is_a_clear_error() -> None:
     """Verify a bad OUTREACH_SENDGRID_WEBHOOK_PUBLIC_KEY names the setting."""
     with pytest.raises(InputError, match="OUTREACH_SENDGRID_WEBHOOK_PUBLIC_KEY"):
-        webhooks.load_sendgrid_key("not-a-key")
+        provider_webhooks.load_sendgrid_key("not-a-key")
 
 
 def test_mailgun_hmac_and_age_are_checked() -> None:
@@ -174,28 +176,30 @@ def test_mailgun_hmac_and_age_are_checked() -> None:
         "message": {"headers": {"message-id": "20261129.1@mg.example.com"}},
     }
     body = mailgun_body(MG_KEY, data, timestamp=int(NOW))
-    signature, event_data = webhooks.mailgun_parts(body)
-    webhooks.verify_mailgun(MG_KEY, **signature, now=NOW + 10, max_age_s=300)
+    signature, event_data = provider_webhooks.mailgun_parts(body)
+    provider_webhooks.verify_mailgun(MG_KEY, **signature, now=NOW + 10, max_age_s=300)
     with pytest.raises(SignatureError, match="does not match"):
-        webhooks.verify_mailgun("another-key", **signature, now=NOW, max_age_s=300)
+        provider_webhooks.verify_mailgun("another-key", **signature, now=NOW, max_age_s=300)
     with pytest.raises(SignatureError, match="replay"):
-        webhooks.verify_mailgun(MG_KEY, **signature, now=NOW + 3600, max_age_s=300)
+        provider_webhooks.verify_mailgun(MG_KEY, **signature, now=NOW + 3600, max_age_s=300)
     with pytest.raises(SignatureError, match="lacks"):
-        webhooks.verify_mailgun(
+        provider_webhooks.verify_mailgun(
             MG_KEY, timestamp="", token="", signature="", now=NOW, max_age_s=300
         )
     tampered = {**signature, "token": "tok-2"}
     with pytest.raises(SignatureError):
-        webhooks.verify_mailgun(MG_KEY, **tampered, now=NOW, max_age_s=300)
-    [event] = webhooks.mailgun_events(event_data)
+        provider_webhooks.verify_mailgun(MG_KEY, **tampered, now=NOW, max_age_s=300)
+    [event] = provider_webhooks.mailgun_events(event_data)
     assert (event.feedback, event.delivery_id, event.provider_message_id) == (
         Feedback.BOUNCED,
         5,
         "<20261129.1@mg.example.com>",
     )
-    assert webhooks.mailgun_events({**data, "severity": "temporary"}) == []
+    assert provider_webhooks.mailgun_events({**data, "severity": "temporary"}) == []
     assert (
-        webhooks.mailgun_events({"event": "complained", "recipient": "c@example.com"})[0].feedback
+        provider_webhooks.mailgun_events({"event": "complained", "recipient": "c@example.com"})[
+            0
+        ].feedback
         is Feedback.COMPLAINED
     )
 
@@ -204,12 +208,12 @@ def test_mailgun_hmac_and_age_are_checked() -> None:
 def test_delivery_ids_outside_the_database_range_are_ignored(value: object) -> None:
     """Verify only a positive 32-bit integer is taken as our delivery id."""
     expected = 12 if value in ("12", 12) else None
-    assert webhooks._int_or_none(value) == expected
+    assert provider_webhooks._int_or_none(value) == expected
 
 
 def test_non_ascii_signatures_are_refused_not_crashing() -> None:
     """Verify a signature with non-ASCII characters is a refusal (compare_digest needs bytes)."""
     with pytest.raises(SignatureError, match="does not match"):
-        webhooks.verify_mailgun(
+        provider_webhooks.verify_mailgun(
             MG_KEY, timestamp=str(int(NOW)), token="t", signature="é" * 64, now=NOW, max_age_s=300
         )

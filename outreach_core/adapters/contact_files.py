@@ -1,0 +1,308 @@
+"""Audiences from files: decoding, delimiter detection, XLSX, column names made into variables,
+and the import report (imported, rejected with line and reason, duplicates).
+
+Every data row of a file is accounted for: imported + rejected + duplicate = rows in the file.
+Blank lines are not rows.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from outreach_core.domain.validation import check_syntax
+from outreach_core.errors import InputError
+
+#: column names recognised as the email column, compared case-insensitively
+EMAIL_COLUMN_NAMES = (
+    "email",
+    "e-mail",
+    "e_mail",
+    "email_address",
+    "e-mail_address",
+    "recipient_email",
+    "recipient",
+    "mail",
+    "mail_address",
+    "emailaddress",
+)
+#: delimiters detected in CSV files
+DELIMITERS = (",", ";", "\t", "|")
+#: files above either limit are refused before anything is imported
+MAX_ROWS = 1_000_000
+MAX_BYTES = 200 * 1024 * 1024
+XLSX_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row without a usable email: its data row number, file line, the value and why."""
+
+    row: int
+    line: int
+    email: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DuplicateRow:
+    """A row whose address repeats an earlier row's (the first occurrence wins)."""
+
+    row: int
+    line: int
+    email: str
+    first_row: int
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """A contacts file read into rows of variables (all values are strings).
+
+    `columns` are identifiers (template variables); `headers` the original names, same order.
+    `lines[i]` is the file line (CSV) or sheet row (XLSX) where data row i+1 starts.
+    """
+
+    source: str
+    columns: list[str]
+    email_column: str
+    rows: list[dict[str, str]]
+    headers: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    encoding: str = "utf-8"
+    delimiter: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """A parsed file sorted into imported rows, rejected rows and duplicates."""
+
+    parsed: ParsedFile
+    imported: list[dict[str, str]]
+    rejected: list[RejectedRow]
+    duplicates: list[DuplicateRow]
+
+    @property
+    def total(self) -> int:
+        return len(self.parsed.rows)
+
+    def audience_file(self) -> ParsedFile:
+        """The same file holding only the imported rows (what an audience stores)."""
+        return ParsedFile(
+            source=self.parsed.source,
+            columns=self.parsed.columns,
+            email_column=self.parsed.email_column,
+            rows=self.imported,
+            headers=self.parsed.headers,
+        )
+
+
+def identifier(name: str) -> str:
+    """A column header as a template variable name: `First name` -> `first_name`."""
+    ident = re.sub(r"\W+", "_", name.strip()).strip("_").lower()
+    if not ident:
+        return "column"
+    return f"col_{ident}" if ident[0].isdigit() else ident
+
+
+def unique_identifiers(headers: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for header in headers:
+        base = identifier(str(header))
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        names.append(base if count == 0 else f"{base}_{count + 1}")
+    return names
+
+
+def detect_email_column(columns: list[str]) -> str | None:
+    """The first column whose name is a known email header, if any."""
+    lowered = {column.lower(): column for column in columns}
+    for candidate in EMAIL_COLUMN_NAMES:
+        found = lowered.get(candidate.replace("-", "_"), lowered.get(candidate))
+        if found:
+            return found
+    return None
+
+
+def decode(data: bytes, *, source: str) -> tuple[str, str, list[str]]:
+    """(text, encoding, notes): UTF-16 by its BOM, UTF-8 with or without BOM, else Latin-1."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf-16", []
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{source}: starts like UTF-16 but is not: {exc.reason}") from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8", []
+    except UnicodeDecodeError:
+        note = "the file is not UTF-8; it was read as Latin-1 (check accented letters)"
+        return data.decode("latin-1"), "latin-1", [note]
+
+
+def detect_delimiter(text: str) -> str:
+    """The delimiter that splits the header line into the most fields (outside quotes)."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    unquoted = re.sub(r'"[^"]*"', "", header)
+    counts = {d: unquoted.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _choose_email_column(
+    source: str, headers: list[str], columns: list[str], wanted: str | None
+) -> str:
+    if wanted:
+        for header, column in zip(headers, columns, strict=True):
+            if wanted in (header, column) or identifier(wanted) == column:
+                return column
+        raise InputError(
+            f"{source}: no column {wanted!r}; columns are: {', '.join(h for h in headers)}"
+        )
+    found = detect_email_column(columns)
+    if found is None:
+        raise InputError(
+            f"{source}: no email column (looked for {' / '.join(EMAIL_COLUMN_NAMES)}); "
+            f"choose one of: {', '.join(headers)}"
+        )
+    return found
+
+
+def _check_size(data: bytes, source: str) -> None:
+    if len(data) > MAX_BYTES:
+        raise InputError(
+            f"{source}: {len(data) / 1024 / 1024:.0f} MB is above the limit of "
+            f"{MAX_BYTES // 1024 // 1024} MB; nothing was imported"
+        )
+
+
+def _too_many_rows(source: str) -> InputError:
+    return InputError(
+        f"{source}: more than {MAX_ROWS:,} rows; split the file (nothing was imported)"
+    )
+
+
+def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> ParsedFile:
+    """Parse CSV bytes: encoding and delimiter detected, quoted fields may hold line breaks."""
+    _check_size(data, source)
+    text, encoding, notes = decode(data, source=source)
+    if not text.strip():
+        raise InputError(f"{source}: the file is empty")
+    delimiter = detect_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+    headers: list[str] | None = None
+    rows: list[dict[str, str]] = []
+    lines: list[int] = []
+    columns: list[str] = []
+    line_after = 0
+    try:
+        for record in reader:
+            start_line, line_after = line_after + 1, reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue  # a blank line is not a row
+            if headers is None:
+                headers = [cell.strip() for cell in record]
+                columns = unique_identifiers(headers)
+                continue
+            if len(rows) >= MAX_ROWS:
+                raise _too_many_rows(source)
+            if len(record) > len(columns) and any(c.strip() for c in record[len(columns) :]):
+                raise InputError(
+                    f"{source}, line {start_line}: {len(record)} fields but the header has "
+                    f"{len(columns)} (delimiter {delimiter!r}); quote values holding it"
+                )
+            record = record + [""] * (len(columns) - len(record))
+            rows.append(dict(zip(columns, record, strict=False)))
+            lines.append(start_line)
+    except csv.Error as exc:
+        raise InputError(f"{source}, line {reader.line_num}: not readable CSV: {exc}") from None
+    if headers is None:
+        raise InputError(f"{source}: the file is empty")
+    chosen = _choose_email_column(source, headers, columns, email_column)
+    return ParsedFile(source, columns, chosen, rows, headers, lines, encoding, delimiter, notes)
+
+
+def parse_xlsx(
+    data: bytes, *, source: str, email_column: str | None = None, sheet: str | None = None
+) -> ParsedFile:
+    """Parse an XLSX workbook: the first sheet, or the one named."""
+    import pandas as pd  # imported here: the send path never needs it (about 80 MB)
+
+    _check_size(data, source)
+    try:
+        book = pd.ExcelFile(io.BytesIO(data), engine="openpyxl")
+    # a ZIP that is not a workbook: BadZipFile, or KeyError for a missing workbook part
+    except (ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise InputError(f"{source}: not a readable XLSX file: {exc}") from None
+    if sheet is not None and sheet not in book.sheet_names:
+        raise InputError(f"{source}: no sheet {sheet!r}; sheets are: {', '.join(book.sheet_names)}")
+    frame = pd.read_excel(
+        book, sheet_name=sheet if sheet is not None else 0, dtype=str, header=None
+    )
+    frame = frame.fillna("")
+    values = [[str(v).strip() for v in row] for row in frame.itertuples(index=False)]
+    numbered = [(n, row) for n, row in enumerate(values, start=1) if any(row)]
+    if not numbered:
+        raise InputError(f"{source}: the sheet is empty")
+    headers = numbered[0][1]
+    while headers and not headers[-1]:
+        headers = headers[:-1]
+    columns = unique_identifiers(headers)
+    if len(numbered) - 1 > MAX_ROWS:
+        raise _too_many_rows(source)
+    rows = [dict(zip(columns, row[: len(columns)], strict=True)) for _, row in numbered[1:]]
+    lines = [n for n, _ in numbered[1:]]
+    chosen = _choose_email_column(source, headers, columns, email_column)
+    return ParsedFile(source, columns, chosen, rows, headers, lines, "xlsx", None, [])
+
+
+def parse_file(
+    data: bytes, *, source: str, email_column: str | None = None, sheet: str | None = None
+) -> ParsedFile:
+    """CSV or XLSX, told apart by content (an XLSX file is a ZIP archive)."""
+    if data.startswith(XLSX_MAGIC) or source.lower().endswith((".xlsx", ".xlsm")):
+        return parse_xlsx(data, source=source, email_column=email_column, sheet=sheet)
+    return parse_csv(data, source=source, email_column=email_column)
+
+
+def read_contacts_file(
+    path: Path, *, email_column: str | None = None, sheet: str | None = None
+) -> ParsedFile:
+    """Read a contacts file from disk."""
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    if path.stat().st_size > MAX_BYTES:
+        raise InputError(
+            f"{path.name}: above the limit of {MAX_BYTES // 1024 // 1024} MB; nothing was imported"
+        )
+    return parse_file(path.read_bytes(), source=path.name, email_column=email_column, sheet=sheet)
+
+
+def sort_rows(parsed: ParsedFile) -> ImportReport:
+    """Imported rows, rows rejected for want of a usable email, and duplicates.
+
+    Duplicates are found on the normalised address (trimmed, IDN domain in ASCII form)
+    compared case-insensitively as a whole; the first occurrence wins.
+    """
+    imported: list[dict[str, str]] = []
+    rejected: list[RejectedRow] = []
+    duplicates: list[DuplicateRow] = []
+    first_row_of: dict[str, int] = {}
+    lines = parsed.lines or list(range(2, len(parsed.rows) + 2))
+    for number, (row, line) in enumerate(zip(parsed.rows, lines, strict=True), start=1):
+        raw = str(row.get(parsed.email_column) or "")
+        checked = check_syntax(raw)
+        if not checked.ok:
+            rejected.append(RejectedRow(number, line, raw.strip(), checked.error or "invalid"))
+        elif checked.key in first_row_of:
+            duplicates.append(DuplicateRow(number, line, raw.strip(), first_row_of[checked.key]))
+        else:
+            assert checked.key is not None
+            first_row_of[checked.key] = number
+            imported.append(row)
+    return ImportReport(parsed, imported, rejected, duplicates)

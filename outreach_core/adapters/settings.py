@@ -1,0 +1,184 @@
+"""Settings from the environment and `.env` (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from outreach_core.adapters.imap_url import ImapMailbox, parse_imap_url
+from outreach_core.errors import ConfigError, InputError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Everything Outreach reads from its environment; see `.env.example`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,
+        # a ValidationError would otherwise quote the value: URLs here hold passwords
+        hide_input_in_errors=True,
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        repr=False,  # may hold a password
+        validation_alias=_env("OUTREACH_DATABASE_URL"),
+        description="SQLAlchemy URL; default is SQLite at DATA_DIR/outreach.db",
+    )
+    data_dir: Path = Field(default=Path("data"), validation_alias=_env("OUTREACH_DATA_DIR"))
+    dns_nameservers: str = Field(default="", validation_alias=_env("OUTREACH_DNS_NAMESERVERS"))
+    dns_timeout: float = Field(default=5.0, gt=0, validation_alias=_env("OUTREACH_DNS_TIMEOUT"))
+    dns_concurrency: int = Field(
+        default=100, ge=1, le=1000, validation_alias=_env("OUTREACH_DNS_CONCURRENCY")
+    )
+    dns_cache_hours: float = Field(
+        default=24.0, ge=0, validation_alias=_env("OUTREACH_DNS_CACHE_HOURS")
+    )
+    secret_key: str | None = Field(
+        default=None, repr=False, validation_alias=_env("OUTREACH_SECRET_KEY")
+    )
+    new_secret_key: str | None = Field(
+        default=None, repr=False, validation_alias=_env("OUTREACH_NEW_SECRET_KEY")
+    )
+    log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL"))
+    report_email_to: str | None = Field(default=None, validation_alias=_env("REPORT_EMAIL_TO"))
+    report_email_from: str | None = Field(default=None, validation_alias=_env("REPORT_EMAIL_FROM"))
+    report_smtp_host: str | None = Field(default=None, validation_alias=_env("REPORT_SMTP_HOST"))
+    report_smtp_port: int = Field(
+        default=587, ge=1, le=65535, validation_alias=_env("REPORT_SMTP_PORT")
+    )
+    report_smtp_user: str | None = Field(default=None, validation_alias=_env("REPORT_SMTP_USER"))
+    report_smtp_password: str | None = Field(
+        default=None, repr=False, validation_alias=_env("REPORT_SMTP_PASSWORD")
+    )
+
+    api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("OUTREACH_API_TOKEN"),
+        description="bearer token of the daemon's HTTP API; without it the API answers 401",
+    )
+
+    dashboard_users: str | None = Field(
+        default=None,
+        repr=False,
+        validation_alias=_env("OUTREACH_DASHBOARD_USERS"),
+        description="name:role:hash entries, comma-separated (hash-password makes a hash)",
+    )
+    dashboard_senders: str | None = Field(
+        default=None,
+        validation_alias=_env("OUTREACH_DASHBOARD_SENDERS"),
+        description="emails of OIDC users who may send (others are viewers)",
+    )
+    sns_cert_hosts: str = Field(
+        default="sns.*.amazonaws.com",
+        validation_alias=_env("OUTREACH_SNS_CERT_HOSTS"),
+        description="hosts SNS signing certificates may come from (fnmatch patterns)",
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, validation_alias=_env("OUTREACH_SENDGRID_WEBHOOK_PUBLIC_KEY")
+    )
+    mailgun_webhook_signing_key: str | None = Field(
+        default=None, repr=False, validation_alias=_env("OUTREACH_MAILGUN_WEBHOOK_SIGNING_KEY")
+    )
+    webhook_max_age_s: int = Field(
+        default=300, ge=1, validation_alias=_env("OUTREACH_WEBHOOK_MAX_AGE_S")
+    )
+    unsubscribe_imap_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("OUTREACH_UNSUBSCRIBE_IMAP_URL"),
+        description="mailbox the List-Unsubscribe mailto requests arrive in, "
+        "imaps://user:password@host:993/INBOX; the daemon reads it when set",
+    )
+    unsubscribe_imap_interval_s: float = Field(
+        default=300,
+        gt=0,
+        validation_alias=_env("OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S"),
+        description="seconds between two reads of the unsubscribe mailbox by the daemon",
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("dns_nameservers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not host:port (e.g. 127.0.0.1:53)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        return value
+
+    @field_validator("unsubscribe_imap_url")
+    @classmethod
+    def _imap_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_imap_url(value.get_secret_value())
+            except InputError as exc:  # its message never holds the password
+                raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def unsubscribe_mailbox(self) -> ImapMailbox | None:
+        """`OUTREACH_UNSUBSCRIBE_IMAP_URL` parsed, or None when it is not set."""
+        if self.unsubscribe_imap_url is None:
+            return None
+        return parse_imap_url(self.unsubscribe_imap_url.get_secret_value())
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to the SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'outreach.db').resolve()}"
+
+    @property
+    def nameservers(self) -> list[tuple[str, int]]:
+        """`OUTREACH_DNS_NAMESERVERS` parsed into (host, port) pairs."""
+        pairs = []
+        for item in filter(None, (part.strip() for part in self.dns_nameservers.split(","))):
+            host, _, port = item.rpartition(":")
+            pairs.append((host, int(port)))
+        return pairs
+
+
+# Field name -> environment variable, so an error names what the user actually sets.
+_ENV_NAMES = {
+    name: field.validation_alias.choices[0]  # type: ignore[union-attr]
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; a bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{_ENV_NAMES.get(field, field)}: {error['msg']}")
+        raise ConfigError("invalid setting " + "; ".join(problems)) from None

@@ -1,0 +1,100 @@
+"""Audiences and their rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outreach_core.adapters.store.tables import audience_rows, audiences
+from outreach_core.domain.models import Audience
+from outreach_core.errors import InputError, NotFound
+
+INSERT_CHUNK = 500
+
+
+def insert_audience(
+    conn: Connection,
+    *,
+    name: str,
+    source: str,
+    email_column: str,
+    columns: list[str],
+    rows: list[dict[str, Any]],
+    now: datetime,
+    headers: list[str] | None = None,
+) -> int:
+    """Store an audience and its rows (numbered from 1 as in the file); returns its id.
+
+    Names are unique: a name in use is an InputError that says so."""
+    if find_audience(conn, name):
+        raise InputError(f"an audience named {name!r} exists already; choose another name")
+    audience_id = int(
+        conn.execute(
+            audiences.insert().values(
+                name=name,
+                source=source,
+                email_column=email_column,
+                columns=columns,
+                headers=headers or None,
+                row_count=len(rows),
+                created_at=now,
+            )
+        ).inserted_primary_key[0]
+    )
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        conn.execute(
+            audience_rows.insert(),
+            [
+                {"audience_id": audience_id, "row_number": start + i + 1, "data": data}
+                for i, data in enumerate(chunk)
+            ],
+        )
+    return audience_id
+
+
+def get_audience(conn: Connection, audience_id: int) -> Audience:
+    """The audience, or NotFound."""
+    row = conn.execute(sa.select(audiences).where(audiences.c.id == audience_id)).first()
+    if row is None:
+        raise NotFound(f"there is no audience {audience_id}")
+    return Audience.model_validate(dict(row._mapping))
+
+
+def find_audience(conn: Connection, name: str) -> Audience | None:
+    """The audience with this name, if any."""
+    row = conn.execute(sa.select(audiences).where(audiences.c.name == name)).first()
+    return Audience.model_validate(dict(row._mapping)) if row else None
+
+
+def list_audiences(conn: Connection) -> list[Audience]:
+    """All audiences by name."""
+    rows = conn.execute(sa.select(audiences).order_by(audiences.c.name))
+    return [Audience.model_validate(dict(row._mapping)) for row in rows]
+
+
+def iter_rows(conn: Connection, audience_id: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, data) for every row, in file order."""
+    query = (
+        sa.select(audience_rows.c.row_number, audience_rows.c.data)
+        .where(audience_rows.c.audience_id == audience_id)
+        .order_by(audience_rows.c.row_number)
+    )
+    for number, data in conn.execute(query):
+        yield int(number), data
+
+
+def link_sql_source(conn: Connection, audience_id: int, source_id: int) -> None:
+    """Make the audience a saved SQL query: each run re-runs the source."""
+    conn.execute(
+        audiences.update().where(audiences.c.id == audience_id).values(sql_source_id=source_id)
+    )
+
+
+def count_audiences(conn: Connection) -> int:
+    """How many audiences exist."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(audiences)).scalar_one())

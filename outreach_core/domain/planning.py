@@ -1,0 +1,178 @@
+"""Freezing decisions: which audience rows become sendable deliveries, and why others do not.
+
+Pure: no I/O. The executor (INITIALIZING) and the dry run both use `plan_deliveries`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from outreach_core.domain.models import RenderErrorPolicy
+from outreach_core.domain.mx import DomainResult, DomainStatus
+from outreach_core.domain.states import DeliveryStatus, SkipReason
+from outreach_core.domain.templating import CompiledTemplate
+from outreach_core.domain.validation import check_syntax
+from outreach_core.errors import TemplateError
+
+#: how the status reason of a run stopped by on-render-error abort begins
+RENDER_ABORT_PREFIX = "on-render-error abort"
+
+
+@dataclass(frozen=True)
+class SenderIdentity:
+    """Who a run sends as: used by the template built-ins."""
+
+    email: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """One audience row's fate before anything is sent."""
+
+    row_number: int
+    email: str
+    key: str | None
+    variables: dict[str, Any]
+    status: DeliveryStatus
+    reason: str | None = None
+
+    @property
+    def reason_word(self) -> str | None:
+        return self.reason.split(":", 1)[0] if self.reason else None
+
+
+def render_context(
+    variables: dict[str, Any],
+    *,
+    email: str,
+    sender: SenderIdentity,
+    run_date: datetime,
+    unsubscribe: Callable[[str], str] | None = None,
+) -> dict[str, Any]:
+    """The row's variables plus the built-ins every template may use.
+
+    An empty cell is left out, so the template sees it as undefined: an error under strict
+    rendering unless the template gives it a `| default(...)`. `unsubscribe_url` is there only
+    when the run has an unsubscribe base URL (`unsubscribe` makes it from the address).
+    """
+    return {
+        **{name: value for name, value in variables.items() if value != "" and value is not None},
+        "recipient": {"email": email},
+        "today": run_date.date().isoformat(),
+        "run_date": run_date.date().isoformat(),
+        "sender_name": sender.name,
+        "sender_email": sender.email,
+        **({"unsubscribe_url": unsubscribe(email)} if unsubscribe else {}),
+    }
+
+
+def plan_deliveries(
+    rows: Iterable[tuple[int, dict[str, Any]]],
+    *,
+    email_column: str,
+    template: CompiledTemplate,
+    sender: SenderIdentity,
+    run_date: datetime,
+    domains: Mapping[str, DomainResult] | None = None,
+    unsubscribe: Callable[[str], str] | None = None,
+) -> Iterator[PlannedDelivery]:
+    """Decide each row: pending, or skipped with a reason. The first occurrence of an address
+    wins; later ones are skipped as duplicates naming the row they repeat.
+
+    `domains` (ASCII domain -> DNS verdict, from the pre-flight) skips rows whose domain is not
+    `valid`; None means the DNS step was skipped.
+    """
+    first_row_of: dict[str, int] = {}
+    for number, data in rows:
+        raw = str(data.get(email_column) or "")
+        checked = check_syntax(raw)
+        if not checked.ok:
+            yield PlannedDelivery(
+                number,
+                raw.strip(),
+                None,
+                data,
+                DeliveryStatus.SKIPPED,
+                f"{SkipReason.INVALID_SYNTAX}: {checked.error}",
+            )
+            continue
+        assert checked.key is not None and checked.address is not None
+        if checked.key in first_row_of:
+            yield PlannedDelivery(
+                number,
+                checked.address,
+                None,
+                data,
+                DeliveryStatus.SKIPPED,
+                f"{SkipReason.DUPLICATE}: same address as row {first_row_of[checked.key]}",
+            )
+            continue
+        first_row_of[checked.key] = number
+        verdict = domains.get(checked.key.rpartition("@")[2]) if domains is not None else None
+        if verdict is not None and verdict.status is not DomainStatus.VALID:
+            yield PlannedDelivery(
+                number,
+                checked.address,
+                checked.key,
+                data,
+                DeliveryStatus.SKIPPED,
+                f"{verdict.status}: {verdict.reason}",
+            )
+            continue
+        try:
+            template.render(
+                render_context(
+                    data,
+                    email=checked.address,
+                    sender=sender,
+                    run_date=run_date,
+                    unsubscribe=unsubscribe,
+                )
+            )
+        except TemplateError as exc:
+            yield PlannedDelivery(
+                number,
+                checked.address,
+                checked.key,
+                data,
+                DeliveryStatus.SKIPPED,
+                f"{SkipReason.RENDER_ERROR}: {exc}",
+            )
+            continue
+        yield PlannedDelivery(number, checked.address, checked.key, data, DeliveryStatus.PENDING)
+
+
+def mark_suppressed(
+    plan: list[PlannedDelivery], suppressed: Mapping[str, str]
+) -> list[PlannedDelivery]:
+    """Pending deliveries whose address is suppressed become skipped, naming the list's reason."""
+    return [
+        replace(
+            p,
+            status=DeliveryStatus.SKIPPED,
+            reason=f"{SkipReason.SUPPRESSED}: on the suppression list ({suppressed[p.key]})",
+        )
+        if p.status is DeliveryStatus.PENDING and p.key in suppressed
+        else p
+        for p in plan
+    ]
+
+
+def render_abort_reason(
+    plan: Iterable[PlannedDelivery], policy: RenderErrorPolicy, *, limit: int = 20
+) -> str | None:
+    """Why a run must send nothing under `abort` (the rows that do not render), else None."""
+    if policy is not RenderErrorPolicy.ABORT:
+        return None
+    failing = [p for p in plan if p.reason_word == SkipReason.RENDER_ERROR]
+    if not failing:
+        return None
+    shown = "; ".join(f"row {p.row_number}: {p.reason}" for p in failing[:limit])
+    more = f"; and {len(failing) - limit} more" if len(failing) > limit else ""
+    return (
+        f"{RENDER_ABORT_PREFIX}: {len(failing)} rows do not render, nothing was sent: {shown}{more}"
+    )

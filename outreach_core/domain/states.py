@@ -1,0 +1,132 @@
+"""The states of runs and deliveries, their legal transitions, and why a row is skipped.
+
+The transition tables are the single source of truth: the store refuses any status update
+that is not in them, and a unit test walks their full cross product.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from outreach_core.errors import IllegalTransition
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its lifecycle."""
+
+    #: waiting for an executor to claim it
+    QUEUED = "QUEUED"
+    #: an executor is freezing the audience into delivery rows
+    INITIALIZING = "INITIALIZING"
+    #: deliveries are being sent
+    SENDING = "SENDING"
+    #: stopped on purpose (user or engine error); resumable
+    PAUSED = "PAUSED"
+    #: every delivery has an outcome
+    COMPLETED = "COMPLETED"
+    #: could not go on (audience or template unusable)
+    FAILED = "FAILED"
+    #: stopped by the user; pending deliveries stay unsent
+    CANCELLED = "CANCELLED"
+
+
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.INITIALIZING, RunStatus.CANCELLED}),
+    RunStatus.INITIALIZING: frozenset({RunStatus.SENDING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.SENDING: frozenset(
+        {RunStatus.COMPLETED, RunStatus.PAUSED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.PAUSED: frozenset({RunStatus.SENDING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+#: "retry deferred and unknown" is the one way back from the end: it re-queues a COMPLETED or
+#: PAUSED run so an executor sends the rows it put back to pending. Kept apart from
+#: RUN_TRANSITIONS on purpose, so COMPLETED stays final for the executor, reports and
+#: `finished_at`, and only `check_run_transition(..., reopen=True)` accepts these moves.
+RUN_REOPEN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.COMPLETED: frozenset({RunStatus.QUEUED}),
+    RunStatus.PAUSED: frozenset({RunStatus.QUEUED}),
+}
+
+#: states in which an executor owns the run and heartbeats it
+ACTIVE_RUN_STATES = frozenset({RunStatus.INITIALIZING, RunStatus.SENDING})
+FINAL_RUN_STATES = frozenset(s for s, targets in RUN_TRANSITIONS.items() if not targets)
+
+
+class DeliveryStatus(StrEnum):
+    """The outcome of one recipient in one run."""
+
+    #: frozen, not yet attempted
+    PENDING = "pending"
+    #: claimed by an executor, outcome not yet recorded
+    SENDING = "sending"
+    #: accepted by the engine
+    SENT = "sent"
+    #: refused for good
+    FAILED = "failed"
+    #: transient errors until the retries ran out; "retry failed" re-queues it
+    DEFERRED = "deferred"
+    #: never attempted, with a reason (invalid, duplicate, suppressed, render error)
+    SKIPPED = "skipped"
+    #: may or may not have gone out (crash or ambiguous error); not resent unless asked
+    UNKNOWN = "unknown"
+
+
+DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
+    DeliveryStatus.PENDING: frozenset({DeliveryStatus.SENDING, DeliveryStatus.SKIPPED}),
+    DeliveryStatus.SENDING: frozenset(
+        {
+            DeliveryStatus.SENT,
+            DeliveryStatus.FAILED,
+            DeliveryStatus.DEFERRED,
+            DeliveryStatus.UNKNOWN,
+            DeliveryStatus.SKIPPED,
+        }
+    ),
+    DeliveryStatus.DEFERRED: frozenset({DeliveryStatus.PENDING}),
+    DeliveryStatus.UNKNOWN: frozenset({DeliveryStatus.PENDING}),
+    DeliveryStatus.SENT: frozenset(),
+    DeliveryStatus.FAILED: frozenset(),
+    DeliveryStatus.SKIPPED: frozenset(),
+}
+
+
+class SkipReason(StrEnum):
+    """Why a row of the audience was not attempted."""
+
+    #: no usable address, including an empty cell ("invalid_syntax: no email")
+    INVALID_SYNTAX = "invalid_syntax"
+    #: the domain has neither MX nor A/AAAA
+    NO_MX = "no_mx"
+    #: the domain publishes a null MX (RFC 7505)
+    NULL_MX = "null_mx"
+    #: the domain does not exist
+    NO_DOMAIN = "no_domain"
+    #: the DNS lookup failed or timed out: unknown, skipped to be safe
+    DNS_ERROR = "dns_error"
+    DUPLICATE = "duplicate"
+    SUPPRESSED = "suppressed"
+    RENDER_ERROR = "render_error"
+
+
+def check_run_transition(current: RunStatus, target: RunStatus, *, reopen: bool = False) -> None:
+    """Raise IllegalTransition unless `current -> target` is in RUN_TRANSITIONS (or, with
+    `reopen`, the retry action's RUN_REOPEN_TRANSITIONS)."""
+    targets = RUN_TRANSITIONS[current]
+    if reopen:
+        targets = targets | RUN_REOPEN_TRANSITIONS.get(current, frozenset())
+    if target not in targets:
+        allowed = ", ".join(sorted(targets)) or "nothing (final state)"
+        raise IllegalTransition(f"a run cannot go from {current} to {target}; allowed: {allowed}")
+
+
+def check_delivery_transition(current: DeliveryStatus, target: DeliveryStatus) -> None:
+    """Raise IllegalTransition unless `current -> target` is in DELIVERY_TRANSITIONS."""
+    if target not in DELIVERY_TRANSITIONS[current]:
+        allowed = ", ".join(sorted(DELIVERY_TRANSITIONS[current])) or "nothing (final state)"
+        raise IllegalTransition(
+            f"a delivery cannot go from {current} to {target}; allowed: {allowed}"
+        )

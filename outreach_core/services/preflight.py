@@ -1,0 +1,223 @@
+"""Use cases of the pre-flight: validate a file, dry-run a workflow. Nothing is sent.
+
+The DNS step asks the nameservers of the settings, each distinct domain once, and keeps its
+verdicts in the database for `OUTREACH_DNS_CACHE_HOURS` (`dns_error` is never cached: unknown).
+The send path's freeze (`executor.freeze_audience`) uses `audience_domain_verdicts` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import dns.asyncresolver
+
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.dns import DEFAULT_CONCURRENCY, DomainChecker, make_resolver
+from outreach_core.adapters.store import (
+    audiences,
+    dns_cache,
+    engines,
+    suppressions,
+    templates,
+    workflows,
+)
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.address_checks import (
+    RESULT_COLUMNS,
+    PreflightResult,
+    Progress,
+    RowStatus,
+    check_rows,
+    result_records,
+    to_csv,
+)
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.mx import DomainResult, DomainStatus
+from outreach_core.domain.planning import SenderIdentity, mark_suppressed, plan_deliveries
+from outreach_core.domain.states import DeliveryStatus
+from outreach_core.domain.templating import CompiledTemplate, TemplateSource
+from outreach_core.domain.unsubscribe_links import UnsubscribeLinks
+from outreach_core.services import compliance
+
+
+@dataclass(frozen=True)
+class DryRunReport:
+    """The pre-flight table: input columns (original names) plus the result columns."""
+
+    source: str
+    columns: list[str]
+    records: list[dict[str, str]]
+    looked_up: int
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status, every status listed."""
+        counts = dict.fromkeys((s.value for s in RowStatus), 0)
+        for record in self.records:
+            counts[record["status"]] += 1
+        return counts
+
+    @property
+    def all_columns(self) -> list[str]:
+        return [*self.columns, *RESULT_COLUMNS]
+
+    def csv(self) -> str:
+        """UTF-8 CSV text, one line per input row, in input order."""
+        return to_csv(self.columns, self.records)
+
+
+def _cheap_domains(emails: Sequence[str]) -> set[str]:
+    return {e.rpartition("@")[2].strip().lower() for e in emails if e and "@" in e}
+
+
+def check_emails(
+    ws: Workspace,
+    emails: Sequence[str],
+    *,
+    skip_mx: bool = False,
+    progress: Progress | None = None,
+) -> PreflightResult:
+    """Syntax, duplicates, flags and (unless `skip_mx`) DNS for each address, cache used."""
+    return asyncio.run(check_emails_async(ws, emails, skip_mx=skip_mx, progress=progress))
+
+
+async def check_addresses(
+    emails: Sequence[str],
+    *,
+    resolver: dns.asyncresolver.Resolver | None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    known: dict[str, DomainResult] | None = None,
+    progress: Progress | None = None,
+) -> PreflightResult:
+    """Check every address, looking each distinct domain up through `resolver` while the rows
+    are walked; `resolver=None` skips the DNS step (`--skip-mx`). `known` verdicts are not
+    looked up again."""
+    checker = DomainChecker(resolver, concurrency=concurrency, known=known) if resolver else None
+    return await check_rows(emails, checker=checker, progress=progress)
+
+
+async def check_emails_async(
+    ws: Workspace,
+    emails: Sequence[str],
+    *,
+    skip_mx: bool = False,
+    progress: Progress | None = None,
+) -> PreflightResult:
+    """`check_emails` for callers inside an event loop (the executor)."""
+    settings = ws.settings
+    if skip_mx:
+        return await check_addresses(emails, resolver=None, progress=progress)
+    now = utcnow()
+    with ws.db.connect() as conn:
+        known = dns_cache.fresh_results(
+            conn,
+            _cheap_domains(emails),
+            checked_after=now - timedelta(hours=settings.dns_cache_hours),
+        )
+    resolver = make_resolver(settings.nameservers, settings.dns_timeout)
+    result = await check_addresses(
+        emails,
+        resolver=resolver,
+        concurrency=settings.dns_concurrency,
+        known=known,
+        progress=progress,
+    )
+    learnt = [
+        r
+        for domain, r in result.domains.items()
+        if domain not in known and r.status is not DomainStatus.DNS_ERROR
+    ]
+    if learnt:
+        with ws.db.begin() as conn:
+            dns_cache.store_results(conn, learnt, now=now)
+    return result
+
+
+async def audience_domain_verdicts(ws: Workspace, audience_id: int) -> dict[str, DomainResult]:
+    """ASCII domain -> DNS verdict for an audience's addresses (for `plan_deliveries`)."""
+    with ws.db.connect() as conn:
+        audience = audiences.get_audience(conn, audience_id)
+        emails = [
+            str(data.get(audience.email_column) or "")
+            for _, data in audiences.iter_rows(conn, audience.id)
+        ]
+    return (await check_emails_async(ws, emails)).domains
+
+
+def validate_file(
+    ws: Workspace, parsed: ParsedFile, *, skip_mx: bool = False, progress: Progress | None = None
+) -> DryRunReport:
+    """The pre-flight of a bare file: every data row, in input order."""
+    emails = [str(row.get(parsed.email_column) or "") for row in parsed.rows]
+    result = check_emails(ws, emails, skip_mx=skip_mx, progress=progress)
+    return _report(parsed.source, parsed, result)
+
+
+def _report(source: str, parsed: ParsedFile, result: PreflightResult) -> DryRunReport:
+    headers = parsed.headers or parsed.columns
+    rows = [
+        {h: row.get(c, "") for h, c in zip(headers, parsed.columns, strict=True)}
+        for row in parsed.rows
+    ]
+    return DryRunReport(source, list(headers), result_records(rows, result.rows), result.looked_up)
+
+
+def dry_run_audience(
+    ws: Workspace, audience_id: int, *, skip_mx: bool = False, progress: Progress | None = None
+) -> DryRunReport:
+    """The pre-flight of a stored audience (no template: syntax, duplicates, DNS)."""
+    with ws.db.connect() as conn:
+        audience = audiences.get_audience(conn, audience_id)
+        rows = [
+            {k: "" if v is None else str(v) for k, v in data.items()}
+            for _, data in audiences.iter_rows(conn, audience.id)
+        ]
+    parsed = ParsedFile(
+        audience.name, audience.columns, audience.email_column, rows, audience.headers or []
+    )
+    return validate_file(ws, parsed, skip_mx=skip_mx, progress=progress)
+
+
+def dry_run_workflow(
+    ws: Workspace, workflow_id: int, *, skip_mx: bool = False, progress: Progress | None = None
+) -> DryRunReport:
+    """The pre-flight of a workflow: its audience, rendered with its template and engine."""
+    with ws.db.connect() as conn:
+        workflow = workflows.get_workflow(conn, workflow_id)
+        audience = audiences.get_audience(conn, workflow.audience_id)
+        numbered = list(audiences.iter_rows(conn, audience.id))
+        version = templates.current_version(conn, workflow.template_id)
+        engine = engines.get_engine(conn, workflow.engine_id)
+    rows = [{k: "" if v is None else str(v) for k, v in data.items()} for _, data in numbered]
+    parsed = ParsedFile(
+        audience.name, audience.columns, audience.email_column, rows, audience.headers or []
+    )
+    emails = [row.get(audience.email_column, "") for row in rows]
+    result = check_emails(ws, emails, skip_mx=skip_mx, progress=progress)
+    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
+    base_url = workflow.options.unsubscribe_base_url
+    plan = list(
+        plan_deliveries(
+            numbered,
+            email_column=audience.email_column,
+            template=template,
+            sender=SenderIdentity(engine.from_email, engine.from_name),
+            run_date=utcnow(),
+            domains=None if skip_mx else result.domains,
+            # as the run renders it: a template using `unsubscribe_url` renders when set
+            unsubscribe=UnsubscribeLinks(base_url, compliance.unsubscribe_key(ws))
+            if base_url
+            else None,
+        )
+    )
+    with ws.db.connect() as conn:
+        pending = [p.key for p in plan if p.status is DeliveryStatus.PENDING and p.key]
+        plan = mark_suppressed(plan, suppressions.suppressed_among(conn, pending))
+    for row, planned in zip(result.rows, plan, strict=True):
+        word = planned.reason_word
+        if word in (RowStatus.RENDER_ERROR, RowStatus.SUPPRESSED) and row.status is RowStatus.VALID:
+            row.status = RowStatus(word)
+            row.reason = (planned.reason or "").split(": ", 1)[-1]
+    return _report(audience.name, parsed, result)

@@ -1,0 +1,74 @@
+"""The per-run outcome as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from outreach_core.adapters.store import deliveries, runs, workflows
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import RunSummary
+
+
+def run_summary(ws: Workspace, run_id: int) -> RunSummary:
+    """A run with its delivery counts."""
+    with ws.db.connect() as conn:
+        run = runs.get_run(conn, run_id)
+        names = workflows.workflow_names(conn, [run.workflow_id])
+        return RunSummary(
+            run=run,
+            workflow_name=names.get(run.workflow_id, "?"),
+            counts=deliveries.counts(conn, run.id),
+        )
+
+
+EXPORT_COLUMNS = [
+    "delivery_id",
+    "row_number",
+    "email",
+    "status",
+    "reason",
+    "attempts",
+    "message_id",
+    "sent_at",
+]
+
+
+def run_outcome_rows(ws: Workspace, run_id: int) -> list[list[object]]:
+    """One row per recipient: what happened and why. Holds no variables and no secret."""
+    with ws.db.connect() as conn:
+        runs.get_run(conn, run_id)
+        return [
+            [
+                d.id,
+                d.row_number if d.row_number is not None else "",
+                d.email,
+                str(d.status),
+                d.reason or "",
+                d.attempts,
+                d.message_id or "",
+                d.sent_at.isoformat() if d.sent_at else "",
+            ]
+            for d in deliveries.list_deliveries(conn, run_id)
+        ]
+
+
+def run_outcome_csv(ws: Workspace, run_id: int) -> str:
+    """The outcome rows as CSV text with a header line."""
+    return _to_csv(run_outcome_rows(ws, run_id))
+
+
+def _to_csv(rows: list[list[object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def export_run(ws: Workspace, run_id: int, out: Path) -> int:
+    """Write the run's outcome CSV; returns the number of recipients written."""
+    rows = run_outcome_rows(ws, run_id)
+    out.write_text(_to_csv(rows), encoding="utf-8", newline="")
+    return len(rows)

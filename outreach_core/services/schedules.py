@@ -1,0 +1,275 @@
+"""Use cases of schedules, triggers and daemon status: one transaction each.
+
+Called by the Schedules page, Home, the HTTP API and the daemon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, ValidationError
+
+from outreach_core import services
+from outreach_core.adapters.store import audit, daemons, runs, schedules, workflows
+from outreach_core.adapters.store.daemons import Daemon
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.cadence import (
+    Cadence,
+    CadenceKind,
+    MissedSlotPolicy,
+    Schedule,
+    describe,
+    next_run_after,
+    next_runs,
+    parse_window,
+    zone,
+)
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.states import RunStatus
+from outreach_core.errors import InputError
+
+#: how often a daemon writes its heartbeat
+DAEMON_HEARTBEAT_S = 5.0
+#: a daemon whose heartbeat is older than this is reported dead (`--health` fails)
+DAEMON_FRESH_FOR = timedelta(seconds=30)
+#: the trigger of a run started from the Schedules page or the HTTP API
+MANUAL_TRIGGER = "manual"
+API_TRIGGER = "api"
+
+
+class ScheduleInput(BaseModel):
+    """What the Schedules page (or a caller) gives to create or change a schedule."""
+
+    workflow_id: int
+    cadence: Cadence
+    timezone: str = "UTC"
+    enabled: bool = True
+    missed_policy: MissedSlotPolicy = MissedSlotPolicy.SKIP
+    late_window_hours: float = Field(default=0.0, ge=0, le=24 * 31)
+    #: local `HH:MM-HH:MM`, or None to send at any hour
+    send_window: str | None = None
+
+
+def _columns(data: ScheduleInput, *, now: datetime) -> dict[str, object]:
+    zone(data.timezone)  # InputError naming the zone
+    window = parse_window(data.send_window) if data.send_window else None
+    if data.missed_policy is MissedSlotPolicy.RUN_LATE and data.late_window_hours <= 0:
+        raise InputError("run-late needs a late window above 0 hours (e.g. 6)")
+    return {
+        "workflow_id": data.workflow_id,
+        "cadence": data.cadence.model_dump(mode="json"),
+        "timezone": data.timezone,
+        "enabled": data.enabled,
+        "missed_policy": data.missed_policy,
+        "late_window_hours": data.late_window_hours,
+        "window_start": f"{window.start:%H:%M}" if window else None,
+        "window_end": f"{window.end:%H:%M}" if window else None,
+        "next_run_at": next_run_after(data.cadence, now, data.timezone),
+    }
+
+
+def save_schedule(
+    ws: Workspace,
+    data: ScheduleInput,
+    *,
+    actor: str,
+    schedule_id: int | None = None,
+    now: datetime | None = None,
+) -> Schedule:
+    """Create (or, with `schedule_id`, replace) a schedule; next_run_at is the next slot."""
+    now = now or utcnow()
+    values = _columns(data, now=now)
+    with ws.db.begin() as conn:
+        workflows.get_workflow(conn, data.workflow_id)  # NotFound names it
+        if schedule_id is None:
+            schedule_id = schedules.insert_schedule(conn, now=now, **values)
+            action = "schedule.create"
+        else:
+            schedules.update_schedule(conn, schedule_id, **values)
+            action = "schedule.update"
+        audit.record(
+            conn,
+            actor=actor,
+            action=action,
+            subject=f"schedule {schedule_id}",
+            now=now,
+            detail={"cadence": describe(data.cadence), "timezone": data.timezone},
+        )
+        return schedules.get_schedule(conn, schedule_id)
+
+
+def set_enabled(
+    ws: Workspace, schedule_id: int, enabled: bool, *, actor: str, now: datetime | None = None
+) -> Schedule:
+    """Enable or disable; enabling starts from the next future slot (nothing missed is run)."""
+    now = now or utcnow()
+    with ws.db.begin() as conn:
+        current = schedules.get_schedule(conn, schedule_id)
+        values: dict[str, object] = {"enabled": enabled}
+        if enabled and not current.enabled:
+            values["next_run_at"] = next_run_after(current.cadence, now, current.timezone)
+        schedules.update_schedule(conn, schedule_id, **values)
+        audit.record(
+            conn,
+            actor=actor,
+            action="schedule.enable" if enabled else "schedule.disable",
+            subject=f"schedule {schedule_id}",
+            now=now,
+        )
+        return schedules.get_schedule(conn, schedule_id)
+
+
+def run_schedule_now(ws: Workspace, schedule_id: int, *, actor: str) -> int:
+    """Queue a run of the schedule's workflow now (its send window applies); the schedule's
+    own next run is unchanged."""
+    now = utcnow()
+    with ws.db.begin() as conn:
+        schedule = schedules.get_schedule(conn, schedule_id)
+        run_id = schedules.insert_scheduled_run(conn, schedule, now=now, trigger=MANUAL_TRIGGER)
+        audit.record(conn, actor=actor, action="schedule.run_now", subject=f"run {run_id}", now=now)
+        return run_id
+
+
+def trigger_workflow(
+    ws: Workspace, *, workflow_id: int | None = None, workflow_key: str | None = None, actor: str
+) -> int:
+    """Queue a run of a workflow named by id or key; returns the run id.
+
+    Triggering again inside the workflow's dedupe window queues a run that sends nothing new:
+    recipients already sent to are skipped as `sent_recently`.
+    """
+    if (workflow_id is None) == (workflow_key is None):
+        raise InputError("name the workflow by workflow_id or by workflow_key (one of them)")
+    if workflow_id is None:
+        with ws.db.connect() as conn:
+            workflow_id = workflows.get_workflow_by_key(conn, workflow_key or "").id
+    return services.queue_run(ws, workflow_id, trigger=API_TRIGGER, actor=actor)
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    """A schedule as the Schedules page lists it."""
+
+    schedule: Schedule
+    workflow_name: str
+    cadence_text: str
+    #: the next five slots as local wall-clock strings
+    upcoming: list[str]
+    last_run_status: RunStatus | None
+
+
+def local_text(at: datetime, tz: str) -> str:
+    """`2026-12-07 09:00 EST (Mon)`: a UTC instant as the schedule's local time."""
+    return at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z (%a)")
+
+
+def upcoming_runs(cadence: Cadence, tz: str, *, now: datetime | None = None) -> list[str]:
+    """The next five slots in local time (the page shows them while a cadence is edited)."""
+    return [local_text(s, tz) for s in next_runs(cadence, now or utcnow(), zone(tz).key)]
+
+
+def list_schedules(ws: Workspace, *, now: datetime | None = None) -> list[ScheduleView]:
+    """Every schedule with its workflow, its next five local run times and its last run."""
+    now = now or utcnow()
+    with ws.db.connect() as conn:
+        every = schedules.list_schedules(conn)
+        names = workflows.workflow_names(conn, [s.workflow_id for s in every])
+        last = {s.id: runs.get_run(conn, s.last_run_id).status for s in every if s.last_run_id}
+    views = []
+    for item in every:
+        start = max(now, item.next_run_at or now)
+        slots = next_runs(item.cadence, start - timedelta(microseconds=1), item.timezone)
+        views.append(
+            ScheduleView(
+                schedule=item,
+                workflow_name=names.get(item.workflow_id, "?"),
+                cadence_text=describe(item.cadence),
+                upcoming=[local_text(s, item.timezone) for s in slots] if item.enabled else [],
+                last_run_status=last.get(item.id),
+            )
+        )
+    return views
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    """Whether any daemon is alive, and every registered one."""
+
+    alive: list[Daemon]
+    dead: list[Daemon]
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.alive)
+
+    def __str__(self) -> str:
+        if not self.alive:
+            return "No scheduler daemon is running: start `python scheduler_daemon.py`"
+        names = ", ".join(f"{d.host} pid {d.pid}" for d in self.alive)
+        return f"Scheduler: {len(self.alive)} daemon(s) alive ({names})"
+
+
+def daemon_status(ws: Workspace, *, now: datetime | None = None) -> DaemonStatus:
+    """The daemons, split by a fresh heartbeat."""
+    now = now or utcnow()
+    with ws.db.connect() as conn:
+        every = daemons.list_daemons(conn)
+    alive = [d for d in every if d.is_alive(now=now, stale_after=DAEMON_FRESH_FOR)]
+    return DaemonStatus(alive=alive, dead=[d for d in every if d not in alive])
+
+
+def make_cadence(
+    kind: str,
+    *,
+    interval: int | None = None,
+    at: time | str | None = None,
+    days: list[int] | None = None,
+    day_of_month: int | None = None,
+) -> Cadence:
+    """A cadence from form fields; only the fields its kind uses are kept. A missing or bad
+    field is an InputError naming it."""
+    chosen = CadenceKind(kind)
+    fields: dict[str, object] = {"kind": chosen}
+    if chosen in (CadenceKind.MINUTES, CadenceKind.HOURS):
+        fields["interval"] = interval
+    else:
+        fields["at"] = at
+    if chosen is CadenceKind.WEEKLY:
+        fields["days"] = tuple(days or ())
+    if chosen is CadenceKind.MONTHLY:
+        fields["day_of_month"] = day_of_month
+    try:
+        return Cadence.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "cadence"
+        raise InputError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def schedule_rows(views: list[ScheduleView]) -> list[dict[str, object]]:
+    """One row per schedule for the page's table."""
+    return [
+        {
+            "ID": v.schedule.id,
+            "Workflow": v.workflow_name,
+            "Cadence": v.cadence_text,
+            "Zone": v.schedule.timezone,
+            "Window": str(v.schedule.window) if v.schedule.window else "any time",
+            "Missed": (
+                f"late within {v.schedule.late_window_hours:g} h"
+                if v.schedule.missed_policy is MissedSlotPolicy.RUN_LATE
+                else "skip"
+            ),
+            "On": v.schedule.enabled,
+            "Next run": v.upcoming[0] if v.upcoming else "",
+            "Last run": (
+                f"run {v.schedule.last_run_id} {v.last_run_status}"
+                if v.schedule.last_run_id
+                else ""
+            ),
+            "Note": v.schedule.last_note or "",
+        }
+        for v in views
+    ]

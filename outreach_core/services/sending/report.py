@@ -1,0 +1,150 @@
+"""The run report: mailed after a run ends when the REPORT_* settings are present.
+
+State, counts (skips by reason), duration, delivery rate, top error reasons, the first 50
+failed rows, and every recipient's outcome as a CSV attachment. Every value is escaped (HTML
+in the body; spreadsheet formulas in the CSV); no secret is in it: the ledger holds none and
+the engine is named by its masked URL only.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import logging
+import smtplib
+from collections import Counter
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from outreach_core.adapters.settings import Settings
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import RunSummary
+from outreach_core.domain.states import DeliveryStatus
+from outreach_core.services.run_summaries import EXPORT_COLUMNS, run_outcome_rows, run_summary
+
+log = logging.getLogger("outreach.report")
+
+FIRST_FAILED = 50
+TOP_REASONS = 10
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _kind(reason: str) -> str:
+    return reason.split(":", 1)[0] if reason else ""
+
+
+@dataclass(frozen=True)
+class Report:
+    subject: str
+    html: str
+    text: str
+    csv: str
+
+
+def build_report(summary: RunSummary, rows: list[list[object]]) -> Report:
+    """Pure: the report for a run from its summary and its outcome rows (EXPORT_COLUMNS)."""
+    run, counts = summary.run, summary.counts
+    status_at, reason_at = EXPORT_COLUMNS.index("status"), EXPORT_COLUMNS.index("reason")
+    skipped_by = Counter(
+        _kind(str(r[reason_at])) for r in rows if r[status_at] == DeliveryStatus.SKIPPED
+    )
+    problems = [r for r in rows if r[status_at] in ("failed", "deferred", "unknown")]
+    top = Counter(str(r[reason_at])[:200] for r in problems).most_common(TOP_REASONS)
+    duration = (
+        (run.finished_at - run.started_at).total_seconds()
+        if run.finished_at and run.started_at
+        else None
+    )
+    attempted = counts.sent + counts.failed + counts.deferred + counts.unknown
+    rate = f"{counts.sent / attempted:.1%}" if attempted else "n/a"
+    lines = [
+        f"Run {run.id} of {summary.workflow_name}: {run.status}",
+        f"Reason: {run.status_reason}" if run.status_reason else "",
+        f"Counts: {counts}",
+        "Skipped by reason: "
+        + (", ".join(f"{k or 'none'} {v}" for k, v in skipped_by.most_common()) or "none"),
+        f"Duration: {duration:.0f} s" if duration is not None else "Duration: n/a",
+        f"Delivery rate (sent of attempted): {rate}",
+        "Top error reasons:",
+        *(f"  {n} x {reason}" for reason, n in top),
+        f"First {min(FIRST_FAILED, len(problems))} failed rows:",
+        *(f"  row {r[1]} {r[2]} {r[3]}: {r[reason_at]}" for r in problems[:FIRST_FAILED]),
+    ]
+    text = "\n".join(line for line in lines if line != "") + "\n"
+    esc = html.escape
+    table = "".join(
+        f"<tr><td>{esc(str(r[1]))}</td><td>{esc(str(r[2]))}</td><td>{esc(str(r[3]))}</td>"
+        f"<td>{esc(str(r[reason_at]))}</td></tr>"
+        for r in problems[:FIRST_FAILED]
+    )
+    body = (
+        f"<h2>Run {run.id} of {esc(summary.workflow_name)}: {esc(str(run.status))}</h2>"
+        + (f"<p>{esc(run.status_reason)}</p>" if run.status_reason else "")
+        + f"<p>{esc(str(counts))}</p>"
+        + "<p>Skipped by reason: "
+        + esc(", ".join(f"{k or 'none'} {v}" for k, v in skipped_by.most_common()) or "none")
+        + "</p>"
+        + f"<p>Duration: {esc(f'{duration:.0f} s' if duration is not None else 'n/a')}; "
+        f"delivery rate {esc(rate)}</p>"
+        + "<h3>Top error reasons</h3><ul>"
+        + "".join(f"<li>{n} &times; {esc(reason)}</li>" for reason, n in top)
+        + "</ul><h3>First failed rows</h3><table><tr><th>row</th><th>email</th>"
+        "<th>status</th><th>reason</th></tr>" + table + "</table>"
+    )
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    writer.writerows([csv_safe(v) for v in row] for row in rows)
+    subject = f"Outreach run {run.id} ({summary.workflow_name}): {run.status}, {counts.sent} sent"
+    return Report(subject=subject, html=body, text=text, csv=buffer.getvalue())
+
+
+def report_configured(settings: Settings) -> bool:
+    return bool(settings.report_email_to and settings.report_smtp_host)
+
+
+def mail_run_report(ws: Workspace, run_id: int) -> bool:
+    """Mail the report if REPORT_* is set; otherwise log one line. True when mailed.
+
+    A failure to mail is logged (host named, no credential) and does not touch the run.
+    """
+    settings = ws.settings
+    if not report_configured(settings):
+        log.info(
+            "run %s: no run report mailed (REPORT_EMAIL_TO / REPORT_SMTP_HOST not set)", run_id
+        )
+        return False
+    report = build_report(run_summary(ws, run_id), run_outcome_rows(ws, run_id))
+    sender = settings.report_email_from or "outreach@localhost"
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = settings.report_email_to
+    msg["Subject"] = report.subject
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+    msg.set_content(report.text)
+    msg.add_alternative(report.html, subtype="html")
+    msg.add_attachment(
+        report.csv.encode("utf-8"), maintype="text", subtype="csv", filename=f"run-{run_id}.csv"
+    )
+    where = f"{settings.report_smtp_host}:{settings.report_smtp_port}"
+    try:
+        with smtplib.SMTP(settings.report_smtp_host, settings.report_smtp_port, timeout=30) as smtp:
+            if settings.report_smtp_user and settings.report_smtp_password:
+                smtp.starttls()
+                smtp.login(settings.report_smtp_user, settings.report_smtp_password)
+            smtp.send_message(msg)
+    except (smtplib.SMTPException, OSError) as exc:
+        log.error("run %s: the run report could not be mailed via %s: %s", run_id, where,
+                  type(exc).__name__)  # fmt: skip
+        return False
+    log.info("run %s: run report mailed to %s", run_id, settings.report_email_to)
+    return True

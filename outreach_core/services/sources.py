@@ -1,0 +1,179 @@
+"""Use cases of SQL sources: test a query, save a source (URL encrypted), import its rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from outreach_core.adapters import crypto
+from outreach_core.adapters.contact_files import ParsedFile, detect_email_column, unique_identifiers
+from outreach_core.adapters.sql_runner import (
+    DEFAULT_ROW_CAP,
+    DEFAULT_TIMEOUT_S,
+    QueryResult,
+    check_read_only,
+    masked,
+    run_query,
+)
+from outreach_core.adapters.store import audiences, audit, sql_sources
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.models import Audience
+from outreach_core.errors import InputError
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    """A saved SQL source as shown on the Audiences page (the URL masked)."""
+
+    id: int
+    name: str
+    display_url: str
+    query: str
+    parameters: dict[str, str]
+    row_cap: int
+    timeout_s: float
+
+
+def parse_parameters(text: str) -> dict[str, str]:
+    """`name=value` lines into a dict; a line without `=` is an error naming it."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, eq, value = line.partition("=")
+        if not eq or not name.strip().isidentifier():
+            raise InputError(f"parameters, line {number}: write name=value (got {line!r})")
+        values[name.strip()] = value.strip()
+    return values
+
+
+def try_query(
+    url: str,
+    query: str,
+    values: dict[str, str],
+    *,
+    row_cap: int = DEFAULT_ROW_CAP,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> QueryResult:
+    """Run a source query read-only now (the "Test query" button)."""
+    return run_query(
+        url, query, values=values, run_date=utcnow(), row_cap=row_cap, timeout_s=timeout_s
+    )
+
+
+def save_source(
+    ws: Workspace,
+    *,
+    name: str,
+    url: str,
+    query: str,
+    values: dict[str, str],
+    row_cap: int = DEFAULT_ROW_CAP,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    actor: str,
+) -> SourceSummary:
+    """Save a source after checking its query; the URL is stored encrypted."""
+    if not name.strip():
+        raise InputError("give the source a name")
+    check_read_only(query)
+    now = utcnow()
+    with ws.db.begin() as conn:
+        source_id = sql_sources.upsert_source(
+            conn,
+            name=name.strip(),
+            now=now,
+            url_encrypted=crypto.encrypt(ws.fernet, url),
+            display_url=masked(url),
+            query=query,
+            parameters=values,
+            row_cap=row_cap,
+            timeout_s=timeout_s,
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action="sql_source.save",
+            subject=f"sql source {source_id}",
+            now=now,
+            detail={"name": name, "url": masked(url)},
+        )
+    return _summary(ws, source_id)
+
+
+def _summary(ws: Workspace, source_id: int) -> SourceSummary:
+    with ws.db.connect() as conn:
+        data, _ = sql_sources.get_source(conn, source_id)
+    return SourceSummary(
+        data["id"],
+        data["name"],
+        data["display_url"],
+        data["query"],
+        dict(data["parameters"]),
+        data["row_cap"],
+        data["timeout_s"],
+    )
+
+
+def list_sources(ws: Workspace) -> list[SourceSummary]:
+    """Saved sources by name."""
+    with ws.db.connect() as conn:
+        ids = [row["id"] for row in sql_sources.list_sources(conn)]
+    return [_summary(ws, i) for i in ids]
+
+
+def run_source(ws: Workspace, source_id: int) -> QueryResult:
+    """Run a saved source now, read-only."""
+    with ws.db.connect() as conn:
+        data, encrypted = sql_sources.get_source(conn, source_id)
+    url = crypto.decrypt(ws.fernet, encrypted)
+    return run_query(
+        url,
+        data["query"],
+        values=dict(data["parameters"]),
+        run_date=utcnow(),
+        row_cap=data["row_cap"],
+        timeout_s=data["timeout_s"],
+    )
+
+
+def as_parsed_file(result: QueryResult, *, source: str, email_column: str | None) -> ParsedFile:
+    """Query rows as a contacts file: columns made into variables, email column detected."""
+    columns = unique_identifiers(result.columns)
+    rows = [dict(zip(columns, r.values(), strict=True)) for r in result.rows]
+    chosen = email_column or detect_email_column(columns)
+    if chosen is None or chosen not in columns:
+        raise InputError(f"{source}: no email column among {', '.join(result.columns)}; choose one")
+    return ParsedFile(source, columns, chosen, rows, list(result.columns))
+
+
+def save_recurring_audience(
+    ws: Workspace, source_id: int, *, name: str, email_column: str | None = None, actor: str
+) -> Audience:
+    """An audience that is the saved query itself: its rows now are stored for previews and
+    dry runs, and every run re-runs the query (with `:last_run_at` and `:run_date`)."""
+    name = name.strip()
+    if not name:
+        raise InputError("give the recurring audience a name (e.g. 'new sign-ups daily')")
+    parsed = as_parsed_file(run_source(ws, source_id), source=name, email_column=email_column)
+    now = utcnow()
+    with ws.db.begin() as conn:
+        audience_id = audiences.insert_audience(
+            conn,
+            name=name,
+            source=f"SQL source {source_id} (re-queried each run)",
+            email_column=parsed.email_column,
+            columns=parsed.columns,
+            headers=parsed.headers,
+            rows=parsed.rows,
+            now=now,
+        )
+        audiences.link_sql_source(conn, audience_id, source_id)
+        audit.record(
+            conn,
+            actor=actor,
+            action="audience.sql",
+            subject=f"audience {audience_id}",
+            now=now,
+            detail={"name": name, "sql_source": source_id},
+        )
+        return audiences.get_audience(conn, audience_id)
