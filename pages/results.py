@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 import streamlit as st
 
 from outreach_core import services, ui
+from outreach_core.domain.result_figures import OUTCOMES, ResultsFilter
 from outreach_core.services import results
 from outreach_core.ui import charts
 
@@ -45,7 +46,7 @@ if not isinstance(picked, tuple) or len(picked) != 2:
     st.info("Pick the last day of the range too.")
     st.stop()
 
-flt = results.ResultsFilter(
+flt = ResultsFilter(
     start=picked[0], end=picked[1], timezone=zone_name, workflow_id=workflow_id, engine_id=engine_id
 )
 data = results.load(ws, flt)
@@ -81,7 +82,7 @@ else:
 st.subheader("Ledger")
 search_col, status_col, reason_col, page_col = st.columns([3, 2, 2, 1])
 prefix = search_col.text_input("Email starts with", key="ledger_search")
-status = status_col.selectbox("State", [None, *results.OUTCOMES, "pending", "sending"],
+status = status_col.selectbox("State", [None, *OUTCOMES, "pending", "sending"],
                               format_func=lambda s: s or "All", key="ledger_status")  # fmt: skip
 reason_options = [None, *results.reason_kinds(ws, flt, status=status)]
 reason = reason_col.selectbox("Reason", reason_options,

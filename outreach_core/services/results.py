@@ -1,297 +1,41 @@
-"""Results: what Home and the Results page show, computed from the ledger's aggregates.
+"""Results: what Home and the Results page show, read from the ledger's aggregates.
 
-The store groups in SQL (`store/results.py`); this module turns grouped rows into the models
-pages draw, with small pure functions for every decision (the zone's offset segments, the
-top domains, percentiles from latency buckets, the funnel), tested without a database.
+The store groups in SQL (`adapters/store/result_aggregates.py` for the charts,
+`ledger_queries.py` for the ledger); the figures' models and every decision made on the
+grouped rows (local days, top domains, percentiles, the funnel) are pure, in
+`domain/result_figures.py`. Each use case here is one read transaction.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from outreach_core.adapters.store import result_queries as store
-from outreach_core.adapters.store.result_queries import Scope
+from outreach_core.adapters.store import ledger_queries
+from outreach_core.adapters.store import result_aggregates as aggregates
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
-from outreach_core.domain.states import DeliveryStatus, SkipReason
-
-#: outcomes the charts show, in stacking order (pending/sending are not outcomes yet)
-OUTCOMES = ("sent", "failed", "deferred", "unknown", "skipped")
-#: domains shown by name; the rest are summed as OTHER
-TOP_DOMAINS = 20
-OTHER = "(other)"
-NO_ADDRESS = "(no valid address)"
-#: runs whose latency percentiles are shown
-LATENCY_RUNS = 30
-PERCENTILES = (50, 90, 99)
-LEDGER_PAGE_SIZE = 50
-HISTORY_LIMIT = 500
-#: skip reasons that mean the address itself was unusable: the funnel's "valid" step
-ADDRESS_REASONS = frozenset(
-    {
-        SkipReason.INVALID_SYNTAX,
-        SkipReason.NO_MX,
-        SkipReason.NULL_MX,
-        SkipReason.NO_DOMAIN,
-        SkipReason.DNS_ERROR,
-        SkipReason.DUPLICATE,
-        SkipReason.SUPPRESSED,
-    }
+from outreach_core.domain.result_figures import (
+    NO_ADDRESS,
+    FunnelStep,
+    Kpi,
+    LedgerPage,
+    LedgerRow,
+    ResultsData,
+    ResultsFilter,
+    day_counts,
+    error_counts,
+    funnel,
+    kpi,
+    latency_rows,
+    local_days,
+    top_groups,
 )
 
-
-# --- models -----------------------------------------------------------------------------
-
-
-class ResultsFilter(BaseModel):
-    """What the Results page reads: local days [start, end] in `timezone`, workflow, engine."""
-
-    model_config = ConfigDict(frozen=True)
-
-    start: date
-    end: date
-    timezone: str = "UTC"
-    workflow_id: int | None = None
-    engine_id: int | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ResultsFilter:
-        if self.end < self.start:
-            raise ValueError(
-                f"date range: the end ({self.end}) is before the start ({self.start}); "
-                "pick an end on or after the start"
-            )
-        return self
-
-    @property
-    def zone(self) -> tzinfo:
-        return ZoneInfo(self.timezone) if self.timezone != "UTC" else UTC
-
-    def scope(self) -> Scope:
-        """The UTC instants of local midnight at `start` and after `end`."""
-        return Scope(
-            start=local_midnight(self.start, self.zone),
-            end=local_midnight(self.end + timedelta(days=1), self.zone),
-            workflow_id=self.workflow_id,
-            engine_id=self.engine_id,
-        )
-
-
-class Kpi(BaseModel):
-    """Outcomes of the last `days` days; failed counts failed, deferred and unknown."""
-
-    days: int
-    sent: int
-    failed: int
-    skipped: int
-
-    @property
-    def delivery_rate(self) -> float | None:
-        """Sent among attempted (sent + failed); None when nothing was attempted."""
-        attempted = self.sent + self.failed
-        return self.sent / attempted if attempted else None
-
-
-class DayCount(BaseModel):
-    """Deliveries of one local day with one outcome (`skipped: <reason>` for skipped)."""
-
-    day: date
-    outcome: str
-    count: int
-
-
-class GroupCount(BaseModel):
-    """Deliveries of one group (domain or engine name) with one status."""
-
-    group: str
-    status: str
-    count: int
-
-
-class ErrorCount(BaseModel):
-    """Refused deliveries by reply code (or reason, when the engine gave no code)."""
-
-    label: str
-    status: str
-    count: int
-
-
-class LatencyRow(BaseModel):
-    """Send latency percentiles of one run, in ms (to within the bucket width)."""
-
-    run_id: int
-    run: str
-    sends: int
-    p50: int
-    p90: int
-    p99: int
-
-
-class FunnelStep(BaseModel):
-    step: str
-    count: int
-
-
-class ResultsData(BaseModel):
-    """Everything the Results page charts for one filter."""
-
-    filter: ResultsFilter
-    by_day: list[DayCount]
-    by_domain: list[GroupCount]
-    by_engine: list[GroupCount]
-    errors: list[ErrorCount]
-    latency: list[LatencyRow]
-    runs: list[tuple[int, str]] = Field(description="(run id, label) of the runs in range")
-
-
-class LedgerRow(BaseModel):
-    delivery_id: int
-    run_id: int
-    workflow: str
-    engine: str
-    email: str
-    status: str
-    reason: str
-    reply_code: int | None
-    attempts: int
-    latency_ms: int | None
-    updated_at: datetime
-    sent_at: datetime | None
-
-
-class LedgerPage(BaseModel):
-    rows: list[LedgerRow]
-    total: int
-    page: int
-    pages: int
-
-
-# --- pure decisions ----------------------------------------------------------------------
-
-
-def local_midnight(day: date, zone: tzinfo) -> datetime:
-    """The UTC instant at which `day` begins in `zone`."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-
-
-def local_days(first: date, last: date, zone: tzinfo) -> list[tuple[int, datetime, datetime]]:
-    """Each local day from `first` to `last` as (date ordinal, UTC start, UTC end).
-
-    Days are cut at the zone's midnights, so a DST day lasts 23 or 25 hours and half-hour
-    zones are exact; SQL then counts each day as a plain time range.
-    """
-    days = []
-    day = first
-    while day <= last:
-        following = day + timedelta(days=1)
-        days.append((day.toordinal(), local_midnight(day, zone), local_midnight(following, zone)))
-        day = following
-    return days
-
-
-def day_counts(
-    statuses: Iterable[tuple[int, str, int]], skipped: Iterable[tuple[int, str, int]]
-) -> list[DayCount]:
-    """Per-day rows: outcomes other than skipped by status, skipped split by reason."""
-    rows = [
-        DayCount(day=date.fromordinal(d), outcome=s, count=n)
-        for d, s, n in statuses
-        if s in OUTCOMES and s != DeliveryStatus.SKIPPED
-    ]
-    rows += [
-        DayCount(day=date.fromordinal(d), outcome=f"skipped: {w}", count=n) for d, w, n in skipped
-    ]
-    return sorted(rows, key=lambda r: (r.day, outcome_order(r.outcome)))
-
-
-def outcome_order(outcome: str) -> tuple[int, str]:
-    """Stacking order: sent, failed, deferred, unknown, then skipped reasons alphabetically."""
-    base = outcome.split(":", 1)[0]
-    return (OUTCOMES.index(base) if base in OUTCOMES else len(OUTCOMES), outcome)
-
-
-def top_groups(
-    rows: Iterable[tuple[str | None, str, int]], *, top: int = TOP_DOMAINS, none_label: str
-) -> list[GroupCount]:
-    """The `top` groups with the most deliveries by name, every other one summed as OTHER."""
-    totals: dict[str, int] = defaultdict(int)
-    by_key: dict[tuple[str, str], int] = defaultdict(int)
-    for group, status, n in rows:
-        if status not in OUTCOMES:
-            continue
-        name = none_label if group is None or group == "" else group
-        totals[name] += n
-        by_key[(name, status)] += n
-    ranked = sorted(totals, key=lambda g: (-totals[g], g))
-    kept = set(ranked[:top])
-    folded: dict[tuple[str, str], int] = defaultdict(int)
-    for (name, status), n in by_key.items():
-        folded[(name if name in kept else OTHER, status)] += n
-    order = {name: i for i, name in enumerate([*ranked[:top], OTHER])}
-    return [
-        GroupCount(group=g, status=s, count=n)
-        for (g, s), n in sorted(folded.items(), key=lambda kv: (order[kv[0][0]], kv[0][1]))
-    ]
-
-
-def error_label(reply_code: int | None, word: str) -> str:
-    """`550` when the engine gave a code, else the reason's word (`transient`, `interrupted
-    mid-send`: a reason without a colon is cut at its first `;`)."""
-    return str(reply_code) if reply_code is not None else word.split(";", 1)[0]
-
-
-def error_counts(rows: Iterable[tuple[int | None, str, str, int]]) -> list[ErrorCount]:
-    folded: dict[tuple[str, str], int] = defaultdict(int)
-    for code, word, status, n in rows:
-        folded[(error_label(code, word), status)] += n
-    return [
-        ErrorCount(label=label, status=status, count=n)
-        for (label, status), n in sorted(folded.items(), key=lambda kv: (-kv[1], kv[0]))
-    ]
-
-
-def percentile(buckets: Sequence[tuple[int, int]], pct: float) -> int:
-    """Nearest-rank percentile of (value, count) buckets: the smallest value with at least
-    `pct`% of the counts at or below it."""
-    ordered = sorted(buckets)
-    total = sum(n for _, n in ordered)
-    if total == 0:
-        raise ValueError("percentile of no values")
-    rank = max(1, -(-total * pct // 100))  # ceil without floats drifting
-    seen = 0
-    for value, n in ordered:
-        seen += n
-        if seen >= rank:
-            return value
-    return ordered[-1][0]
-
-
-def funnel(rows: Iterable[tuple[str, str | None, int]]) -> list[FunnelStep]:
-    """audience → valid address → rendered → sent, from one run's (status, reason word, n)."""
-    audience = unusable = unrendered = sent = 0
-    for status, word, n in rows:
-        audience += n
-        if status == DeliveryStatus.SKIPPED and word in ADDRESS_REASONS:
-            unusable += n
-        elif word == SkipReason.RENDER_ERROR:
-            unrendered += n
-        if status == DeliveryStatus.SENT:
-            sent += n
-    valid = audience - unusable
-    return [
-        FunnelStep(step="audience", count=audience),
-        FunnelStep(step="valid", count=valid),
-        FunnelStep(step="rendered", count=valid - unrendered),
-        FunnelStep(step="sent", count=sent),
-    ]
-
-
-# --- services -----------------------------------------------------------------------------
+#: runs whose latency percentiles are shown
+LATENCY_RUNS = 30
+LEDGER_PAGE_SIZE = 50
+HISTORY_LIMIT = 500
 
 
 def kpis(
@@ -301,20 +45,8 @@ def kpis(
     now = now or utcnow()
     starts = {f"d{days}": now - timedelta(days=days) for days in windows}
     with ws.db.connect() as conn:
-        found = store.status_counts_in_windows(conn, end=now, starts=starts)
-    out = []
-    for days in windows:
-        by_status = found[f"d{days}"]
-        failed = sum(by_status.get(s, 0) for s in ("failed", "deferred", "unknown"))
-        out.append(
-            Kpi(
-                days=days,
-                sent=by_status.get("sent", 0),
-                failed=failed,
-                skipped=by_status.get("skipped", 0),
-            )
-        )
-    return out
+        found = aggregates.status_counts_in_windows(conn, end=now, starts=starts)
+    return [kpi(days, found[f"d{days}"]) for days in windows]
 
 
 def load(ws: Workspace, flt: ResultsFilter) -> ResultsData:
@@ -323,22 +55,22 @@ def load(ws: Workspace, flt: ResultsFilter) -> ResultsData:
     days = local_days(flt.start, flt.end, flt.zone)
     with ws.db.connect() as conn:
         by_day = day_counts(
-            store.counts_by_day(conn, scope, days),
-            store.skipped_by_day_and_reason(conn, scope, days),
+            aggregates.counts_by_day(conn, scope, days),
+            aggregates.skipped_by_day_and_reason(conn, scope, days),
         )
-        by_domain = top_groups(store.counts_by_domain(conn, scope), none_label=NO_ADDRESS)
-        names = store.engine_names(conn)
+        by_domain = top_groups(aggregates.counts_by_domain(conn, scope), none_label=NO_ADDRESS)
+        names = aggregates.engine_names(conn)
         by_engine = top_groups(
             (
                 (names.get(e, f"engine {e}") if e is not None else None, s, n)
-                for e, s, n in store.counts_by_engine(conn, scope, list(names))
+                for e, s, n in aggregates.counts_by_engine(conn, scope, list(names))
             ),
             top=len(names) + 1,
             none_label="(none)",
         )
-        errors = error_counts(store.error_counts(conn, scope))
-        in_range = store.runs_in_scope(conn, scope, limit=LATENCY_RUNS)
-        buckets = store.latency_buckets(conn, [r.id for r in in_range])
+        errors = error_counts(aggregates.error_counts(conn, scope))
+        in_range = aggregates.runs_in_scope(conn, scope, limit=LATENCY_RUNS)
+        buckets = aggregates.latency_buckets(conn, [r.id for r in in_range])
     labels = {r.id: f"run {r.id} · {r.workflow}" for r in in_range}
     return ResultsData(
         filter=flt,
@@ -351,33 +83,14 @@ def load(ws: Workspace, flt: ResultsFilter) -> ResultsData:
     )
 
 
-def latency_rows(
-    buckets: Iterable[tuple[int, int, int]], labels: dict[int, str]
-) -> list[LatencyRow]:
-    """Percentiles per run (oldest first, so the chart reads left to right in time)."""
-    per_run: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for run_id, bucket, n in buckets:
-        per_run[run_id].append((bucket, n))
-    return [
-        LatencyRow(
-            run_id=run_id,
-            run=labels.get(run_id, f"run {run_id}"),
-            sends=sum(n for _, n in per_run[run_id]),
-            p50=percentile(per_run[run_id], 50),
-            p90=percentile(per_run[run_id], 90),
-            p99=percentile(per_run[run_id], 99),
-        )
-        for run_id in sorted(per_run)
-    ]
-
-
 def run_funnel(ws: Workspace, run_id: int) -> list[FunnelStep]:
     """One run's funnel: audience → valid → rendered → sent."""
     with ws.db.connect() as conn:
-        return funnel(store.run_status_reasons(conn, run_id))
+        return funnel(aggregates.run_status_reasons(conn, run_id))
 
 
 def _ledger_row(row: object, names: dict[int, str]) -> LedgerRow:
+    """A store row as the ledger shows it: the engine by name, no reason as ''."""
     data = dict(row._mapping)  # type: ignore[attr-defined]
     engine_id = data.pop("engine_id")
     return LedgerRow(
@@ -405,13 +118,13 @@ def ledger(
     filters = {"email_prefix": email_prefix.strip() or None, "status": status, "reason": reason}
     scope = flt.scope()
     with ws.db.connect() as conn:
-        total = store.ledger_count(conn, scope, **filters)
+        total = ledger_queries.ledger_count(conn, scope, **filters)
         pages = max(1, -(-total // page_size))
         page = min(page, pages)
-        rows = store.ledger_page(
+        rows = ledger_queries.ledger_page(
             conn, scope, **filters, limit=page_size, offset=(page - 1) * page_size
         )
-        names = store.engine_names(conn)
+        names = aggregates.engine_names(conn)
     return LedgerPage(
         rows=[_ledger_row(r, names) for r in rows], total=total, page=page, pages=pages
     )
@@ -420,8 +133,8 @@ def ledger(
 def recipient_history(ws: Workspace, email: str) -> list[LedgerRow]:
     """Every delivery to one address across runs, newest first."""
     with ws.db.connect() as conn:
-        rows = store.recipient_history(conn, email.strip(), limit=HISTORY_LIMIT)
-        names = store.engine_names(conn)
+        rows = ledger_queries.recipient_history(conn, email.strip(), limit=HISTORY_LIMIT)
+        names = aggregates.engine_names(conn)
     return [_ledger_row(r, names) for r in rows]
 
 
@@ -429,4 +142,4 @@ def reason_kinds(ws: Workspace, flt: ResultsFilter, *, status: str | None = None
     """The reason words present in the ledger for the filter (and state, if given): what the
     ledger's Reason filter offers."""
     with ws.db.connect() as conn:
-        return store.reason_kinds(conn, flt.scope(), status=status)
+        return ledger_queries.reason_kinds(conn, flt.scope(), status=status)

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from outreach_core.services.results import (
+from outreach_core.domain.result_figures import (
     OUTCOMES,
     DayCount,
     ErrorCount,

@@ -24,6 +24,7 @@ from outreach_core.adapters.store import deliveries
 from outreach_core.adapters.store.tables import deliveries as ledger
 from outreach_core.adapters.store.tables import runs
 from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain import result_figures
 from outreach_core.domain.clock import utcnow
 from outreach_core.services import results
 from outreach_core.services.demo import load_demo
@@ -139,7 +140,7 @@ def test_results_charts_equal_counts_queried_from_the_ledger(demo: Demo) -> None
         rows = conn.execute(sa.select(ledger.c.email_normalized, ledger.c.status)).all()
     by_domain: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for email, status in rows:
-        by_domain[status][email.split("@")[1] if email else results.NO_ADDRESS] += 1
+        by_domain[status][email.split("@")[1] if email else result_figures.NO_ADDRESS] += 1
     assert domains == {s: dict(d) for s, d in by_domain.items()}
 
     engines = trace_totals(specs["Outcome by engine"], "y")
@@ -278,7 +279,7 @@ def test_results_page_never_shows_an_engine_secret(demo: Demo) -> None:
     )
     assert "Relay" in page_text
     assert SECRET not in page_text
-    flt = results.ResultsFilter(start=datetime.now(UTC).date(), end=datetime.now(UTC).date())
+    flt = result_figures.ResultsFilter(start=datetime.now(UTC).date(), end=datetime.now(UTC).date())
     data = results.load(demo.ws, flt)
     for frame in (
         charts.group_frame(data.by_engine, "engine"),
@@ -291,7 +292,7 @@ def test_chart_csv_holds_the_figures_numbers(demo: Demo) -> None:
     """Verify the per-day CSV (what its download button serves) has the chart's rows."""
     run_id = send_run(demo.ws, demo.workflow)
     seed_failures(demo.ws, run_id)
-    flt = results.ResultsFilter(start=datetime.now(UTC).date(), end=datetime.now(UTC).date())
+    flt = result_figures.ResultsFilter(start=datetime.now(UTC).date(), end=datetime.now(UTC).date())
     data = results.load(demo.ws, flt)
 
     parsed = list(

@@ -27,17 +27,13 @@ from outreach_core.domain.models import Delivery, SendOptions, Workflow
 from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.domain.templating import TemplateSource
 from outreach_core.domain.unsubscribe_links import MailtoLinks, token
+from outreach_core.domain.unsubscribe_requests import MAX_MESSAGE_BYTES, Action, FlagReason
 from outreach_core.entrypoints import cli
 from outreach_core.entrypoints.daemon import MailboxReader, read_unsubscribes, tick
 from outreach_core.errors import MailboxError
 from outreach_core.services import compliance
 from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
-from outreach_core.services.unsubscribe_mailbox import (
-    MAX_MESSAGE_BYTES,
-    Action,
-    FlagReason,
-    read_mailbox,
-)
+from outreach_core.services.unsubscribe_mailbox import read_mailbox
 from tests.imap_server import ImapTestServer, TlsFront, self_signed_loopback_cert
 
 from conftest import REPO, cli_env, make_settings, wait_for

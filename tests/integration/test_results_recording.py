@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
-from outreach_core.adapters.store import result_queries as store
+from outreach_core.adapters.store import result_aggregates
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import SendOptions
+from outreach_core.domain.result_figures import ResultsFilter
 from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.domain.templating import TemplateSource
 from outreach_core.services import results
@@ -61,7 +62,7 @@ def test_refusals_keep_their_reply_code_and_sends_their_latency(workspace: Works
     assert history["refused@example.org"].latency_ms is None
 
     today = datetime.now(UTC).date()
-    data = results.load(workspace, results.ResultsFilter(start=today, end=today))
+    data = results.load(workspace, ResultsFilter(start=today, end=today))
     assert {(e.label, e.status, e.count) for e in data.errors} == {
         ("550", "failed", 1),
         ("452", "deferred", 1),
@@ -69,5 +70,5 @@ def test_refusals_keep_their_reply_code_and_sends_their_latency(workspace: Works
     [latency] = data.latency
     assert latency.sends == 3
     with workspace.db.connect() as conn:
-        buckets = store.latency_buckets(conn, [run_id])
+        buckets = result_aggregates.latency_buckets(conn, [run_id])
     assert latency.p99 == max(bucket for _, bucket, _ in buckets)

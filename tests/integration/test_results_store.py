@@ -12,9 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from outreach_core import services
-from outreach_core.adapters.store import deliveries, engines
+from outreach_core.adapters.store import deliveries, engines, result_aggregates
 from outreach_core.adapters.store.tables import deliveries as deliveries_table
 from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain import result_figures
 from outreach_core.domain.models import Workflow
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.services import results
@@ -72,8 +73,8 @@ def workflow(workspace: Workspace, tmp_path: Path) -> Workflow:
     return seed_workflow(workspace, tmp_path)
 
 
-def window(start: date, end: date, tz: str = "UTC", **extra: Any) -> results.ResultsFilter:
-    return results.ResultsFilter(start=start, end=end, timezone=tz, **extra)
+def window(start: date, end: date, tz: str = "UTC", **extra: Any) -> result_figures.ResultsFilter:
+    return result_figures.ResultsFilter(start=start, end=end, timezone=tz, **extra)
 
 
 @pytest.mark.parametrize(
@@ -211,19 +212,19 @@ def test_domains_keep_the_top_ones_and_sum_the_rest(
         ("small0.example", "sent"): 1,
         ("small1.example", "sent"): 1,
         ("small2.example", "sent"): 1,
-        (results.NO_ADDRESS, "skipped"): 1,
+        (result_figures.NO_ADDRESS, "skipped"): 1,
     }
 
     with workspace.db.connect() as conn:
-        from outreach_core.adapters.store import result_queries as store
-
-        rows = store.counts_by_domain(conn, window(date(2026, 1, 15), date(2026, 1, 15)).scope())
-    top = results.top_groups(rows, top=2, none_label=results.NO_ADDRESS)
+        rows = result_aggregates.counts_by_domain(
+            conn, window(date(2026, 1, 15), date(2026, 1, 15)).scope()
+        )
+    top = result_figures.top_groups(rows, top=2, none_label=result_figures.NO_ADDRESS)
     assert [(g.group, g.status, g.count) for g in top] == [
         ("big.example", "sent", 3),
         ("mid.example", "failed", 2),
-        (results.OTHER, "sent", 3),
-        (results.OTHER, "skipped", 1),
+        (result_figures.OTHER, "sent", 3),
+        (result_figures.OTHER, "skipped", 1),
     ]
 
 
@@ -489,7 +490,7 @@ def test_a_long_range_is_counted_in_several_statements(
 ) -> None:
     """Verify a range longer than one statement's days counts its first and last days."""
     first = date(2025, 9, 1)
-    last = first + timedelta(days=results.store.DAYS_PER_STATEMENT + 40)
+    last = first + timedelta(days=result_aggregates.DAYS_PER_STATEMENT + 40)
     run_id = new_run(workspace, workflow)
     at = [datetime(d.year, d.month, d.day, 12, tzinfo=UTC) for d in (first, last)]
     add(workspace, run_id, [row("a@x.org", "sent", at[0]),

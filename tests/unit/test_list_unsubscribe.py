@@ -13,7 +13,7 @@ from outreach_core.domain.unsubscribe_links import (
     mailto_uri,
     token,
 )
-from outreach_core.services.unsubscribe_mailbox import find_token
+from outreach_core.domain.unsubscribe_requests import find_token
 
 KEY = derived_key(b"0" * 44, "unsubscribe")
 TOKEN = token(KEY, "ann@example.org")

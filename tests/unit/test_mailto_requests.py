@@ -10,8 +10,9 @@ from email.message import EmailMessage
 import pytest
 
 from outreach_core.adapters.crypto import derived_key
+from outreach_core.adapters.imap_mailbox import redact
 from outreach_core.domain.unsubscribe_links import token
-from outreach_core.services.unsubscribe_mailbox import (
+from outreach_core.domain.unsubscribe_requests import (
     MAX_MESSAGE_BYTES,
     Action,
     Decision,
@@ -21,7 +22,6 @@ from outreach_core.services.unsubscribe_mailbox import (
     decide_message,
     find_token,
     parse_request,
-    redact,
 )
 
 KEY = derived_key(b"0" * 44, "unsubscribe")

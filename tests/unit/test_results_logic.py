@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from outreach_core.adapters.store.result_queries import prefix_upper_bound
-from outreach_core.services import results
+from outreach_core.adapters.store.ledger_queries import prefix_upper_bound
+from outreach_core.domain import result_figures as figures
 
 
 def test_local_days_follow_the_zones_midnights_across_dst() -> None:
     """Verify Paris days around the October 2026 change: the 25th lasts 25 hours."""
-    days = results.local_days(date(2026, 10, 24), date(2026, 10, 26), ZoneInfo("Europe/Paris"))
+    days = figures.local_days(date(2026, 10, 24), date(2026, 10, 26), ZoneInfo("Europe/Paris"))
     assert days == [
         (date(2026, 10, 24).toordinal(), datetime(2026, 10, 23, 22, tzinfo=UTC),
          datetime(2026, 10, 24, 22, tzinfo=UTC)),
@@ -27,7 +27,7 @@ def test_local_days_follow_the_zones_midnights_across_dst() -> None:
 
 
 def test_local_days_in_a_half_hour_zone() -> None:
-    [(_, start, end)] = results.local_days(
+    [(_, start, end)] = figures.local_days(
         date(2026, 1, 15), date(2026, 1, 15), ZoneInfo("Asia/Kolkata")
     )
     assert (start, end) == (
@@ -37,16 +37,16 @@ def test_local_days_in_a_half_hour_zone() -> None:
 
 
 def test_local_midnight_is_the_utc_instant_the_day_begins() -> None:
-    assert results.local_midnight(date(2026, 7, 1), ZoneInfo("Europe/Paris")) == datetime(
+    assert figures.local_midnight(date(2026, 7, 1), ZoneInfo("Europe/Paris")) == datetime(
         2026, 6, 30, 22, tzinfo=UTC
     )
-    assert results.local_midnight(date(2026, 1, 1), ZoneInfo("America/New_York")) == datetime(
+    assert figures.local_midnight(date(2026, 1, 1), ZoneInfo("America/New_York")) == datetime(
         2026, 1, 1, 5, tzinfo=UTC
     )
 
 
 def test_filter_scope_covers_whole_local_days() -> None:
-    flt = results.ResultsFilter(
+    flt = figures.ResultsFilter(
         start=date(2026, 1, 10), end=date(2026, 1, 12), timezone="Asia/Tokyo"
     )
     scope = flt.scope()
@@ -58,7 +58,7 @@ def test_an_inverted_date_range_says_what_to_do() -> None:
     with pytest.raises(
         ValidationError, match=r"end \(2026-01-01\) is before the start \(2026-01-05\)"
     ):
-        results.ResultsFilter(start=date(2026, 1, 5), end=date(2026, 1, 1))
+        figures.ResultsFilter(start=date(2026, 1, 5), end=date(2026, 1, 1))
 
 
 @pytest.mark.parametrize(
@@ -77,12 +77,12 @@ def test_an_inverted_date_range_says_what_to_do() -> None:
 def test_percentile_is_the_nearest_rank(
     buckets: list[tuple[int, int]], pct: int, expected: int
 ) -> None:
-    assert results.percentile(buckets, pct) == expected
+    assert figures.percentile(buckets, pct) == expected
 
 
 def test_percentile_of_nothing_is_refused() -> None:
     with pytest.raises(ValueError, match="no values"):
-        results.percentile([], 50)
+        figures.percentile([], 50)
 
 
 def test_top_groups_folds_the_rest_into_other_and_ignores_pending() -> None:
@@ -95,7 +95,7 @@ def test_top_groups_folds_the_rest_into_other_and_ignores_pending() -> None:
         (None, "skipped", 4),
         ("a.com", "pending", 100),
     ]
-    folded = results.top_groups(rows, top=2, none_label="(none)")
+    folded = figures.top_groups(rows, top=2, none_label="(none)")
     assert [(g.group, g.status, g.count) for g in folded] == [
         ("b.com", "failed", 3),
         ("b.com", "sent", 3),
@@ -115,7 +115,7 @@ def test_funnel_steps() -> None:
         ("skipped", "render_error", 3),
         ("skipped", "sent_recently", 4),
     ]
-    assert [(s.step, s.count) for s in results.funnel(rows)] == [
+    assert [(s.step, s.count) for s in figures.funnel(rows)] == [
         ("audience", 22),
         ("valid", 19),
         ("rendered", 16),
@@ -124,14 +124,14 @@ def test_funnel_steps() -> None:
 
 
 def test_error_label_prefers_the_code() -> None:
-    assert results.error_label(550, "permanent") == "550"
-    assert results.error_label(None, "transient") == "transient"
-    assert results.error_label(None, "interrupted mid-send; not resent") == "interrupted mid-send"
+    assert figures.error_label(550, "permanent") == "550"
+    assert figures.error_label(None, "transient") == "transient"
+    assert figures.error_label(None, "interrupted mid-send; not resent") == "interrupted mid-send"
 
 
 def test_day_rows_are_ordered_by_day_then_stacking_order() -> None:
     day = date(2024, 10, 4).toordinal()
-    rows = results.day_counts(
+    rows = figures.day_counts(
         [(day, "skipped", 9), (day, "failed", 1), (day, "sent", 2), (day - 1, "sent", 1),
          (day, "pending", 5)],
         [(day, "no_mx", 4), (day, "duplicate", 5)],

@@ -1,17 +1,16 @@
-"""Results: aggregates over the ledger, computed in SQL, and the ledger paged in SQL.
+"""Results: the aggregates the charts draw, computed in SQL, and the SQL they are built from.
 
-Every function returns grouped rows (at most a few per day, status, reason, domain or engine),
-never the deliveries themselves, except the ledger page (LIMIT/OFFSET) and one recipient's
-history. Each aggregate reads one index range in the index's own order (see the indexes on
-`deliveries` in tables.py): SQLite groups by sorting, so a GROUP BY the index does not serve
-would sort every row of the range. The one expression SQL spells differently per backend
-(the position of a character) is a small construct compiled per dialect below.
+Every aggregate returns grouped rows (at most a few per day, status, reason, domain or engine),
+never the deliveries themselves. Each reads one index range in the index's own order (see the
+indexes on `deliveries` in tables.py): SQLite groups by sorting, so a GROUP BY the index does
+not serve would sort every row of the range. The one expression SQL spells differently per
+backend (the position of a character) is a small construct compiled per dialect below; the
+scope's conditions (`scoped`) are shared with the ledger's queries (`ledger_queries.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from outreach_core.adapters.store.tables import deliveries, engines, runs, workflows
+from outreach_core.domain.result_figures import Scope
 from outreach_core.domain.states import DeliveryStatus
 
 SECONDS_PER_DAY = 86_400
@@ -81,28 +81,6 @@ def reason_word(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return sa.case((colon > 0, sa.func.substr(column, 1, colon - 1)), else_=column)
 
 
-def reason_is(column: ColumnElement[Any], word: str) -> ColumnElement[bool]:
-    """`reason_word(column) == word` as ranges of the reason index: the reason is the word
-    itself, or starts with `word:` (every string in [`word:`, `word;`), `;` following `:`).
-    Like the email search, this needs text compared in code-point order: SQLite's default,
-    and on PostgreSQL the column's own "C" collation (`tables.ordered_text`), whatever the
-    database's locale. A word holding a colon is no reason's word, so it matches nothing."""
-    if ":" in word:
-        return sa.false()
-    return sa.or_(column == word, sa.and_(column >= f"{word}:", column < f"{word};"))
-
-
-def _before_word(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The bound below which lie the reasons of words before `column`'s: `word:` for
-    `word: detail` (the block [`word:`, `word;`) holds only that word), the reason itself when
-    it has no colon."""
-    colon = char_position(column, ":")
-    return sa.case(
-        (colon > 0, sa.func.substr(column, 1, colon, type_=sa.Text)),
-        else_=column,
-    )
-
-
 def domain_of(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """The part after the @ of a normalised address."""
     return sa.func.substr(column, char_position(column, "@") + 1)
@@ -122,17 +100,7 @@ def latency_bucket(column: ColumnElement[Any]) -> ColumnElement[Any]:
 # --- scope ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Which deliveries an aggregate reads: outcome time in [start, end), optional workflow
-    and engine (the engine that took the message, else the run's engine for older rows)."""
-
-    start: datetime
-    end: datetime
-    workflow_id: int | None = None
-    engine_id: int | None = None
-
-
+#: the engine that took the message, else the run's (rows recorded before the column existed)
 delivery_engine = sa.func.coalesce(deliveries.c.engine_id, runs.c.engine_id)
 
 
@@ -141,7 +109,7 @@ def _runs_where(condition: ColumnElement[bool]) -> sa.Select[Any]:
     return sa.select(runs.c.id).where(condition)
 
 
-def _scoped(
+def scoped(
     query: sa.Select[Any],
     scope: Scope,
     *,
@@ -227,7 +195,7 @@ def counts_by_day(
 
     def build(index: int, day: Scope) -> sa.Select[Any]:
         day = Scope(day.start, day.end, scope.workflow_id, scope.engine_id)
-        return _scoped(
+        return scoped(
             sa.select(sa.literal(index).label("day"), deliveries.c.status, sa.func.count())
             .select_from(deliveries)
             .where(deliveries.c.status.in_(ALL_STATUSES)),
@@ -250,7 +218,7 @@ def skipped_by_day_and_reason(
     def build(index: int, day: Scope) -> sa.Select[Any]:
         day = Scope(day.start, day.end, scope.workflow_id, scope.engine_id)
         return (
-            _scoped(
+            scoped(
                 sa.select(sa.literal(index).label("day"), word, sa.func.count()).select_from(
                     deliveries
                 ),
@@ -269,7 +237,7 @@ def skipped_by_day_and_reason(
 
 def counts_by_domain(conn: Connection, scope: Scope) -> list[tuple[str | None, str, int]]:
     """(recipient domain, status, count); None for rows with no normalised address."""
-    query = _scoped(
+    query = scoped(
         sa.select(deliveries.c.domain, deliveries.c.status, sa.func.count()).select_from(
             deliveries
         ),
@@ -286,7 +254,7 @@ def counts_by_engine(
     Rows with an engine are read from the (engine_id, status, updated_at) index, one range
     per engine and status; the few without one (written before the column existed) are
     grouped through their run, whose id the same index holds."""
-    scoped = _scoped(
+    own_engine = scoped(
         sa.select(deliveries.c.engine_id, deliveries.c.status, sa.func.count())
         .select_from(deliveries)
         .where(
@@ -295,8 +263,8 @@ def counts_by_engine(
         ),
         scope,
     ).group_by(deliveries.c.engine_id, deliveries.c.status)
-    found = [(int(e), str(s), int(n)) for e, s, n in conn.execute(scoped)]
-    legacy = _scoped(
+    found = [(int(e), str(s), int(n)) for e, s, n in conn.execute(own_engine)]
+    legacy = scoped(
         sa.select(runs.c.engine_id, deliveries.c.status, sa.func.count())
         .select_from(deliveries.join(runs, runs.c.id == deliveries.c.run_id))
         .where(deliveries.c.engine_id.is_(None), deliveries.c.status.in_(ALL_STATUSES)),
@@ -310,7 +278,7 @@ def error_counts(conn: Connection, scope: Scope) -> list[tuple[int | None, str, 
     """(reply code, reason word, status, count) of failed, deferred and unknown deliveries."""
     word = reason_word(sa.func.coalesce(deliveries.c.reason, "unspecified")).label("word")
     query = (
-        _scoped(
+        scoped(
             sa.select(
                 deliveries.c.reply_code, word, deliveries.c.status, sa.func.count()
             ).select_from(deliveries),
@@ -370,159 +338,6 @@ def run_status_reasons(conn: Connection, run_id: int) -> list[tuple[str, str | N
         .group_by(deliveries.c.status, word)
     )
     return [(str(s), w, int(n)) for s, w, n in conn.execute(query)]
-
-
-# --- the ledger ---------------------------------------------------------------------------
-
-_LEDGER_COLUMNS = (
-    deliveries.c.id,
-    deliveries.c.run_id,
-    workflows.c.name.label("workflow"),
-    delivery_engine.label("engine_id"),
-    deliveries.c.email,
-    deliveries.c.status,
-    deliveries.c.reason,
-    deliveries.c.reply_code,
-    deliveries.c.attempts,
-    deliveries.c.latency_ms,
-    deliveries.c.updated_at,
-    deliveries.c.sent_at,
-)
-
-
-def _ledger_from() -> sa.FromClause:
-    return deliveries.join(runs, runs.c.id == deliveries.c.run_id).join(
-        workflows, workflows.c.id == runs.c.workflow_id
-    )
-
-
-def prefix_upper_bound(prefix: str) -> str:
-    """The smallest string greater than every string starting with `prefix` (its last
-    character incremented): `email >= prefix AND email < bound` is an index range scan on
-    both backends, where LIKE 'prefix%' is not (SQLite's LIKE ignores case, PostgreSQL's
-    needs a pattern index)."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
-def _ledger_filters(
-    query: sa.Select[Any],
-    scope: Scope,
-    *,
-    email_prefix: str | None,
-    status: str | None,
-    reason: str | None,
-) -> sa.Select[Any]:
-    # With a search, the two address index ranges find the matches: SQLite, estimating every
-    # range alike, would otherwise walk the whole time range and read each row's address.
-    outcome_time = no_seek(deliveries.c.updated_at) if email_prefix else deliveries.c.updated_at
-    query = _scoped(query, scope, outcome_time=outcome_time)
-    if email_prefix:
-        lowered = email_prefix.lower()
-        query = query.where(
-            sa.or_(
-                sa.and_(
-                    deliveries.c.email_normalized >= lowered,
-                    deliveries.c.email_normalized < prefix_upper_bound(lowered),
-                ),
-                sa.and_(
-                    deliveries.c.email >= email_prefix,
-                    deliveries.c.email < prefix_upper_bound(email_prefix),
-                ),
-            )
-        )
-    if status:
-        query = query.where(deliveries.c.status == status)
-    if reason:
-        query = query.where(reason_is(deliveries.c.reason, reason))
-    return query
-
-
-def reason_kinds(conn: Connection, scope: Scope, *, status: str | None = None) -> list[str]:
-    """The reason words present among the scope's deliveries (of `status`, if given), sorted.
-
-    A loose scan of the reason index, backwards: each step seeks the last in-scope reason
-    before the previous word's block (`_before_word`), so the cost is a seek per distinct word,
-    not a read of every delivery in range. Backwards, the index gives each reason's newest rows
-    first, so a range ending today finds its first in-scope row at once; the scope's other
-    columns are in the index too, so no row is read."""
-
-    def last_before(bound: ColumnElement[Any] | None) -> ColumnElement[Any]:
-        query = _scoped(
-            sa.select(deliveries.c.reason), scope, outcome_time=no_seek(deliveries.c.updated_at)
-        ).where(deliveries.c.reason.is_not(None))
-        if status:
-            query = query.where(deliveries.c.status == status)
-        if bound is not None:
-            query = query.where(deliveries.c.reason < bound)
-        return query.order_by(deliveries.c.reason.desc()).limit(1).scalar_subquery()
-
-    found = sa.select(last_before(None).label("reason")).cte("reasons_found", recursive=True)
-    found = found.union_all(
-        sa.select(last_before(_before_word(found.c.reason))).where(found.c.reason.is_not(None))
-    )
-    word = reason_word(found.c.reason)
-    query = sa.select(word).where(found.c.reason.is_not(None)).distinct().order_by(word)
-    return [str(w) for (w,) in conn.execute(query)]
-
-
-def ledger_count(
-    conn: Connection,
-    scope: Scope,
-    *,
-    email_prefix: str | None = None,
-    status: str | None = None,
-    reason: str | None = None,
-) -> int:
-    """How many deliveries match the ledger's filters."""
-    query = _ledger_filters(
-        sa.select(sa.func.count()).select_from(deliveries),
-        scope,
-        email_prefix=email_prefix,
-        status=status,
-        reason=reason,
-    )
-    return int(conn.execute(query).scalar_one())
-
-
-def ledger_page(
-    conn: Connection,
-    scope: Scope,
-    *,
-    email_prefix: str | None = None,
-    status: str | None = None,
-    reason: str | None = None,
-    limit: int,
-    offset: int,
-) -> list[sa.Row[Any]]:
-    """One page of deliveries matching the filters, newest outcome first (the updated_at
-    index's order, so a page reads its rows and stops).
-
-    A search is read from the address indexes instead: the page's ids are picked first from
-    the matches' (updated_at, id), then only those rows are read, so a short prefix matching
-    many rows sorts index entries rather than whole rows."""
-    filters = {"email_prefix": email_prefix, "status": status, "reason": reason}
-    order = (deliveries.c.updated_at.desc(), deliveries.c.id.desc())
-    columns = sa.select(*_LEDGER_COLUMNS).select_from(_ledger_from())
-    if email_prefix:
-        ids = _ledger_filters(sa.select(deliveries.c.id), scope, **filters)
-        page_ids = ids.order_by(*order).limit(limit).offset(offset).scalar_subquery()
-        query = columns.where(deliveries.c.id.in_(page_ids)).order_by(*order)
-    else:
-        query = _ledger_filters(columns, scope, **filters).order_by(*order)
-        query = query.limit(limit).offset(offset)
-    return list(conn.execute(query))
-
-
-def recipient_history(conn: Connection, email: str, *, limit: int) -> list[sa.Row[Any]]:
-    """Every delivery to one address (normalised, or exactly as given), newest first."""
-    query = (
-        sa.select(*_LEDGER_COLUMNS)
-        .select_from(_ledger_from())
-        .where(sa.or_(deliveries.c.email_normalized == email.lower(), deliveries.c.email == email))
-        .order_by(deliveries.c.id.desc())
-        .limit(limit)
-    )
-    return list(conn.execute(query))
 
 
 def engine_names(conn: Connection) -> dict[int, str]:
