@@ -3,7 +3,8 @@ send its deferred (and, confirmed, its unknown) deliveries again."""
 
 import streamlit as st
 
-from outreach_core import OutreachError, RunStatus, services, ui
+from outreach_core import OutreachError, services, ui
+from outreach_core.domain.states import RunAction, allowed_actions
 from outreach_core.services import run_summaries
 
 ws = ui.workspace()
@@ -63,7 +64,7 @@ def ask_confirmation(run_id: int) -> None:
 
 
 if counts.deferred or counts.unknown:
-    retryable = summary.run.status in (RunStatus.COMPLETED, RunStatus.PAUSED)
+    retryable = RunAction.RETRY in allowed_actions(summary.run.status)
     deferred_column, unknown_column = st.columns(2)
     deferred_column.button(
         f"Retry deferred ({counts.deferred})",

@@ -7,11 +7,13 @@ claim it first; claiming is atomic). Progress is read from the database, never k
 import streamlit as st
 
 from outreach_core import OutreachError, RunStatus, services, ui
+from outreach_core.domain.states import RunAction, allowed_actions
 from outreach_core.services import preflight
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
 
+#: a run in these states goes on by itself: the page is redrawn once it leaves them
 LIVE = (RunStatus.QUEUED, RunStatus.INITIALIZING, RunStatus.SENDING)
 
 
@@ -30,14 +32,14 @@ def send_now(workflow_id: int) -> None:
     st.session_state["send_feedback"] = ("success", f"Run {run_id} queued and sending.")
 
 
-def act(action: str, run_id: int) -> None:
+def act(action: RunAction, run_id: int) -> None:
     """Pause / Resume / Cancel callback."""
     if not ui.require_role("sender"):
         return
     try:
-        if action == "pause":
+        if action == RunAction.PAUSE:
             services.pause_run(ws, run_id, actor=ui.actor())
-        elif action == "cancel":
+        elif action == RunAction.CANCEL:
             services.cancel_run(ws, run_id, actor=ui.actor())
         else:
             services.resume_in_background(ws, run_id, actor=ui.actor())
@@ -153,31 +155,32 @@ def progress(run_id: int, drawn: RunStatus) -> None:
     for column, (label, value) in zip(st.columns(len(metrics)), metrics, strict=True):
         column.metric(label, value, border=True)
     st.markdown(ui.run_status_line(summary, tz))
+    allowed = allowed_actions(status)
     pause, resume, cancel = st.columns(3)
     pause.button(
         "Pause",
         key="run_pause",
-        disabled=status is not RunStatus.SENDING,
+        disabled=RunAction.PAUSE not in allowed,
         on_click=act,
-        args=("pause", run_id),
+        args=(RunAction.PAUSE, run_id),
         icon=":material/pause:",
         width="stretch",
     )
     resume.button(
         "Resume",
         key="run_resume",
-        disabled=status is not RunStatus.PAUSED,
+        disabled=RunAction.RESUME not in allowed,
         on_click=act,
-        args=("resume", run_id),
+        args=(RunAction.RESUME, run_id),
         icon=":material/play_arrow:",
         width="stretch",
     )
     cancel.button(
         "Cancel",
         key="run_cancel",
-        disabled=status not in (*LIVE, RunStatus.PAUSED),
+        disabled=RunAction.CANCEL not in allowed,
         on_click=act,
-        args=("cancel", run_id),
+        args=(RunAction.CANCEL, run_id),
         icon=":material/cancel:",
         width="stretch",
     )

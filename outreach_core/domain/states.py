@@ -130,3 +130,36 @@ def check_delivery_transition(current: DeliveryStatus, target: DeliveryStatus) -
         raise IllegalTransition(
             f"a delivery cannot go from {current} to {target}; allowed: {allowed}"
         )
+
+
+class RunAction(StrEnum):
+    """What a user may ask of a run from a page or the CLI."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    #: put deferred (and, when asked, unknown) deliveries back to pending and re-queue the run
+    RETRY = "retry"
+
+
+#: the statuses in which each action is allowed: the services refuse the others, the pages
+#: disable their buttons. A resume continues a PAUSED run; an executor that adopts an
+#: interrupted run (its holder gone) does so on its own, not as a user's action.
+RUN_ACTIONS: dict[RunAction, frozenset[RunStatus]] = {
+    RunAction.PAUSE: frozenset({RunStatus.SENDING}),
+    RunAction.RESUME: frozenset({RunStatus.PAUSED}),
+    RunAction.CANCEL: frozenset(
+        {RunStatus.QUEUED, RunStatus.INITIALIZING, RunStatus.SENDING, RunStatus.PAUSED}
+    ),
+    RunAction.RETRY: frozenset({RunStatus.COMPLETED, RunStatus.PAUSED}),
+}
+
+
+def allowed_actions(status: RunStatus) -> frozenset[RunAction]:
+    """The actions a run in this status accepts."""
+    return frozenset(action for action, statuses in RUN_ACTIONS.items() if status in statuses)
+
+
+def statuses_allowing(action: RunAction) -> tuple[RunStatus, ...]:
+    """The statuses in which `action` is allowed, in lifecycle order (for messages)."""
+    return tuple(status for status in RunStatus if status in RUN_ACTIONS[action])

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, ValidationError
 
-from outreach_core import services
 from outreach_core.adapters.store import audit, daemons, runs, schedules, workflows
 from outreach_core.adapters.store.daemons import Daemon
 from outreach_core.adapters.workspace import Workspace
@@ -29,6 +28,7 @@ from outreach_core.domain.cadence import (
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.states import RunStatus
 from outreach_core.errors import InputError
+from outreach_core.services.runs import queue_run
 
 #: how often a daemon writes its heartbeat
 DAEMON_HEARTBEAT_S = 5.0
@@ -145,7 +145,7 @@ def trigger_workflow(
     if workflow_id is None:
         with ws.db.connect() as conn:
             workflow_id = workflows.get_workflow_by_key(conn, workflow_key or "").id
-    return services.queue_run(ws, workflow_id, trigger=API_TRIGGER, actor=actor)
+    return queue_run(ws, workflow_id, trigger=API_TRIGGER, actor=actor)
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from outreach_core import services
 from outreach_core.adapters.contact_files import read_contacts_file
 from outreach_core.adapters.store import audiences
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import SendOptions, Workflow
 from outreach_core.domain.templating import load_template_dir
+from outreach_core.services.workflows import list_workflows, setup_workflow
 
 DEMO_DIR = Path(__file__).parent
 DEMO_AUDIENCE = "Demo contacts"
@@ -25,14 +25,14 @@ def load_demo(ws: Workspace) -> Workflow | None:
     The workflow is created last, so its presence means the demo is complete; a load that
     was interrupted earlier is completed by the next call (template and engine are reused).
     """
-    if any(w.name == DEMO_WORKFLOW for w in services.list_workflows(ws)):
+    if any(w.name == DEMO_WORKFLOW for w in list_workflows(ws)):
         return None
     audience_name = DEMO_AUDIENCE
     with ws.db.connect() as conn:
         if audiences.find_audience(conn, DEMO_AUDIENCE):  # left by an interrupted load
             audience_name = f"{DEMO_AUDIENCE} (reloaded)"
     outbox = (ws.settings.data_dir / "outbox").resolve()
-    return services.setup_workflow(
+    return setup_workflow(
         ws,
         name=DEMO_WORKFLOW,
         parsed=read_contacts_file(DEMO_DIR / "contacts.csv"),

@@ -1,0 +1,165 @@
+"""Engines: saving one (its URL encrypted, a masked copy shown), its limits and From address,
+listing them with today's usage, and testing a connection without ever showing its secret."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from outreach_core.adapters import crypto
+from outreach_core.adapters.senders import open_sender, parse_engine_url
+from outreach_core.adapters.store import audit, deliveries, engines
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.engine_rotation import utc_day_start
+from outreach_core.domain.forms import parse_engine_limits
+from outreach_core.domain.models import Engine, EngineLimits
+from outreach_core.domain.validation import check_syntax
+from outreach_core.errors import FieldErrors, InputError, OutreachError, SendError
+
+
+def save_engine(
+    ws: Workspace, *, name: str, url: str, from_email: str, from_name: str, actor: str
+) -> Engine:
+    """Create or update an engine; its URL is stored encrypted, a masked copy for display."""
+    parsed = parse_engine_url(url)
+    checked = check_syntax(from_email)
+    if not checked.ok:
+        raise InputError(f"from address {from_email!r}: {checked.error}")
+    now = utcnow()
+    with ws.db.begin() as conn:
+        # re-saving an engine (a new URL or secret) keeps the limits set on it
+        kept = next((e.limits for e in engines.list_engines(conn) if e.name == name), None)
+        engine_id = engines.upsert_engine(
+            conn,
+            limits=kept,
+            name=name,
+            kind=parsed.kind,
+            url_encrypted=crypto.encrypt(ws.fernet, url),
+            display_url=parsed.display,
+            from_email=checked.address or from_email,
+            from_name=from_name,
+            now=now,
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action="engine.save",
+            subject=f"engine {engine_id}",
+            now=now,
+            detail={"name": name, "url": parsed.display},
+        )
+        return engines.get_engine(conn, engine_id)
+
+
+def save_engine_limits(
+    ws: Workspace,
+    engine_id: int,
+    limits: EngineLimits,
+    *,
+    actor: str,
+    from_email: str | None = None,
+    from_name: str | None = None,
+) -> Engine:
+    """Change an engine's limits (and, when given, its From address and name) without its URL:
+    the stored secret is neither needed nor touched."""
+    now = utcnow()
+    with ws.db.begin() as conn:
+        engine = engines.get_engine(conn, engine_id)
+        detail: dict[str, Any] = {"limits": limits.model_dump(mode="json", exclude_none=True)}
+        engines.set_limits(conn, engine_id, limits)
+        if from_email is not None or from_name is not None:
+            address = engine.from_email
+            if from_email is not None and from_email.strip() != engine.from_email:
+                checked = check_syntax(from_email)
+                if not checked.ok:
+                    raise InputError(f"from address {from_email!r}: {checked.error}")
+                address = checked.address or from_email
+            name = engine.from_name if from_name is None else from_name.strip()
+            engines.set_sender(conn, engine_id, from_email=address, from_name=name)
+            detail["from"] = f"{name} <{address}>" if name else address
+        audit.record(
+            conn,
+            actor=actor,
+            action="engine.limits",
+            subject=f"engine {engine_id}",
+            now=now,
+            detail=detail,
+        )
+        return engines.get_engine(conn, engine_id)
+
+
+def save_engine_limits_form(
+    ws: Workspace, engine_id: int, values: dict[str, Any], *, actor: str
+) -> Engine:
+    """The Engines page's limits form: blank = no limit; FieldErrors by field, nothing saved."""
+    limits = parse_engine_limits(values)
+    try:
+        return save_engine_limits(
+            ws,
+            engine_id,
+            limits,
+            actor=actor,
+            from_email=values.get("from_email"),
+            from_name=values.get("from_name"),
+        )
+    except InputError as exc:
+        if str(exc).startswith("from address"):
+            raise FieldErrors({"from_email": str(exc)}) from None
+        raise
+
+
+def engine_usage_today(ws: Workspace) -> dict[int, int]:
+    """Messages each engine took since midnight UTC over every run (sent, unknown, in flight):
+    what its daily quota is counted against."""
+    with ws.db.connect() as conn:
+        ids = [engine.id for engine in engines.list_engines(conn)]
+        return deliveries.engine_usage(conn, ids, since=utc_day_start(utcnow()))
+
+
+def list_engines(ws: Workspace) -> list[Engine]:
+    """All engines, secrets masked."""
+    with ws.db.connect() as conn:
+        return engines.list_engines(conn)
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The credential parts of an engine URL (raw and decoded), to scrub from messages."""
+    parts = urlsplit(url)
+    found = [parts.password or ""]
+    if parts.scheme not in ("smtp", "smtps"):
+        found.append(parts.username or "")  # the API key or access key of the HTTP kinds
+    found += [unquote(value) for value in found]
+    return sorted({value for value in found if len(value) >= 3}, key=len, reverse=True)
+
+
+def test_engine_connection(ws: Workspace, engine_id: int) -> str:
+    """Open the engine's sender and run its `check()`: a sentence on success.
+
+    Raises SendError (or InputError) saying what is wrong. Neither the sentence nor the
+    error ever contains the engine's password or key.
+    """
+    with ws.db.connect() as conn:
+        engine = engines.get_engine(conn, engine_id)
+        encrypted = engines.get_encrypted_url(conn, engine.id)
+    url = crypto.decrypt(ws.fernet, encrypted)
+
+    async def check() -> str:
+        async with open_sender(url, concurrency=1) as sender:
+            return await sender.check()
+
+    def scrub(text: str) -> str:
+        for secret in _secrets_of(url):
+            text = text.replace(secret, "***")
+        return text
+
+    try:
+        message = asyncio.run(check())
+    except SendError as exc:
+        raise SendError(scrub(str(exc)), kind=exc.kind) from None
+    except OutreachError as exc:
+        raise InputError(scrub(str(exc))) from None
+    except OSError as exc:  # anything the sender did not translate
+        raise InputError(scrub(f"engine {engine.name}: {type(exc).__name__}: {exc}")) from None
+    return scrub(message)
