@@ -130,3 +130,24 @@ def check_delivery_transition(current: DeliveryStatus, target: DeliveryStatus) -
         raise IllegalTransition(
             f"a delivery cannot go from {current} to {target}; allowed: {allowed}"
         )
+
+
+class StopReason(StrEnum):
+    """Why an executor's batch loop stopped; it decides how the run ends."""
+
+    #: nothing is pending or held by another worker: the run is complete
+    DONE = "done"
+    #: a stop was asked for (SIGTERM/SIGINT) or the run was lost to another executor
+    STOP = "stop"
+    #: the run's time limit is up: its pending rows are skipped
+    TIME = "time"
+    #: the run is no longer SENDING or no longer this worker's (paused or cancelled by a user)
+    STATUS = "status"
+    #: outside the run's send window: paused until it opens
+    WINDOW = "window"
+    #: no engine is left in the rotation: paused
+    ENGINE = "engine"
+    #: every engine's daily quota is used: paused until the next UTC midnight
+    QUOTA = "quota"
+    #: auto-pause: too many recent sends failed, or an engine's complaint brake is on
+    AUTO = "auto"
