@@ -163,3 +163,24 @@ def allowed_actions(status: RunStatus) -> frozenset[RunAction]:
 def statuses_allowing(action: RunAction) -> tuple[RunStatus, ...]:
     """The statuses in which `action` is allowed, in lifecycle order (for messages)."""
     return tuple(status for status in RunStatus if status in RUN_ACTIONS[action])
+
+
+class StopReason(StrEnum):
+    """Why an executor's batch loop stopped; it decides how the run ends."""
+
+    #: nothing is pending or held by another worker: the run is complete
+    DONE = "done"
+    #: a stop was asked for (SIGTERM/SIGINT) or the run was lost to another executor
+    STOP = "stop"
+    #: the run's time limit is up: its pending rows are skipped
+    TIME = "time"
+    #: the run is no longer SENDING or no longer this worker's (paused or cancelled by a user)
+    STATUS = "status"
+    #: outside the run's send window: paused until it opens
+    WINDOW = "window"
+    #: no engine is left in the rotation: paused
+    ENGINE = "engine"
+    #: every engine's daily quota is used: paused until the next UTC midnight
+    QUOTA = "quota"
+    #: auto-pause: too many recent sends failed, or an engine's complaint brake is on
+    AUTO = "auto"

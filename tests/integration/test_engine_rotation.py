@@ -326,7 +326,7 @@ def test_the_tighter_of_the_engines_and_the_runs_token_bucket_holds(
     fake = FakeClock()
     bucket = functools.partial(TokenBucket, clock=fake.clock, sleep=fake.sleep)
     monkeypatch.setattr(lanes, "TokenBucket", bucket)
-    monkeypatch.setattr(sending, "TokenBucket", bucket)
+    monkeypatch.setattr(sending.context, "TokenBucket", bucket)
     engine_id = make_engine(
         workspace,
         "paced",

@@ -21,7 +21,7 @@ import pytest
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
 from outreach_core.adapters.senders.outbox import OutboxSender
-from outreach_core.adapters.store import deliveries, runs, suppressions, templates
+from outreach_core.adapters.store import deliveries, delivery_claims, runs, suppressions, templates
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.models import SendOptions, Workflow
@@ -161,7 +161,7 @@ def test_crashed_executor_claimed_deliveries_become_unknown_and_are_not_sent(
     assert run is not None
     assert sending.freeze_audience(workspace, run)
     with workspace.db.begin() as conn:
-        in_flight = deliveries.claim_pending(
+        in_flight = delivery_claims.claim_pending(
             conn, run_id, worker_id=DEAD_WORKER, limit=3, now=long_ago
         )
         runs.heartbeat(conn, run_id, worker_id=DEAD_WORKER, now=long_ago)

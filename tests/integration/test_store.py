@@ -24,6 +24,7 @@ from outreach_core.adapters.store import (
     audit,
     db,
     deliveries,
+    delivery_claims,
     engines,
     runs,
     suppressions,
@@ -550,9 +551,11 @@ def test_claim_pending_moves_a_batch_to_sending_for_the_worker(
     """Verify claim_pending takes at most `limit` pending deliveries in id order."""
     run_id = queue_with_deliveries(workspace, seed_workflow(workspace, tmp_path), 5)
     with workspace.db.begin() as conn:
-        batch = deliveries.claim_pending(conn, run_id, worker_id="w", limit=3, now=utcnow())
-        rest = deliveries.claim_pending(conn, run_id, worker_id="w", limit=3, now=utcnow())
-        none_left = deliveries.claim_pending(conn, run_id, worker_id="w", limit=3, now=utcnow())
+        batch = delivery_claims.claim_pending(conn, run_id, worker_id="w", limit=3, now=utcnow())
+        rest = delivery_claims.claim_pending(conn, run_id, worker_id="w", limit=3, now=utcnow())
+        none_left = delivery_claims.claim_pending(
+            conn, run_id, worker_id="w", limit=3, now=utcnow()
+        )
         stored = deliveries.list_deliveries(conn, run_id)
     assert [d.row_number for d in batch] == [0, 1, 2]
     assert [d.row_number for d in rest] == [3, 4]
@@ -571,7 +574,7 @@ def test_concurrent_claim_pending_never_hands_a_delivery_to_two_workers(
         with workspace.db.connect() as conn:
             while True:
                 with conn.begin():
-                    batch = deliveries.claim_pending(
+                    batch = delivery_claims.claim_pending(
                         conn, run_id, worker_id=f"worker-{i}", limit=7, now=utcnow()
                     )
                 if not batch:
@@ -600,7 +603,7 @@ def test_record_outcome_only_from_sending(workspace: Workspace, tmp_path: Path) 
     run_id = queue_with_deliveries(workspace, seed_workflow(workspace, tmp_path), 2)
     now = utcnow()
     with workspace.db.begin() as conn:
-        [first] = deliveries.claim_pending(conn, run_id, worker_id="w", limit=1, now=now)
+        [first] = delivery_claims.claim_pending(conn, run_id, worker_id="w", limit=1, now=now)
         deliveries.record_outcome(
             conn,
             first.id,
@@ -636,8 +639,8 @@ def test_mark_in_flight_unknown_touches_only_sending_deliveries_of_the_run(
     other = queue_with_deliveries(workspace, workflow, 2)
     now = utcnow()
     with workspace.db.begin() as conn:
-        claimed = deliveries.claim_pending(conn, run_id, worker_id="dead", limit=3, now=now)
-        deliveries.claim_pending(conn, other, worker_id="alive", limit=1, now=now)
+        claimed = delivery_claims.claim_pending(conn, run_id, worker_id="dead", limit=3, now=now)
+        delivery_claims.claim_pending(conn, other, worker_id="alive", limit=1, now=now)
         deliveries.record_outcome(
             conn, claimed[0].id, target=DeliveryStatus.SENT, now=now, attempts=1
         )
@@ -660,12 +663,14 @@ def test_release_unstarted_returns_claimed_deliveries_to_pending(
     run_id = queue_with_deliveries(workspace, seed_workflow(workspace, tmp_path), 4)
     now = utcnow()
     with workspace.db.begin() as conn:
-        claimed = deliveries.claim_pending(conn, run_id, worker_id="w", limit=3, now=now)
+        claimed = delivery_claims.claim_pending(conn, run_id, worker_id="w", limit=3, now=now)
         deliveries.record_outcome(
             conn, claimed[0].id, target=DeliveryStatus.SENT, now=now, attempts=1
         )
-        released = deliveries.release_unstarted(conn, [claimed[0].id, claimed[1].id], now=utcnow())
-        assert deliveries.release_unstarted(conn, [], now=now) == 0
+        released = delivery_claims.release_unstarted(
+            conn, [claimed[0].id, claimed[1].id], now=utcnow()
+        )
+        assert delivery_claims.release_unstarted(conn, [], now=now) == 0
         counts = deliveries.counts(conn, run_id)
         claimed_by = conn.execute(
             sa.select(tables.deliveries.c.claimed_by).where(tables.deliveries.c.id == claimed[1].id)
@@ -846,7 +851,7 @@ def test_long_reasons_are_cut_to_fit_the_reason_index(workspace: Workspace, tmp_
                 delivery_row(run_id, 2, status=DeliveryStatus.SKIPPED, reason="render_error: " + huge),
             ],
         )  # fmt: skip
-        first, second = deliveries.claim_pending(conn, run_id, worker_id="w", limit=2, now=now)
+        first, second = delivery_claims.claim_pending(conn, run_id, worker_id="w", limit=2, now=now)
         deliveries.record_outcome(
             conn, first.id, target=DeliveryStatus.DEFERRED, now=now, attempts=1, reason=huge
         )
@@ -868,7 +873,9 @@ def test_long_reasons_are_cut_to_fit_the_reason_index(workspace: Workspace, tmp_
                 conn, run_id, statuses=[DeliveryStatus.DEFERRED, DeliveryStatus.UNKNOWN],
                 note=f"retry {retry} on request; before: ", now=now,
             )  # fmt: skip
-            for claimed in deliveries.claim_pending(conn, run_id, worker_id="w", limit=2, now=now):
+            for claimed in delivery_claims.claim_pending(
+                conn, run_id, worker_id="w", limit=2, now=now
+            ):
                 deliveries.record_outcome(
                     conn, claimed.id, target=DeliveryStatus.DEFERRED, now=now, attempts=1
                 )

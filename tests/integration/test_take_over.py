@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_store import delivery_row, queue_with_deliveries, seed_workflow
 
-from outreach_core.adapters.store import daemons, deliveries, runs
+from outreach_core.adapters.store import daemons, deliveries, delivery_claims, runs
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.states import DeliveryStatus, RunStatus
@@ -44,7 +44,7 @@ def sending_run(ws: Workspace, tmp_path: Path, *, holder: str, heartbeat_age: ti
 def claim(ws: Workspace, run_id: int, worker_id: str, count: int) -> set[int]:
     """Move `count` pending deliveries of the run to `sending` for `worker_id`; their ids."""
     with ws.db.begin() as conn:
-        batch = deliveries.claim_pending(
+        batch = delivery_claims.claim_pending(
             conn, run_id, worker_id=worker_id, limit=count, now=utcnow()
         )
     assert len(batch) == count

@@ -1,4 +1,7 @@
-"""Deliveries: the per-recipient ledger of a run."""
+"""Deliveries: the per-recipient ledger of a run: freezing rows, recording outcomes, counts.
+
+Claiming rows for sending and what other workers hold in flight are in `delivery_claims`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store.tables import deliveries, runs
+from outreach_core.adapters.store.tables import deliveries
 from outreach_core.domain.models import Delivery, RunCounts
 from outreach_core.domain.states import DeliveryStatus, check_delivery_transition
 from outreach_core.errors import IllegalTransition
@@ -22,8 +25,12 @@ _HANDED_OVER = frozenset({DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryS
 # to stay under SQLite's bound-parameter limit.
 INSERT_CHUNK = 500
 
+#: the reason of a delivery whose executor died between handing it over and recording it
+INTERRUPTED_REASON = "interrupted mid-send; not resent to keep at-most-once"
 
-def _to_delivery(row: sa.Row) -> Delivery:
+
+def to_delivery(row: sa.Row) -> Delivery:
+    """A row of the deliveries table as the model."""
     return Delivery.model_validate(dict(row._mapping))
 
 
@@ -67,37 +74,6 @@ def insert_deliveries(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
         conn.execute(deliveries.insert(), batch)
         total += len(batch)
     return total
-
-
-def claim_pending(
-    conn: Connection, run_id: int, *, worker_id: str, limit: int, now: datetime
-) -> list[Delivery]:
-    """Atomically move up to `limit` pending deliveries to `sending` for this worker.
-
-    Same shape as claiming a run: SKIP LOCKED on PostgreSQL, the status guard everywhere.
-    The candidates are a MATERIALIZED CTE on PostgreSQL: as a plain `IN (subquery)` the planner
-    may rescan the LIMITed subquery once per outer row (nested-loop semi-join), and each rescan
-    skips the rows this statement already updated, so one claim could take every pending row.
-    """
-    candidates = (
-        sa.select(deliveries.c.id)
-        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
-        .order_by(deliveries.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("claim_candidates")
-        .prefix_with("MATERIALIZED", dialect="postgresql")
-    )
-    rows = conn.execute(
-        deliveries.update()
-        .where(
-            deliveries.c.id.in_(sa.select(candidates.c.id)),
-            deliveries.c.status == DeliveryStatus.PENDING,
-        )
-        .values(status=DeliveryStatus.SENDING, claimed_by=worker_id, updated_at=now)
-        .returning(*deliveries.c)
-    ).all()
-    return sorted((_to_delivery(row) for row in rows), key=lambda d: d.id)
 
 
 def record_outcome(
@@ -205,29 +181,6 @@ def skip_pending(conn: Connection, run_id: int, *, reason: str, now: datetime) -
     return result.rowcount
 
 
-def recently_sent(
-    conn: Connection, *, workflow_id: int, run_id: int, keys: list[str], since: datetime
-) -> set[str]:
-    """Which of `keys` another run of the workflow sent to (or may have: unknown) since
-    `since`, or is sending right now in an earlier run (so two runs racing send once)."""
-    if not keys:
-        return set()
-    other = runs.c.workflow_id == workflow_id
-    done = sa.and_(
-        deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.UNKNOWN]),
-        deliveries.c.updated_at >= since,
-        deliveries.c.run_id != run_id,
-    )
-    in_flight = sa.and_(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.run_id < run_id)
-    rows = conn.execute(
-        sa.select(deliveries.c.email_normalized)
-        .join(runs, runs.c.id == deliveries.c.run_id)
-        .where(other, deliveries.c.email_normalized.in_(keys), sa.or_(done, in_flight))
-        .distinct()
-    )
-    return {row[0] for row in rows}
-
-
 def mark_in_flight_unknown(conn: Connection, run_id: int, *, now: datetime) -> int:
     """Deliveries a dead executor had claimed become `unknown` (deliberately not resent)."""
     check_delivery_transition(DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)
@@ -236,58 +189,11 @@ def mark_in_flight_unknown(conn: Connection, run_id: int, *, now: datetime) -> i
         .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.SENDING)
         .values(
             status=DeliveryStatus.UNKNOWN,
-            reason="interrupted mid-send; not resent to keep at-most-once",
+            reason=INTERRUPTED_REASON,
             updated_at=now,
         )
     )
     return result.rowcount
-
-
-def release_unstarted(conn: Connection, delivery_ids: list[int], *, now: datetime) -> int:
-    """Put claimed deliveries that were never attempted back to `pending` (run paused or stopped)."""
-    if not delivery_ids:
-        return 0
-    result = conn.execute(
-        deliveries.update()
-        .where(
-            deliveries.c.id.in_(delivery_ids),
-            deliveries.c.status == DeliveryStatus.SENDING,
-        )
-        .values(
-            status=DeliveryStatus.PENDING,
-            claimed_by=None,
-            engine_id=None,
-            sent_at=None,
-            updated_at=now,
-        )
-    )
-    return result.rowcount
-
-
-#: one prepared statement for a batch's engine assignment (executemany)
-_ASSIGN_MANY = (
-    deliveries.update()
-    .where(
-        deliveries.c.id == sa.bindparam("b_id"),
-        deliveries.c.status == DeliveryStatus.SENDING,
-    )
-    .values(engine_id=sa.bindparam("b_engine_id"), sent_at=sa.bindparam("b_now"))
-)
-
-
-def assign_engines(conn: Connection, assignment: dict[int, int], *, now: datetime) -> int:
-    """Write which engine takes each claimed delivery, with `now` as its send time.
-
-    Written in the claim's transaction, so from then on the delivery counts against the
-    engine's daily quota for every other run and process, even if this one dies mid-send.
-    """
-    if not assignment:
-        return 0
-    params = [
-        {"b_id": delivery_id, "b_engine_id": engine_id, "b_now": now}
-        for delivery_id, engine_id in assignment.items()
-    ]
-    return conn.execute(_ASSIGN_MANY, params).rowcount
 
 
 def engine_usage(conn: Connection, engine_ids: list[int], *, since: datetime) -> dict[int, int]:
@@ -359,49 +265,13 @@ def list_deliveries(
     )
     if limit is not None:
         query = query.limit(limit)
-    return [_to_delivery(row) for row in conn.execute(query)]
+    return [to_delivery(row) for row in conn.execute(query)]
 
 
 def has_deliveries(conn: Connection, run_id: int) -> bool:
     """Whether the run's audience was frozen already."""
     query = sa.select(deliveries.c.id).where(deliveries.c.run_id == run_id).limit(1)
     return conn.execute(query).first() is not None
-
-
-def in_flight_claimants(conn: Connection, run_id: int, *, besides: str) -> dict[str | None, int]:
-    """Who else holds `sending` deliveries of the run (worker id -> how many)."""
-    rows = conn.execute(
-        sa.select(deliveries.c.claimed_by, sa.func.count())
-        .where(
-            deliveries.c.run_id == run_id,
-            deliveries.c.status == DeliveryStatus.SENDING,
-            sa.or_(deliveries.c.claimed_by.is_(None), deliveries.c.claimed_by != besides),
-        )
-        .group_by(deliveries.c.claimed_by)
-    )
-    return {worker: int(n) for worker, n in rows}
-
-
-def mark_claimed_unknown(
-    conn: Connection, run_id: int, *, claimed_by: str | None, now: datetime
-) -> int:
-    """The `sending` deliveries of one dead worker become `unknown` (deliberately not resent)."""
-    check_delivery_transition(DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)
-    holder = (
-        deliveries.c.claimed_by.is_(None)
-        if claimed_by is None
-        else deliveries.c.claimed_by == claimed_by
-    )
-    result = conn.execute(
-        deliveries.update()
-        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.SENDING, holder)
-        .values(
-            status=DeliveryStatus.UNKNOWN,
-            reason="interrupted mid-send; not resent to keep at-most-once",
-            updated_at=now,
-        )
-    )
-    return result.rowcount
 
 
 def requeue(

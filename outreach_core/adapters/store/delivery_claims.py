@@ -1,0 +1,253 @@
+"""Claiming deliveries for sending, and what each worker holds in flight.
+
+The at-most-once hand-off between the ledger and the engines: a delivery is claimed
+(`sending`, with its worker and engine) in the database before its message goes out, and its
+outcome is recorded right after; what a gone worker held becomes `unknown`, never resent.
+The executor's batch loop enters here a few times per batch: `lock_quota_usage`,
+`claim_batch`, `record_batch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outreach_core.adapters.store import engines, suppressions
+from outreach_core.adapters.store.deliveries import (
+    INTERRUPTED_REASON,
+    engine_usage,
+    record_outcomes,
+    to_delivery,
+)
+from outreach_core.adapters.store.tables import deliveries, runs
+from outreach_core.domain.models import Delivery
+from outreach_core.domain.states import DeliveryStatus, check_delivery_transition
+
+
+@dataclass(frozen=True)
+class RecentSends:
+    """A run's dedupe window: rows its workflow sent to since `since` are skipped with `reason`."""
+
+    workflow_id: int
+    since: datetime
+    reason: str
+
+
+def lock_quota_usage(conn: Connection, engine_ids: list[int], *, since: datetime) -> dict[int, int]:
+    """Lock the engines until the transaction ends, then read what each took since `since`.
+
+    Executors in other processes that share an engine read and use its daily quota in turn:
+    the caller claims and assigns its batch before the lock is released.
+    """
+    engines.lock_engines(conn, engine_ids)
+    return engine_usage(conn, engine_ids, since=since)
+
+
+def claim_batch(
+    conn: Connection,
+    run_id: int,
+    *,
+    worker_id: str,
+    limit: int,
+    now: datetime,
+    recent: RecentSends | None,
+    engines_for: Callable[[int], Sequence[int]],
+) -> list[tuple[Delivery, int]] | None:
+    """Claim up to `limit` pending deliveries and give each its engine, in the caller's
+    transaction; None when none was pending.
+
+    Claimed rows sent to recently (`recent`) or suppressed since the freeze become `skipped`;
+    `engines_for(n)` picks the engines of the n left, which are written with `now` as their
+    send time: from then on they count against the engine's daily quota.
+    """
+    batch = claim_pending(conn, run_id, worker_id=worker_id, limit=limit, now=now)
+    if not batch:
+        return None
+    if recent is not None:
+        batch = _skip_recently_sent(conn, run_id, batch, recent, now=now)
+    batch = suppressions.skip_suppressed(conn, batch, now=now)  # suppressed since the freeze
+    chosen = list(engines_for(len(batch)))
+    assign_engines(
+        conn, {d.id: engine_id for d, engine_id in zip(batch, chosen, strict=True)}, now=now
+    )
+    return list(zip(batch, chosen, strict=True))
+
+
+def _skip_recently_sent(
+    conn: Connection, run_id: int, batch: list[Delivery], recent: RecentSends, *, now: datetime
+) -> list[Delivery]:
+    """Never twice: claimed deliveries the workflow already sent to inside its dedupe window
+    (another run, e.g. a double click on send-now) are skipped."""
+    keys = [d.email_normalized for d in batch if d.email_normalized]
+    dupes = recently_sent(
+        conn, workflow_id=recent.workflow_id, run_id=run_id, keys=keys, since=recent.since
+    )
+    if not dupes:
+        return batch
+    record_outcomes(
+        conn,
+        [
+            {
+                "delivery_id": d.id,
+                "target": DeliveryStatus.SKIPPED,
+                "attempts": 0,
+                "reason": recent.reason,
+            }
+            for d in batch
+            if d.email_normalized in dupes
+        ],
+        now=now,
+    )
+    return [d for d in batch if d.email_normalized not in dupes]
+
+
+def record_batch(
+    conn: Connection, outcomes: list[dict[str, Any]], unstarted: list[int], *, now: datetime
+) -> None:
+    """A batch's end in the caller's transaction: every outcome (the keys of
+    `deliveries.record_outcome`), and the claimed deliveries never started back to pending."""
+    record_outcomes(conn, outcomes, now=now)
+    if unstarted:
+        release_unstarted(conn, unstarted, now=now)
+
+
+def claim_pending(
+    conn: Connection, run_id: int, *, worker_id: str, limit: int, now: datetime
+) -> list[Delivery]:
+    """Atomically move up to `limit` pending deliveries to `sending` for this worker.
+
+    Same shape as claiming a run: SKIP LOCKED on PostgreSQL, the status guard everywhere.
+    The candidates are a MATERIALIZED CTE on PostgreSQL: as a plain `IN (subquery)` the planner
+    may rescan the LIMITed subquery once per outer row (nested-loop semi-join), and each rescan
+    skips the rows this statement already updated, so one claim could take every pending row.
+    """
+    candidates = (
+        sa.select(deliveries.c.id)
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
+        .order_by(deliveries.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("claim_candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    rows = conn.execute(
+        deliveries.update()
+        .where(
+            deliveries.c.id.in_(sa.select(candidates.c.id)),
+            deliveries.c.status == DeliveryStatus.PENDING,
+        )
+        .values(status=DeliveryStatus.SENDING, claimed_by=worker_id, updated_at=now)
+        .returning(*deliveries.c)
+    ).all()
+    return sorted((to_delivery(row) for row in rows), key=lambda d: d.id)
+
+
+def recently_sent(
+    conn: Connection, *, workflow_id: int, run_id: int, keys: list[str], since: datetime
+) -> set[str]:
+    """Which of `keys` another run of the workflow sent to (or may have: unknown) since
+    `since`, or is sending right now in an earlier run (so two runs racing send once)."""
+    if not keys:
+        return set()
+    other = runs.c.workflow_id == workflow_id
+    done = sa.and_(
+        deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.UNKNOWN]),
+        deliveries.c.updated_at >= since,
+        deliveries.c.run_id != run_id,
+    )
+    in_flight = sa.and_(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.run_id < run_id)
+    rows = conn.execute(
+        sa.select(deliveries.c.email_normalized)
+        .join(runs, runs.c.id == deliveries.c.run_id)
+        .where(other, deliveries.c.email_normalized.in_(keys), sa.or_(done, in_flight))
+        .distinct()
+    )
+    return {row[0] for row in rows}
+
+
+def release_unstarted(conn: Connection, delivery_ids: list[int], *, now: datetime) -> int:
+    """Put claimed deliveries that were never attempted back to `pending` (run paused or stopped)."""
+    if not delivery_ids:
+        return 0
+    result = conn.execute(
+        deliveries.update()
+        .where(
+            deliveries.c.id.in_(delivery_ids),
+            deliveries.c.status == DeliveryStatus.SENDING,
+        )
+        .values(
+            status=DeliveryStatus.PENDING,
+            claimed_by=None,
+            engine_id=None,
+            sent_at=None,
+            updated_at=now,
+        )
+    )
+    return result.rowcount
+
+
+#: one prepared statement for a batch's engine assignment (executemany)
+_ASSIGN_MANY = (
+    deliveries.update()
+    .where(
+        deliveries.c.id == sa.bindparam("b_id"),
+        deliveries.c.status == DeliveryStatus.SENDING,
+    )
+    .values(engine_id=sa.bindparam("b_engine_id"), sent_at=sa.bindparam("b_now"))
+)
+
+
+def assign_engines(conn: Connection, assignment: dict[int, int], *, now: datetime) -> int:
+    """Write which engine takes each claimed delivery, with `now` as its send time.
+
+    Written in the claim's transaction, so from then on the delivery counts against the
+    engine's daily quota for every other run and process, even if this one dies mid-send.
+    """
+    if not assignment:
+        return 0
+    params = [
+        {"b_id": delivery_id, "b_engine_id": engine_id, "b_now": now}
+        for delivery_id, engine_id in assignment.items()
+    ]
+    return conn.execute(_ASSIGN_MANY, params).rowcount
+
+
+def in_flight_claimants(conn: Connection, run_id: int, *, besides: str) -> dict[str | None, int]:
+    """Who else holds `sending` deliveries of the run (worker id -> how many)."""
+    rows = conn.execute(
+        sa.select(deliveries.c.claimed_by, sa.func.count())
+        .where(
+            deliveries.c.run_id == run_id,
+            deliveries.c.status == DeliveryStatus.SENDING,
+            sa.or_(deliveries.c.claimed_by.is_(None), deliveries.c.claimed_by != besides),
+        )
+        .group_by(deliveries.c.claimed_by)
+    )
+    return {worker: int(n) for worker, n in rows}
+
+
+def mark_claimed_unknown(
+    conn: Connection, run_id: int, *, claimed_by: str | None, now: datetime
+) -> int:
+    """The `sending` deliveries of one dead worker become `unknown` (deliberately not resent)."""
+    check_delivery_transition(DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)
+    holder = (
+        deliveries.c.claimed_by.is_(None)
+        if claimed_by is None
+        else deliveries.c.claimed_by == claimed_by
+    )
+    result = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.SENDING, holder)
+        .values(
+            status=DeliveryStatus.UNKNOWN,
+            reason=INTERRUPTED_REASON,
+            updated_at=now,
+        )
+    )
+    return result.rowcount
