@@ -131,7 +131,7 @@ def main() -> None:
         process.join(10)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    counts = Counter(row.status.value for row in result.rows)
+    counts = Counter(row.status for row in result.rows)
     print(
         f"addresses:  {len(addresses)}   distinct domains: {distinct}   "
         f"DNS latency: {LATENCY * 1000:.0f} ms   concurrency: {CONCURRENCY}   "

@@ -13,10 +13,10 @@ import io
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from outreach_core.domain.mx import DomainResult, DomainStatus
+from outreach_core.domain.states import SkipReason
 from outreach_core.domain.validation import (
     check_syntax,
     is_disposable,
@@ -24,19 +24,11 @@ from outreach_core.domain.validation import (
     suggest_domain,
 )
 
-
-class RowStatus(StrEnum):
-    """A row's verdict in the pre-flight: exactly these words appear in tables and CSVs."""
-
-    VALID = "valid"
-    INVALID_SYNTAX = "invalid_syntax"
-    NO_MX = "no_mx"
-    NULL_MX = "null_mx"
-    NO_DOMAIN = "no_domain"
-    DNS_ERROR = "dns_error"
-    DUPLICATE = "duplicate"
-    SUPPRESSED = "suppressed"
-    RENDER_ERROR = "render_error"
+#: the status of a row the send would attempt; every other row's status is its SkipReason
+VALID = "valid"
+#: a row's status words in the pre-flight, in the order tables and counts list them: exactly
+#: these words appear in tables and CSVs
+ROW_STATUSES: tuple[str, ...] = (VALID, *(reason.value for reason in SkipReason))
 
 
 #: the columns the pre-flight adds to the input's columns in its CSV
@@ -48,17 +40,23 @@ _YIELD_EVERY = 200
 
 @dataclass
 class CheckedRow:
-    """One row's pre-flight outcome. `row_number` counts data rows from 1."""
+    """One row's pre-flight outcome. `row_number` counts data rows from 1; `skip` is why the
+    send would not attempt the row (None: valid)."""
 
     row_number: int
     email: str
     email_normalized: str | None
-    status: RowStatus
+    skip: SkipReason | None
     reason: str = ""
     mx_host: str | None = None
     suggestion: str | None = None
     role: bool = False
     disposable: bool = False
+
+    @property
+    def status(self) -> str:
+        """The row's word in tables and CSVs: `valid`, or the skip reason."""
+        return VALID if self.skip is None else self.skip.value
 
     @property
     def flags(self) -> str:
@@ -81,7 +79,7 @@ class PreflightResult:
     def counts(self) -> dict[str, int]:
         """Rows per status, every status present (0 when none)."""
         found = Counter(row.status for row in self.rows)
-        return {status.value: found.get(status, 0) for status in RowStatus}
+        return {status: found.get(status, 0) for status in ROW_STATUSES}
 
 
 Progress = Callable[[int, int], None]
@@ -127,7 +125,9 @@ async def check_rows(
         checked = check_syntax(raw)
         if not checked.ok:
             rows.append(
-                CheckedRow(number, raw.strip(), None, RowStatus.INVALID_SYNTAX, checked.error or "")
+                CheckedRow(
+                    number, raw.strip(), None, SkipReason.INVALID_SYNTAX, checked.error or ""
+                )
             )
         else:
             assert checked.key is not None and checked.address is not None
@@ -136,13 +136,13 @@ async def check_rows(
                 number,
                 raw.strip(),
                 checked.address,
-                RowStatus.VALID,
+                None,
                 suggestion=_suggestion(checked.address, domain),
                 role=is_role_account(checked.key),
                 disposable=is_disposable(domain),
             )
             if checked.key in first_row_of:
-                row.status = RowStatus.DUPLICATE
+                row.skip = SkipReason.DUPLICATE
                 row.reason = f"same address as row {first_row_of[checked.key]}"
             else:
                 first_row_of[checked.key] = number
@@ -155,13 +155,13 @@ async def check_rows(
             await asyncio.sleep(0)
     domains = await checker.results() if checker else {}
     for row in rows:
-        if row.status is RowStatus.VALID and checker is not None:
+        if row.skip is None and checker is not None:
             assert row.email_normalized is not None
             result = domains[row.email_normalized.rpartition("@")[2].lower()]
             row.mx_host = result.mx_host
             row.reason = result.reason  # for a valid domain: how it was reached, if not by MX
             if result.status is not DomainStatus.VALID:
-                row.status = RowStatus(result.status.value)
+                row.skip = SkipReason(result.status.value)
     if progress:
         progress(total, total)
     return PreflightResult(rows, domains, checker.looked_up if checker else 0)
@@ -180,7 +180,7 @@ def result_records(
         {
             **data,
             "email_normalized": row.email_normalized or "",
-            "status": row.status.value,
+            "status": row.status,
             "reason": row.reason,
             "mx_host": row.mx_host or "",
             "suggestion": row.suggestion or "",

@@ -27,18 +27,14 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from outreach_core.adapters.store import daemons, schedules
 from outreach_core.adapters.workspace import Workspace
-from outreach_core.domain.clock import utcnow
 from outreach_core.errors import OutreachError
-from outreach_core.services import sending, unsubscribe_mailbox
-from outreach_core.services.schedules import DAEMON_FRESH_FOR, DAEMON_HEARTBEAT_S, daemon_status
+from outreach_core.services import schedules, sending, unsubscribe_mailbox
+from outreach_core.services.schedules import DAEMON_HEARTBEAT_S
 from outreach_core.services.sending import StopSignal
 
 log = logging.getLogger("outreach.daemon")
 
-#: a daemon silent this long is removed from the daemons table by the others
-PRUNE_AFTER = DAEMON_FRESH_FOR * 20
 #: seconds a stopping daemon waits for a mailbox read in progress before leaving it behind
 MAILBOX_STOP_WAIT_S = 5.0
 
@@ -53,9 +49,8 @@ def event(name: str, **fields: object) -> None:
 
 
 def claim_schedules(ws: Workspace, *, now: datetime | None = None) -> list[schedules.Claimed]:
-    """Claim every due schedule in one transaction (runs created, next_run_at advanced)."""
-    with ws.db.begin() as conn:
-        claimed = schedules.claim_due_schedules(conn, now=now or utcnow())
+    """Claim every due schedule (runs created, next_run_at advanced) and log each one."""
+    claimed = schedules.claim_due_schedules(ws, now=now)
     for item in claimed:
         event(
             "schedule.claimed",
@@ -189,11 +184,7 @@ class Heartbeat(threading.Thread):
         self.failed: BaseException | None = None
 
     def beat(self) -> None:
-        now = utcnow()
-        with self.ws.db.begin() as conn:
-            if not daemons.heartbeat(conn, self.daemon_id, now=now):
-                daemons.register(conn, self.daemon_id, now=now, http=self.http)
-            daemons.prune(conn, heartbeat_before=now - PRUNE_AFTER)
+        schedules.beat_daemon(self.ws, self.daemon_id, http=self.http)
 
     def run(self) -> None:
         while not self.stopped.wait(DAEMON_HEARTBEAT_S):
@@ -206,8 +197,7 @@ class Heartbeat(threading.Thread):
 @contextmanager
 def registered(ws: Workspace, daemon_id: str, *, http: str | None = None) -> Iterator[Heartbeat]:
     """Register the daemon and heartbeat it for the duration of the block; unregister after."""
-    with ws.db.begin() as conn:
-        daemons.register(conn, daemon_id, now=utcnow(), http=http)
+    schedules.register_daemon(ws, daemon_id, http=http)
     beat = Heartbeat(ws, daemon_id, http=http)
     beat.start()
     event("daemon.started", daemon=daemon_id, http=http or "-")
@@ -216,12 +206,11 @@ def registered(ws: Workspace, daemon_id: str, *, http: str | None = None) -> Ite
     finally:
         beat.stopped.set()
         beat.join(timeout=DAEMON_HEARTBEAT_S * 2)
-        with ws.db.begin() as conn:
-            daemons.unregister(conn, daemon_id)
+        schedules.unregister_daemon(ws, daemon_id)
         event("daemon.stopped", daemon=daemon_id)
 
 
 def health(ws: Workspace) -> tuple[bool, str]:
     """Whether some daemon has a fresh heartbeat, and a line saying so (for `--health`)."""
-    status = daemon_status(ws)
+    status = schedules.daemon_status(ws)
     return status.healthy, str(status)

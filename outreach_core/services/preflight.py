@@ -1,20 +1,27 @@
-"""Use cases of the pre-flight: validate a file, dry-run a workflow. Nothing is sent.
+"""Use cases of the pre-flight: validate a file, dry-run a workflow or any rows with a template.
+Nothing is sent.
+
+`dry_run` is the one dry run: what a send of rows with a template, a sender and an unsubscribe
+base URL would do with each row. The workflow's dry run (the Dry run and Send pages, `dry-run`)
+and `send --dry-run` of a file both call it.
 
 The DNS step asks the nameservers of the settings, each distinct domain once, and keeps its
 verdicts in the database for `OUTREACH_DNS_CACHE_HOURS` (`dns_error` is never cached: unknown).
-The send path's freeze (`executor.freeze_audience`) uses `audience_domain_verdicts` too.
+The send path's freeze (`sending.freeze_audience`) uses `audience_domain_verdicts` too.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import dns.asyncresolver
 
-from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.contact_files import ParsedFile, read_contacts_file
 from outreach_core.adapters.dns import DEFAULT_CONCURRENCY, DomainChecker, make_resolver
 from outreach_core.adapters.store import (
     audiences,
@@ -27,17 +34,22 @@ from outreach_core.adapters.store import (
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.address_checks import (
     RESULT_COLUMNS,
+    ROW_STATUSES,
     PreflightResult,
     Progress,
-    RowStatus,
     check_rows,
     result_records,
     to_csv,
 )
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.mx import DomainResult, DomainStatus
-from outreach_core.domain.planning import SenderIdentity, mark_suppressed, plan_deliveries
-from outreach_core.domain.states import DeliveryStatus
+from outreach_core.domain.planning import (
+    PlannedDelivery,
+    SenderIdentity,
+    mark_suppressed,
+    plan_deliveries,
+)
+from outreach_core.domain.states import DeliveryStatus, SkipReason
 from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 from outreach_core.domain.unsubscribe_links import UnsubscribeLinks
 from outreach_core.services import compliance
@@ -54,7 +66,7 @@ class DryRunReport:
 
     def counts(self) -> dict[str, int]:
         """Rows per status, every status listed."""
-        counts = dict.fromkeys((s.value for s in RowStatus), 0)
+        counts = dict.fromkeys(ROW_STATUSES, 0)
         for record in self.records:
             counts[record["status"]] += 1
         return counts
@@ -146,6 +158,13 @@ async def audience_domain_verdicts(ws: Workspace, audience_id: int) -> dict[str,
     return (await check_emails_async(ws, emails)).domains
 
 
+def read_file(
+    path: Path, *, email_column: str | None = None, sheet: str | None = None
+) -> ParsedFile:
+    """A contacts file (CSV or XLSX) to validate; its `notes` say what was guessed."""
+    return read_contacts_file(path, email_column=email_column, sheet=sheet)
+
+
 def validate_file(
     ws: Workspace, parsed: ParsedFile, *, skip_mx: bool = False, progress: Progress | None = None
 ) -> DryRunReport:
@@ -180,35 +199,42 @@ def dry_run_audience(
     return validate_file(ws, parsed, skip_mx=skip_mx, progress=progress)
 
 
-def dry_run_workflow(
-    ws: Workspace, workflow_id: int, *, skip_mx: bool = False, progress: Progress | None = None
-) -> DryRunReport:
-    """The pre-flight of a workflow: its audience, rendered with its template and engine."""
-    with ws.db.connect() as conn:
-        workflow = workflows.get_workflow(conn, workflow_id)
-        audience = audiences.get_audience(conn, workflow.audience_id)
-        numbered = list(audiences.iter_rows(conn, audience.id))
-        version = templates.current_version(conn, workflow.template_id)
-        engine = engines.get_engine(conn, workflow.engine_id)
-    rows = [{k: "" if v is None else str(v) for k, v in data.items()} for _, data in numbered]
-    parsed = ParsedFile(
-        audience.name, audience.columns, audience.email_column, rows, audience.headers or []
-    )
-    emails = [row.get(audience.email_column, "") for row in rows]
+@dataclass(frozen=True)
+class DryRun:
+    """What a send would do with each row: the planned deliveries (row numbers count the rows
+    from 1) and the pre-flight's checks, whose render errors and suppressions come from the
+    plan."""
+
+    plan: list[PlannedDelivery]
+    checked: PreflightResult
+
+
+def dry_run(
+    ws: Workspace,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    email_column: str,
+    template: CompiledTemplate,
+    sender: SenderIdentity,
+    unsubscribe_base_url: str | None = None,
+    skip_mx: bool = False,
+    progress: Progress | None = None,
+) -> DryRun:
+    """Check and render every row as a send would (DNS unless `skip_mx`, suppressions, the
+    template with the sender and, when given, the unsubscribe link); nothing is sent."""
+    emails = [str(row.get(email_column) or "") for row in rows]
     result = check_emails(ws, emails, skip_mx=skip_mx, progress=progress)
-    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
-    base_url = workflow.options.unsubscribe_base_url
     plan = list(
         plan_deliveries(
-            numbered,
-            email_column=audience.email_column,
+            enumerate(rows, start=1),
+            email_column=email_column,
             template=template,
-            sender=SenderIdentity(engine.from_email, engine.from_name),
+            sender=sender,
             run_date=utcnow(),
             domains=None if skip_mx else result.domains,
             # as the run renders it: a template using `unsubscribe_url` renders when set
-            unsubscribe=UnsubscribeLinks(base_url, compliance.unsubscribe_key(ws))
-            if base_url
+            unsubscribe=UnsubscribeLinks(unsubscribe_base_url, compliance.unsubscribe_key(ws))
+            if unsubscribe_base_url
             else None,
         )
     )
@@ -217,7 +243,34 @@ def dry_run_workflow(
         plan = mark_suppressed(plan, suppressions.suppressed_among(conn, pending))
     for row, planned in zip(result.rows, plan, strict=True):
         word = planned.reason_word
-        if word in (RowStatus.RENDER_ERROR, RowStatus.SUPPRESSED) and row.status is RowStatus.VALID:
-            row.status = RowStatus(word)
+        if word in (SkipReason.RENDER_ERROR, SkipReason.SUPPRESSED) and row.skip is None:
+            row.skip = SkipReason(word)
             row.reason = (planned.reason or "").split(": ", 1)[-1]
-    return _report(audience.name, parsed, result)
+    return DryRun(plan, result)
+
+
+def dry_run_workflow(
+    ws: Workspace, workflow_id: int, *, skip_mx: bool = False, progress: Progress | None = None
+) -> DryRunReport:
+    """The pre-flight of a workflow: its audience, rendered with its template and engine."""
+    with ws.db.connect() as conn:
+        workflow = workflows.get_workflow(conn, workflow_id)
+        audience = audiences.get_audience(conn, workflow.audience_id)
+        stored = [data for _, data in audiences.iter_rows(conn, audience.id)]
+        version = templates.current_version(conn, workflow.template_id)
+        engine = engines.get_engine(conn, workflow.engine_id)
+    checked = dry_run(
+        ws,
+        stored,  # the values as stored: the run renders those
+        email_column=audience.email_column,
+        template=CompiledTemplate(TemplateSource(version.subject, version.html, version.text)),
+        sender=SenderIdentity(engine.from_email, engine.from_name),
+        unsubscribe_base_url=workflow.options.unsubscribe_base_url,
+        skip_mx=skip_mx,
+        progress=progress,
+    ).checked
+    rows = [{k: "" if v is None else str(v) for k, v in data.items()} for data in stored]
+    parsed = ParsedFile(
+        audience.name, audience.columns, audience.email_column, rows, audience.headers or []
+    )
+    return _report(audience.name, parsed, checked)

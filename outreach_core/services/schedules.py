@@ -1,6 +1,7 @@
-"""Use cases of schedules, triggers and daemon status: one transaction each.
+"""Use cases of schedules, triggers and the daemons' registry: one transaction each.
 
-Called by the Schedules page, Home, the HTTP API and the daemon.
+Called by the Schedules page, Home, the HTTP API and the daemon (which claims due schedules
+and registers and heartbeats itself here).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from outreach_core.adapters.store import audit, daemons, runs, schedules, workflows
 from outreach_core.adapters.store.daemons import Daemon
+from outreach_core.adapters.store.schedules import Claimed
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.cadence import (
     Cadence,
@@ -34,6 +36,8 @@ from outreach_core.services.runs import queue_run
 DAEMON_HEARTBEAT_S = 5.0
 #: a daemon whose heartbeat is older than this is reported dead (`--health` fails)
 DAEMON_FRESH_FOR = timedelta(seconds=30)
+#: a daemon silent this long is removed from the daemons table by the others
+DAEMON_PRUNE_AFTER = DAEMON_FRESH_FOR * 20
 #: the trigger of a run started from the Schedules page or the HTTP API
 MANUAL_TRIGGER = "manual"
 API_TRIGGER = "api"
@@ -148,6 +152,13 @@ def trigger_workflow(
     return queue_run(ws, workflow_id, trigger=API_TRIGGER, actor=actor)
 
 
+def claim_due_schedules(ws: Workspace, *, now: datetime | None = None) -> list[Claimed]:
+    """Claim every due schedule in one transaction: each one's run queued (or its slot noted
+    as missed) and its next_run_at advanced. Daemons racing for a schedule: one wins."""
+    with ws.db.begin() as conn:
+        return schedules.claim_due_schedules(conn, now=now or utcnow())
+
+
 @dataclass(frozen=True)
 class ScheduleView:
     """A schedule as the Schedules page lists it."""
@@ -218,6 +229,28 @@ def daemon_status(ws: Workspace, *, now: datetime | None = None) -> DaemonStatus
         every = daemons.list_daemons(conn)
     alive = [d for d in every if d.is_alive(now=now, stale_after=DAEMON_FRESH_FOR)]
     return DaemonStatus(alive=alive, dead=[d for d in every if d not in alive])
+
+
+def register_daemon(ws: Workspace, daemon_id: str, *, http: str | None = None) -> None:
+    """Enter a daemon (and the HTTP address it serves, if any) with a fresh heartbeat."""
+    with ws.db.begin() as conn:
+        daemons.register(conn, daemon_id, now=utcnow(), http=http)
+
+
+def beat_daemon(ws: Workspace, daemon_id: str, *, http: str | None = None) -> None:
+    """Freshen the daemon's heartbeat (registering it again if others pruned it) and remove
+    the daemons silent for DAEMON_PRUNE_AFTER."""
+    now = utcnow()
+    with ws.db.begin() as conn:
+        if not daemons.heartbeat(conn, daemon_id, now=now):
+            daemons.register(conn, daemon_id, now=now, http=http)
+        daemons.prune(conn, heartbeat_before=now - DAEMON_PRUNE_AFTER)
+
+
+def unregister_daemon(ws: Workspace, daemon_id: str) -> None:
+    """Remove a stopping daemon from the registry."""
+    with ws.db.begin() as conn:
+        daemons.unregister(conn, daemon_id)
 
 
 def make_cadence(

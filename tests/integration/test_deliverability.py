@@ -8,8 +8,8 @@ import pytest
 
 from outreach_core.adapters.dns import check_domain, check_domains, make_resolver
 from outreach_core.adapters.settings import Settings
-from outreach_core.domain.address_checks import RowStatus
 from outreach_core.domain.mx import DomainStatus
+from outreach_core.domain.states import SkipReason
 from outreach_core.services.preflight import check_addresses
 from tests.dns_server import DnsServer
 
@@ -75,7 +75,7 @@ def test_cached_domains_are_not_looked_up_again(dns_server: DnsServer) -> None:
             check_addresses(["a@mx-ok.example"], resolver=resolver_for(fresh), known=known)
         )
         assert sum(fresh.queries.values()) == before
-        assert result.rows[0].status is RowStatus.VALID
+        assert result.rows[0].skip is None
     finally:
         fresh.stop()
 
@@ -96,20 +96,21 @@ def test_addresses_get_row_statuses_flags_and_suggestions(dns_server: DnsServer)
         "finn@gmial.com",  # suggestion; gmial.com itself is NXDOMAIN here
     ]
     result = asyncio.run(check_addresses(emails, resolver=resolver_for(dns_server, 0.5)))
-    statuses = [row.status for row in result.rows]
-    assert statuses == [
-        RowStatus.VALID,
-        RowStatus.DUPLICATE,
-        RowStatus.VALID,
-        RowStatus.NULL_MX,
-        RowStatus.NO_DOMAIN,
-        RowStatus.NO_MX,
-        RowStatus.DNS_ERROR,
-        RowStatus.INVALID_SYNTAX,
-        RowStatus.INVALID_SYNTAX,
-        RowStatus.VALID,
-        RowStatus.NO_DOMAIN,
+    skips = [row.skip for row in result.rows]
+    assert skips == [
+        None,
+        SkipReason.DUPLICATE,
+        None,
+        SkipReason.NULL_MX,
+        SkipReason.NO_DOMAIN,
+        SkipReason.NO_MX,
+        SkipReason.DNS_ERROR,
+        SkipReason.INVALID_SYNTAX,
+        SkipReason.INVALID_SYNTAX,
+        None,
+        SkipReason.NO_DOMAIN,
     ]
+    assert [row.status for row in result.rows][:4] == ["valid", "duplicate", "valid", "null_mx"]
     rows = result.rows
     assert rows[1].reason == "same address as row 1"
     assert rows[2].role and rows[2].flags == "role"
@@ -123,5 +124,5 @@ def test_addresses_get_row_statuses_flags_and_suggestions(dns_server: DnsServer)
 def test_skipping_dns_checks_syntax_only() -> None:
     """Verify resolver=None sends no query and leaves syntax-valid rows valid."""
     result = asyncio.run(check_addresses(["a@nxdomain.example", "bad"], resolver=None))
-    assert [r.status for r in result.rows] == [RowStatus.VALID, RowStatus.INVALID_SYNTAX]
+    assert [r.skip for r in result.rows] == [None, SkipReason.INVALID_SYNTAX]
     assert result.looked_up == 0

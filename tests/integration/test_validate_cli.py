@@ -160,3 +160,41 @@ def test_dry_run_of_a_workflow_prints_its_unsubscribe_warnings_and_renders_the_l
     )
     with out.open(encoding="utf-8", newline="") as handle:
         assert [r["status"] for r in csv.DictReader(handle)] == ["valid"]
+
+
+def test_send_dry_run_of_a_file_lists_the_rows_a_send_would_skip(
+    sqlite_workspace: Workspace, tmp_path: Path, dns_server: DnsServer
+) -> None:
+    """Verify send --dry-run of a file runs the same pre-flight as a workflow's: DNS verdicts,
+    duplicates and a suppressed address are listed as rows that would not be sent, and
+    nothing is sent or saved."""
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "email,name\nann@mx-ok.example,Ann\nbob@null-mx.example,Bob\n"
+        "carl@mx-ok.example,Carl\nann@mx-ok.example,Ann again\n",
+        encoding="utf-8",
+    )
+    template = tmp_path / "tpl"
+    template.mkdir()
+    (template / "subject.txt").write_text("Hi {{ name }}\n")
+    (template / "body.txt").write_text("Hello {{ name }}\n")
+    with sqlite_workspace.db.begin() as conn:
+        suppressions.add_suppression(conn, "carl@mx-ok.example", reason="manual", now=utcnow())
+    outbox = tmp_path / "outbox"
+    done = run_cli_against(
+        tmp_path,
+        dns_server,
+        *("send", str(contacts), "--template", str(template), "--engine", f"outbox://{outbox}"),
+        "--dry-run",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("run: dry-run\n")
+    assert "dry run: 4 rows, 1 would be sent, 3 would not" in done.stdout
+    rows = [line.split("\t")[:3] for line in done.stdout.splitlines() if line.startswith("row ")]
+    assert rows == [
+        ["row 2", "null_mx", "bob@null-mx.example"],
+        ["row 3", "suppressed", "carl@mx-ok.example"],
+        ["row 4", "duplicate", "ann@mx-ok.example"],
+    ]
+    assert not outbox.exists() or not any(outbox.iterdir())
+    assert services.recent_runs(sqlite_workspace) == []

@@ -1,0 +1,87 @@
+"""The checks that send nothing: `validate` a file, `dry-run` a workflow, `send --dry-run`.
+
+All three run the services' pre-flight (`services.preflight`); this module only prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from outreach_core import services
+from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.models import RenderErrorPolicy
+from outreach_core.domain.planning import render_abort_reason
+from outreach_core.domain.states import DeliveryStatus
+from outreach_core.domain.template_checks import content_warnings
+from outreach_core.domain.unsubscribe_checks import UnsubscribeFinding
+from outreach_core.entrypoints.cli.common import EXIT_OK, EXIT_USAGE, print_findings
+from outreach_core.services import preflight
+from outreach_core.services.file_sends import FileSend
+
+
+def print_dry_run(
+    send: FileSend,
+    dry_run: preflight.DryRun,
+    policy: RenderErrorPolicy,
+    *,
+    findings: list[UnsubscribeFinding],
+) -> int:
+    """`send --dry-run`: the summary, the warnings and each row that would not be sent.
+
+    Exits 2 when a send with the same options would abort on rows that do not render.
+    """
+    plan, template = dry_run.plan, send.template
+    sendable = sum(p.status is DeliveryStatus.PENDING for p in plan)
+    print(f"dry run: {len(plan)} rows, {sendable} would be sent, {len(plan) - sendable} would not")
+    columns = sorted(template.column_variables)
+    print(f"variables: {', '.join(columns) or '(none)'}")
+    missing = template.missing_columns(send.parsed.columns)
+    if missing:
+        print(f"missing columns: {', '.join(missing)} (every row without them fails to render)")
+    for warning in content_warnings(template.source):
+        print(f"warning: {warning}")
+    print_findings(findings)
+    abort = render_abort_reason(plan, policy)
+    if abort:
+        print("on-render-error abort: a send would not start; the rows below do not render")
+    for p in plan:
+        if p.status is not DeliveryStatus.PENDING:
+            print(f"row {p.row_number}\t{p.reason_word}\t{p.email or '-'}\t{p.reason}")
+    return EXIT_USAGE if abort else EXIT_OK
+
+
+class ProgressLine:
+    """`checked N/M` on stderr, rewritten in place, for lists long enough to wait for."""
+
+    def __call__(self, done: int, total: int) -> None:
+        if total >= 5_000 and sys.stderr.isatty():
+            end = "\n" if done >= total else ""
+            print(f"\rchecked {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+def _write_report(report: preflight.DryRunReport, out: Path) -> int:
+    out.write_text(report.csv(), encoding="utf-8")
+    counts = " ".join(f"{k}={v}" for k, v in report.counts().items() if v)
+    print(f"{len(report.records)} rows: {counts or 'none'}")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
+    parsed = preflight.read_file(args.input, email_column=args.email_column, sheet=args.sheet)
+    for note in parsed.notes:
+        print(f"note: {note}", file=sys.stderr)
+    report = preflight.validate_file(ws, parsed, skip_mx=args.skip_mx, progress=ProgressLine())
+    return _write_report(report, args.out)
+
+
+def cmd_dry_run(ws: Workspace, args: argparse.Namespace) -> int:
+    workflow = services.find_workflow(ws, args.workflow)
+    print(f"dry run of workflow {workflow.name!r}: nothing is sent", flush=True)
+    print_findings(services.workflow_unsubscribe_findings(ws, workflow.id))
+    report = preflight.dry_run_workflow(
+        ws, workflow.id, skip_mx=args.skip_mx, progress=ProgressLine()
+    )
+    return _write_report(report, args.out)

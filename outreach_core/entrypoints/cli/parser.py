@@ -1,0 +1,170 @@
+"""The command line's grammar: every command, its arguments, their defaults and help."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from outreach_core.domain.models import RenderErrorPolicy, SendOptions
+from outreach_core.services.file_sends import DEFAULT_FROM
+
+#: the text `--help` shows above the commands
+DESCRIPTION = """`python -m outreach_core …`: send a file, resume or retry, list and export runs, manage the
+database.
+
+Exit codes (one place, `exit_code`): 0 every deliverable recipient was sent; 1 some failed,
+were deferred, are unknown, or the run did not finish; 2 unusable input or settings.
+"""
+DEFAULTS = SendOptions()
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m outreach_core", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    send = commands.add_parser("send", help="send a template to every row of a CSV file")
+    send.add_argument("input", type=Path, help="contacts CSV; its columns are template variables")
+    send.add_argument(
+        "--template", type=Path, required=True, help="folder with subject.txt, body.html/body.txt"
+    )
+    send.add_argument(
+        "--engine",
+        required=True,
+        help="outbox:///folder, smtp://user:pass@host:587?tls=starttls|ssl|none, smtps://…",
+    )
+    send.add_argument(
+        "--from",
+        dest="sender",
+        default=None,
+        help=f'"Name <address>" to send as (default: the SMTP user, else "{DEFAULT_FROM}")',
+    )
+    send.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=DEFAULTS.rate,
+        help=f"messages per second, 0 = unlimited (default {DEFAULTS.rate:g})",
+    )
+    send.add_argument(
+        "--burst",
+        type=_positive_int,
+        default=DEFAULTS.burst,
+        help=f"messages allowed at once (default {DEFAULTS.burst})",
+    )
+    send.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULTS.concurrency,
+        help=f"simultaneous sends (default {DEFAULTS.concurrency})",
+    )
+    send.add_argument(
+        "--skip-mx", action="store_true", help="do not look up the recipients' mail servers"
+    )
+    send.add_argument(
+        "--on-render-error",
+        choices=[policy.value for policy in RenderErrorPolicy],
+        default=DEFAULTS.on_render_error,
+        help="rows whose template does not render: skip them and send the rest, or abort "
+        f"the send (nothing is sent, exit 2) (default {DEFAULTS.on_render_error})",
+    )
+    send.add_argument(
+        "--unsubscribe-url",
+        default=None,
+        help="base address for {{ unsubscribe_url }}; each recipient gets it plus "
+        "?email=…&token=… (an HMAC of the address with the workspace's secret key)",
+    )
+    send.add_argument("--dry-run", action="store_true", help="check and render, send nothing")
+    send.add_argument(
+        "--queue", action="store_true", help="only queue the run; the daemon will send it"
+    )
+
+    resume = commands.add_parser("resume", help="continue an interrupted or paused run")
+    resume.add_argument("run_id", type=int)
+
+    retry = commands.add_parser(
+        "retry",
+        help="send a finished or paused run's deferred deliveries again (and, when asked, "
+        "its unknown ones)",
+    )
+    retry.add_argument("run_id", type=int)
+    retry.add_argument(
+        "--include-unknown",
+        action="store_true",
+        help="also resend deliveries whose outcome is unknown: they may have been delivered, "
+        "so a recipient may get the message twice (default: off)",
+    )
+    retry.add_argument(
+        "--queue", action="store_true", help="only re-queue the run; the daemon will send it"
+    )
+
+    runs = commands.add_parser("runs", help="list the latest runs")
+    runs.add_argument("--json", action="store_true", help="one JSON document instead of a table")
+    runs.add_argument("--limit", type=_positive_int, default=20)
+
+    export = commands.add_parser("export", help="write a run's per-recipient outcome as CSV")
+    export.add_argument("run_id", type=int)
+    export.add_argument("--out", type=Path, required=True)
+
+    validate = commands.add_parser(
+        "validate", help="check every address of a CSV/XLSX file (syntax, duplicates, DNS)"
+    )
+    validate.add_argument("input", type=Path, help="contacts CSV or XLSX")
+    validate.add_argument(
+        "--email-column", default=None, help="the email column (default: detected)"
+    )
+    validate.add_argument("--sheet", default=None, help="XLSX sheet name (default: the first)")
+    validate.add_argument("--out", type=Path, required=True, help="result CSV to write")
+    validate.add_argument("--skip-mx", action="store_true", help="check syntax only, no DNS")
+
+    dry_run = commands.add_parser(
+        "dry-run", help="the pre-flight of a workflow (audience + template + engine); sends nothing"
+    )
+    dry_run.add_argument("workflow", help="workflow name or id")
+    dry_run.add_argument("--out", type=Path, required=True, help="result CSV to write")
+    dry_run.add_argument("--skip-mx", action="store_true", help="check syntax only, no DNS")
+    template = commands.add_parser("template", help="import or export a template folder")
+    template_actions = template.add_subparsers(dest="action", required=True)
+    imports = template_actions.add_parser(
+        "import", help="save a folder (subject.txt, body.html, body.txt) as a new version"
+    )
+    imports.add_argument("folder", type=Path)
+    imports.add_argument("--name", help="template name (default: the folder's name)")
+    exports = template_actions.add_parser("export", help="write a template's newest version")
+    exports.add_argument("name")
+    exports.add_argument("--out", type=Path, required=True, help="folder to write into")
+
+    database = commands.add_parser("db", help="database maintenance")
+    database.add_argument("action", choices=["upgrade"], help="apply pending migrations")
+
+    commands.add_parser("demo", help="load the demo workspace unless it is there already")
+
+    commands.add_parser(
+        "read-unsubscribes",
+        help="read the unsubscribe mailbox once (OUTREACH_UNSUBSCRIBE_IMAP_URL): suppress each "
+        "sender whose request carries their own token, flag the other messages for a human",
+    )
+
+    hashing = commands.add_parser(
+        "hash-password",
+        help="print a password hash for OUTREACH_DASHBOARD_USERS (reads the password, no echo)",
+    )
+    hashing.add_argument("--scheme", choices=["argon2", "scrypt"], default="argon2")
+    commands.add_parser(
+        "rotate-key",
+        help="re-encrypt every stored secret with a new key (OUTREACH_NEW_SECRET_KEY when the "
+        "key comes from OUTREACH_SECRET_KEY; otherwise the key file is replaced)",
+    )
+    return parser
