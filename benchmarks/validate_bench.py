@@ -3,7 +3,7 @@
 100,000 addresses over 2,000 domains (Zipf-like shares; a few percent A-only, null-MX, NXDOMAIN
 and silent domains; ~2 % bad syntax), answered by a DNS server on 127.0.0.1 with 20 ms latency.
 
-- outreach: `preflight.check_addresses` (syntax with each distinct domain part checked once,
+- outreach: `services.preflight.check_addresses` (syntax with each distinct domain part checked once,
   each distinct domain resolved once while the syntax pass goes on, concurrency 100);
 - floor: distinct domains x latency / concurrency + the time of email-validator's
   `validate_email(..., check_deliverability=False)` over every address, measured here;

@@ -5,7 +5,7 @@ The token is HMAC-SHA256 over the lower-cased address with the workspace's unsub
 key (`compliance.unsubscribe_key`), so whoever serves the base URL can check that a link was made
 by this workspace for this address (`verify`) without a table of tokens. The mailto form
 carries the same token in its subject (`unsubscribe TOKEN`), so the mailbox reader can tell a
-request from the recipient from one forged for somebody else (`mailbox_unsubscribe`).
+request from the recipient from one forged for somebody else (`unsubscribe_requests`).
 """
 
 from __future__ import annotations

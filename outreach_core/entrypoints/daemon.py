@@ -8,7 +8,7 @@ One tick, in order:
 When `OUTREACH_UNSUBSCRIBE_IMAP_URL` is set, the daemon also reads the unsubscribe mailbox every
 `OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S` (`read_unsubscribes`) in a thread of its own
 (`MailboxReader`): an IMAP server that is slow or gone (each reply may take
-`unsubscribe_mailbox.IMAP_TIMEOUT_S`) never delays the tick that sends. A failed read is logged
+`imap_mailbox.IMAP_TIMEOUT_S`) never delays the tick that sends. A failed read is logged
 and the next one tries again.
 
 A side thread writes the daemon's heartbeat every DAEMON_HEARTBEAT_S, also while a long run is

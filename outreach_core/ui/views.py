@@ -113,7 +113,7 @@ def run_status_line(summary: RunSummary, tz: tzinfo = UTC) -> str:
 
 
 def ledger_frame(rows: list[list[object]], tz: tzinfo = UTC) -> pd.DataFrame:
-    """The per-recipient outcome rows (as `reports.run_outcome_rows` gives them) as a table.
+    """The per-recipient outcome rows (as `run_summaries.run_outcome_rows` gives them) as a table.
 
     Same columns as the CSV export; `sent_at` becomes a time in `tz` (empty when not sent).
     """

@@ -82,7 +82,7 @@ def unsubscribe_links(ws: Workspace, options: SendOptions) -> UnsubscribeLinks |
 
 def mailto_links(ws: Workspace, options: SendOptions) -> MailtoLinks | None:
     """The run's List-Unsubscribe `mailto:` maker (a token per recipient in the subject, for
-    `mailbox_unsubscribe` to check), when its options name an unsubscribe address."""
+    `services.unsubscribe_mailbox` to check), when its options name an unsubscribe address."""
     if not options.unsubscribe_mailto:
         return None
     return MailtoLinks(options.unsubscribe_mailto, compliance.unsubscribe_key(ws))
