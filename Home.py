@@ -64,9 +64,7 @@ page = st.navigation(
 try:
     ws = ui.workspace()
 except ConfigError as exc:
-    st.error(str(exc))
-    st.caption("Fix the setting in the environment or in `.env`, then reload this page.")
-    st.stop()
+    ui.settings_error(exc)
 
 # Access before any page: off the loopback address, only signed-in users get one.
 ui.gate(ws.settings)

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         validation_alias=_env("OUTREACH_DASHBOARD_SENDERS"),
         description="emails of OIDC users who may send (others are viewers)",
     )
+    oidc_allowed: str | None = Field(
+        default=None,
+        validation_alias=_env("OUTREACH_OIDC_ALLOWED"),
+        description="emails and @domain entries OIDC users must match (verified email only)",
+    )
     sns_cert_hosts: str = Field(
         default="sns.*.amazonaws.com",
         validation_alias=_env("OUTREACH_SNS_CERT_HOSTS"),

@@ -14,7 +14,7 @@ import streamlit as st
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.unsubscribe_checks import Severity, UnsubscribeFinding
 from outreach_core.ui import auth
-from outreach_core.ui.auth import actor, can, current_user, gate, require_role
+from outreach_core.ui.auth import actor, can, current_user, gate, require_role, settings_error
 from outreach_core.ui.compliance_views import domain_check_frame
 from outreach_core.ui.views import (
     CLI_SEND,
@@ -62,6 +62,7 @@ __all__ = [
     "run_label",
     "run_status_line",
     "sandboxed_frame",
+    "settings_error",
     "setup_checklist",
     "unsubscribe_notes",
     "versions_frame",

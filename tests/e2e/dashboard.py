@@ -54,12 +54,15 @@ def require_chromium() -> str:
 
 
 @contextmanager
-def launched_chromium(path: str) -> Iterator[object]:
-    """Headless chromium through Playwright, closed afterwards."""
+def launched_chromium(path: str, extra_args: tuple[str, ...] = ()) -> Iterator[object]:
+    """Headless chromium through Playwright (with `extra_args` on its command line), closed
+    afterwards."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=path, args=[*CHROMIUM_ARGS, *extra_args]
+        )
         try:
             yield chromium
         finally:

@@ -1,5 +1,6 @@
 """Dashboard access in a real browser (Debian's chromium): off loopback and without a login
-nothing is served; with a password login a sender reaches the Suppressions and Audit pages
+nothing is served; on loopback a page whose name resolves to 127.0.0.1 (DNS rebinding) gets
+the refusal; with a password login a sender reaches the Suppressions and Audit pages
 (screenshots in test-artifacts/screenshots/)."""
 
 from __future__ import annotations
@@ -53,10 +54,16 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+#: the attacker's name, resolved by this browser to 127.0.0.1 as a rebinding DNS server would
+ATTACKER = "attacker.example"
+
+
 @pytest.fixture(scope="module")
 def browser(chromium_path: str, data: Path) -> Iterator[object]:
-    """Started after `data`: the demo run uses asyncio.run, which Playwright's loop forbids."""
-    with launched_chromium(chromium_path) as chromium:
+    """Started after `data`: the demo run uses asyncio.run, which Playwright's loop forbids.
+    Its resolver maps ATTACKER to 127.0.0.1 (and nothing else): no real DNS is asked."""
+    rules = f"--host-resolver-rules=MAP {ATTACKER} 127.0.0.1"
+    with launched_chromium(chromium_path, (rules,)) as chromium:
         yield chromium
 
 
@@ -90,6 +97,43 @@ def test_exposed_dashboard_without_login_serves_no_page(
             body = page.inner_text("body")
             assert "Send now" not in body and "bounced@example.com" not in body
         _shot(page, "access-refused.png")
+
+
+def test_rebinding_page_gets_the_refusal_while_loopback_stays_open(
+    page, data: Path, dns_server: DnsServer, tmp_path: Path
+) -> None:
+    """Verify the open dashboard (127.0.0.1, no login) answers http://attacker.example:PORT/
+    (a name resolving to 127.0.0.1) with the refusal and none of the workspace, and that the
+    same browser still opens http://127.0.0.1:PORT/ without a login."""
+    with serve_app(data, nameserver=dns_server.nameserver) as url:
+        port = url.rsplit(":", 1)[1]
+        for path in ("/", "/engines", "/suppressions"):
+            page.goto(f"http://{ATTACKER}:{port}{path}")
+            page.wait_for_selector(READY)
+            page.get_by_text("Sign-in required").wait_for()
+            page.locator("[data-testid='stAlert']").get_by_text("names another host").wait_for()
+            page.wait_for_selector(READY)
+            body = page.inner_text("body")
+            assert f"http://127.0.0.1:{port}/ on this machine" in body
+            # Nothing of the workspace: no page title, no data, no database caption.
+            assert not page.get_by_role("heading", name="Engines").count()
+            assert not page.get_by_role("heading", name="Suppressions").count()
+            for secret in ("bounced@example.com", "do-not-mail@example.com", "Database:"):
+                assert secret not in body
+        shot = tmp_path / "rebinding-refused.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 0
+        _shot(page, "access-rebinding-refused.png")
+
+        page.goto(f"{url}/suppressions")
+        page.get_by_role("heading", name="Suppressions").wait_for()
+        page.wait_for_selector(READY)
+        page.locator('[data-testid="stDataFrame"]').wait_for()
+        assert "Sign-in required" not in page.inner_text("body")
+        page.goto(f"http://localhost:{port}/engines")
+        page.get_by_role("heading", name="Engines").wait_for()
+        page.wait_for_selector(READY)
+        assert "Database:" in page.inner_text('[data-testid="stSidebar"]')
 
 
 def test_signed_in_sender_sees_suppressions_and_audit(
