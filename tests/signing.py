@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,17 +50,50 @@ class SnsSigner:
         return signed
 
 
+#: the topic the samples come from (tests list it in OUTREACH_SNS_TOPIC_ARNS)
+TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:ses-events"
+
+
+def sns_time(at: datetime | None = None) -> str:
+    """An SNS Timestamp (ISO 8601, milliseconds, Z); now by default."""
+    moment = at or datetime.now(UTC)
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
 def ses_notification(
-    event: dict[str, Any], *, cert_url: str, message_id: str = "sns-1"
+    event: dict[str, Any],
+    *,
+    cert_url: str,
+    message_id: str = "sns-1",
+    topic: str = TOPIC_ARN,
+    timestamp: str | None = None,
 ) -> dict[str, Any]:
-    """An unsigned SNS Notification carrying an SES event."""
+    """An unsigned SNS Notification carrying an SES event, dated now unless told."""
     return {
         "Type": "Notification",
         "MessageId": message_id,
-        "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-events",
+        "TopicArn": topic,
         "Subject": "Amazon SES Email Event Notification",
         "Message": json.dumps(event),
-        "Timestamp": "2026-11-29T12:00:00.000Z",
+        "Timestamp": timestamp or sns_time(),
+        "SigningCertURL": cert_url,
+    }
+
+
+def subscription_confirmation(
+    *, cert_url: str, subscribe_url: str, topic: str = TOPIC_ARN, message_id: str = "m-1"
+) -> dict[str, Any]:
+    """An unsigned SNS SubscriptionConfirmation, dated now."""
+    return {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": message_id,
+        "Token": "tok",
+        "TopicArn": topic,
+        "Message": "You have chosen to subscribe",
+        "SubscribeURL": subscribe_url,
+        "Timestamp": sns_time(),
         "SigningCertURL": cert_url,
     }
 
@@ -92,7 +126,9 @@ class SendGridSigner:
         )
         return base64.b64encode(der).decode()
 
-    def headers(self, body: bytes, timestamp: str = "1764417600") -> dict[str, str]:
+    def headers(self, body: bytes, timestamp: str | None = None) -> dict[str, str]:
+        """The request headers of `body` signed at `timestamp` (now by default)."""
+        timestamp = timestamp or str(int(time.time()))
         signature = self.key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
         return {
             "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
@@ -102,9 +138,9 @@ class SendGridSigner:
 
 
 def mailgun_body(
-    key: str, event_data: dict[str, Any], *, timestamp: int, token: str = "tok-1"
+    key: str, event_data: dict[str, Any], *, timestamp: int | str, token: str = "tok-1"
 ) -> dict[str, Any]:
-    """A Mailgun webhook body signed with `key`."""
+    """A Mailgun webhook body signed with `key` (any timestamp text, `nan` too)."""
     signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256)
     return {
         "signature": {

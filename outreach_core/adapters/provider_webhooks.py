@@ -1,13 +1,16 @@
 """Provider webhooks, decided without I/O: signature checks and payloads -> events.
 
-- SES through SNS: the SNS message signature (RSA, SHA1 for SignatureVersion 1, SHA256 for 2)
-  over the documented string-to-sign, with the certificate at SigningCertURL, whose host must be
-  allowed (`sns.*.amazonaws.com` by default) and whose scheme must be https.
+- SES through SNS: the TopicArn must be one of the listed topics, the Timestamp recent, and the
+  SNS message signature (RSA, SHA1 for SignatureVersion 1, SHA256 for 2) over the documented
+  string-to-sign must check out with the certificate at SigningCertURL, whose host must be AWS's
+  (`sns.<region>.amazonaws.com`, `.com.cn`) or listed, and whose scheme must be https.
 - SendGrid's signed Event Webhook: ECDSA P-256 / SHA-256 over timestamp + raw body, the
   signature (base64 DER) in `X-Twilio-Email-Event-Webhook-Signature`, the verification key
   (base64 DER SubjectPublicKeyInfo) from SendGrid's settings page.
-- Mailgun: HMAC-SHA256 of timestamp + token with the webhook signing key, hex; a timestamp older
-  than the allowed age is refused (a replayed request).
+- Mailgun: HMAC-SHA256 of timestamp + token with the webhook signing key, hex.
+
+Every provider's timestamp must be recent: older than the allowed age, more than
+`FUTURE_SKEW_S` ahead, or not a finite number is refused (a replayed or forged request).
 
 Only hard bounces and complaints become events; everything else (delivered, opens, soft bounces)
 is acknowledged and ignored.
@@ -17,11 +20,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+import math
+import re
+from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +58,41 @@ _SNS_SUBSCRIPTION_FIELDS = (
     "Type",
 )
 SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
+#: the hosts AWS serves SNS certificates and subscription confirmations from: one label `sns`,
+#: one region (us-east-1, cn-north-1, us-gov-west-1), then amazonaws.com or amazonaws.com.cn
+SNS_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}\.amazonaws\.com(?:\.cn)?", re.ASCII)
+#: how far ahead of our clock a provider's timestamp may be (clocks drift a little)
+FUTURE_SKEW_S = 60
+#: a Unix time in seconds as the providers write it: digits, maybe a fraction (no nan, inf, 1e9)
+_UNIX_TIME = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII)
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+# --- freshness ----------------------------------------------------------------------------------
+
+
+def check_age(sent_at: float, *, now: float, max_age_s: int, what: str) -> None:
+    """Refuse a request dated more than `max_age_s` ago or more than `FUTURE_SKEW_S` ahead."""
+    age = now - sent_at
+    if not math.isfinite(age):
+        raise SignatureError(f"{what} timestamp is not a finite number; refused")
+    if age > max_age_s:
+        raise SignatureError(
+            f"{what} is dated {age:.0f} s ago, older than OUTREACH_WEBHOOK_MAX_AGE_S "
+            f"({max_age_s} s); refused as a replay"
+        )
+    if age < -FUTURE_SKEW_S:
+        raise SignatureError(
+            f"{what} is dated {-age:.0f} s in the future (more than {FUTURE_SKEW_S} s ahead of "
+            "this machine's clock); refused"
+        )
+
+
+def unix_time(text: str, *, what: str) -> float:
+    """A provider's Unix timestamp (seconds); anything else, `nan` or `1e999` too, is refused."""
+    if not _UNIX_TIME.fullmatch(text):
+        raise SignatureError(f"{what} timestamp is not a Unix time in seconds; refused")
+    return float(text)
 
 
 # --- SNS ---------------------------------------------------------------------------------------
@@ -75,21 +115,58 @@ def sns_string_to_sign(message: Mapping[str, Any]) -> bytes:
     return "".join(parts).encode()
 
 
-def check_cert_url(url: str, allowed_hosts: Iterable[str]) -> None:
-    """Refuse a SigningCertURL (or SubscribeURL) outside the allowed hosts.
+def check_cert_url(url: str, listed_hosts: Collection[str] = ()) -> None:
+    """Refuse a SigningCertURL (or SubscribeURL) that is not on an SNS host of AWS.
 
-    https is required, except for a loopback host that is explicitly allowed (a test or an
-    air-gapped stand-in): otherwise anyone could sign with a certificate of their own.
+    AWS's hosts match `SNS_HOST` exactly (no wildcard: `sns.x.s3.amazonaws.com` is someone's S3
+    bucket) and are reached over https on the default port. `listed_hosts` are exact host names
+    allowed besides (OUTREACH_SNS_CERT_HOSTS); a listed loopback host may be plain http (a test
+    or an air-gapped stand-in). Otherwise anyone could sign with a certificate of their own.
     """
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    if not any(fnmatch.fnmatchcase(host, pattern.strip().lower()) for pattern in allowed_hosts):
+    try:
+        port = parts.port
+    except ValueError:
+        raise SignatureError("SNS certificate URL has a malformed port") from None
+    if parts.username is not None or parts.password is not None:
+        raise SignatureError("SNS certificate URL must not hold a user name")
+    listed = host in {h.strip().lower() for h in listed_hosts}
+    if not listed and not (SNS_HOST.fullmatch(host) and port is None):
         raise SignatureError(
-            f"SNS certificate host {host!r} is not allowed (OUTREACH_SNS_CERT_HOSTS)"
+            f"SNS certificate host {host[:100]!r} is not an SNS host of AWS "
+            "(sns.<region>.amazonaws.com or .amazonaws.com.cn) nor in OUTREACH_SNS_CERT_HOSTS"
         )
-    loopback = host in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme != "https" and not (loopback and parts.scheme == "http"):
+    if parts.scheme != "https" and not (listed and host in _LOOPBACK and parts.scheme == "http"):
         raise SignatureError("SNS certificate URL must be https")
+
+
+def check_sns_topic(message: Mapping[str, Any], topics: Collection[str]) -> None:
+    """Refuse a message of a topic that is not listed (all of them while none is)."""
+    if not topics:
+        raise SignatureError(
+            "SNS messages are refused: OUTREACH_SNS_TOPIC_ARNS lists no topic. Set it to the "
+            "TopicArns of your SES event topics (comma-separated, e.g. "
+            "arn:aws:sns:us-east-1:123456789012:ses-events) and restart the daemon"
+        )
+    topic = message.get("TopicArn")
+    if not isinstance(topic, str) or topic not in topics:
+        shown = str(topic)[:200]
+        raise SignatureError(
+            f"SNS topic {shown!r} is not in OUTREACH_SNS_TOPIC_ARNS; add it there if it is yours"
+        )
+
+
+def check_sns_timestamp(message: Mapping[str, Any], *, now: float, max_age_s: int) -> None:
+    """Refuse an SNS message whose (signed) Timestamp is old, far ahead or not a date."""
+    text = message.get("Timestamp")
+    try:
+        sent = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        sent = None
+    if sent is None or sent.tzinfo is None:
+        raise SignatureError("SNS Timestamp is not an ISO 8601 time with a zone; refused")
+    check_age(sent.timestamp(), now=now, max_age_s=max_age_s, what="SNS message")
 
 
 def verify_sns(message: Mapping[str, Any], cert_pem: bytes) -> None:
@@ -200,6 +277,18 @@ def verify_sendgrid(
         raise SignatureError("SendGrid signature does not match the request") from None
 
 
+def check_sendgrid_timestamp(timestamp: str, *, now: float, max_age_s: int) -> None:
+    """Refuse a SendGrid request whose (signed) timestamp header is old, ahead or not a time."""
+    sent_at = unix_time(timestamp, what="SendGrid")
+    check_age(sent_at, now=now, max_age_s=max_age_s, what="SendGrid request")
+
+
+def sendgrid_replay_key(timestamp: str, body: bytes) -> str:
+    """What identifies one signed SendGrid request: the hash of the signed bytes. Not the
+    signature, since an ECDSA signature can be rewritten into another valid one."""
+    return hashlib.sha256(timestamp.encode() + b"\n" + body).hexdigest()
+
+
 def sendgrid_events(body: bytes) -> list[ProviderEvent]:
     """Hard bounces and spam reports in an Event Webhook POST (a JSON array)."""
     try:
@@ -240,7 +329,8 @@ def sendgrid_events(body: bytes) -> list[ProviderEvent]:
 def verify_mailgun(
     signing_key: str, *, timestamp: str, token: str, signature: str, now: float, max_age_s: int
 ) -> None:
-    """Raise SignatureError unless the HMAC matches and the timestamp is recent."""
+    """Raise SignatureError unless the HMAC matches and the timestamp is recent (a finite Unix
+    time, neither older than `max_age_s` nor ahead of `now` by more than `FUTURE_SKEW_S`)."""
     if not (timestamp and token and signature):
         raise SignatureError("Mailgun request lacks signature.timestamp, token or signature")
     expected = hmac.new(
@@ -248,12 +338,8 @@ def verify_mailgun(
     ).hexdigest()
     if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
         raise SignatureError("Mailgun signature does not match the request")
-    try:
-        age = now - float(timestamp)
-    except ValueError:
-        raise SignatureError("Mailgun timestamp is not a number") from None
-    if abs(age) > max_age_s:
-        raise SignatureError(f"Mailgun timestamp is {age:.0f} s off; refused as a replay")
+    sent_at = unix_time(timestamp, what="Mailgun")
+    check_age(sent_at, now=now, max_age_s=max_age_s, what="Mailgun request")
 
 
 def mailgun_parts(payload: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:

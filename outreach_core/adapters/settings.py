@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from outreach_core.adapters.imap_url import ImapMailbox, parse_imap_url
 from outreach_core.errors import ConfigError, InputError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: arn:PARTITION:sns:REGION:ACCOUNT:TOPIC (a FIFO topic's name ends in .fifo)
+_SNS_TOPIC_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?", re.ASCII
+)
+_HOST_NAME = re.compile(r"[A-Za-z0-9.-]{1,253}|\[?[0-9A-Fa-f:]+\]?", re.ASCII)
+#: the value OUTREACH_SNS_CERT_HOSTS had by default, meaning AWS's hosts
+_LEGACY_SNS_HOSTS = "sns.*.amazonaws.com"
 
 
 def _env(name: str) -> AliasChoices:
@@ -86,9 +94,10 @@ class Settings(BaseSettings):
         description="emails and @domain entries OIDC users must match (verified email only)",
     )
     sns_cert_hosts: str = Field(
-        default="sns.*.amazonaws.com",
+        default="",
         validation_alias=_env("OUTREACH_SNS_CERT_HOSTS"),
-        description="hosts SNS signing certificates may come from (fnmatch patterns)",
+        description="exact hosts SNS certificates may come from besides AWS's own "
+        "(sns.<region>.amazonaws.com, .com.cn), comma-separated",
     )
     sendgrid_webhook_public_key: str | None = Field(
         default=None, validation_alias=_env("OUTREACH_SENDGRID_WEBHOOK_PUBLIC_KEY")
@@ -98,6 +107,18 @@ class Settings(BaseSettings):
     )
     webhook_max_age_s: int = Field(
         default=300, ge=1, validation_alias=_env("OUTREACH_WEBHOOK_MAX_AGE_S")
+    )
+    sns_topic_arns: str = Field(
+        default="",
+        validation_alias=_env("OUTREACH_SNS_TOPIC_ARNS"),
+        description="TopicArns whose SNS messages /webhooks/ses accepts, comma- or "
+        "space-separated; empty refuses every SNS message",
+    )
+    http_max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        validation_alias=_env("OUTREACH_HTTP_MAX_BODY_BYTES"),
+        description="largest request body the daemon's HTTP face reads; larger ones get 413",
     )
     unsubscribe_imap_url: SecretStr | None = Field(
         default=None,
@@ -128,6 +149,40 @@ class Settings(BaseSettings):
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{item!r} is not host:port (e.g. 127.0.0.1:53)")
         return value
+
+    @field_validator("sns_topic_arns")
+    @classmethod
+    def _topic_arns(cls, value: str) -> str:
+        for item in value.replace(",", " ").split():
+            if not _SNS_TOPIC_ARN.fullmatch(item):
+                raise ValueError(
+                    f"{item[:300]!r} is not an SNS topic ARN "
+                    "(arn:aws:sns:REGION:ACCOUNT:NAME; no wildcards)"
+                )
+        return value
+
+    @field_validator("sns_cert_hosts")
+    @classmethod
+    def _exact_hosts(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if item != _LEGACY_SNS_HOSTS and not _HOST_NAME.fullmatch(item):
+                raise ValueError(
+                    f"{item[:100]!r} is not a host name; list exact hosts (AWS's SNS hosts are "
+                    "always allowed, patterns are not)"
+                )
+        return value
+
+    @property
+    def sns_topics(self) -> frozenset[str]:
+        """`OUTREACH_SNS_TOPIC_ARNS` as a set."""
+        return frozenset(self.sns_topic_arns.replace(",", " ").split())
+
+    @property
+    def sns_listed_cert_hosts(self) -> list[str]:
+        """`OUTREACH_SNS_CERT_HOSTS` as exact host names (the former default pattern, which
+        meant AWS's own hosts, is dropped: those are always allowed)."""
+        items = (part.strip().lower() for part in self.sns_cert_hosts.split(","))
+        return [item for item in items if item and item != _LEGACY_SNS_HOSTS]
 
     @field_validator("database_url")
     @classmethod

@@ -3,20 +3,24 @@
 Everything under /api/v1 needs `Authorization: Bearer <OUTREACH_API_TOKEN>`; without that
 setting those endpoints answer 401 (the API is off), as does a wrong token. /health is open, for
 probes. Routes live in APIRouters so more can be mounted with `app.include_router(...)`.
+Every route refuses a request body over OUTREACH_HTTP_MAX_BODY_BYTES with 413, before reading it.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
 from typing import Annotated
 
+import httpx
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import RunCounts
@@ -136,8 +140,86 @@ def get_run(
     )
 
 
-def create_app(ws: Workspace, *, api_token: str | None) -> FastAPI:
-    """The HTTP app over a workspace; `api_token` None turns the /api/v1 endpoints off (401)."""
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` gets 413 before any route reads it.
+
+    A Content-Length over the limit is answered at once, without reading a byte. Otherwise
+    the body is read here, counted chunk by chunk as it streams in (chunked bodies carry no
+    length), and refused as soon as the count passes the limit; so a route, whether it reads
+    its body or not, only ever sees a body within the limit, and the server never holds more
+    than the limit of any request.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name != b"content-length":
+                continue
+            if not value.isdigit():
+                await self._answer(send, 400, "Content-Length is not a number")
+                return
+            if len(value) > 18 or int(value) > self.max_bytes:
+                await self._refuse(send)
+                return
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before its body was complete
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body: Message | None = {"type": "http.request", "body": b"".join(chunks)}
+
+        async def replay() -> Message:
+            nonlocal body
+            if body is None:
+                return await receive()  # what comes after the body: a disconnect
+            message, body = body, None
+            return message
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        await self._answer(
+            send,
+            413,
+            f"request body over {self.max_bytes} bytes refused (OUTREACH_HTTP_MAX_BODY_BYTES)",
+        )
+
+    @staticmethod
+    async def _answer(send: Send, code: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            # the rest of a refused body is not wanted: the connection closes after the answer
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(
+    ws: Workspace, *, api_token: str | None, http: httpx.Client | None = None
+) -> FastAPI:
+    """The HTTP app over a workspace; `api_token` None turns the /api/v1 endpoints off (401).
+
+    `http` is the client the SNS webhook fetches certificates and confirms subscriptions with
+    (default: one with a 10 s timeout that follows no redirect).
+    """
     app = FastAPI(title="Outreach", version="1", description=__doc__)
     app.state.ws = ws
     app.state.api_token = api_token or None
@@ -145,7 +227,8 @@ def create_app(ws: Workspace, *, api_token: str | None) -> FastAPI:
     app.include_router(api)
     # unsubscribe links and provider webhooks: no bearer token (recipients and providers cannot
     # send it); each route checks its own signature instead
-    app.include_router(webhook_routes.build_router(ws))
+    app.include_router(webhook_routes.build_router(ws, http=http))
+    app.add_middleware(BodyLimit, max_bytes=ws.settings.http_max_body_bytes)
 
     @app.exception_handler(NotFound)
     def _not_found(_request: Request, exc: NotFound) -> JSONResponse:

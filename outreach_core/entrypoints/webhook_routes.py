@@ -2,8 +2,10 @@
 
 `build_router(ws)` returns an APIRouter; the HTTP app includes it. Every route answers 2xx
 when it did its job, 400 for a body it cannot read, 403 for a signature or token that does not
-check out (or a webhook whose key is not configured), never a redirect: RFC 8058 one-click
-POSTs must get their answer directly.
+check out, a stale or replayed request, an SNS topic that is not listed (or a webhook whose
+key is not configured), never a redirect: RFC 8058 one-click POSTs must get their answer
+directly. A webhook request is taken once: its provider id (SNS MessageId, the SendGrid
+signed bytes, the Mailgun token) is stored with the events it recorded.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -30,8 +33,6 @@ log = logging.getLogger("outreach.compliance_api")
 
 #: SNS certificates kept in memory (by URL) so each message does not fetch one
 CERT_CACHE_SIZE = 16
-#: Mailgun tokens remembered to refuse a replay inside the allowed age
-SEEN_TOKENS = 10_000
 
 _JSON_BODY: dict[str, Any] = {
     "requestBody": {
@@ -54,24 +55,6 @@ _PAGE = """<!doctype html>
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status)
-
-
-class _SeenTokens:
-    """Mailgun tokens already used (bounded, oldest forgotten first)."""
-
-    def __init__(self, size: int = SEEN_TOKENS) -> None:
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def first_use(self, token: str) -> bool:
-        with self._lock:
-            if token in self._seen:
-                return False
-            self._seen[token] = None
-            while len(self._seen) > self._size:
-                self._seen.popitem(last=False)
-            return True
 
 
 class _Certificates:
@@ -109,9 +92,12 @@ def build_router(ws: Workspace, *, http: httpx.Client | None = None) -> APIRoute
     router = APIRouter(tags=["compliance"])
     client = http or httpx.Client(timeout=10.0, follow_redirects=False)
     certificates = _Certificates(client)
-    seen = _SeenTokens()
     settings = ws.settings
-    cert_hosts = [h for h in settings.sns_cert_hosts.split(",") if h.strip()]
+    cert_hosts = settings.sns_listed_cert_hosts
+    topics = settings.sns_topics
+    max_age_s = settings.webhook_max_age_s
+    # a request passes the freshness check for at most max age + skew after it is first seen
+    keep_ids = timedelta(seconds=max_age_s + 2 * provider_webhooks.FUTURE_SKEW_S)
 
     # --- unsubscribe -----------------------------------------------------------------------
 
@@ -167,10 +153,14 @@ def build_router(ws: Workspace, *, http: httpx.Client | None = None) -> APIRoute
 
     # --- webhooks ----------------------------------------------------------------------------
 
-    async def _record(events: list[compliance.ProviderEvent]) -> JSONResponse:
-        for event in events:
-            await run_in_threadpool(compliance.record_event, ws, event)
-        return JSONResponse({"recorded": len(events)})
+    async def _record_once(
+        provider: str, event_id: str, events: list[compliance.ProviderEvent]
+    ) -> int | None:
+        return await run_in_threadpool(
+            lambda: compliance.record_events_once(
+                ws, events, provider=provider, event_id=event_id, keep_for=keep_ids
+            )
+        )
 
     def _json(body: bytes, provider: str) -> Any:
         try:
@@ -185,6 +175,9 @@ def build_router(ws: Workspace, *, http: httpx.Client | None = None) -> APIRoute
         if not isinstance(message, dict):
             raise HTTPException(400, "SNS body is not a JSON object")
         try:
+            # the cheap refusals first: no certificate is fetched for a foreign or old message
+            provider_webhooks.check_sns_topic(message, topics)
+            provider_webhooks.check_sns_timestamp(message, now=time.time(), max_age_s=max_age_s)
             provider_webhooks.check_cert_url(str(message.get("SigningCertURL", "")), cert_hosts)
             cert = await run_in_threadpool(certificates.get, str(message["SigningCertURL"]))
             provider_webhooks.verify_sns(message, cert)
@@ -200,7 +193,12 @@ def build_router(ws: Workspace, *, http: httpx.Client | None = None) -> APIRoute
             events = provider_webhooks.ses_events(message)
         except InputError as exc:
             raise HTTPException(400, str(exc)) from None
-        return await _record(events)
+        recorded = await _record_once("ses", str(message["MessageId"]), events)
+        if recorded is None:
+            # SNS redelivers a message it thinks was lost: acknowledge it, record nothing
+            log.info("SNS message delivered again; nothing recorded")
+            return JSONResponse({"recorded": 0, "duplicate": True})
+        return JSONResponse({"recorded": recorded})
 
     def _confirm_subscription(url: str) -> JSONResponse:
         try:
@@ -223,13 +221,17 @@ def build_router(ws: Workspace, *, http: httpx.Client | None = None) -> APIRoute
         if not settings.sendgrid_webhook_public_key:
             raise HTTPException(403, "refused: OUTREACH_SENDGRID_WEBHOOK_PUBLIC_KEY is not set")
         body = await request.body()
+        timestamp = request.headers.get(provider_webhooks.SENDGRID_TIMESTAMP_HEADER)
         try:
             key = provider_webhooks.load_sendgrid_key(settings.sendgrid_webhook_public_key)
             provider_webhooks.verify_sendgrid(
                 key,
                 body=body,
                 signature=request.headers.get(provider_webhooks.SENDGRID_SIGNATURE_HEADER),
-                timestamp=request.headers.get(provider_webhooks.SENDGRID_TIMESTAMP_HEADER),
+                timestamp=timestamp,
+            )
+            provider_webhooks.check_sendgrid_timestamp(
+                str(timestamp), now=time.time(), max_age_s=max_age_s
             )
         except SignatureError as exc:
             log.warning("SendGrid webhook refused: %s", exc)
@@ -238,7 +240,12 @@ def build_router(ws: Workspace, *, http: httpx.Client | None = None) -> APIRoute
             events = provider_webhooks.sendgrid_events(body)
         except InputError as exc:
             raise HTTPException(400, str(exc)) from None
-        return await _record(events)
+        replay_key = provider_webhooks.sendgrid_replay_key(str(timestamp), body)
+        recorded = await _record_once("sendgrid", replay_key, events)
+        if recorded is None:
+            log.warning("SendGrid webhook refused: a replay")
+            raise HTTPException(403, "SendGrid request was taken already; refused as a replay")
+        return JSONResponse({"recorded": recorded})
 
     @router.post("/webhooks/mailgun", openapi_extra=_JSON_BODY)
     async def mailgun_webhook(request: Request) -> JSONResponse:
@@ -263,8 +270,11 @@ def build_router(ws: Workspace, *, http: httpx.Client | None = None) -> APIRoute
             raise HTTPException(403, str(exc)) from None
         except InputError as exc:
             raise HTTPException(400, str(exc)) from None
-        if not seen.first_use(signature["token"]):
+        events = provider_webhooks.mailgun_events(data)
+        recorded = await _record_once("mailgun", signature["token"], events)
+        if recorded is None:
+            log.warning("Mailgun webhook refused: a replay")
             raise HTTPException(403, "Mailgun token was used already; refused as a replay")
-        return await _record(provider_webhooks.mailgun_events(data))
+        return JSONResponse({"recorded": recorded})
 
     return router

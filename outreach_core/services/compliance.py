@@ -8,12 +8,13 @@ import csv
 import io
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from outreach_core.adapters.contact_files import parse_csv
-from outreach_core.adapters.store import audit, feedback, suppressions
+from outreach_core.adapters.store import audit, feedback, seen_events, suppressions
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain import unsubscribe_links
 from outreach_core.domain.clock import utcnow
@@ -237,31 +238,61 @@ def record_event(ws: Workspace, event: ProviderEvent) -> EventOutcome:
     a hard bounce or a complaint is true of the address, whoever sent.
     """
     now = utcnow()
+    with ws.db.begin() as conn:
+        return _record(conn, event, now)
+
+
+def record_events_once(
+    ws: Workspace,
+    events: list[ProviderEvent],
+    *,
+    provider: str,
+    event_id: str,
+    keep_for: timedelta,
+) -> int | None:
+    """Record the events of one provider request unless a request with the same id was taken
+    already; how many were recorded, or None for a repeat (which changes nothing).
+
+    The id and the events are written in one transaction, so a request that fails half-way
+    leaves its id unused for the provider's retry. Ids are kept `keep_for`: longer than a
+    request passes the freshness check, after which it is refused as stale anyway.
+    """
+    now = utcnow()
+    with ws.db.begin() as conn:
+        if not seen_events.first_sighting(
+            conn, provider, event_id, now=now, forget_before=now - keep_for
+        ):
+            return None
+        for event in events:
+            _record(conn, event, now)
+    return len(events)
+
+
+def _record(conn: Connection, event: ProviderEvent, now: datetime) -> EventOutcome:
     reason = (
         SuppressionReason.COMPLAINED
         if event.feedback is Feedback.COMPLAINED
         else SuppressionReason.BOUNCED
     )
     checked = check_syntax(event.email)
-    with ws.db.begin() as conn:
-        ref = feedback.find_delivery(
-            conn, delivery_id=event.delivery_id, provider_message_id=event.provider_message_id
+    ref = feedback.find_delivery(
+        conn, delivery_id=event.delivery_id, provider_message_id=event.provider_message_id
+    )
+    if ref is not None:
+        feedback.set_feedback(conn, ref.id, event.feedback, now=now)
+    key = checked.key if checked.ok else (ref.email_normalized if ref else None)
+    if key:
+        suppressions.add_suppression(
+            conn, key, reason=reason, now=now, source=f"webhook {event.provider}"
         )
-        if ref is not None:
-            feedback.set_feedback(conn, ref.id, event.feedback, now=now)
-        key = checked.key if checked.ok else (ref.email_normalized if ref else None)
-        if key:
-            suppressions.add_suppression(
-                conn, key, reason=reason, now=now, source=f"webhook {event.provider}"
-            )
-        audit.record(
-            conn,
-            actor=f"webhook {event.provider}",
-            action=f"feedback.{event.feedback}",
-            subject=key or event.email[:200],
-            now=now,
-            detail={"delivery_id": ref.id if ref else None, "detail": event.detail[:500]},
-        )
+    audit.record(
+        conn,
+        actor=f"webhook {event.provider}",
+        action=f"feedback.{event.feedback}",
+        subject=key or event.email[:200],
+        now=now,
+        detail={"delivery_id": ref.id if ref else None, "detail": event.detail[:500]},
+    )
     if ref is None:
         log.info("%s %s event for an address we have no delivery of", event.provider, reason)
     return EventOutcome(delivery_id=ref.id if ref else None, suppressed=key)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.entrypoints.webhook_routes import build_router
 from tests.asgi_server import serve_asgi
-from tests.signing import SendGridSigner
+from tests.signing import TOPIC_ARN, SendGridSigner
 
 from conftest import make_settings
 
@@ -26,6 +26,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Work
     ws.settings = ws.settings.model_copy(
         update={
             "sns_cert_hosts": "127.0.0.1",
+            "sns_topic_arns": TOPIC_ARN,
             "sendgrid_webhook_public_key": SendGridSigner().public_key,
             "mailgun_webhook_signing_key": "key-fuzz",
         }

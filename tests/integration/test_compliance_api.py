@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
@@ -26,11 +25,19 @@ from outreach_core.domain.complaints import BRAKE_PREFIX
 from outreach_core.domain.models import Feedback, SendOptions, SuppressionReason, Workflow
 from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.domain.templating import TemplateSource
-from outreach_core.entrypoints.webhook_routes import build_router
+from outreach_core.entrypoints.http_api import create_app
 from outreach_core.services import compliance, sending
 from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 from tests.asgi_server import StaticFiles, serve_asgi
-from tests.signing import SendGridSigner, SnsSigner, mailgun_body, ses_bounce, ses_notification
+from tests.signing import (
+    TOPIC_ARN,
+    SendGridSigner,
+    SnsSigner,
+    mailgun_body,
+    ses_bounce,
+    ses_notification,
+    subscription_confirmation,
+)
 
 MG_KEY = "key-mg-signing-4f1c2b"
 PUBLIC_BASE = "https://mail.example.com/unsubscribe"
@@ -91,6 +98,19 @@ def unsubscribe_link(outbox: Path, email: str) -> str:
     raise AssertionError(f"no message to {email}")
 
 
+def configure_webhooks(ws: Workspace, sendgrid: SendGridSigner, **more: object) -> None:
+    """The webhook settings of a daemon that takes the samples' topic and keys."""
+    ws.settings = ws.settings.model_copy(
+        update={
+            "sns_cert_hosts": "127.0.0.1",
+            "sns_topic_arns": TOPIC_ARN,
+            "sendgrid_webhook_public_key": sendgrid.public_key,
+            "mailgun_webhook_signing_key": MG_KEY,
+            **more,
+        }
+    )
+
+
 @pytest.fixture
 def outbox(tmp_path: Path) -> Path:
     return tmp_path / "outbox"
@@ -119,15 +139,8 @@ def api(
     workspace: Workspace, sendgrid: SendGridSigner, certs: StaticFiles
 ) -> Iterator[httpx.Client]:
     """The router over the workspace, webhook keys configured, served on loopback."""
-    workspace.settings = workspace.settings.model_copy(
-        update={
-            "sns_cert_hosts": "127.0.0.1",
-            "sendgrid_webhook_public_key": sendgrid.public_key,
-            "mailgun_webhook_signing_key": MG_KEY,
-        }
-    )
-    app = FastAPI()
-    app.include_router(build_router(workspace))
+    configure_webhooks(workspace, sendgrid)
+    app = create_app(workspace, api_token=None)
     with serve_asgi(app) as base, httpx.Client(base_url=base, follow_redirects=False) as client:
         yield client
 
@@ -244,16 +257,10 @@ def test_ses_subscription_confirmation_is_confirmed(
 ) -> None:
     """Verify a signed SubscriptionConfirmation makes us GET its SubscribeURL."""
     message = sns.sign(
-        {
-            "Type": "SubscriptionConfirmation",
-            "MessageId": "m-1",
-            "Token": "tok",
-            "TopicArn": "arn:aws:sns:eu-west-1:1:ses",
-            "Message": "You have chosen to subscribe",
-            "SubscribeURL": f"{certs.base}/confirm?Action=ConfirmSubscription&Token=tok",
-            "Timestamp": "2026-11-29T12:00:00.000Z",
-            "SigningCertURL": f"{certs.base}/cert.pem",
-        }
+        subscription_confirmation(
+            cert_url=f"{certs.base}/cert.pem",
+            subscribe_url=f"{certs.base}/confirm?Action=ConfirmSubscription&Token=tok",
+        )
     )
     answer = api.post("/webhooks/ses", content=json.dumps(message))
     assert answer.status_code == 200 and answer.json() == {"confirmed": True}

@@ -1,12 +1,17 @@
 """The daemon's HTTP face, served by uvicorn on a free loopback port.
 
 `scheduler_daemon.py --http` as a subprocess: no token -> 401, the right token -> a run id and
-the run completes, /health answers while the daemon sends. In-process: a schemathesis run over
-the OpenAPI document finds no server error, on SQLite and PostgreSQL.
+the run completes, /health answers while the daemon sends; a 300 MB POST is refused with 413
+before it is read, and the daemon's memory stays put. In-process: a schemathesis run over the
+OpenAPI document finds no server error, and every route refuses a body over the limit, on
+SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import select
 import socket
 import subprocess
 import sys
@@ -17,16 +22,20 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from starlette.routing import Route
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import tables
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.models import SendOptions, Workflow
 from outreach_core.domain.templating import TemplateSource
 from outreach_core.entrypoints.http_api import HttpServer, create_app
 from outreach_core.errors import ConfigError
+from tests.asgi_server import serve_asgi
 
 from conftest import REPO, cli_env, make_settings
 from smtp_server import SmtpTestServer, free_port
@@ -236,3 +245,124 @@ def test_a_taken_port_is_a_clear_error(sqlite_workspace: Workspace) -> None:
         app = create_app(sqlite_workspace, api_token=TOKEN)
         with pytest.raises(ConfigError, match=f"cannot serve HTTP on 127.0.0.1:{port}"):
             HttpServer(app, "127.0.0.1", port).start()
+
+
+# --- body limits --------------------------------------------------------------------------
+
+MB = 1 << 20
+
+
+def megabytes(total: int) -> Iterator[bytes]:
+    """`total` bytes in 1 MB pieces, made as they are sent (never held at once)."""
+    piece = b"x" * MB
+    for _ in range(total // MB):
+        yield piece
+
+
+def post_streamed(
+    port: int, path: str, chunks: Iterator[bytes], *, length: int | None
+) -> tuple[int, int]:
+    """POST the chunks over a raw socket, with `Content-Length: length` or, when None, chunked
+    transfer encoding; stop sending as soon as the server answers. (status, bytes sent)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    sock.sendall(f"{head}{framing}\r\n\r\n".encode())
+    sent = 0
+    with sock:
+        try:
+            for chunk in chunks:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the answer is there: an attacker would stop too
+                sock.sendall(chunk if length is not None else b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server closed the connection after answering; the answer is read below
+        answer = b""
+        while b"\r\n" not in answer:
+            part = sock.recv(4096)
+            assert part, f"no answer after {sent} bytes"
+            answer += part
+    return int(answer.split(b" ", 2)[1]), sent
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of a process, in kB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return {k: int(v.split()[0]) for k, v in re.findall(r"^(VmRSS|VmHWM):\s+(.*)$", status, re.M)}
+
+
+def test_a_300_mb_post_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """Verify the attack of one unauthenticated 300 MB POST against the daemon: with and
+    without Content-Length, to the SES and Mailgun webhooks and the API, the daemon answers
+    413 long before the body is sent, its memory does not grow (peak RSS within 8 MB of what
+    it was), and it keeps serving."""
+    ws = open_workspace(make_settings(tmp_path))
+    ws.close()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    daemon = start_daemon(tmp_path, port, OUTREACH_API_TOKEN=TOKEN)
+    try:
+        wait_until_serving(base)
+        # warm up what the first requests load, so the measure is of the bodies alone
+        for _ in range(3):
+            assert httpx.post(f"{base}/webhooks/ses", content=b"{}").status_code == 403
+            assert post_streamed(port, "/webhooks/ses", megabytes(2 * MB), length=None)[0] == 413
+        before = memory_kb(daemon.pid)["VmRSS"]
+        # 5 resets the peak (VmHWM) to the current RSS: the peak below is these requests'
+        Path(f"/proc/{daemon.pid}/clear_refs").write_text("5")
+        total = 300 * MB
+        for path in ("/webhooks/ses", "/webhooks/mailgun", "/api/v1/trigger"):
+            for length in (total, None):
+                code, sent = post_streamed(port, path, megabytes(total), length=length)
+                assert code == 413, (path, length)
+                assert sent < 50 * MB, f"{path}: {sent} bytes were taken before the answer"
+        after = memory_kb(daemon.pid)
+        assert after["VmHWM"] - before < 8 * 1024, (before, after)
+        assert after["VmRSS"] - before < 8 * 1024, (before, after)
+        refused = httpx.post(f"{base}/webhooks/ses", content=b"x" * (MB + 1))
+        assert refused.status_code == 413
+        assert "OUTREACH_HTTP_MAX_BODY_BYTES" in refused.json()["detail"]
+        assert httpx.get(f"{base}/health").status_code == 200
+    finally:
+        log = stop(daemon)
+    assert daemon.returncode == 0, log
+
+
+def test_every_route_refuses_a_body_over_the_limit(workspace: Workspace, tmp_path: Path) -> None:
+    """Verify each route of the app (every method and path in it), with a 2 KB limit: a 4 KB
+    body is refused with 413 both with Content-Length and chunked, a trigger over the limit
+    queues no run, and a body at the limit is still taken."""
+    workflow = make_workflow(workspace, f"outbox://{tmp_path}/outbox", rate=0)
+    workspace.settings = workspace.settings.model_copy(update={"http_max_body_bytes": 2048})
+    app = create_app(workspace, api_token=TOKEN)
+    # the operations of the OpenAPI document, and the document and its viewers themselves
+    documented = [
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    ]
+    served = [(m, r.path) for r in app.routes if isinstance(r, Route) for m in r.methods or ()]
+    routes = [
+        (method, path.replace("{run_id}", "1").replace("{token}", "t"))
+        for method, path in documented + served
+    ]
+    assert len(documented) == 10  # health, trigger, run, unsubscribe (4), webhooks (3)
+    trigger = json.dumps({"workflow_id": workflow.id}).encode()
+    json_auth = AUTH | {"Content-Type": "application/json"}
+    with serve_asgi(app) as base, httpx.Client(base_url=base, headers=json_auth) as client:
+        for method, path in routes:
+            big = trigger + b" " * 4096
+            declared = client.request(method, path, content=big)
+            assert declared.status_code == 413, (method, path, declared.text)
+            if method != "HEAD":  # a HEAD answer has no body
+                assert "OUTREACH_HTTP_MAX_BODY_BYTES" in declared.json()["detail"]
+            chunked = client.request(method, path, content=iter([big[:1000], big[1000:]]))
+            assert chunked.status_code == 413, (method, path, chunked.text)
+        with workspace.db.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(tables.runs)).scalar() == 0
+        at_limit = trigger + b" " * (2048 - len(trigger))
+        taken = client.post("/api/v1/trigger", content=at_limit)
+        assert taken.status_code == 202, taken.text
+        chunked = client.post("/api/v1/trigger", content=iter([at_limit[:5], at_limit[5:]]))
+        assert chunked.status_code == 202, chunked.text

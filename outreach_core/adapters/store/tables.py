@@ -335,3 +335,14 @@ signing_keys = sa.Table(
     sa.Column("key_encrypted", sa.Text, nullable=False),
     _created(),
 )
+
+seen_webhook_events = sa.Table(
+    "seen_webhook_events",
+    metadata,
+    # ses (the SNS MessageId), sendgrid (the signed bytes) or mailgun (the token)
+    sa.Column("provider", sa.String(20), primary_key=True),
+    # SHA-256 hex of the provider's id: a fixed size whatever the request held
+    sa.Column("event_key", sa.String(64), primary_key=True),
+    # rows older than the webhook max age are deleted: such requests are refused as stale
+    sa.Column("seen_at", UTCDateTime(), nullable=False, index=True),
+)
