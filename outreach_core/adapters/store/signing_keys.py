@@ -30,5 +30,7 @@ def add_if_absent(conn: Connection, purpose: str, key_encrypted: str, *, now: da
         insert(signing_keys)
         .values(purpose=purpose, key_encrypted=key_encrypted, created_at=now)
         .on_conflict_do_nothing(index_elements=[signing_keys.c.purpose])
+        # RETURNING says whether this row went in on every driver; a rowcount may not
+        .returning(signing_keys.c.purpose)
     )
-    return conn.execute(statement).rowcount > 0
+    return conn.execute(statement).first() is not None
