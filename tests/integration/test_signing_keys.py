@@ -287,3 +287,17 @@ def test_a_token_under_the_legacy_derived_key_still_verifies(
     assert not compliance.token_is_valid(
         workspace, "hal@example.com", make_token(later, "hal@example.com")
     )
+
+
+def test_add_if_absent_says_whether_its_key_went_in(workspace: Workspace) -> None:
+    """Verify the store's add_if_absent is True for the first key of a purpose and False for a
+    second one (which leaves the first stored), on both databases."""
+    from datetime import UTC, datetime
+
+    from outreach_core.adapters.store import signing_keys
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    with workspace.db.begin() as conn:
+        assert signing_keys.add_if_absent(conn, "probe", "first", now=now) is True
+        assert signing_keys.add_if_absent(conn, "probe", "second", now=now) is False
+        assert signing_keys.get_encrypted(conn, "probe") == "first"
