@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from outreach_core.adapters.contact_xlsx import sheet_rows
+from outreach_core.adapters.contact_xlsx import MAX_COLUMNS, sheet_rows
 from outreach_core.domain.csv_cells import restore
 from outreach_core.domain.validation import check_syntax
 from outreach_core.errors import InputError
@@ -209,6 +209,14 @@ def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> P
                 continue  # a blank line is not a row
             if headers is None:
                 headers = [restore(cell.strip()) for cell in record]
+                if len(headers) > MAX_COLUMNS:
+                    # every row is padded to the header's width: a wide header multiplies
+                    # the memory of every short row
+                    raise InputError(
+                        f"{source}, line {start_line}: {len(headers):,} columns, more than "
+                        f"{MAX_COLUMNS:,}; delete the columns you do not need (nothing was "
+                        "imported)"
+                    )
                 columns = unique_identifiers(headers)
                 continue
             if len(rows) >= MAX_ROWS:

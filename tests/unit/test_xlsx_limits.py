@@ -164,3 +164,11 @@ def test_entity_expansion_in_the_shared_strings_is_refused() -> None:
     )
     message, _ = refused_within(data, peak_mb=100)
     assert message.startswith("contacts.xlsx: not a readable XLSX file") and "amplif" in message
+
+
+def test_a_csv_header_wider_than_the_column_limit_is_refused() -> None:
+    """Verify a CSV header of 5,000 columns (each short row would be padded to it) is refused
+    with its line named, as an XLSX row reaching that far is."""
+    data = ("email," + ",".join(f"c{n}" for n in range(5_000)) + "\na@example.com\n").encode()
+    with pytest.raises(InputError, match=r"wide.csv, line 1: 5,001 columns, more than 1,000"):
+        parse_file(data, source="wide.csv")
