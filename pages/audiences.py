@@ -80,12 +80,11 @@ with file_tab:
                 columns=["row", "line", "email", "reason"],
             )
             st.dataframe(rejected, hide_index=True)
-            st.download_button(
+            ui.csv_download(
                 "Download rejected rows",
-                rejected.to_csv(index=False),
+                rejected,
                 file_name="rejected.csv",
-                mime="text/csv",
-                on_click="ignore",
+                key="rejected_download",
             )
         if report.duplicates:
             st.subheader(f"Duplicates ({len(report.duplicates)})")

@@ -62,6 +62,4 @@ statuses = st.multiselect("Statuses", present, default=present, key="dry_statuse
 table = pd.DataFrame(report.records, columns=report.all_columns)
 table = table[table["status"].isin(statuses)]
 st.dataframe(table, hide_index=True)
-ui.csv_download(
-    "Download CSV", table.to_csv(index=False), file_name="dry-run.csv", key="dry_download"
-)
+ui.csv_download("Download CSV", table, file_name="dry-run.csv", key="dry_download")

@@ -11,10 +11,12 @@ import codecs
 import csv
 import io
 import re
-import zipfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+from outreach_core.adapters.contact_xlsx import MAX_COLUMNS, sheet_rows
+from outreach_core.domain.csv_cells import restore
 from outreach_core.domain.validation import check_syntax
 from outreach_core.errors import InputError
 
@@ -206,7 +208,15 @@ def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> P
             if not any(cell.strip() for cell in record):
                 continue  # a blank line is not a row
             if headers is None:
-                headers = [cell.strip() for cell in record]
+                headers = [restore(cell.strip()) for cell in record]
+                if len(headers) > MAX_COLUMNS:
+                    # every row is padded to the header's width: a wide header multiplies
+                    # the memory of every short row
+                    raise InputError(
+                        f"{source}, line {start_line}: {len(headers):,} columns, more than "
+                        f"{MAX_COLUMNS:,}; delete the columns you do not need (nothing was "
+                        "imported)"
+                    )
                 columns = unique_identifiers(headers)
                 continue
             if len(rows) >= MAX_ROWS:
@@ -216,7 +226,8 @@ def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> P
                     f"{source}, line {start_line}: {len(record)} fields but the header has "
                     f"{len(columns)} (delimiter {delimiter!r}); quote values holding it"
                 )
-            record = record + [""] * (len(columns) - len(record))
+            # a file the product wrote has an apostrophe before formula-like cells: undo it
+            record = [restore(cell) for cell in record] + [""] * (len(columns) - len(record))
             rows.append(dict(zip(columns, record, strict=False)))
             lines.append(start_line)
     except csv.Error as exc:
@@ -230,33 +241,33 @@ def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> P
 def parse_xlsx(
     data: bytes, *, source: str, email_column: str | None = None, sheet: str | None = None
 ) -> ParsedFile:
-    """Parse an XLSX workbook: the first sheet, or the one named."""
-    import pandas as pd  # imported here: the send path never needs it (about 80 MB)
+    """Parse an XLSX workbook: the first sheet, or the one named.
 
+    The archive is checked before parsing and the rows are read as a stream (`contact_xlsx`):
+    the row cap applies while reading, so a sheet above it is refused without parsing the
+    rest, and a part holding more rows than a spreadsheet can is refused before parsing.
+    """
     _check_size(data, source)
-    try:
-        book = pd.ExcelFile(io.BytesIO(data), engine="openpyxl")
-    # a ZIP that is not a workbook: BadZipFile, or KeyError for a missing workbook part
-    except (ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
-        raise InputError(f"{source}: not a readable XLSX file: {exc}") from None
-    if sheet is not None and sheet not in book.sheet_names:
-        raise InputError(f"{source}: no sheet {sheet!r}; sheets are: {', '.join(book.sheet_names)}")
-    frame = pd.read_excel(
-        book, sheet_name=sheet if sheet is not None else 0, dtype=str, header=None
-    )
-    frame = frame.fillna("")
-    values = [[str(v).strip() for v in row] for row in frame.itertuples(index=False)]
-    numbered = [(n, row) for n, row in enumerate(values, start=1) if any(row)]
-    if not numbered:
+    headers: list[str] | None = None
+    columns: list[str] = []
+    values: list[tuple[str, ...]] = []  # tuples while reading: a refused file costs less
+    lines: list[int] = []
+    too_many = partial(_too_many_rows, source)
+    for number, texts in sheet_rows(data, source=source, sheet=sheet, too_many=too_many):
+        if not any(texts):
+            continue  # a blank row is not a row
+        if headers is None:
+            headers = texts
+            columns = unique_identifiers(headers)
+            continue
+        if len(values) >= MAX_ROWS:
+            raise _too_many_rows(source)
+        texts = texts[: len(columns)]
+        values.append(tuple(texts) + ("",) * (len(columns) - len(texts)))
+        lines.append(number)
+    if headers is None:
         raise InputError(f"{source}: the sheet is empty")
-    headers = numbered[0][1]
-    while headers and not headers[-1]:
-        headers = headers[:-1]
-    columns = unique_identifiers(headers)
-    if len(numbered) - 1 > MAX_ROWS:
-        raise _too_many_rows(source)
-    rows = [dict(zip(columns, row[: len(columns)], strict=True)) for _, row in numbered[1:]]
-    lines = [n for n, _ in numbered[1:]]
+    rows = [dict(zip(columns, row, strict=True)) for row in values]
     chosen = _choose_email_column(source, headers, columns, email_column)
     return ParsedFile(source, columns, chosen, rows, headers, lines, "xlsx", None, [])
 

@@ -8,13 +8,12 @@ distinct domain is looked up once.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from outreach_core.domain.csv_cells import write_csv
 from outreach_core.domain.mx import DomainResult, DomainStatus
 from outreach_core.domain.states import SkipReason
 from outreach_core.domain.validation import (
@@ -191,11 +190,7 @@ def result_records(
 
 
 def to_csv(columns: Sequence[str], records: Sequence[dict[str, str]]) -> str:
-    """UTF-8, comma-separated text: the input columns, then the result columns."""
-    out = io.StringIO()
-    writer = csv.DictWriter(
-        out, fieldnames=[*columns, *RESULT_COLUMNS], extrasaction="ignore", lineterminator="\n"
-    )
-    writer.writeheader()
-    writer.writerows(records)
-    return out.getvalue()
+    """UTF-8, comma-separated text: the input columns, then the result columns; cells that a
+    spreadsheet would run as formulas are neutralised (`csv_cells`)."""
+    header = [*columns, *RESULT_COLUMNS]
+    return write_csv(header, ([record.get(c, "") for c in header] for record in records))

@@ -4,8 +4,6 @@ complaints), the complaint brake and the audit trail. One transaction each, audi
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +22,7 @@ from outreach_core.domain.complaints import (
     brake_reason,
     over_threshold,
 )
+from outreach_core.domain.csv_cells import write_csv
 from outreach_core.domain.models import Feedback, ProviderEvent, Suppression, SuppressionReason
 from outreach_core.domain.validation import check_syntax
 from outreach_core.errors import InputError, NotFound
@@ -166,16 +165,16 @@ def import_suppressions(
 
 
 def export_suppressions_csv(ws: Workspace) -> str:
-    """The whole list as CSV (email, reason, created_at, source)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
+    """The whole list as CSV (email, reason, created_at, source), formula-like cells neutralised
+    (an address may begin with `=` or `-`; importing the file back restores it)."""
     with ws.db.connect() as conn:
-        for item in suppressions.iter_suppressions(conn):
-            writer.writerow(
+        return write_csv(
+            EXPORT_COLUMNS,
+            (
                 [item.email_normalized, item.reason, item.created_at.isoformat(), item.source or ""]
-            )
-    return out.getvalue()
+                for item in suppressions.iter_suppressions(conn)
+            ),
+        )
 
 
 # --- unsubscribing ------------------------------------------------------------------------

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from outreach_core.adapters.store import deliveries, runs, workflows
 from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.csv_cells import write_csv
 from outreach_core.domain.models import RunSummary
 
 
@@ -55,16 +54,12 @@ def run_outcome_rows(ws: Workspace, run_id: int) -> list[list[object]]:
 
 
 def run_outcome_csv(ws: Workspace, run_id: int) -> str:
-    """The outcome rows as CSV text with a header line."""
+    """The outcome rows as CSV text with a header line (formula-like cells neutralised)."""
     return _to_csv(run_outcome_rows(ws, run_id))
 
 
 def _to_csv(rows: list[list[object]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_COLUMNS)
-    writer.writerows(rows)
-    return buffer.getvalue()
+    return write_csv(EXPORT_COLUMNS, rows, lineterminator="\r\n")
 
 
 def export_run(ws: Workspace, run_id: int, out: Path) -> int:

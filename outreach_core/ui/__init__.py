@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import tzinfo
 
+import pandas as pd
 import streamlit as st
 
 from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.csv_cells import neutralise_csv
 from outreach_core.domain.unsubscribe_checks import Severity, UnsubscribeFinding
 from outreach_core.ui import auth
 from outreach_core.ui.auth import actor, can, current_user, gate, require_role, settings_error
+from outreach_core.ui.charts import csv_bytes
 from outreach_core.ui.compliance_views import domain_check_frame
 from outreach_core.ui.views import (
     CLI_SEND,
@@ -144,19 +147,28 @@ def unsubscribe_notes(findings: list[UnsubscribeFinding]) -> None:
 
 def csv_download(
     label: str,
-    data: str | bytes | Callable[[], str | bytes],
+    data: str | bytes | pd.DataFrame | Callable[[], str | bytes],
     *,
     file_name: str,
     key: str | None = None,
 ) -> None:
     """A download button for a CSV, alike on every page; the click does not rerun the page
-    (`data` may be a callable, made only when clicked)."""
+    (`data` may be a callable, made only when clicked; a data frame is written without its
+    index). Every cell a spreadsheet would run as a formula is neutralised here, whatever made
+    the CSV (`domain.csv_cells`)."""
     st.download_button(
         label,
-        data=data,
+        data=(lambda: _safe_csv(data())) if callable(data) else _safe_csv(data),
         file_name=file_name,
         mime="text/csv",
         icon=":material/download:",
         on_click="ignore",
         key=key,
     )
+
+
+def _safe_csv(data: str | bytes | pd.DataFrame) -> bytes:
+    if isinstance(data, pd.DataFrame):
+        return csv_bytes(data)
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    return neutralise_csv(text).encode("utf-8")

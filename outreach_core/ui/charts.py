@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from outreach_core.domain.csv_cells import neutralise_csv
 from outreach_core.domain.result_figures import (
     OUTCOMES,
     DayCount,
@@ -161,8 +162,10 @@ def ledger_frame(rows: list[LedgerRow], tz: object) -> pd.DataFrame:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """A frame as UTF-8 CSV with a header line and no index."""
-    return frame.to_csv(index=False).encode("utf-8")
+    """A frame as UTF-8 CSV with a header line and no index, formula-like cells neutralised."""
+    # CRLF makes pandas quote a cell holding a bare CR (with "\n" it would not, and the cell
+    # would split in two when read back); the rewrite ends lines with "\n"
+    return neutralise_csv(frame.to_csv(index=False, lineterminator="\r\n")).encode("utf-8")
 
 
 # --- figures ---------------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from outreach_core.domain.csv_cells import neutralise
 from outreach_core.domain.models import Run, RunCounts, RunSummary, SendOptions
 from outreach_core.domain.states import RunStatus
-from outreach_core.services.sending.report import FIRST_FAILED, build_report, csv_safe
+from outreach_core.services.sending.report import FIRST_FAILED, build_report
 
 START = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -47,6 +48,6 @@ def test_report_lists_top_reasons_first_50_failed_rows_escaped_and_the_rate() ->
 
 def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
     """Verify =, +, -, @ at the start of a cell get a leading apostrophe; others stay."""
-    assert [csv_safe(v) for v in ["=1+1", "+x", "-x", "@x", "ann@example.org", 3]] == [
+    assert [neutralise(v) for v in ["=1+1", "+x", "-x", "@x", "ann@example.org", 3]] == [
         "'=1+1", "'+x", "'-x", "'@x", "ann@example.org", "3",
     ]  # fmt: skip

@@ -8,9 +8,7 @@ the engine is named by its masked URL only.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import logging
 import smtplib
 from collections import Counter
@@ -20,6 +18,7 @@ from email.utils import formatdate, make_msgid
 
 from outreach_core.adapters.settings import Settings
 from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.csv_cells import write_csv
 from outreach_core.domain.models import RunSummary
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.services.run_summaries import EXPORT_COLUMNS, run_outcome_rows, run_summary
@@ -28,13 +27,6 @@ log = logging.getLogger("outreach.report")
 
 FIRST_FAILED = 50
 TOP_REASONS = 10
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value: object) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _kind(reason: str) -> str:
@@ -99,12 +91,13 @@ def build_report(summary: RunSummary, rows: list[list[object]]) -> Report:
         + "</ul><h3>First failed rows</h3><table><tr><th>row</th><th>email</th>"
         "<th>status</th><th>reason</th></tr>" + table + "</table>"
     )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_COLUMNS)
-    writer.writerows([csv_safe(v) for v in row] for row in rows)
     subject = f"Outreach run {run.id} ({summary.workflow_name}): {run.status}, {counts.sent} sent"
-    return Report(subject=subject, html=body, text=text, csv=buffer.getvalue())
+    return Report(
+        subject=subject,
+        html=body,
+        text=text,
+        csv=write_csv(EXPORT_COLUMNS, rows, lineterminator="\r\n"),
+    )
 
 
 def report_configured(settings: Settings) -> bool:
