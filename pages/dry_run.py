@@ -40,7 +40,7 @@ if st.button("Run dry run", type="primary", key="dry_run"):
             run(ws, target_id, skip_mx=skip_mx, progress=show),
         )
     except OutreachError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(str(exc)))  # a row's render error may quote its values
     bar.empty()
 
 stored = st.session_state.get("dry_report")

@@ -100,7 +100,7 @@ email = st.text_input("Email address", key="history_email")
 if email.strip():
     history = charts.ledger_frame(results.recipient_history(ws, email), tz)
     if history.empty:
-        st.info(f"No delivery to {email.strip()} in any run.")
+        st.info("No delivery to this address in any run.")
     else:
         st.dataframe(
             history, hide_index=True, placeholder="—", column_config=charts.LEDGER_HEADINGS

@@ -72,7 +72,7 @@ st.subheader("Pre-flight")
 try:
     report = preflight.dry_run_workflow(ws, workflow_id, skip_mx=skip_mx)
 except OutreachError as exc:
-    st.error(str(exc))
+    st.error(ui.plain(str(exc)))  # a row's render error may quote its values
     st.stop()
 counts = report.counts()
 valid, total = counts["valid"], len(report.records)

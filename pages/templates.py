@@ -165,9 +165,9 @@ else:
         try:
             unsubscribe = services.unsubscribe_links(ws, base_url) if base_url else None
         except OutreachError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(str(exc)))
     if row is None:
-        st.warning(f"No row's address contains {needle!r}.")
+        st.warning(ui.plain(f"No row's address contains {needle!r}."))
     elif report.error is None:
         preview = template_tools.preview_row(
             source,
@@ -178,15 +178,18 @@ else:
             unsubscribe=unsubscribe,
         )
         values, message = st.columns([1, 2], gap="large")
-        values.markdown(f"**Row {preview.row_number}** · {preview.email or '(no address)'}")
+        # Contact values never pass through markdown (a cell could hold a link or a remote
+        # image): the address and subject are drawn as plain text, the HTML in a sandbox.
+        values.markdown(f"**Row {preview.row_number}**")
+        values.text(preview.email or "(no address)")
         values.dataframe(ui.row_frame(preview.variables), hide_index=True)
         with message:
             if preview.rendered is None:
-                st.error(
-                    f"Row {preview.row_number} would be skipped: render_error: {preview.error}"
-                )
+                st.error(f"Row {preview.row_number} would be skipped: render_error")
+                st.code(preview.error or "", language=None, wrap_lines=True)
             else:
-                st.markdown(f"**Subject:** {preview.rendered.subject}")
+                st.caption("Subject")
+                st.text(preview.rendered.subject)
                 if preview.rendered.html is not None:
                     st.iframe(ui.sandboxed_frame(preview.rendered.html), height=440)
                 label = (
@@ -224,7 +227,7 @@ else:
                     actor=ui.actor(),
                 )
             except OutreachError as exc:
-                st.error(str(exc))
+                st.error(ui.plain(str(exc)))
             else:
                 st.success(f"Test run {summary.run.id}: {summary.run.status} · {summary.counts}")
 
@@ -266,7 +269,7 @@ with upload:
                 raise OutreachError("give the imported template a name")
             saved = services.save_template(ws, import_name.strip(), imported, actor=ui.actor())
         except OutreachError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(str(exc)))
         else:
             st.success(f"Imported {saved.name} version {saved.version}.")
 with export:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from outreach_core.adapters.file_modes import private_dir, private_file
 from outreach_core.errors import ConfigError
 
 KEY_FILE_NAME = "secret.key"
-
-log = logging.getLogger("outreach.crypto")
 
 
 def load_secret(secret_key: str | None, data_dir: Path) -> bytes:
@@ -35,12 +33,13 @@ def load_secret(secret_key: str | None, data_dir: Path) -> bytes:
         return secret_key.encode()
     path = data_dir / KEY_FILE_NAME
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
             handle.write(Fernet.generate_key())
-    elif path.stat().st_mode & 0o077:
-        log.warning("%s can be read by other users; chmod 600 it", path)
+    else:
+        private_file(path)  # a key file readable by others is tightened, with a log line
     key = path.read_bytes().strip()
     try:
         Fernet(key)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from outreach_core.adapters.imap_url import ImapMailbox, parse_imap_url
 from outreach_core.errors import ConfigError, InputError
@@ -189,6 +191,8 @@ class Settings(BaseSettings):
     def _known_scheme(cls, value: str | None) -> str | None:
         if value and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        if value:
+            _check_database_url(value)
         return value
 
     @field_validator("unsubscribe_imap_url")
@@ -225,6 +229,18 @@ class Settings(BaseSettings):
         return pairs
 
 
+def _check_database_url(value: str) -> None:
+    """The URL parses and its port is a number 1-65535; the message never repeats the URL,
+    which may hold a password."""
+    example = "e.g. postgresql+psycopg://user:password@host:5432/outreach"
+    try:
+        port = make_url(value).port
+    except (ValueError, ArgumentError):
+        raise ValueError(f"not a database URL (is the port a number 1-65535?), {example}") from None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} is not a number 1-65535, {example}")
+
+
 # Field name -> environment variable, so an error names what the user actually sets.
 _ENV_NAMES = {
     name: field.validation_alias.choices[0]  # type: ignore[union-attr]
@@ -240,5 +256,6 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(f"{_ENV_NAMES.get(field, field)}: {error['msg']}")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{_ENV_NAMES.get(field, field)}: {message}")
         raise ConfigError("invalid setting " + "; ".join(problems)) from None

@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.engine import Engine, make_url
 
 from outreach_core.adapters.crypto import load_fernet
+from outreach_core.adapters.file_modes import private_dir
 from outreach_core.adapters.settings import Settings, load_settings
 from outreach_core.adapters.store import db
 from outreach_core.errors import ConfigError
@@ -34,6 +35,8 @@ def open_workspace(settings: Settings | None = None, *, migrate: bool = True) ->
     """
     settings = settings or load_settings()
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if settings.data_dir.is_dir():  # created 0700 by whoever first needs it (key, database)
+        private_dir(settings.data_dir)
     engine = db.create_db_engine(settings.sqlalchemy_url)
     try:
         if migrate:

@@ -73,13 +73,33 @@ class Outgoing:
         return not (self.envelope_from + self.recipient).isascii()
 
 
+#: RFC 5322 section 2.1.1: a line SHOULD hold at most 78 characters and MUST hold at most 998
+FOLD_AT, MAX_LINE_OCTETS = 78, 998
+#: headers whose value is free text (RFC 2047 encoded words allowed): a word too long to fold at
+#: a space may be cut into encoded words. Structured headers (List-Unsubscribe, Message-ID)
+#: must keep their syntax, so they are never encoded.
+_UNSTRUCTURED = frozenset({"subject"})
+
+
 def _header(name: str, value: str) -> bytes:
-    """`Name: value` folded at 78, non-ASCII as RFC 2047 encoded words, CRLF-terminated."""
+    """`Name: value` folded at 78, non-ASCII as RFC 2047 encoded words, CRLF-terminated.
+
+    Folding happens at spaces; free text (the Subject) with a word too long for that is written
+    as UTF-8 encoded words, which may be cut anywhere, so no line grows past 78 characters
+    however long the subject is.
+    """
     if value.isascii() and len(name) + len(value) < 76 and "=?" not in value:
         return f"{name}: {value}\r\n".encode("ascii")
     charset = "us-ascii" if value.isascii() and "=?" not in value else "utf-8"
     encoded = Header(value, charset, header_name=name).encode(linesep="\r\n")
-    return f"{name}: {encoded}\r\n".encode("ascii")
+    too_long = any(len(line) > FOLD_AT for line in encoded.split("\r\n"))
+    if too_long and charset == "us-ascii" and name.lower() in _UNSTRUCTURED:
+        encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    line = f"{name}: {encoded}\r\n".encode("ascii")
+    if any(len(part) > MAX_LINE_OCTETS for part in line.split(_CRLF)):
+        # a structured value with a word of 998+ characters cannot be written legally
+        raise ValueError(f"{name}: a word of the value is longer than {MAX_LINE_OCTETS} characters")
+    return line
 
 
 def _from_header(sender: Sender) -> bytes:

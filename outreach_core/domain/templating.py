@@ -38,6 +38,11 @@ BUILTINS: dict[str, str] = {
 }
 BUILTIN_NAMES = frozenset(name.partition(".")[0] for name in BUILTINS)
 
+#: the longest subject a row may render to. Longer subjects are folded into lines of 78
+#: characters (RFC 5322), but one of more than this is a mistake (a whole cell of text pasted
+#: into the subject), so that row is a render error rather than a message.
+MAX_SUBJECT_CHARS = 10_000
+
 #: helper globals Jinja2 ships that sandbox escapes start from; removed from our environments
 _REMOVED_GLOBALS = ("cycler", "joiner", "namespace", "lipsum")
 #: names a template may not read even if a row had such a column
@@ -250,13 +255,19 @@ class CompiledTemplate:
         return sorted(self.column_variables - self.optional_variables - set(columns))
 
     def render(self, variables: dict[str, Any]) -> Rendered:
-        """Render every part; a missing variable or a line break in the subject raises.
+        """Render every part; a missing variable, a line break in the subject or a subject
+        longer than MAX_SUBJECT_CHARS raises.
 
         With HTML only, the text part is derived from the rendered HTML.
         """
         subject = _render(self._subject, "subject", variables).strip()
         if "\r" in subject or "\n" in subject:
             raise TemplateError("subject: renders to more than one line")
+        if len(subject) > MAX_SUBJECT_CHARS:
+            raise TemplateError(
+                f"subject: renders to {len(subject):,} characters; a subject may have at most "
+                f"{MAX_SUBJECT_CHARS:,} (check the columns the subject uses)"
+            )
         html = _render(self._html, "html", variables) if self._html else None
         if self._text is not None:
             return Rendered(subject, html, _render(self._text, "text", variables))

@@ -6,6 +6,7 @@ Plain functions (no streamlit), so a page only reads widgets, calls a service an
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -104,7 +105,7 @@ def run_status_line(summary: RunSummary, tz: tzinfo = UTC) -> str:
     run = summary.run
     parts = [f"**{run.status}**"]
     if run.status_reason:
-        parts[0] += f" ({run.status_reason})"
+        parts[0] += f" ({plain(run.status_reason)})"
     parts.append(f"triggered by {run.trigger}")
     parts.append(f"created {format_time(run.created_at, tz)}")
     if run.finished_at:
@@ -181,14 +182,39 @@ def setup_checklist(overview: Overview) -> list[ChecklistItem]:
     ]
 
 
+#: the preview's own policy: nothing is fetched (no remote image, font or stylesheet: opening
+#: the preview tells no server about it), inline styles and data: images are allowed
+PREVIEW_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+    "form-action 'none'; base-uri 'none'"
+)
+_DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.IGNORECASE)
+
+
 def sandboxed_frame(html_body: str, *, height: int = 420) -> str:
     """A page holding the rendered HTML in an `<iframe sandbox>` with no permissions: the
-    preview can run no script, submit no form and reach neither the app nor its cookies."""
-    escaped = html.escape(html_body, quote=True)
+    preview can run no script, submit no form and reach neither the app nor its cookies; its
+    Content-Security-Policy (first in the document, so the body cannot come before it) lets
+    it load nothing from the network."""
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{PREVIEW_CSP}">'
+    doctype = _DOCTYPE.match(html_body)
+    cut = doctype.end() if doctype else 0
+    document = html_body[:cut] + meta + html_body[cut:]
+    escaped = html.escape(document, quote=True)
     return (
         f'<iframe sandbox="" srcdoc="{escaped}" title="HTML preview" '
         f'style="width:100%;height:{height}px;border:1px solid #ddd;background:#fff"></iframe>'
     )
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=&\"'])")
+
+
+def plain(text: str) -> str:
+    """`text` with every character markdown (or Streamlit's `:color[…]`, `:material/…:`)
+    would act on backslash-escaped, for messages that may quote contact data or user input
+    and are drawn by st.error/st.warning/st.markdown: links and images stay literal text."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", "  \n")
 
 
 def row_frame(variables: dict[str, object]) -> pd.DataFrame:

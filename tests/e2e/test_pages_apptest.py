@@ -177,7 +177,11 @@ def test_queue_run_button_queues_a_run_for_the_daemon(demo: Demo) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("OUTREACH_DNS_TIMEOUT", "abc"), ("OUTREACH_DATABASE_URL", "mysql://x@host/db")],
+    [
+        ("OUTREACH_DNS_TIMEOUT", "abc"),
+        ("OUTREACH_DATABASE_URL", "mysql://x@host/db"),
+        ("OUTREACH_DATABASE_URL", "postgresql+psycopg://u@host:99999x/db"),
+    ],
 )
 def test_bad_setting_shows_an_error_not_a_traceback(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str

@@ -171,3 +171,23 @@ def test_a_workflow_shows_its_unsubscribe_findings_when_viewed_and_after_a_save(
     assert not at.error, [e.value for e in at.error]
     assert not any("unsubscribe" in w.value.lower() for w in at.warning)
     assert any("shows no unsubscribe link" in i.value for i in at.info)
+
+
+def test_unsubscribe_url_with_a_second_uri_is_refused_on_save(demo: Demo) -> None:
+    """Verify saving a workflow whose unsubscribe base URL would close List-Unsubscribe's
+    `<...>` and add a URI of the attacker's is refused under its field, and the stored
+    workflow keeps its options."""
+    at = start()
+    at.selectbox(key="wf_pick").set_value(demo.workflow.id).run()
+    at.text_input(key="wf_unsubscribe_base_url").set_value(
+        "https://example.com/u>, <https://evil.example/x"
+    )
+    at.button(key="FormSubmitter:workflow_form-Save workflow").click().run()
+
+    assert not at.exception, [e.value for e in at.exception]
+    messages = [e.value for e in at.error]
+    assert "Nothing was saved: fix the fields marked below." in messages
+    assert any("'>' is not allowed" in m for m in messages)
+    [stored] = services.list_workflows(demo.ws)
+    assert stored.options == demo.workflow.options
+    assert stored.options.unsubscribe_base_url is None

@@ -146,7 +146,7 @@ def test_unsubscribe_url_option_is_checked_and_fills_the_builtin(
     )
 
     assert bad.returncode == 2
-    assert "--unsubscribe-url: Value error, unsubscribe URL 'ftp://x'" in bad.stderr
+    assert "--unsubscribe-url: unsubscribe URL 'ftp://x'" in bad.stderr
     assert len(row_lines(without.stdout)) == ROWS
     assert "'unsubscribe_url' is undefined" in row_lines(without.stdout)[0][3]
     assert [line[0] for line in row_lines(good.stdout)] == [f"row {EMPTY_ROW}"]

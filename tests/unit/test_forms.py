@@ -71,6 +71,11 @@ def test_every_option_reaches_send_options() -> None:
         ({"concurrency": 0}, "concurrency", "1 or more"),
         ({"unsubscribe_mailto": "nobody"}, "unsubscribe_mailto", "'nobody'"),
         ({"unsubscribe_base_url": "ftp://x"}, "unsubscribe_base_url", "absolute https://"),
+        (
+            {"unsubscribe_base_url": "https://e.com/u>, <https://evil.example/x"},
+            "unsubscribe_base_url",
+            "'>' is not allowed",
+        ),
     ],
 )
 def test_bad_values_are_named_by_field_in_plain_words(

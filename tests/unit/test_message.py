@@ -125,3 +125,74 @@ def test_idn_recipient_domain_is_not_an_encoded_word_on_the_wire() -> None:
 def test_header_safe_folds_control_characters_into_a_space(value: str) -> None:
     """Verify every control or line-separator character becomes a single space."""
     assert header_safe(value) == "a b"
+
+
+def _longest_line(data: bytes) -> int:
+    return max(len(line) for line in data.split(b"\r\n"))
+
+
+def _header_lines(data: bytes, name: bytes) -> list[bytes]:
+    """The lines of one header: its first line and the folded lines after it."""
+    lines = data.split(b"\r\n\r\n")[0].split(b"\r\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(name + b":"))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i][:1].isspace()), len(lines))
+    return lines[start:end]
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "x" * 5000,  # one word: cannot fold at a space
+        " ".join(["word"] * 1000),
+        "é" * 3000,
+        "Hello " + "y" * 200 + " and =?utf-8?q?not_a_word?= bye",
+    ],
+    ids=["one-long-word", "many-words", "non-ascii", "long-word-among-words"],
+)
+def test_long_subject_is_folded_into_short_lines_and_decodes_intact(subject: str) -> None:
+    """Verify no line of the Subject exceeds 78 octets (RFC 5322 asks for 78), none of the
+    message 998 (it requires that), and the Subject a receiver parses is the one rendered."""
+    outgoing = build_message(
+        Rendered(subject, "<p>Hi</p>", "Hi"),
+        sender=SENDER,
+        recipient="ann@example.org",
+        delivery_id=7,
+        now=NOW,
+    )
+    subject_lines = _header_lines(outgoing.data, b"Subject")
+    assert len(subject_lines) > 1 and max(len(line) for line in subject_lines) <= 78
+    assert _longest_line(outgoing.data) <= 998
+    assert reparse(outgoing.data)["Subject"] == subject
+
+
+def test_long_subject_to_a_utf8_address_is_folded_too() -> None:
+    """Verify the SMTPUTF8 path (non-ASCII local part) also folds a 5,000-character subject."""
+    subject = "z" * 5000
+    outgoing = build_message(
+        Rendered(subject, None, "Hi"),
+        sender=SENDER,
+        recipient="jörg@example.org",
+        delivery_id=8,
+        now=NOW,
+    )
+    assert _longest_line(outgoing.data) <= 998
+    assert reparse(outgoing.data)["Subject"] == subject
+
+
+def test_structured_header_is_never_turned_into_encoded_words() -> None:
+    """Verify a long List-Unsubscribe keeps its `<uri>, <uri>` form (encoded words would break
+    it), folded only at the space between the two URIs."""
+    url = "https://example.com/unsubscribe?email=ann%40example.org&token=" + "t" * 120
+    value = f"<{url}>, <mailto:unsub@example.com?subject=unsubscribe%20tok>"
+    outgoing = build_message(
+        Rendered("s", None, "t"),
+        sender=SENDER,
+        recipient="ann@example.org",
+        delivery_id=9,
+        now=NOW,
+        extra_headers={"List-Unsubscribe": value},
+    )
+    assert b"=?" not in outgoing.data.split(b"\r\n\r\n")[0]
+    assert f"<{url}>".encode() in outgoing.data
+    assert reparse(outgoing.data)["List-Unsubscribe"].strip() == value
+    assert _longest_line(outgoing.data) <= 998

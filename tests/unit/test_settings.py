@@ -45,6 +45,9 @@ def test_defaults_without_environment(clean_env: Path) -> None:
         ("OUTREACH_DNS_NAMESERVERS", "127.0.0.1:dns"),
         ("LOG_LEVEL", "LOUD"),
         ("OUTREACH_DATABASE_URL", "mysql://db/outreach"),
+        ("OUTREACH_DATABASE_URL", "postgresql+psycopg://u@host:99999x/db"),
+        ("OUTREACH_DATABASE_URL", "postgresql+psycopg://u@host:99999/db"),
+        ("OUTREACH_DATABASE_URL", "postgresql+psycopg://u@host:0/db"),
         ("REPORT_SMTP_PORT", "0"),
     ],
 )
@@ -133,3 +136,28 @@ def test_cli_names_an_unreachable_database_without_its_password(tmp_path: Path) 
     assert "cannot open the database postgresql+psycopg://u:***@127.0.0.1:1/x" in result.stderr
     assert "s3cret-pw" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u@host:99999x/db",
+        "postgresql+psycopg://u:s3cret-pw@host:99999x/db",
+        "postgresql+psycopg://u:s3cret-pw@host:123456/db",
+        "postgresql+psycopg://u:s3cret-pw@host:/db:5",
+    ],
+)
+def test_cli_with_a_malformed_database_port_exits_2_on_one_line(tmp_path: Path, url: str) -> None:
+    """Verify a database URL whose port is no number 1-65535 exits 2 with one line that names
+    the variable and says what to fix, no traceback and nothing of the password."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "REPORT_"))}
+    env.update(OUTREACH_DATA_DIR=str(tmp_path / "data"), OUTREACH_DATABASE_URL=url)
+    result = run_cli(tmp_path, "runs", env=env)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("outreach: invalid setting OUTREACH_DATABASE_URL: ")
+    assert "1-65535" in lines[0]
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    assert not (tmp_path / "data").exists()  # nothing was created for a workspace never opened

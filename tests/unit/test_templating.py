@@ -177,3 +177,14 @@ def test_load_template_dir_without_subject_or_body_raises(tmp_path: Path) -> Non
         load_template_dir(tmp_path)
     with pytest.raises(TemplateError, match="does not exist"):
         load_template_dir(tmp_path / "absent")
+
+
+def test_subject_up_to_the_cap_renders_and_a_longer_one_is_a_render_error() -> None:
+    """Verify a subject of MAX_SUBJECT_CHARS renders, and one character more is refused with
+    a message naming the length and the bound (that row becomes a render_error)."""
+    from outreach_core.domain.templating import MAX_SUBJECT_CHARS
+
+    template = compiled(subject="{{ topic }}")
+    assert len(template.render({"topic": "x" * MAX_SUBJECT_CHARS}).subject) == MAX_SUBJECT_CHARS
+    with pytest.raises(TemplateError, match=r"renders to 10,001 characters; .* at most 10,000"):
+        template.render({"topic": "x" * (MAX_SUBJECT_CHARS + 1)})

@@ -9,20 +9,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from outreach_core.adapters.file_modes import new_private_dir, write_private
 from outreach_core.adapters.senders.base import SendResult
 from outreach_core.domain.message import Outgoing
 from outreach_core.errors import SendError, SendErrorKind
 
 
 class OutboxSender:
-    """Writes `<delivery id>-<recipient>.eml` atomically (temp file, then rename)."""
+    """Writes `<delivery id>-<recipient>.eml` atomically (temp file, then rename), mode 0600;
+    a folder it creates is 0700."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
     async def __aenter__(self) -> Self:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            new_private_dir(self.folder)
         except OSError as exc:
             raise SendError(
                 f"outbox {self.folder}: cannot create folder: {exc.strerror}",
@@ -63,7 +65,7 @@ class OutboxSender:
     def _write(path: Path, data: bytes) -> None:
         temporary = path.with_suffix(".tmp")
         try:
-            temporary.write_bytes(data)
+            write_private(temporary, data)  # messages hold contact data: owner only
             os.replace(temporary, path)
         except OSError as exc:
             raise SendError(

@@ -21,7 +21,7 @@ from outreach_core.errors import IllegalTransition, NotFound
 
 def _to_run(row: sa.Row) -> Run:
     data = dict(row._mapping)
-    data["options"] = SendOptions.model_validate(data["options"])
+    data["options"] = SendOptions.from_stored(data["options"])
     return Run.model_validate(data)
 
 

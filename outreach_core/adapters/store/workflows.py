@@ -36,7 +36,7 @@ def _to_workflows(conn: Connection, rows: Sequence[sa.Row]) -> list[Workflow]:
     result = []
     for row in rows:
         data = dict(row._mapping)
-        data["options"] = SendOptions.model_validate(data["options"])
+        data["options"] = SendOptions.from_stored(data["options"])
         data["engine_ids"] = engine_ids.get(row.id) or [row.engine_id]
         result.append(Workflow.model_validate(data))
     return result

@@ -43,7 +43,9 @@ def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
             unsubscribe_base_url=args.unsubscribe_url,
         )
     except ValidationError as exc:
-        raise InputError(f"--unsubscribe-url: {exc.errors()[0]['msg']}") from None
+        raise InputError(
+            "--unsubscribe-url: " + str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        ) from None
     findings = unsubscribe_findings(
         options, send.source, mailbox_configured=ws.settings.unsubscribe_imap_url is not None
     )
