@@ -109,7 +109,8 @@ with file_tab:
 with sql_tab:
     st.caption(
         "One SELECT (or WITH … SELECT), run read-only. Parameters: `:run_date`, `:today`, and "
-        "your own as `name=value` lines. The URL is stored encrypted."
+        "your own as `name=value` lines. The URL is stored encrypted. Connect with a database "
+        "role that can only read."
     )
     url = st.text_input(
         "Connection URL",
@@ -132,6 +133,8 @@ with sql_tab:
             st.session_state["sql_result"] = result
     result = st.session_state.get("sql_result")
     if result is not None:
+        for warning in result.warnings:
+            st.warning(warning)
         st.success(f"{result.total} rows in {result.elapsed_s:.2f} s (first 100 shown).")
         st.dataframe(pd.DataFrame(result.preview, columns=result.columns), hide_index=True)
         sql_audience = st.text_input("Audience name for these rows", key="sql_audience")

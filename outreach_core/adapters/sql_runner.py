@@ -1,92 +1,85 @@
 """Audiences from SQL: one read-only query against the team's own database.
 
-Three guards, outermost first:
-1. `check_read_only` refuses anything but a single `SELECT` / `WITH … SELECT` before the query
-   reaches the database, saying why;
-2. SQLite is opened with `mode=ro` (and `PRAGMA query_only`), PostgreSQL runs the query inside a
-   `READ ONLY` transaction with a `statement_timeout`; other databases (when their driver is
-   installed) run inside a transaction that is always rolled back;
-3. every error (connection, timeout, SQL) is a `SourceError`, never "0 recipients".
+Guards, outermost first:
+1. `check_read_only` (`sql_check`) lexes the query as its database does and refuses anything
+   but one `SELECT` / `WITH … SELECT` / `VALUES`, writing words, row locks and functions that
+   act on the server, saying why;
+2. the driver runs one statement only: PostgreSQL through psycopg 3 as a prepared statement
+   (the extended protocol refuses several commands), SQLite through `sqlite3` (which refuses
+   a second statement);
+3. PostgreSQL runs it in a `READ ONLY` transaction with `statement_timeout`, `lock_timeout`
+   and `idle_in_transaction_session_timeout` (checked to be on before the query runs); SQLite
+   is opened with `mode=ro` and `PRAGMA query_only`. Other databases are refused;
+4. every error (connection, timeout, SQL) is a `SourceError`, never "0 recipients", and no
+   message shows the URL's password (`masked`, `scrubbed`).
+
+On PostgreSQL the same connection also asks whether the role could write (superuser, a write
+privilege on some table, or the server-file roles): the result carries a warning then, since
+the guards above are a second line behind a role that can only read.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import unquote, unquote_plus
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from outreach_core.adapters.sql_check import check_read_only, driver_text
 from outreach_core.errors import InputError, SourceError
+
+__all__ = ["QueryResult", "check_read_only", "execute", "masked", "run_query", "scrubbed"]
 
 #: rows shown in a preview
 PREVIEW_ROWS = 100
 #: a query returning more rows than this is refused (can be raised per source)
 DEFAULT_ROW_CAP = 500_000
 DEFAULT_TIMEOUT_S = 30.0
-#: words that write, change the schema or the session: refused anywhere outside quotes
-FORBIDDEN_WORDS = frozenset(
-    [
-        "INSERT",
-        "UPDATE",
-        "DELETE",
-        "MERGE",
-        "UPSERT",
-        "DROP",
-        "CREATE",
-        "ALTER",
-        "TRUNCATE",
-        "ATTACH",
-        "DETACH",
-        "PRAGMA",
-        "GRANT",
-        "REVOKE",
-        "COPY",
-        "VACUUM",
-        "REINDEX",
-        "ANALYZE",
-        "CALL",
-        "EXEC",
-        "EXECUTE",
-        "DO",
-        "LOCK",
-        "INTO",
-        "LOAD",
-        "COMMENT",
-        "CLUSTER",
-        "REFRESH",
-    ]
+#: query parameters shown as *** (and so is any whose name has password, secret or token)
+SECRET_PARAMETERS = frozenset(
+    ["password", "pass", "passwd", "pwd", "secret", "token", "sslpassword"]
 )
+# SQLAlchemy's reading of `user:password@` (the password runs up to the first @)
+_USERINFO = re.compile(r"([^:/]*)(?::([^@]*))?@")
 #: built-in parameters every query may use
 BUILTIN_PARAMETERS = ("run_date", "today", "last_run_at")
 #: `:last_run_at` before a workflow's first completed run: every row counts as new
 FIRST_RUN_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
-
-# quoted strings, quoted identifiers, dollar quotes and comments, in the order they can open
-_LEXEME = re.compile(
-    r"""
-      (?P<comment>--[^\n]*|/\*.*?\*/)
-    | (?P<string>'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|\$(?P<tag>\w*)\$.*?\$(?P=tag)\$)
-    | (?P<semicolon>;)
-    | (?P<word>[A-Za-z_][A-Za-z_0-9$]*)
-    | (?P<param>(?<!:):[A-Za-z_]\w*)
-    | (?P<other>.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
+#: what the role may do beyond reading, asked in the source's own read-only transaction
+_ROLE_CHECK = """
+SELECT current_user, r.rolsuper,
+  (SELECT string_agg(g.rolname, ', ' ORDER BY g.rolname) FROM pg_catalog.pg_roles g
+    WHERE g.rolname IN ('pg_write_server_files', 'pg_execute_server_program',
+                        'pg_read_server_files')
+      AND pg_catalog.pg_has_role(current_user, g.oid, 'MEMBER')),
+  (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'f')
+      AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+      AND (pg_catalog.has_table_privilege(c.oid, 'INSERT')
+           OR pg_catalog.has_table_privilege(c.oid, 'UPDATE')
+           OR pg_catalog.has_table_privilege(c.oid, 'DELETE')
+           OR pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'))
+    LIMIT 1)
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+"""
 
 
 @dataclass(frozen=True)
 class QueryResult:
-    """What a source query returned: all rows (at most the cap) and the first ones for display."""
+    """What a source query returned: all rows (at most the cap) and the first ones for display,
+    and warnings about the source itself (a role that could write)."""
 
     columns: list[str]
     rows: list[dict[str, str]]
     elapsed_s: float
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -97,50 +90,86 @@ class QueryResult:
         return self.rows[:PREVIEW_ROWS]
 
 
-def _lexemes(sql: str) -> list[tuple[str, str]]:
-    """(kind, text) outside comments; an unterminated quote is an error."""
-    found = []
-    for match in _LEXEME.finditer(sql):
-        kind = match.lastgroup if match.lastgroup != "tag" else "string"
-        assert kind is not None
-        if kind == "other" and match.group() in ("'", '"', "`"):
-            raise InputError(f"the query has an unterminated quote at character {match.start()}")
-        if kind != "comment":
-            found.append((kind, match.group()))
-    return found
+def _secret_key(name: str) -> bool:
+    key = unquote_plus(name).strip().lower()
+    return key in SECRET_PARAMETERS or any(word in key for word in ("password", "secret", "token"))
 
 
-def check_read_only(sql: str) -> list[str]:
-    """Refuse anything but one SELECT or WITH … SELECT; return its named parameters.
+def _authority(url: str) -> tuple[str, re.Match[str] | None, str]:
+    """(scheme, the user:password@ part as SQLAlchemy reads it, the rest after it)."""
+    scheme, _, rest = url.partition("://")
+    userinfo = _USERINFO.match(rest)
+    return scheme, userinfo, rest[userinfo.end() :] if userinfo else rest
 
-    Deliberately strict: a word that writes (INSERT, UPDATE, DELETE, DROP, ATTACH, PRAGMA, …)
-    anywhere outside quotes is refused, even where the database would treat it harmlessly.
-    """
-    lexemes = _lexemes(sql)
-    statements: list[list[tuple[str, str]]] = [[]]
-    for kind, text in lexemes:
-        if kind == "semicolon":
-            statements.append([])
-        elif kind != "other" or text.strip():
-            statements[-1].append((kind, text))
-    statements = [s for s in statements if s]
-    if not statements:
-        raise InputError("the query is empty")
-    if len(statements) > 1:
+
+def masked(url: str) -> str:
+    """The URL for display, audit and error messages: the password and password-like query
+    parameters (`?password=`, `sslpassword`, `token`, …) as `***`; when an `@` follows the
+    user name and password, everything before the last `@` is shown as `***`."""
+    if "://" not in url:
+        return "(unreadable URL)"
+    scheme, userinfo, rest = _authority(url)
+    if userinfo and "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    elif userinfo:
+        rest = userinfo[1] + (":***" if userinfo[2] is not None else "") + "@" + rest
+    address, question, query = rest.partition("?")
+    if question:
+        parts = [part.partition("=") for part in query.split("&")]
+        query = "&".join(f"{k}=***" if eq and _secret_key(k) else k + eq + v for k, eq, v in parts)
+    return f"{scheme}://{address}{question}{query}"
+
+
+def _secrets(url: str) -> set[str]:
+    """The URL's secret values as written and decoded, for scrubbing messages."""
+    _, userinfo, rest = _authority(url)
+    found = set()
+    if userinfo:
+        found.add(userinfo[2] or "")
+        if "@" in rest:  # ambiguous: all of it up to the last @ may be the password
+            found.add(f"{userinfo[2] or ''}@{rest.rpartition('@')[0]}")
+    for part in rest.partition("?")[2].split("&"):
+        key, eq, value = part.partition("=")
+        if eq and _secret_key(key):
+            found.add(value)
+    return {
+        form for value in found for form in (value, unquote(value), unquote_plus(value)) if form
+    }
+
+
+def scrubbed(text: str, url: str) -> str:
+    """`text` with every secret of `url` replaced by `***` (a driver may quote what it got)."""
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def unambiguous(url: str) -> None:
+    """Refuse a URL whose user name and password could be read two ways (an `@` in them)."""
+    _, userinfo, rest = _authority(url)
+    if userinfo and "@" in rest:
         raise InputError(
-            f"only one statement is allowed; this query has {len(statements)} (separated by ;)"
+            "the connection URL has more than one @; write an @ inside the user name, the "
+            "password or a parameter as %40"
         )
-    [statement] = statements
-    first = statement[0][1].upper()
-    if first not in ("SELECT", "WITH"):
-        raise InputError(f"only SELECT or WITH … SELECT is allowed; this query starts with {first}")
-    words = {text.upper() for kind, text in statement if kind == "word"}
-    forbidden = sorted(words & FORBIDDEN_WORDS)
-    if forbidden:
-        raise InputError(f"only reading is allowed; the query contains {', '.join(forbidden)}")
-    if "SELECT" not in words:
-        raise InputError("a WITH query must end in a SELECT")
-    return sorted({text[1:] for kind, text in statement if kind == "param"})
+
+
+def source_dialect(url: str) -> str:
+    """`postgresql` or `sqlite`; any other URL (or an unreadable one) is refused."""
+    unambiguous(url)
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        raise InputError(
+            "the connection URL is not a valid SQLAlchemy URL "
+            "(sqlite:///path/to/file.db or postgresql+psycopg://user:password@host:5432/db)"
+        ) from None
+    if backend not in ("postgresql", "sqlite"):
+        raise InputError(
+            f"SQL sources read SQLite or PostgreSQL only ({backend} cannot be held to one "
+            "read-only statement)"
+        )
+    return backend
 
 
 def bind_values(
@@ -172,46 +201,61 @@ def bind_values(
     return bound
 
 
-def masked(url: str) -> str:
-    """The URL with its password hidden, for display and error messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unreadable URL)"
-
-
 def _engine(url: str, timeout_s: float) -> sa.Engine:
+    dialect = source_dialect(url)
+    parsed = make_url(url)
+    if dialect == "sqlite":
+        path = parsed.database or ""
+        if not path or path == ":memory:":
+            raise InputError("a SQLite source needs a database file")
+        ro = parsed.set(database=f"file:{path}", query={"mode": "ro", "uri": "true"})
+        return sa.create_engine(ro, poolclass=sa.pool.NullPool)
+    # psycopg 3 whatever driver the URL names: it can run a query as a prepared statement
+    parsed = parsed.set(drivername="postgresql+psycopg")
+    connect_args = {"connect_timeout": max(1, int(timeout_s))}
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise InputError("the connection URL is not a valid SQLAlchemy URL") from None
-    try:
-        if parsed.get_backend_name() == "sqlite":
-            path = parsed.database or ""
-            if not path or path == ":memory:":
-                raise InputError("a SQLite source needs a database file")
-            ro = parsed.set(database=f"file:{path}", query={"mode": "ro", "uri": "true"})
-            return sa.create_engine(ro, poolclass=sa.pool.NullPool)
-        if parsed.get_backend_name() == "postgresql":
-            connect_args = {"connect_timeout": max(1, int(timeout_s))}
-            return sa.create_engine(parsed, poolclass=sa.pool.NullPool, connect_args=connect_args)
-        return sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+        return sa.create_engine(parsed, poolclass=sa.pool.NullPool, connect_args=connect_args)
     except NoSuchModuleError:
-        raise InputError(
-            f"no driver installed for {parsed.drivername}; install it or use SQLite/PostgreSQL"
-        ) from None
+        raise InputError("PostgreSQL sources need psycopg 3 (pip install psycopg)") from None
 
 
-def _guard(conn: Connection, dialect: str, timeout_s: float) -> None:
-    """Make the open transaction read-only and bounded in time."""
-    if dialect == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
-    elif dialect == "sqlite":
-        conn.exec_driver_sql("PRAGMA query_only = ON")
-        raw = conn.connection.dbapi_connection
-        deadline = time.monotonic() + timeout_s
-        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)  # type: ignore[union-attr]
+def _guard_postgresql(cursor: Any, timeout_s: float) -> list[str]:
+    """Make the transaction read-only and bounded in time, check it is, and say when the role
+    could write. Runs first in the transaction (SET TRANSACTION must)."""
+    ms = max(1, int(timeout_s * 1000))
+    cursor.execute("SET TRANSACTION READ ONLY")
+    for setting, value in (
+        ("statement_timeout", ms),
+        ("lock_timeout", ms),
+        ("idle_in_transaction_session_timeout", max(ms, 1000)),
+    ):
+        cursor.execute(f"SET LOCAL {setting} = {value}")
+    # the lexer reads '…' with standard_conforming_strings on: make the server read it so too
+    cursor.execute("SET LOCAL standard_conforming_strings = on")
+    cursor.execute("SHOW transaction_read_only")
+    if cursor.fetchone()[0] != "on":
+        raise SourceError("the transaction could not be made read-only; nothing was run")
+    cursor.execute(_ROLE_CHECK)
+    role, superuser, file_roles, writable = cursor.fetchone()
+    if superuser:
+        found = ["is a superuser"]
+    else:
+        found = [f"is a member of {file_roles}"] if file_roles else []
+        if writable:
+            found.append(f"can write (INSERT, UPDATE, DELETE or TRUNCATE on {writable})")
+    if not found:
+        return []
+    return [
+        f"the source's database role {role} {' and '.join(found)}: give SQL sources a role "
+        "that can only read (GRANT SELECT on the tables they need, nothing else)"
+    ]
+
+
+def _guard_sqlite(raw: Any, cursor: Any, timeout_s: float) -> list[str]:
+    cursor.execute("PRAGMA query_only = ON")
+    deadline = time.monotonic() + timeout_s
+    raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    return []
 
 
 def _cell(value: object) -> str:
@@ -230,25 +274,52 @@ def execute(
     row_cap: int = DEFAULT_ROW_CAP,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> QueryResult:
-    """Run an already checked query read-only; any database error is a SourceError."""
+    """Run an already checked query read-only; any database error is a SourceError.
+
+    The query goes to the driver as the subquery of `SELECT * FROM (…)` (`driver_text`) and
+    otherwise as written, so a statement that got past the check is refused by the server's
+    parser, then by the driver (one statement), then by the read-only transaction."""
+    text = driver_text(sql, source_dialect(url))
+    return execute_text(url, text, params, row_cap=row_cap, timeout_s=timeout_s)
+
+
+def execute_text(
+    url: str,
+    text: str,
+    params: dict[str, Any],
+    *,
+    row_cap: int = DEFAULT_ROW_CAP,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> QueryResult:
+    """Hand `text` to the driver exactly as given (psycopg placeholders on PostgreSQL) in the
+    read-only transaction: the layers under the check and the wrapper, on their own."""
     engine = _engine(url, timeout_s)
-    where = masked(url)
+    dialect = engine.dialect.name
     started = time.perf_counter()
     try:
-        with engine.connect() as conn, conn.begin() as transaction:
-            _guard(conn, engine.dialect.name, timeout_s)
-            if engine.dialect.name == "sqlite":
-                # SQLite keeps dates as ISO text; bind them so (sqlite3's date adapter is
-                # deprecated since Python 3.12).
-                params = {k: _sqlite_value(v) for k, v in params.items()}
-            result = conn.execute(sa.text(sql), params)
-            columns = list(result.keys())
-            fetched = result.fetchmany(row_cap + 1)
-            transaction.rollback()
-    except DBAPIError as exc:
-        raise SourceError(f"{where}: {_first_line(exc)}") from None
+        with engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            cursor = raw.cursor()
+            try:
+                if dialect == "sqlite":
+                    warnings = _guard_sqlite(raw, cursor, timeout_s)
+                    # SQLite keeps dates as ISO text; bind them so
+                    cursor.execute(text, {k: _sqlite_value(v) for k, v in params.items()})
+                else:
+                    warnings = _guard_postgresql(cursor, timeout_s)
+                    cursor.execute(text, params, prepare=True)
+                if cursor.description is None:
+                    raise SourceError(f"{masked(url)}: the query returned no rows to read")
+                columns = [column[0] for column in cursor.description]
+                fetched = cursor.fetchmany(row_cap + 1)
+            finally:
+                cursor.close()
+                raw.rollback()
+    except engine.dialect.loaded_dbapi.Error as exc:
+        raise SourceError(scrubbed(f"{masked(url)}: {_first_line(exc)}", url)) from None
     except SQLAlchemyError as exc:
-        raise SourceError(f"{where}: {exc.__class__.__name__}: {exc}") from None
+        cause = getattr(exc, "orig", None) or exc
+        raise SourceError(scrubbed(f"{masked(url)}: {_first_line(cause)}", url)) from None
     finally:
         engine.dispose()
     if len(fetched) > row_cap:
@@ -256,7 +327,7 @@ def execute(
             f"the query returns more than the row cap of {row_cap:,} rows; narrow it or raise the cap"
         )
     rows = [{c: _cell(v) for c, v in zip(columns, row, strict=True)} for row in fetched]
-    return QueryResult(columns, rows, time.perf_counter() - started)
+    return QueryResult(columns, rows, time.perf_counter() - started, warnings)
 
 
 def _sqlite_value(value: object) -> object:
@@ -273,8 +344,9 @@ def _sqlite_value(value: object) -> object:
     return value
 
 
-def _first_line(exc: DBAPIError) -> str:
-    text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else exc.__class__.__name__
     if "interrupted" in text or "statement timeout" in text or "canceling statement" in text:
         return f"the query took too long and was stopped ({text})"
     return text
@@ -290,7 +362,7 @@ def run_query(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     extra: dict[str, Any] | None = None,
 ) -> QueryResult:
-    """Check, bind and run a source query read-only."""
-    names = check_read_only(sql)
+    """Check (as the URL's database reads it), bind and run a source query read-only."""
+    names = check_read_only(sql, source_dialect(url))
     params = bind_values(names, values or {}, run_date=run_date, extra=extra)
     return execute(url, sql, params, row_cap=row_cap, timeout_s=timeout_s)

@@ -13,6 +13,7 @@ from outreach_core.adapters.sql_runner import (
     check_read_only,
     masked,
     run_query,
+    source_dialect,
 )
 from outreach_core.adapters.store import audiences, audit, sql_sources
 from outreach_core.adapters.workspace import Workspace
@@ -47,6 +48,11 @@ def parse_parameters(text: str) -> dict[str, str]:
     return values
 
 
+def has_password(url: str) -> bool:
+    """Whether the URL carries a password or a password-like parameter (masking changes it)."""
+    return masked(url) != url
+
+
 def try_query(
     url: str,
     query: str,
@@ -55,7 +61,8 @@ def try_query(
     row_cap: int = DEFAULT_ROW_CAP,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> QueryResult:
-    """Run a source query read-only now (the "Test query" button)."""
+    """Run a source query read-only now (the "Test query" button, `source test`); the result's
+    warnings say when the source's database role could write."""
     return run_query(
         url, query, values=values, run_date=utcnow(), row_cap=row_cap, timeout_s=timeout_s
     )
@@ -75,7 +82,7 @@ def save_source(
     """Save a source after checking its query; the URL is stored encrypted."""
     if not name.strip():
         raise InputError("give the source a name")
-    check_read_only(query)
+    check_read_only(query, source_dialect(url))
     now = utcnow()
     with ws.db.begin() as conn:
         source_id = sql_sources.upsert_source(
@@ -106,7 +113,7 @@ def _summary(ws: Workspace, source_id: int) -> SourceSummary:
     return SourceSummary(
         data["id"],
         data["name"],
-        data["display_url"],
+        masked(data["display_url"]),  # sources saved before query parameters were masked
         data["query"],
         dict(data["parameters"]),
         data["row_cap"],

@@ -13,6 +13,9 @@ from outreach_core.domain.models import SendOptions
 from outreach_core.domain.templating import TemplateSource
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import HOME, open_test_workspace
+from tests.sql_victims import HIDING, PAYLOADS, UNTOUCHED, Victim, victim
+
+__all__ = ["victim"]  # the fixture, imported for pytest
 
 UPLOAD = (
     "\ufeffE-mail;Name\n"
@@ -86,6 +89,24 @@ def test_audiences_page_sql_test_query_imports_and_refuses_writes(
     assert "only SELECT or WITH … SELECT is allowed; this query starts with DELETE" in (
         at.error[0].value
     )
+
+
+def test_audiences_page_warns_about_a_superuser_source_and_refuses_an_attack(
+    dns_env: Path, victim: Victim
+) -> None:
+    """Verify Test query on PostgreSQL as the superuser postgres shows the rows and a warning
+    to use a read-only role, and an escape-string attack is refused with nothing changed."""
+    at = open_page("pages/audiences.py")
+    at.text_input(key="sql_url").set_value(victim.url)
+    at.text_area(key="sql_query").set_value("SELECT id AS email FROM victim").run()
+    at.button(key="sql_test").click().run()
+    assert at.success[0].value.startswith("3 rows")
+    assert "database role postgres is a superuser" in at.warning[0].value
+    attack = HIDING["escape string"].replace("{payload}", PAYLOADS["copy to program"])
+    at.text_area(key="sql_query").set_value(victim.fill(attack)).run()
+    at.button(key="sql_test").click().run()
+    assert "only one statement is allowed" in at.error[0].value
+    assert victim.state() == UNTOUCHED
 
 
 def test_audiences_page_creates_a_recurring_audience_from_a_saved_source(

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from outreach_core.adapters.sql_runner import check_read_only, execute, masked, run_query
+from outreach_core.adapters.sql_runner import (
+    check_read_only,
+    execute,
+    execute_text,
+    masked,
+    run_query,
+)
 from outreach_core.errors import InputError, SourceError
 
 RUN_DATE = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
@@ -77,9 +83,12 @@ def test_writing_query_is_refused_before_execution(source_url: str, sql: str) ->
 
 
 def test_database_itself_refuses_writes_that_slip_past(source_url: str) -> None:
-    """Verify the read-only connection refuses an INSERT even without the static check."""
+    """Verify the read-only connection refuses an INSERT even without the static check and
+    without the SELECT wrapper; with the wrapper the server's parser refuses it first."""
     before = snapshot(source_url)
     with pytest.raises(SourceError, match=r"read-only|readonly|read only"):
+        execute_text(source_url, REFUSED["insert"], {})
+    with pytest.raises(SourceError, match="syntax error"):
         execute(source_url, REFUSED["insert"], {})
     assert snapshot(source_url) == before
 

@@ -2,7 +2,8 @@
 runs, check files and workflows, manage the database and the keys.
 
 `main` parses the command line (`parser`), opens the workspace and hands the arguments to the
-command: the sending ones in `sending`, the checks in `checks`, the maintenance in `admin`.
+command: the sending ones in `sending`, the checks in `checks`, the maintenance in `admin`,
+SQL sources in `sources`.
 Exit codes (`common.exit_code`): 0 every deliverable recipient was sent; 1 some failed, were
 deferred, are unknown, or the run did not finish; 2 unusable input or settings.
 """
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 from outreach_core.adapters.workspace import Workspace, start_process
-from outreach_core.entrypoints.cli import admin, checks, sending
+from outreach_core.entrypoints.cli import admin, checks, sending, sources
 from outreach_core.entrypoints.cli.common import (
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -42,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     "db": admin.cmd_db,
     "rotate-key": admin.cmd_rotate_key,
     "demo": admin.cmd_demo,
+    "source": sources.cmd_source,
 }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from outreach_core.domain.models import RenderErrorPolicy, SendOptions
 from outreach_core.services.file_sends import DEFAULT_FROM
+from outreach_core.services.sources import DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S
 
 #: the text `--help` shows above the commands
 DESCRIPTION = """`python -m outreach_core …`: send a file, resume or retry, list and export runs, manage the
@@ -145,6 +146,51 @@ def build_parser() -> argparse.ArgumentParser:
     exports = template_actions.add_parser("export", help="write a template's newest version")
     exports.add_argument("name")
     exports.add_argument("--out", type=Path, required=True, help="folder to write into")
+
+    source = commands.add_parser("source", help="SQL sources: test a read-only query")
+    source_actions = source.add_subparsers(dest="action", required=True)
+    source_test = source_actions.add_parser(
+        "test",
+        help="run one read-only query (as the Audiences page's Test query does) and print its "
+        "first rows, or why it was refused (exit 2)",
+    )
+    source_test.add_argument(
+        "url",
+        nargs="?",
+        default=None,
+        help="sqlite:///file.db or postgresql+psycopg://user@host:5432/db; with a password "
+        "prefer --url-env or OUTREACH_SOURCE_URL (argv is visible to other local users)",
+    )
+    source_test.add_argument("query", help="one SELECT, WITH … SELECT or VALUES")
+    source_test.add_argument(
+        "--url-env",
+        metavar="VAR",
+        default=None,
+        help="read the URL from this environment variable (default: OUTREACH_SOURCE_URL when "
+        "no URL is given)",
+    )
+    source_test.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for :NAME in the query (repeatable)",
+    )
+    source_test.add_argument(
+        "--rows", type=_positive_int, default=20, help="rows to print (default 20)"
+    )
+    source_test.add_argument(
+        "--row-cap",
+        type=_positive_int,
+        default=DEFAULT_ROW_CAP,
+        help=f"refuse a result with more rows than this (default {DEFAULT_ROW_CAP:,})",
+    )
+    source_test.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds the query may run (default {DEFAULT_TIMEOUT_S:g})",
+    )
 
     database = commands.add_parser("db", help="database maintenance")
     database.add_argument("action", choices=["upgrade"], help="apply pending migrations")
