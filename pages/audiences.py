@@ -27,7 +27,7 @@ with file_tab:
             first = parse_file(data, source=upload.name)
         except OutreachError as exc:
             if "no email column" not in str(exc):
-                st.error(str(exc))
+                st.error(ui.plain(str(exc)))
                 st.stop()
             first = None
         headers: list[str] = []
@@ -50,11 +50,11 @@ with file_tab:
         try:
             parsed = parse_file(data, source=upload.name, email_column=chosen, sheet=sheet)
         except OutreachError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(str(exc)))
             st.stop()
         report = sort_rows(parsed)
         for note in parsed.notes:
-            st.warning(note)
+            st.warning(ui.plain(note))
         counts = [
             ("Rows", report.total),
             ("Imported", len(report.imported)),
@@ -102,7 +102,7 @@ with file_tab:
                     ws, report.audience_file(), name=name, actor=ui.actor()
                 )
             except OutreachError as exc:
-                st.error(str(exc))
+                st.error(ui.plain(str(exc)))
             else:
                 st.success(f"Imported {audience.row_count} rows as audience {audience.name!r}.")
 
@@ -128,13 +128,13 @@ with sql_tab:
                 url, query, sources.parse_parameters(params_text), row_cap=int(cap)
             )
         except OutreachError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(str(exc)))
         else:
             st.session_state["sql_result"] = result
     result = st.session_state.get("sql_result")
     if result is not None:
         for warning in result.warnings:
-            st.warning(warning)
+            st.warning(ui.plain(warning))
         st.success(f"{result.total} rows in {result.elapsed_s:.2f} s (first 100 shown).")
         st.dataframe(pd.DataFrame(result.preview, columns=result.columns), hide_index=True)
         sql_audience = st.text_input("Audience name for these rows", key="sql_audience")
@@ -147,7 +147,7 @@ with sql_tab:
                     ws, report.audience_file(), name=sql_audience, actor=ui.actor()
                 )
             except OutreachError as exc:
-                st.error(str(exc))
+                st.error(ui.plain(str(exc)))
             else:
                 st.success(
                     f"Imported {audience.row_count} rows as audience {audience.name!r} "
@@ -166,7 +166,7 @@ with sql_tab:
                 actor=ui.actor(),
             )
         except OutreachError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(str(exc)))
         else:
             st.success(f"Saved source {saved.name!r} ({saved.display_url}).")
     saved_sources = sources.list_sources(ws)
@@ -194,7 +194,7 @@ with sql_tab:
                     ws, by_name[picked_source].id, name=recurring_name, actor=ui.actor()
                 )
             except OutreachError as exc:
-                st.error(str(exc))
+                st.error(ui.plain(str(exc)))
             else:
                 st.success(
                     f"Audience {recurring.name!r} re-runs {picked_source!r} for every run "

@@ -157,7 +157,7 @@ try:
     )
     upcoming = schedules.upcoming_runs(cadence, timezone)
 except OutreachError as exc:
-    st.error(str(exc))
+    st.error(ui.plain(str(exc)))
     st.stop()
 
 st.markdown(f"**Next five runs** ({timezone}):")
@@ -180,7 +180,7 @@ if st.button("Save schedule", type="primary", key="sched_save") and ui.require_r
             schedule_id=current.id if current else None,
         )
     except OutreachError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(str(exc)))
     else:
         st.session_state["sched_feedback"] = f"Saved {saved}."
         st.rerun()
@@ -198,7 +198,7 @@ if current:
         try:
             run_id = schedules.run_schedule_now(ws, current.id, actor=ui.actor())
         except OutreachError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(str(exc)))
         else:
             st.session_state["sched_feedback"] = (
                 f"Run {run_id} queued: the scheduler daemon will send it."
