@@ -134,6 +134,12 @@ class Settings(BaseSettings):
         validation_alias=_env("OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S"),
         description="seconds between two reads of the unsubscribe mailbox by the daemon",
     )
+    engine_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("OUTREACH_ENGINE_URL"),
+        description="the engine URL `send` uses when neither --engine, --engine-env nor "
+        "--engine-file is given (checked when a send uses it)",
+    )
 
     @field_validator("log_level")
     @classmethod

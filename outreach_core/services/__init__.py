@@ -31,6 +31,7 @@ from outreach_core.services.engines import (
     save_engine,
     save_engine_limits,
     save_engine_limits_form,
+    save_engine_version,
     test_engine_connection,
 )
 from outreach_core.services.runs import (
@@ -89,6 +90,7 @@ __all__ = [
     "save_engine",
     "save_engine_limits",
     "save_engine_limits_form",
+    "save_engine_version",
     "save_template",
     "save_workflow_form",
     "send_test_message",

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from outreach_core.adapters import crypto
+import sqlalchemy as sa
+
+from outreach_core.adapters import crypto, url_secrets
 from outreach_core.adapters.senders import open_sender, parse_engine_url
 from outreach_core.adapters.store import audit, deliveries, engines
 from outreach_core.adapters.workspace import Workspace
@@ -51,6 +52,68 @@ def save_engine(
             detail={"name": name, "url": parsed.display},
         )
         return engines.get_engine(conn, engine_id)
+
+
+#: how the versions of an engine are named: `NAME (v2)`, `NAME (v3)`…
+VERSION_PREFIX = " (v"
+#: engine names are at most 200 characters; room is kept for the version suffix
+_NAME_ROOM = 180
+
+
+def save_engine_version(
+    ws: Workspace, *, name: str, url: str, from_email: str, from_name: str, actor: str
+) -> Engine:
+    """The engine named `name` (or one of its versions `name (vN)`) whose stored URL and
+    From are exactly these, else a new version of it. Unlike `save_engine`, never changes an
+    engine that exists: runs that use it resume with the secret and From they were queued
+    with. What a command-line send uses."""
+    parsed = parse_engine_url(url)
+    checked = check_syntax(from_email)
+    if not checked.ok:
+        raise InputError(f"from address {from_email!r}: {checked.error}")
+    address = checked.address or from_email
+    base = name[:_NAME_ROOM]
+    for _ in range(5):  # another process may take the same new name first: read again
+        now = utcnow()
+        try:
+            with ws.db.begin() as conn:
+                versions = engines.engines_named(conn, base, prefix=VERSION_PREFIX)
+                for engine, encrypted in versions:
+                    same_sender = (engine.from_email, engine.from_name) == (address, from_name)
+                    if same_sender and crypto.decrypt(ws.fernet, encrypted) == url:
+                        return engine
+                taken = {engine.name for engine, _ in versions}
+                version = 1 if base not in taken else len(versions) + 1
+                while _versioned(base, version) in taken:
+                    version += 1
+                engine_id = engines.insert_engine(
+                    conn,
+                    name=_versioned(base, version),
+                    kind=parsed.kind,
+                    url_encrypted=crypto.encrypt(ws.fernet, url),
+                    display_url=parsed.display,
+                    from_email=address,
+                    from_name=from_name,
+                    now=now,
+                    # the newest version's limits: the same account most likely
+                    limits=versions[-1][0].limits if versions else None,
+                )
+                audit.record(
+                    conn,
+                    actor=actor,
+                    action="engine.save",
+                    subject=f"engine {engine_id}",
+                    now=now,
+                    detail={"name": _versioned(base, version), "url": parsed.display},
+                )
+                return engines.get_engine(conn, engine_id)
+        except sa.exc.IntegrityError:
+            continue
+    raise InputError(f"engine {base!r}: could not save a new version (name taken); try again")
+
+
+def _versioned(base: str, version: int) -> str:
+    return base if version == 1 else f"{base}{VERSION_PREFIX}{version})"
 
 
 def save_engine_limits(
@@ -124,16 +187,6 @@ def list_engines(ws: Workspace) -> list[Engine]:
         return engines.list_engines(conn)
 
 
-def _secrets_of(url: str) -> list[str]:
-    """The credential parts of an engine URL (raw and decoded), to scrub from messages."""
-    parts = urlsplit(url)
-    found = [parts.password or ""]
-    if parts.scheme not in ("smtp", "smtps"):
-        found.append(parts.username or "")  # the API key or access key of the HTTP kinds
-    found += [unquote(value) for value in found]
-    return sorted({value for value in found if len(value) >= 3}, key=len, reverse=True)
-
-
 def test_engine_connection(ws: Workspace, engine_id: int) -> str:
     """Open the engine's sender and run its `check()`: a sentence on success.
 
@@ -150,9 +203,7 @@ def test_engine_connection(ws: Workspace, engine_id: int) -> str:
             return await sender.check()
 
     def scrub(text: str) -> str:
-        for secret in _secrets_of(url):
-            text = text.replace(secret, "***")
-        return text
+        return url_secrets.scrub(text, url)
 
     try:
         message = asyncio.run(check())

@@ -7,7 +7,7 @@ the moment, so runs stay apart in the Runs and Results pages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
@@ -36,7 +36,7 @@ class FileSend:
     template_dir: Path
     source: TemplateSource
     template: CompiledTemplate
-    engine_url: str
+    engine_url: str = field(repr=False)
     engine_display: str
     sender: SenderIdentity
 
@@ -101,5 +101,6 @@ def queue_file_send(ws: Workspace, send: FileSend, options: SendOptions, *, acto
         audience_name=f"{send.contacts.name} ({stamp})",
         template_name=template_name,
         engine_name=f"cli {send.engine_display}",
+        engine_versions=True,  # never change the secret other runs resume with
     )
     return services.queue_run(ws, workflow.id, trigger="cli", actor=actor)

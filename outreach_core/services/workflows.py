@@ -18,7 +18,7 @@ from outreach_core.domain.templating import TemplateSource
 from outreach_core.domain.unsubscribe_checks import UnsubscribeFinding, unsubscribe_findings
 from outreach_core.errors import FieldErrors, InputError, NotFound
 from outreach_core.services.audiences import import_audience
-from outreach_core.services.engines import save_engine
+from outreach_core.services.engines import save_engine, save_engine_version
 from outreach_core.services.templates import save_template
 
 
@@ -266,15 +266,19 @@ def setup_workflow(
     audience_name: str | None = None,
     template_name: str | None = None,
     engine_name: str | None = None,
+    engine_versions: bool = False,
 ) -> Workflow:
     """Import an audience, save a template and an engine, and tie them into a workflow.
 
     Names default to the workflow's (`<name> audience`, …). The template and engine steps are
-    idempotent (same content, same name), so a repeated set-up reuses them.
+    idempotent (same content, same name), so a repeated set-up reuses them. With
+    `engine_versions`, an engine of that name holding another URL or From is left as it is
+    and a new version of it is saved (`save_engine_version`): runs queued with the old one
+    resume with its secret.
     """
     audience = import_audience(ws, parsed, name=audience_name or f"{name} audience", actor=actor)
     saved = save_template(ws, template_name or f"{name} template", template, actor=actor)
-    engine = save_engine(
+    engine = (save_engine_version if engine_versions else save_engine)(
         ws,
         name=engine_name or f"{name} engine",
         url=engine_url,

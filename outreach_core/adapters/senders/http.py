@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from outreach_core.adapters.url_secrets import mask_url
 from outreach_core.errors import InputError, SendError, SendErrorKind
 
 #: connect fast, give the provider time to answer
@@ -36,8 +37,13 @@ def endpoint_override(query: Mapping[str, str], *, default: str) -> str:
     """`?endpoint=http://127.0.0.1:8025` points an engine at a local stand-in (tests, proxies)."""
     endpoint = query.get("endpoint", default).rstrip("/")
     parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"engine URL: endpoint={endpoint!r} is not an http(s) URL")
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        shown = mask_url(endpoint)
+        raise InputError(f"engine URL: endpoint={shown!r} is not an http(s) URL with a valid port")
     return endpoint
 
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outreach_core.adapters.store.tables import engines
+from outreach_core.adapters.url_secrets import mask_url
 from outreach_core.domain.models import Engine, EngineLimits
 from outreach_core.errors import NotFound
 
@@ -24,7 +25,10 @@ _PUBLIC = [
 
 def _to_engine(row: sa.Row) -> Engine:
     data = dict(row._mapping)
+    data.pop("url_encrypted", None)
     data["limits"] = EngineLimits.model_validate(data["limits"] or {})
+    # masked again as read: a display form saved by an older, laxer mask shows nothing either
+    data["display_url"] = mask_url(data["display_url"])
     return Engine.model_validate(data)
 
 
@@ -55,6 +59,51 @@ def upsert_engine(
         return int(existing)
     result = conn.execute(engines.insert().values(name=name, created_at=now, **values))
     return int(result.inserted_primary_key[0])
+
+
+def insert_engine(
+    conn: Connection,
+    *,
+    name: str,
+    kind: str,
+    url_encrypted: str,
+    display_url: str,
+    from_email: str,
+    from_name: str,
+    now: datetime,
+    limits: EngineLimits | None = None,
+) -> int:
+    """Create an engine under a new name (IntegrityError when the name is taken); its id."""
+    result = conn.execute(
+        engines.insert().values(
+            name=name,
+            kind=kind,
+            url_encrypted=url_encrypted,
+            display_url=display_url,
+            from_email=from_email,
+            from_name=from_name,
+            limits=(limits or EngineLimits()).model_dump(mode="json"),
+            created_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def engines_named(conn: Connection, base: str, *, prefix: str) -> list[tuple[Engine, str]]:
+    """The engine named `base` and those whose name starts with `base + prefix` (its
+    versions), each with its encrypted URL, oldest first."""
+    start = base + prefix
+    rows = conn.execute(
+        sa.select(*_PUBLIC, engines.c.url_encrypted)
+        .where(
+            sa.or_(
+                engines.c.name == base,
+                sa.func.substr(engines.c.name, 1, len(start)) == start,
+            )
+        )
+        .order_by(engines.c.id)
+    )
+    return [(_to_engine(row), str(row.url_encrypted)) for row in rows]
 
 
 def get_engine(conn: Connection, engine_id: int) -> Engine:

@@ -42,10 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--template", type=Path, required=True, help="folder with subject.txt, body.html/body.txt"
     )
-    send.add_argument(
+    engine = send.add_mutually_exclusive_group()
+    engine.add_argument(
+        "--engine-env",
+        metavar="VAR",
+        help="read the engine URL from this environment variable (keeps the password out "
+        "of the process list)",
+    )
+    engine.add_argument(
+        "--engine-file",
+        metavar="PATH",  # kept a str: Path would fold a URL given by mistake into a path
+        help="read the engine URL from the first line of this file (chmod 600 it)",
+    )
+    engine.add_argument(
         "--engine",
-        required=True,
-        help="outbox:///folder, smtp://user:pass@host:587?tls=starttls|ssl|none, smtps://…",
+        metavar="URL",
+        help="outbox:///folder, smtp://user:pass@host:587?tls=starttls|ssl|none, smtps://…; "
+        "a password given here shows in `ps` to every local user: prefer --engine-env, "
+        "--engine-file or OUTREACH_ENGINE_URL (the default when none of the three is given)",
     )
     send.add_argument(
         "--from",

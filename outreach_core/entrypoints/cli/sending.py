@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from outreach_core import services
+from outreach_core.adapters.url_secrets import secret_texts
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import RenderErrorPolicy, SendOptions
 from outreach_core.domain.states import RunStatus
@@ -30,9 +34,72 @@ from outreach_core.entrypoints.signals import stop_on_signals
 from outreach_core.errors import InputError
 from outreach_core.services import file_sends, sending
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: `kind:` first: a URL given where the path of a file was expected
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+#: no engine URL is this long; a bigger first line is not one
+_MAX_URL = 8192
+
+
+def engine_url_of(ws: Workspace, args: argparse.Namespace) -> str:
+    """The engine URL: `--engine`, else the variable `--engine-env` names, else the first line
+    of `--engine-file`, else OUTREACH_ENGINE_URL. Errors never repeat a value that may be the
+    URL itself (given where a name or path was expected)."""
+    if args.engine is not None:
+        url = str(args.engine).strip()
+        if secret_texts(url):
+            print(
+                "outreach: warning: the secret in --engine can be read by every local user "
+                "(ps); pass the URL with --engine-env VAR or --engine-file PATH instead",
+                file=sys.stderr,
+            )
+        return url
+    if args.engine_env is not None:
+        name = args.engine_env
+        if not _ENV_NAME.match(name):
+            raise InputError(
+                "--engine-env takes the NAME of an environment variable (e.g. "
+                "--engine-env SMTP_URL after `export SMTP_URL=…`), not the URL"
+            )
+        value = os.environ.get(name, "").strip()
+        if not value:
+            raise InputError(f"--engine-env {name}: that variable is not set or is empty")
+        return value
+    if args.engine_file is not None:
+        return _read_engine_file(args.engine_file)
+    if ws.settings.engine_url is not None:
+        return ws.settings.engine_url.get_secret_value().strip()
+    raise InputError(
+        "no engine given: use --engine-env VAR, --engine-file PATH or OUTREACH_ENGINE_URL "
+        "(or --engine URL, which every local user can read in the process list)"
+    )
+
+
+def _read_engine_file(text: str) -> str:
+    if _URL_LIKE.match(text):
+        raise InputError("--engine-file takes the path of a file holding the URL, not the URL")
+    path = Path(text)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            line = handle.readline(_MAX_URL).strip()
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"--engine-file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--engine-file {path}: cannot be read ({type(exc).__name__})") from None
+    if not line:
+        raise InputError(f"--engine-file {path}: the first line is empty; write the URL there")
+    if mode & 0o077:
+        print(
+            f"outreach: warning: {path} can be read by other users; `chmod 600 {path}`",
+            file=sys.stderr,
+        )
+    return line
+
 
 def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
-    send = file_sends.read_file_send(args.input, args.template, args.engine, args.sender)
+    engine_url = engine_url_of(ws, args)
+    send = file_sends.read_file_send(args.input, args.template, engine_url, args.sender)
     try:
         options = SendOptions(
             rate=args.rate,
