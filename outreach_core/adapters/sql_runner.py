@@ -25,13 +25,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote_plus
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from outreach_core.adapters.sql_check import check_read_only, driver_text
+from outreach_core.adapters.url_secrets import mask_url, scrub
 from outreach_core.errors import InputError, SourceError
 
 __all__ = ["QueryResult", "check_read_only", "execute", "masked", "run_query", "scrubbed"]
@@ -103,45 +104,14 @@ def _authority(url: str) -> tuple[str, re.Match[str] | None, str]:
 
 
 def masked(url: str) -> str:
-    """The URL for display, audit and error messages: the password and password-like query
-    parameters (`?password=`, `sslpassword`, `token`, …) as `***`; when an `@` follows the
-    user name and password, everything before the last `@` is shown as `***`."""
-    if "://" not in url:
-        return "(unreadable URL)"
-    scheme, userinfo, rest = _authority(url)
-    if userinfo and "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    elif userinfo:
-        rest = userinfo[1] + (":***" if userinfo[2] is not None else "") + "@" + rest
-    address, question, query = rest.partition("?")
-    if question:
-        parts = [part.partition("=") for part in query.split("&")]
-        query = "&".join(f"{k}=***" if eq and _secret_key(k) else k + eq + v for k, eq, v in parts)
-    return f"{scheme}://{address}{question}{query}"
-
-
-def _secrets(url: str) -> set[str]:
-    """The URL's secret values as written and decoded, for scrubbing messages."""
-    _, userinfo, rest = _authority(url)
-    found = set()
-    if userinfo:
-        found.add(userinfo[2] or "")
-        if "@" in rest:  # ambiguous: all of it up to the last @ may be the password
-            found.add(f"{userinfo[2] or ''}@{rest.rpartition('@')[0]}")
-    for part in rest.partition("?")[2].split("&"):
-        key, eq, value = part.partition("=")
-        if eq and _secret_key(key):
-            found.add(value)
-    return {
-        form for value in found for form in (value, unquote(value), unquote_plus(value)) if form
-    }
+    """The URL for display, audit and error messages (`url_secrets.mask_url`: the password,
+    password-like query parameters and any fragment as `***`)."""
+    return mask_url(url) if "://" in url else "(unreadable URL)"
 
 
 def scrubbed(text: str, url: str) -> str:
     """`text` with every secret of `url` replaced by `***` (a driver may quote what it got)."""
-    for secret in sorted(_secrets(url), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    return scrub(text, url)
 
 
 def unambiguous(url: str) -> None:

@@ -173,7 +173,7 @@ def test_every_character_lands_in_one_token() -> None:
             "postgresql://r@db/crm?sslpassword=s3cret&token=s3cret&api_secret=s3cret",
             "postgresql://r@db/crm?sslpassword=***&token=***&api_secret=***",
         ),
-        ("postgresql://r:p@ss/s3cret@db/crm", "postgresql://***@db/crm"),
+        ("postgresql://r:p@ss/s3cret@db/crm", "postgresql://r:***@db/crm"),
         ("sqlite:////data/crm.db", "sqlite:////data/crm.db"),
         ("not a url s3cret", "(unreadable URL)"),
     ],
