@@ -144,22 +144,27 @@ _RECORD_MANY = (
 def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: datetime) -> int:
     """Record many outcomes in one statement; each dict has the keys of `record_outcome`
     (`delivery_id`, `target`, `attempts`, and optionally `reason`, `message_id`,
-    `provider_message_id`, `error_kind`, `reply_code`, `latency_ms`). Returns how many rows
-    changed."""
+    `provider_message_id`, `error_kind`, `reply_code`, `latency_ms`, `ended_at`). Returns how
+    many rows changed.
+
+    `ended_at`, when given, is the time that delivery's attempt ended: it becomes its
+    `updated_at`, and its `sent_at` when handed over, so a batch recorded in one statement
+    keeps each message's own time; without it the row gets `now`."""
     if not outcomes:
         return 0
     params = []
     for item in outcomes:
         target = DeliveryStatus(item["target"])
         check_delivery_transition(DeliveryStatus.SENDING, target)
+        at = item.get("ended_at") or now
         params.append(
             {
                 "b_id": item["delivery_id"],
                 "b_status": target,
                 "b_reason": fit_reason(item.get("reason")),
                 "b_attempts": item["attempts"],
-                "b_now": now,
-                "b_sent_at": now if target in _HANDED_OVER else None,
+                "b_now": at,
+                "b_sent_at": at if target in _HANDED_OVER else None,
                 "b_message_id": item.get("message_id"),
                 "b_provider_message_id": item.get("provider_message_id"),
                 "b_error_kind": item.get("error_kind"),

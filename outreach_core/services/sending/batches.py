@@ -100,6 +100,7 @@ def _recent_sends(ctx: RunContext, *, now: datetime) -> RecentSends | None:
 
 def record(ctx: RunContext, outcomes: list[Outcome], unstarted: list[int]) -> None:
     """One transaction per batch: every outcome, and the deliveries that were not started.
+    Each outcome keeps its own end time (`sent_at`, `updated_at`); `now` is for the rest.
 
     Deliberate: a crash before this commit leaves the batch's sent messages `sending`, which
     the next executor marks `unknown` and does not resend (at most one batch).

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from email.errors import MessageError
 from typing import Any
 
@@ -45,6 +46,9 @@ class Outcome:
     error_kind: str | None = None
     reply_code: int | None = None
     latency_ms: int | None = None
+    #: when this delivery's attempt ended (the engine answered, or rendering failed), read
+    #: from the run's clock: the ledger's `sent_at`/`updated_at` are per message, not per batch
+    ended_at: datetime | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The outcome as the ledger records it (`deliveries.record_outcome`'s keys)."""
@@ -58,6 +62,7 @@ class Outcome:
             "error_kind": self.error_kind,
             "reply_code": self.reply_code,
             "latency_ms": self.latency_ms,
+            "ended_at": self.ended_at,
         }
 
 
@@ -152,7 +157,18 @@ def _with_notes(notes: list[str], reason: str | None) -> str | None:
 async def deliver(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Outcome | None:
     """Send one claimed delivery through the lane's engine; its outcome, or None when the
     engine failed before anything may have gone out (the delivery then goes back to pending
-    and the engine leaves the rotation)."""
+    and the engine leaves the rotation).
+
+    The outcome carries the run clock's time right when the attempt ended: nothing awaits
+    between the engine's answer and this read, so it is the message's own send time even
+    though the batch is recorded later in one transaction.
+    """
+    outcome = await _attempt(ctx, lane, delivery)
+    return None if outcome is None else replace(outcome, ended_at=ctx.clock())
+
+
+async def _attempt(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Outcome | None:
+    """`deliver` without the end time."""
     attempts_made = [0]
     notes: list[str] = []
     identity = SenderIdentity(lane.engine.from_email, lane.engine.from_name)
