@@ -6,13 +6,13 @@ import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.engine import Engine, make_url
 
-from outreach_core.adapters.crypto import load_fernet
+from outreach_core.adapters import crypto
 from outreach_core.adapters.file_modes import private_dir
 from outreach_core.adapters.settings import Settings, load_settings
-from outreach_core.adapters.store import db
+from outreach_core.adapters.store import db, secrets
 from outreach_core.errors import ConfigError
 
 
@@ -31,7 +31,8 @@ class Workspace:
 def open_workspace(settings: Settings | None = None, *, migrate: bool = True) -> Workspace:
     """Open the configured database, applying pending migrations first.
 
-    A database that cannot be reached is a ConfigError naming it without its password.
+    A database that cannot be reached is a ConfigError naming it without its password; so is
+    a database holding secrets whose key is missing or wrong (`open_cipher`).
     """
     settings = settings or load_settings()
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -49,11 +50,40 @@ def open_workspace(settings: Settings | None = None, *, migrate: bool = True) ->
         shown = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise ConfigError(f"cannot open the database {shown}: {detail}") from None
-    return Workspace(
-        settings=settings,
-        db=engine,
-        fernet=load_fernet(settings.secret_key, settings.data_dir),
-    )
+    try:
+        fernet = open_cipher(settings, engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Workspace(settings=settings, db=engine, fernet=fernet)
+
+
+def open_cipher(settings: Settings, engine: Engine) -> Fernet:
+    """The cipher of the workspace's secrets, checked against the database before any use.
+
+    A new key is made only while the database holds no secret (a new workspace). With
+    secrets stored and no key, or a key that does not open one stored secret per table, it
+    is a ConfigError naming the key file and OUTREACH_SECRET_KEY: every command, the daemon
+    and the dashboard refuse before changing anything, rather than fail halfway through a
+    run or encrypt new secrets under a key the old ones do not share.
+    """
+    secret = crypto.find_secret(settings.secret_key, settings.data_dir)
+    with engine.connect() as conn:
+        stored = secrets.samples(conn)
+    what = "encrypted secrets (" + ", ".join(f"{n} {t}" for t, (n, _) in stored.items()) + ")"
+    if secret is None:
+        if stored:
+            raise ConfigError(crypto.missing_key_message(settings.data_dir, what))
+        secret = crypto.create_key_file(settings.data_dir)
+    fernet = Fernet(secret)
+    for _count, token in stored.values():
+        try:
+            fernet.decrypt(token.encode())
+        except InvalidToken:
+            raise ConfigError(
+                crypto.wrong_key_message(settings.secret_key, settings.data_dir, what)
+            ) from None
+    return fernet
 
 
 def start_process(settings: Settings | None = None) -> Workspace:

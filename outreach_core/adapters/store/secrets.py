@@ -32,3 +32,15 @@ def reencrypt_all(conn: Connection, convert: Callable[[str], str]) -> dict[str, 
             )
         done[table.name] = len(rows)
     return done
+
+
+def samples(conn: Connection) -> dict[str, tuple[int, str]]:
+    """Per table holding secrets: how many rows and one token (the oldest row's), to check a
+    key cheaply before anything uses it; tables without a secret are left out."""
+    found: dict[str, tuple[int, str]] = {}
+    for table, column in ENCRYPTED_COLUMNS:
+        count = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        if count:
+            token = conn.execute(sa.select(column).order_by(table.c.id).limit(1)).scalar_one()
+            found[table.name] = (count, token)
+    return found
