@@ -173,7 +173,8 @@ def test_page_without_workflows_says_what_to_do(data_dir: Path) -> None:
 def test_browser_schedules_page_screenshot(
     tmp_path_factory: pytest.TempPathFactory, chromium_path: str, dns_server: DnsServer
 ) -> None:
-    """Verify the page in Chromium with two schedules, and save schedules.png."""
+    """Verify the page in Chromium with three schedules (one with missed slots), and save
+    schedules.png."""
     from outreach_core.services import schedules as scheduler
 
     data = tmp_path_factory.mktemp("schedules-browser") / "data"
@@ -196,6 +197,16 @@ def test_browser_schedules_page_screenshot(
                 ),
                 actor="test",
             )
+        # an every-minute schedule whose daemon was down for four minutes: missed slots shown
+        scheduler.save_schedule(
+            ws,
+            scheduler.ScheduleInput(
+                workflow_id=workflow.id, cadence=scheduler.make_cadence("minutes", interval=1)
+            ),
+            actor="test",
+            now=utcnow() - timedelta(minutes=4),
+        )
+        assert scheduler.claim_due_schedules(ws)[0].missed is not None
         services.list_workflows(ws)
     finally:
         ws.close()
@@ -208,7 +219,8 @@ def test_browser_schedules_page_screenshot(
         page.wait_for_selector(READY)
         page.get_by_role("heading", name="Schedules", exact=True).wait_for()
         page.get_by_text("Next five runs").wait_for()
-        page.locator('[data-testid="stDataFrame"]').wait_for()
+        page.get_by_role("heading", name="Missed slots").wait_for()
+        page.locator('[data-testid="stDataFrame"]').first.wait_for()
         page.wait_for_function(
             "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
         )
