@@ -41,6 +41,26 @@ if views:
 else:
     st.info("No schedule yet: create one below.")
 
+missed = [v for v in views if v.missed_count]
+if missed:
+    st.subheader("Missed slots")
+    st.caption(
+        "Slots that passed while no daemon was running (or while it was busy), and what the "
+        "schedule's missed-slot policy did with each; the audit log holds every one."
+    )
+    for view in missed:
+        shown = len(view.missed)
+        st.markdown(
+            f"**Schedule {view.schedule.id}** ({view.workflow_name}): "
+            f"{view.missed_count} missed slot(s)"
+            + (f", the latest {shown}:" if shown < view.missed_count else ":")
+        )
+        st.dataframe(
+            pd.DataFrame(schedules.missed_rows(view)),
+            hide_index=True,
+            key=f"sched_missed_{view.schedule.id}",
+        )
+
 workflows = services.list_workflows(ws)
 if not workflows:
     st.info("Create a workflow first (the Send page or `python -m outreach_core send`).")

@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from outreach_core.domain.missed_slots import MissedAction, MissedSlotPolicy, MissedSlots
 from outreach_core.errors import InputError
 
 __all__ = [
@@ -38,7 +39,9 @@ __all__ = [
     "Cadence",
     "CadenceKind",
     "DueDecision",
+    "MissedAction",
     "MissedSlotPolicy",
+    "MissedSlots",
     "SendWindow",
     "decide_due",
     "describe",
@@ -72,15 +75,6 @@ class CadenceKind(StrEnum):
     WEEKLY = "weekly"
     #: on `day_of_month` (or the month's last day) at `at`
     MONTHLY = "monthly"
-
-
-class MissedSlotPolicy(StrEnum):
-    """What a daemon does with slots that passed while no daemon ran."""
-
-    #: run nothing for them; wait for the next future slot (the default)
-    SKIP = "skip"
-    #: run once, late, if the latest missed slot is within `late_window_hours`
-    RUN_LATE = "run_late"
 
 
 def _parse_hhmm(value: str | time) -> time:
@@ -243,6 +237,8 @@ class DueDecision:
     skipped: int
     #: one line for the log and the page
     note: str
+    #: the slots missed (None when none was): recorded, so no slot vanishes without a word
+    missed: MissedSlots | None = None
 
 
 def decide_due(
@@ -257,34 +253,43 @@ def decide_due(
     """Whether a due schedule runs now, and its next slot; at most one run, whatever the gap.
 
     The latest slot at or before `now` is the candidate. Within ON_TIME_GRACE it is on time and
-    runs under either policy. Later than that it runs only under RUN_LATE and only within
-    `late_window_hours`. Older slots are never caught up one by one (deliberate: three days of
-    downtime do not send three daily mails at once).
+    runs under either policy; the slots before it are missed (skipped). Later than that it runs
+    only under RUN_LATE and only within `late_window_hours` (every slot missed, the latest caught
+    up); otherwise every slot is missed and skipped. Older slots are never caught up one by one
+    (deliberate: three days of downtime do not send three daily mails at once).
     """
     _check_aware(now, "now")
     _check_aware(next_run_at, "next_run_at")
     if next_run_at > now:
         return DueDecision(False, None, next_run_at, 0, "not due")
-    latest, passed = next_run_at, 0
-    while True:
-        following = next_run_after(cadence, latest, tz)
-        if following > now:
-            break
-        latest, passed = following, passed + 1
+    passed = [next_run_at.astimezone(UTC)]  # every slot reported in UTC
+    while (following := next_run_after(cadence, passed[-1], tz)) <= now:
+        passed.append(following)
+    latest = passed[-1]
     following = next_run_after(cadence, now, tz)
     lateness = now - latest
+
+    def missed(slots: list[datetime], action: MissedAction) -> MissedSlots | None:
+        return MissedSlots(tuple(slots), policy, action) if slots else None
+
     if lateness <= ON_TIME_GRACE:
-        return DueDecision(True, latest, following, passed, "on time")
-    if policy is MissedSlotPolicy.RUN_LATE and lateness <= timedelta(hours=late_window_hours):
+        earlier = passed[:-1]
+        note = "on time" + (f"; {len(earlier)} earlier slot(s) missed, skipped" if earlier else "")
         return DueDecision(
-            True, latest, following, passed, f"late by {_duration(lateness)} (run-late policy)"
+            True, latest, following, len(earlier), note, missed(earlier, MissedAction.SKIPPED)
+        )
+    if policy is MissedSlotPolicy.RUN_LATE and lateness <= timedelta(hours=late_window_hours):
+        note = f"late by {_duration(lateness)} (run-late policy)"
+        return DueDecision(
+            True, latest, following, len(passed) - 1, note, missed(passed, MissedAction.CAUGHT_UP)
         )
     return DueDecision(
         False,
         None,
         following,
-        passed + 1,
-        f"missed {passed + 1} slot(s), the latest {_duration(lateness)} ago; skipped by policy",
+        len(passed),
+        f"missed {len(passed)} slot(s), the latest {_duration(lateness)} ago; skipped by policy",
+        missed(passed, MissedAction.SKIPPED),
     )
 
 

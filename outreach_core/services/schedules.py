@@ -6,8 +6,9 @@ and registers and heartbeats itself here).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, ValidationError
@@ -20,6 +21,7 @@ from outreach_core.domain.cadence import (
     Cadence,
     CadenceKind,
     MissedSlotPolicy,
+    MissedSlots,
     Schedule,
     describe,
     next_run_after,
@@ -31,6 +33,13 @@ from outreach_core.domain.clock import utcnow
 from outreach_core.domain.states import RunStatus
 from outreach_core.errors import InputError
 from outreach_core.services.runs import queue_run
+
+log = logging.getLogger("outreach.schedules")
+
+#: at most this many slots are listed in one `schedule.missed` log line (the audit has them all)
+LOG_SLOTS_MAX = 100
+#: the missed slots the Schedules page lists per schedule
+PAGE_MISSED_MAX = 10
 
 #: how often a daemon writes its heartbeat
 DAEMON_HEARTBEAT_S = 5.0
@@ -156,7 +165,33 @@ def claim_due_schedules(ws: Workspace, *, now: datetime | None = None) -> list[C
     """Claim every due schedule in one transaction: each one's run queued (or its slot noted
     as missed) and its next_run_at advanced. Daemons racing for a schedule: one wins."""
     with ws.db.begin() as conn:
-        return schedules.claim_due_schedules(conn, now=now or utcnow())
+        claimed = schedules.claim_due_schedules(conn, now=now or utcnow())
+    # logged after the commit: a claim that rolled back recorded nothing, and says nothing
+    for item in claimed:
+        if item.missed is not None:
+            log.info(missed_line(item.schedule_id, item.missed))
+    return claimed
+
+
+def missed_line(schedule_id: int, missed: MissedSlots) -> str:
+    """`event=schedule.missed schedule=ID slots=ISO,ISO count=N policy=P action=A`."""
+    times = [f"{slot:%Y-%m-%dT%H:%M:%SZ}" for slot in missed.slots[:LOG_SLOTS_MAX]]
+    if len(missed.slots) > LOG_SLOTS_MAX:  # a long outage of a frequent cadence
+        times.append(f"+{len(missed.slots) - LOG_SLOTS_MAX}_more")
+    return (
+        f"event=schedule.missed schedule={schedule_id} slots={','.join(times)} "
+        f"count={len(missed.slots)} policy={missed.policy} action={missed.action}"
+    )
+
+
+@dataclass(frozen=True)
+class MissedSlotView:
+    """One missed slot as the Schedules page lists it."""
+
+    slot: str
+    policy: str
+    action: str
+    recorded: str
 
 
 @dataclass(frozen=True)
@@ -169,6 +204,10 @@ class ScheduleView:
     #: the next five slots as local wall-clock strings
     upcoming: list[str]
     last_run_status: RunStatus | None
+    #: how many missed slots the audit holds for the schedule
+    missed_count: int = 0
+    #: its latest missed slots (PAGE_MISSED_MAX), newest first, as local text with the action
+    missed: list[MissedSlotView] = field(default_factory=list)
 
 
 def local_text(at: datetime, tz: str) -> str:
@@ -188,6 +227,12 @@ def list_schedules(ws: Workspace, *, now: datetime | None = None) -> list[Schedu
         every = schedules.list_schedules(conn)
         names = workflows.workflow_names(conn, [s.workflow_id for s in every])
         last = {s.id: runs.get_run(conn, s.last_run_id).status for s in every if s.last_run_id}
+        counts = schedules.missed_slot_counts(conn)
+        recent = {
+            s.id: schedules.latest_missed(conn, s.id, limit=PAGE_MISSED_MAX)
+            for s in every
+            if counts.get(s.id)
+        }
     views = []
     for item in every:
         start = max(now, item.next_run_at or now)
@@ -199,9 +244,25 @@ def list_schedules(ws: Workspace, *, now: datetime | None = None) -> list[Schedu
                 cadence_text=describe(item.cadence),
                 upcoming=[local_text(s, item.timezone) for s in slots] if item.enabled else [],
                 last_run_status=last.get(item.id),
+                missed_count=counts.get(item.id, 0),
+                missed=[_missed_view(e, item.timezone) for e in recent.get(item.id, [])],
             )
         )
     return views
+
+
+def _missed_view(entry: dict[str, object], tz: str) -> MissedSlotView:
+    detail = entry["detail"]
+    assert isinstance(detail, dict)
+    slot = datetime.strptime(str(detail["slot"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    at = entry["at"]
+    assert isinstance(at, datetime)
+    return MissedSlotView(
+        slot=local_text(slot, tz),
+        policy=str(detail.get("policy", "")),
+        action=str(detail.get("action", "")),
+        recorded=local_text(at, tz),
+    )
 
 
 @dataclass(frozen=True)
@@ -302,7 +363,21 @@ def schedule_rows(views: list[ScheduleView]) -> list[dict[str, object]]:
                 if v.schedule.last_run_id
                 else ""
             ),
+            "Missed slots": v.missed_count,
             "Note": v.schedule.last_note or "",
         }
         for v in views
+    ]
+
+
+def missed_rows(view: ScheduleView) -> list[dict[str, str]]:
+    """The schedule's latest missed slots, one row each, for the page's table."""
+    return [
+        {
+            "Slot": m.slot,
+            "Policy": m.policy.replace("_", "-"),
+            "Action": m.action.replace("_", " "),
+            "Recorded": m.recorded,
+        }
+        for m in view.missed
     ]

@@ -3,6 +3,7 @@ now, daemon status) and in headless Chromium (schedules.png)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,43 @@ def test_daemon_status_on_schedules_and_home(demo: Demo) -> None:
     assert any("1 daemon(s) alive" in s.value for s in home.success)
 
 
+def test_missed_slots_after_an_outage_are_listed_per_schedule(demo: Demo) -> None:
+    """Verify an every-minute schedule whose daemon was down (14 slots missed in two outages,
+    then one on time) shows its count in the table and its ten latest missed slots, newest
+    first in local time, under "Missed slots"; a schedule that missed nothing is not listed."""
+    from outreach_core.services import schedules as scheduler
+
+    noon = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    every_minute = scheduler.make_cadence("minutes", interval=1)
+    for tz in ("America/New_York", "UTC"):
+        scheduler.save_schedule(
+            demo.ws,
+            scheduler.ScheduleInput(
+                workflow_id=demo.workflow.id, cadence=every_minute, timezone=tz
+            ),
+            actor="test",
+            now=noon - timedelta(seconds=30),
+        )
+    with demo.ws.db.begin() as conn:  # only schedule 1 was left without a daemon
+        schedules.update_schedule(conn, 2, next_run_at=noon + timedelta(hours=1))
+    for minutes in (4, 15):  # 12:00-12:03 missed, then 12:05-12:14
+        scheduler.claim_due_schedules(demo.ws, now=noon + timedelta(minutes=minutes, seconds=5))
+
+    at = start()
+    rows = at.dataframe[0].value.to_dict("records")
+    assert [(r["ID"], r["Missed slots"]) for r in rows] == [(1, 14), (2, 0)]
+    assert "Missed slots" in [h.value for h in at.subheader]
+    [heading] = [m.value for m in at.markdown if m.value.startswith("**Schedule")]
+    assert heading == f"**Schedule 1** ({demo.workflow.name}): 14 missed slot(s), the latest 10:"
+    listed = at.dataframe[1].value.to_dict("records")
+    assert [r["Slot"] for r in listed] == [
+        f"2026-12-04 07:{minute:02d} EST (Fri)" for minute in range(14, 4, -1)
+    ]
+    assert {(r["Policy"], r["Action"]) for r in listed} == {("skip", "skipped")}
+    assert listed[0]["Recorded"] == "2026-12-04 07:15 EST (Fri)"
+    assert len(at.dataframe) == 2  # no list for schedule 2
+
+
 def test_page_without_workflows_says_what_to_do(data_dir: Path) -> None:
     """Verify an empty workspace gets an empty state instead of a form."""
     at = start()
@@ -135,7 +173,8 @@ def test_page_without_workflows_says_what_to_do(data_dir: Path) -> None:
 def test_browser_schedules_page_screenshot(
     tmp_path_factory: pytest.TempPathFactory, chromium_path: str, dns_server: DnsServer
 ) -> None:
-    """Verify the page in Chromium with two schedules, and save schedules.png."""
+    """Verify the page in Chromium with three schedules (one with missed slots), and save
+    schedules.png."""
     from outreach_core.services import schedules as scheduler
 
     data = tmp_path_factory.mktemp("schedules-browser") / "data"
@@ -158,6 +197,16 @@ def test_browser_schedules_page_screenshot(
                 ),
                 actor="test",
             )
+        # an every-minute schedule whose daemon was down for four minutes: missed slots shown
+        scheduler.save_schedule(
+            ws,
+            scheduler.ScheduleInput(
+                workflow_id=workflow.id, cadence=scheduler.make_cadence("minutes", interval=1)
+            ),
+            actor="test",
+            now=utcnow() - timedelta(minutes=4),
+        )
+        assert scheduler.claim_due_schedules(ws)[0].missed is not None
         services.list_workflows(ws)
     finally:
         ws.close()
@@ -170,7 +219,8 @@ def test_browser_schedules_page_screenshot(
         page.wait_for_selector(READY)
         page.get_by_role("heading", name="Schedules", exact=True).wait_for()
         page.get_by_text("Next five runs").wait_for()
-        page.locator('[data-testid="stDataFrame"]').wait_for()
+        page.get_by_role("heading", name="Missed slots").wait_for()
+        page.locator('[data-testid="stDataFrame"]').first.wait_for()
         page.wait_for_function(
             "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0"
         )

@@ -28,6 +28,26 @@ def record(
     )
 
 
+def record_many(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    now: datetime,
+    details: list[dict[str, Any]],
+) -> None:
+    """Append one entry per detail in one statement (many entries of one kind at once)."""
+    if details:
+        conn.execute(
+            audit_log.insert(),
+            [
+                {"at": now, "actor": actor, "action": action, "subject": subject, "detail": d}
+                for d in details
+            ],
+        )
+
+
 def latest(conn: Connection, *, limit: int = 50, search: str = "") -> list[dict[str, Any]]:
     """The newest entries first; `search` keeps those whose actor, action or subject has it."""
     query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store import runs, workflows
-from outreach_core.adapters.store.tables import schedules
-from outreach_core.domain.cadence import Schedule, decide_due
+from outreach_core.adapters.store import audit, runs, workflows
+from outreach_core.adapters.store.tables import audit_log, schedules
+from outreach_core.domain.cadence import MissedAction, MissedSlots, Schedule, decide_due
 from outreach_core.domain.models import SendOptions
 from outreach_core.errors import NotFound, OutreachError
 
 #: the `trigger` of a run a schedule created
 SCHEDULE_TRIGGER = "schedule"
+#: the audit action of one slot a schedule missed, and the actor that records it
+MISSED_ACTION = "schedule.missed"
+SCHEDULER_ACTOR = "scheduler"
+_SUBJECT = "schedule "
 
 
 def _to_schedule(row: sa.Row) -> Schedule:
@@ -58,6 +62,8 @@ class Claimed:
     run_id: int | None
     next_run_at: datetime
     note: str
+    #: the slots missed before this claim and what the policy did with them (None: none)
+    missed: MissedSlots | None = None
 
 
 def run_options(schedule: Schedule, options: SendOptions) -> SendOptions:
@@ -131,5 +137,65 @@ def claim_due_schedules(conn: Connection, *, now: datetime, limit: int = 50) -> 
             if run_id is not None:
                 values.update(last_run_id=run_id, last_run_at=decision.slot)
             conn.execute(schedules.update().where(schedules.c.id == schedule.id).values(**values))
-        claimed.append(Claimed(schedule.id, run_id, decision.next_run_at, note))
+        missed = decision.missed
+        if missed is not None:
+            if missed.action is MissedAction.CAUGHT_UP and run_id is None:
+                missed = replace(missed, action=MissedAction.SKIPPED)  # the late run failed
+            # in the claim's transaction: the daemon that wins the slot records it, once
+            record_missed(conn, schedule.id, missed, run_id=run_id, now=now)
+        claimed.append(Claimed(schedule.id, run_id, decision.next_run_at, note, missed))
     return claimed
+
+
+def subject_of(schedule_id: int) -> str:
+    """The audit subject of a schedule's entries."""
+    return f"{_SUBJECT}{schedule_id}"
+
+
+def record_missed(
+    conn: Connection, schedule_id: int, missed: MissedSlots, *, run_id: int | None, now: datetime
+) -> None:
+    """One audit entry per missed slot: its time (UTC), the policy, and what became of it."""
+    details = []
+    for slot in missed.slots:
+        action = missed.action_of(slot)
+        detail: dict[str, Any] = {
+            "slot": f"{slot:%Y-%m-%dT%H:%M:%SZ}",
+            "policy": str(missed.policy),
+            "action": str(action),
+        }
+        if action is MissedAction.CAUGHT_UP:
+            detail["run"] = run_id
+        details.append(detail)
+    audit.record_many(
+        conn,
+        actor=SCHEDULER_ACTOR,
+        action=MISSED_ACTION,
+        subject=subject_of(schedule_id),
+        now=now,
+        details=details,
+    )
+
+
+def missed_slot_counts(conn: Connection) -> dict[int, int]:
+    """How many missed slots the audit holds per schedule id (schedules with none absent)."""
+    rows = conn.execute(
+        sa.select(audit_log.c.subject, sa.func.count())
+        .where(audit_log.c.action == MISSED_ACTION)
+        .group_by(audit_log.c.subject)
+    )
+    return {int(subject.removeprefix(_SUBJECT)): int(n) for subject, n in rows}
+
+
+def latest_missed(conn: Connection, schedule_id: int, *, limit: int = 10) -> list[dict[str, Any]]:
+    """The schedule's newest missed-slot entries (`at`, `detail`), newest slot first."""
+    rows = conn.execute(
+        sa.select(audit_log.c.at, audit_log.c.detail)
+        .where(
+            audit_log.c.action == MISSED_ACTION,
+            audit_log.c.subject == subject_of(schedule_id),
+        )
+        .order_by(audit_log.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in rows]
