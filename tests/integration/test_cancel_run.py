@@ -19,8 +19,8 @@ from fake_clock import HandClock
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
-from outreach_core.adapters.store import audit, deliveries, delivery_claims
-from outreach_core.adapters.workspace import Workspace
+from outreach_core.adapters.store import audit, deliveries, delivery_claims, runs
+from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.models import Run, SendOptions
 from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.domain.templating import TemplateSource
@@ -28,7 +28,7 @@ from outreach_core.errors import IllegalTransition
 from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end, workers
 from outreach_core.services.sending.freeze import freeze_audience
 
-from conftest import cli_env, run_cli, wait_for
+from conftest import cli_env, make_settings, run_cli, wait_for
 from smtp_server import SmtpTestServer
 
 ROWS = 300
@@ -171,3 +171,41 @@ def test_rows_released_unstarted_after_a_cancel_become_cancelled(
     with ws.db.connect() as conn:
         ledger = deliveries.list_deliveries(conn, run_id)
     assert {d.reason for d in ledger if d.status is DeliveryStatus.CANCELLED} == {REASON}
+
+
+def test_a_cancel_racing_the_batch_record_leaves_no_pending_row_on_postgres(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Verify the race on PostgreSQL, where both commit concurrently: a cancel holds the run
+    (its rows marked, not yet committed) while the executor records its batch. The record
+    waits for the cancel, then makes its unstarted rows `cancelled`; without the wait they
+    would go back to `pending` after the cancel had marked the pending ones."""
+    ws = open_workspace(make_settings(tmp_path, postgres_url))
+    try:
+        run_id = queue(ws, f"outbox://{tmp_path / 'outbox'}", rows=10)
+        worker = new_worker_id()
+        freeze_audience(ws, workers.acquire_run(ws, run_id, worker_id=worker))
+        with ws.db.begin() as conn:
+            batch = delivery_claims.claim_pending(
+                conn, run_id, worker_id=worker, limit=4, now=CANCELLED_AT
+            )
+
+        def record() -> None:
+            with ws.db.begin() as conn:
+                delivery_claims.record_batch(conn, [], [d.id for d in batch], now=CANCELLED_AT)
+
+        recorder = threading.Thread(target=record)
+        with ws.db.begin() as cancel:
+            run = runs.get_run(cancel, run_id)
+            runs.set_run_status(
+                cancel, run_id, expected=run.status, target=RunStatus.CANCELLED,
+                now=CANCELLED_AT, reason=REASON,
+            )  # fmt: skip
+            assert deliveries.cancel_pending(cancel, run_id, reason=REASON, now=CANCELLED_AT) == 6
+            recorder.start()
+            recorder.join(timeout=1)
+            assert recorder.is_alive(), "the record did not wait for the cancel's transaction"
+        recorder.join(timeout=30)
+        assert by_status(ws, run_id) == {DeliveryStatus.CANCELLED: 10}
+    finally:
+        ws.close()
