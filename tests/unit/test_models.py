@@ -133,6 +133,15 @@ def test_final_delivery_states_are_sent_failed_skipped_cancelled_with_no_exit() 
         check_delivery_transition(DeliveryStatus.SENT, DeliveryStatus.PENDING)
 
 
+def test_only_unsent_deliveries_can_be_cancelled() -> None:
+    """Verify `cancelled` is reached only from pending (the cancel) and sending (a claimed row
+    released unstarted after it); a row that went out, or may have, keeps its outcome."""
+    sources = {
+        s for s, targets in DELIVERY_TRANSITIONS.items() if DeliveryStatus.CANCELLED in targets
+    }
+    assert sources == {DeliveryStatus.PENDING, DeliveryStatus.SENDING}
+
+
 def test_every_run_state_is_reachable_from_queued() -> None:
     """Verify a graph walk from QUEUED reaches every run state."""
     assert _reachable(RUN_TRANSITIONS, RunStatus.QUEUED) == set(RunStatus)
