@@ -33,6 +33,7 @@ metrics = [
     ("Deferred", counts.deferred, "temporary errors until the retries ran out"),
     ("Unknown", counts.unknown, "may or may not have gone out; not resent unless asked"),
     ("Skipped", counts.skipped, "never attempted: invalid, duplicate, suppressed, unrenderable"),
+    ("Cancelled", counts.cancelled, "never attempted: the run was cancelled"),
     ("Pending", counts.pending + counts.sending, "not sent yet (or being sent)"),
 ]
 for column, (label, value, help_text) in zip(st.columns(len(metrics)), metrics, strict=True):

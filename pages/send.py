@@ -140,7 +140,8 @@ def progress(run_id: int, drawn: RunStatus) -> None:
     status, c = summary.run.status, summary.counts
     if status is not drawn and status not in LIVE:
         st.rerun(scope="app")
-    done = c.total - c.pending - c.sending
+    # cancelled rows were never attempted: the bar stops where the run was cancelled
+    done = c.total - c.pending - c.sending - c.cancelled
     if c.total:
         text = f"{done} of {c.total} recipients done · {status}"
         st.progress(round(100 * done / c.total), text=text)
@@ -150,6 +151,7 @@ def progress(run_id: int, drawn: RunStatus) -> None:
         ("Sent", c.sent),
         ("Failed", c.unsettled),
         ("Skipped", c.skipped),
+        ("Cancelled", c.cancelled),
         ("Pending", c.pending + c.sending),
     ]
     for column, (label, value) in zip(st.columns(len(metrics)), metrics, strict=True):

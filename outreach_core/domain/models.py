@@ -218,6 +218,7 @@ class RunCounts(BaseModel):
     deferred: int = 0
     skipped: int = 0
     unknown: int = 0
+    cancelled: int = 0
 
     @property
     def unsettled(self) -> int:
@@ -228,7 +229,8 @@ class RunCounts(BaseModel):
         return (
             f"{self.total} recipients: {self.sent} sent, {self.failed} failed, "
             f"{self.deferred} deferred, {self.unknown} unknown, {self.skipped} skipped, "
-            f"{self.pending + self.sending} pending"
+            + (f"{self.cancelled} cancelled, " if self.cancelled else "")
+            + f"{self.pending + self.sending} pending"
         )
 
 

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from outreach_core.domain.states import DeliveryStatus, SkipReason
 
-#: outcomes the charts show, in stacking order (pending/sending are not outcomes yet)
-OUTCOMES = ("sent", "failed", "deferred", "unknown", "skipped")
+#: outcomes the charts show, in stacking order (pending/sending are not outcomes yet);
+#: cancelled last: never attempted, by a user's decision rather than the row's
+OUTCOMES = ("sent", "failed", "deferred", "unknown", "skipped", "cancelled")
 #: domains shown by name; the rest are summed as OTHER
 TOP_DOMAINS = 20
 OTHER = "(other)"
@@ -227,7 +228,8 @@ def day_counts(
 
 
 def outcome_order(outcome: str) -> tuple[int, str]:
-    """Stacking order: sent, failed, deferred, unknown, then skipped reasons alphabetically."""
+    """Stacking order: sent, failed, deferred, unknown, skipped reasons alphabetically, then
+    cancelled."""
     base = outcome.split(":", 1)[0]
     return (OUTCOMES.index(base) if base in OUTCOMES else len(OUTCOMES), outcome)
 

@@ -26,7 +26,7 @@ class RunStatus(StrEnum):
     COMPLETED = "COMPLETED"
     #: could not go on (audience or template unusable)
     FAILED = "FAILED"
-    #: stopped by the user; pending deliveries stay unsent
+    #: stopped by the user; its unsent deliveries become `cancelled`
     CANCELLED = "CANCELLED"
 
 
@@ -73,10 +73,14 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"
     #: may or may not have gone out (crash or ambiguous error); not resent unless asked
     UNKNOWN = "unknown"
+    #: never attempted because a user cancelled the run; the reason names who and when
+    CANCELLED = "cancelled"
 
 
 DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
-    DeliveryStatus.PENDING: frozenset({DeliveryStatus.SENDING, DeliveryStatus.SKIPPED}),
+    DeliveryStatus.PENDING: frozenset(
+        {DeliveryStatus.SENDING, DeliveryStatus.SKIPPED, DeliveryStatus.CANCELLED}
+    ),
     DeliveryStatus.SENDING: frozenset(
         {
             DeliveryStatus.SENT,
@@ -84,6 +88,8 @@ DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
             DeliveryStatus.DEFERRED,
             DeliveryStatus.UNKNOWN,
             DeliveryStatus.SKIPPED,
+            # claimed but never started, released after the run was cancelled
+            DeliveryStatus.CANCELLED,
         }
     ),
     DeliveryStatus.DEFERRED: frozenset({DeliveryStatus.PENDING}),
@@ -91,6 +97,7 @@ DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.SENT: frozenset(),
     DeliveryStatus.FAILED: frozenset(),
     DeliveryStatus.SKIPPED: frozenset(),
+    DeliveryStatus.CANCELLED: frozenset(),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Connection
 
@@ -19,7 +20,7 @@ from outreach_core.adapters.store import (
     workflows,
 )
 from outreach_core.adapters.workspace import Workspace
-from outreach_core.domain.clock import utcnow
+from outreach_core.domain.clock import Clock, utcnow
 from outreach_core.domain.models import Overview, Run, RunSummary, SendOptions
 from outreach_core.domain.states import (
     RUN_ACTIONS,
@@ -93,8 +94,8 @@ def overview(ws: Workspace, *, recent: int = 10) -> Overview:
 
 
 def _move_run(ws: Workspace, run_id: int, *, action: RunAction, target: RunStatus,
-              actor: str, reason: str) -> Run:  # fmt: skip
-    now = utcnow()
+              actor: str, reason: str, now: datetime | None = None) -> Run:  # fmt: skip
+    now = now or utcnow()
     with ws.db.begin() as conn:
         run = runs.get_run(conn, run_id)
         if run.status not in RUN_ACTIONS[action]:
@@ -106,13 +107,18 @@ def _move_run(ws: Workspace, run_id: int, *, action: RunAction, target: RunStatu
         runs.set_run_status(
             conn, run_id, expected=run.status, target=target, now=now, reason=reason
         )
+        detail: dict[str, object] = {"from": str(run.status)}
+        if target is RunStatus.CANCELLED:
+            # in the run's own transaction: no pending row outlives the cancel; rows in flight
+            # keep the outcome their batch records (or become cancelled if never started)
+            detail["cancelled"] = deliveries.cancel_pending(conn, run_id, reason=reason, now=now)
         audit.record(
             conn,
             actor=actor,
             action=f"run.{target.lower()}",
             subject=f"run {run_id}",
             now=now,
-            detail={"from": str(run.status)},
+            detail=detail,
         )
         return runs.get_run(conn, run_id)
 
@@ -126,12 +132,19 @@ def pause_run(ws: Workspace, run_id: int, *, actor: str) -> Run:
     )  # fmt: skip
 
 
-def cancel_run(ws: Workspace, run_id: int, *, actor: str) -> Run:
-    """Any live run -> CANCELLED. The current batch is finished and recorded; pending rows
-    stay pending and are never sent."""
+def cancel_reason(actor: str, now: datetime) -> str:
+    """The reason a cancelled run and its unsent deliveries carry: who cancelled, and when."""
+    return f"cancelled: by {actor} at {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def cancel_run(ws: Workspace, run_id: int, *, actor: str, clock: Clock = utcnow) -> Run:
+    """Any live run -> CANCELLED, and its pending deliveries -> `cancelled` in the same
+    transaction, with the reason naming who cancelled. The current batch is finished and
+    recorded; what it had not started becomes `cancelled` too. Final: retry refuses it."""
+    now = clock()
     return _move_run(
         ws, run_id, action=RunAction.CANCEL, target=RunStatus.CANCELLED, actor=actor,
-        reason=f"cancelled by {actor}",
+        reason=cancel_reason(actor, now), now=now,
     )  # fmt: skip
 
 

@@ -33,6 +33,7 @@ STATUS_COLORS = {
     "deferred": "#F29D0B",
     "unknown": "#7B3FA0",
     "skipped": "#7C8C99",
+    "cancelled": "#4A4A4A",
 }
 #: skipped reasons: greys and blues, so "skipped" reads as one family beside the outcomes
 SKIP_SHADES = [

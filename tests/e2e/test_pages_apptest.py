@@ -118,6 +118,7 @@ def test_runs_page_shows_the_ledger_its_counts_and_a_download(demo: Demo) -> Non
         "Deferred": by_status["deferred"],
         "Unknown": by_status["unknown"],
         "Skipped": by_status["skipped"],
+        "Cancelled": by_status["cancelled"],
         "Pending": by_status["pending"] + by_status["sending"],
     }
     assert metrics(at) == {label: str(value) for label, value in expected.items()}

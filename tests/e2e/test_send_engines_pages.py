@@ -291,7 +291,8 @@ def test_send_page_pauses_resumes_and_cancels_a_run(demo: Demo) -> None:
     wait_for_run(at, until=(RunStatus.CANCELLED,))
     summary = services.run_summary(demo.ws, run_id)
     assert summary.run.status is RunStatus.CANCELLED
-    assert summary.counts.pending > 0  # the rest is never sent
+    # the rest is never sent: cancelled, none left pending
+    assert summary.counts.cancelled > 0 and summary.counts.pending == 0
     assert at.progress[0].value < 100
 
 

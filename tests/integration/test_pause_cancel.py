@@ -82,8 +82,8 @@ def test_pause_stops_after_the_batch_and_resume_sends_the_rest_once(
 def test_cancel_stops_after_the_batch_and_leaves_the_rest_unsent(
     sqlite_workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Verify cancel_run mid-batch: the batch is recorded, the run CANCELLED, the rest pending
-    and never sent; a cancelled run cannot be paused."""
+    """Verify cancel_run mid-batch: the batch is recorded, the run CANCELLED, the rest
+    `cancelled` (none left pending) and never sent; a cancelled run cannot be paused."""
     ws = sqlite_workspace
     run_id = seed(ws, tmp_path / "outbox")
     sent = act_after(monkeypatch, 12, lambda: services.cancel_run(ws, run_id, actor="bob"))
@@ -91,7 +91,7 @@ def test_cancel_stops_after_the_batch_and_leaves_the_rest_unsent(
     run = run_to_end(ws, run_id, worker_id=new_worker_id(), stop=StopSignal())
 
     assert run.status is RunStatus.CANCELLED and run.finished_at is not None
-    assert by_status(ws, run_id) == {DeliveryStatus.SENT: 15, DeliveryStatus.PENDING: 25}
+    assert by_status(ws, run_id) == {DeliveryStatus.SENT: 15, DeliveryStatus.CANCELLED: 25}
     assert len(sent) == 15
     with pytest.raises(IllegalTransition, match="only runs that are SENDING can"):
         services.pause_run(ws, run_id, actor="bob")

@@ -692,6 +692,7 @@ def test_counts_group_deliveries_by_status(workspace: Workspace, tmp_path: Path)
         DeliveryStatus.SKIPPED,
         DeliveryStatus.UNKNOWN,
         DeliveryStatus.SENDING,
+        DeliveryStatus.CANCELLED,
     ]
     with workspace.db.begin() as conn:
         deliveries.insert_deliveries(
@@ -700,7 +701,7 @@ def test_counts_group_deliveries_by_status(workspace: Workspace, tmp_path: Path)
         counts = deliveries.counts(conn, run_id)
         empty = deliveries.counts(conn, run_id + 100)
     assert counts.model_dump() == {
-        "total": 8,
+        "total": 9,
         "pending": 1,
         "sending": 1,
         "sent": 2,
@@ -708,8 +709,9 @@ def test_counts_group_deliveries_by_status(workspace: Workspace, tmp_path: Path)
         "deferred": 1,
         "skipped": 1,
         "unknown": 1,
+        "cancelled": 1,
     }
-    assert counts.unsettled == 3
+    assert counts.unsettled == 3  # cancelled is final, not unsettled
     assert empty.total == 0
 
 

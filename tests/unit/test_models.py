@@ -117,12 +117,29 @@ def test_final_run_states_are_completed_failed_cancelled_with_no_exit() -> None:
             check_run_transition(state, RunStatus.SENDING)
 
 
-def test_final_delivery_states_are_sent_failed_skipped_with_no_exit() -> None:
-    """Verify sent, failed and skipped deliveries can never change again."""
+def test_final_delivery_states_are_sent_failed_skipped_cancelled_with_no_exit() -> None:
+    """Verify sent, failed, skipped and cancelled deliveries can never change again (a retry
+    cannot resurrect a cancelled row)."""
     final = {state for state, targets in DELIVERY_TRANSITIONS.items() if not targets}
-    assert final == {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
+    assert final == {
+        DeliveryStatus.SENT,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.SKIPPED,
+        DeliveryStatus.CANCELLED,
+    }
+    with pytest.raises(IllegalTransition, match="final state"):
+        check_delivery_transition(DeliveryStatus.CANCELLED, DeliveryStatus.PENDING)
     with pytest.raises(IllegalTransition, match="final state"):
         check_delivery_transition(DeliveryStatus.SENT, DeliveryStatus.PENDING)
+
+
+def test_only_unsent_deliveries_can_be_cancelled() -> None:
+    """Verify `cancelled` is reached only from pending (the cancel) and sending (a claimed row
+    released unstarted after it); a row that went out, or may have, keeps its outcome."""
+    sources = {
+        s for s, targets in DELIVERY_TRANSITIONS.items() if DeliveryStatus.CANCELLED in targets
+    }
+    assert sources == {DeliveryStatus.PENDING, DeliveryStatus.SENDING}
 
 
 def test_every_run_state_is_reachable_from_queued() -> None:

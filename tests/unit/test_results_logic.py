@@ -145,6 +145,24 @@ def test_day_rows_are_ordered_by_day_then_stacking_order() -> None:
     ]
 
 
+def test_cancelled_is_an_outcome_stacked_after_the_skipped_reasons() -> None:
+    """Verify the charts show a cancelled run's unsent rows, after every skipped reason,
+    by day and by group; pending is still no outcome."""
+    day = date(2026, 12, 4).toordinal()
+    rows = figures.day_counts(
+        [(day, "cancelled", 7), (day, "sent", 2), (day, "pending", 5)], [(day, "no_mx", 4)]
+    )
+    assert [(r.outcome, r.count) for r in rows] == [
+        ("sent", 2),
+        ("skipped: no_mx", 4),
+        ("cancelled", 7),
+    ]
+    groups = figures.top_groups(
+        [("a.com", "cancelled", 3), ("a.com", "pending", 9)], none_label="(none)"
+    )
+    assert [(g.group, g.status, g.count) for g in groups] == [("a.com", "cancelled", 3)]
+
+
 @pytest.mark.parametrize(("prefix", "bound"), [("ann", "ano"), ("a", "b"), ("x@y.", "x@y/")])
 def test_prefix_upper_bound(prefix: str, bound: str) -> None:
     assert prefix_upper_bound(prefix) == bound

@@ -186,6 +186,17 @@ def skip_pending(conn: Connection, run_id: int, *, reason: str, now: datetime) -
     return result.rowcount
 
 
+def cancel_pending(conn: Connection, run_id: int, *, reason: str, now: datetime) -> int:
+    """Every still-pending delivery of the run becomes `cancelled` with the reason (who, when)."""
+    check_delivery_transition(DeliveryStatus.PENDING, DeliveryStatus.CANCELLED)
+    result = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.CANCELLED, reason=fit_reason(reason), updated_at=now)
+    )
+    return result.rowcount
+
+
 def mark_in_flight_unknown(conn: Connection, run_id: int, *, now: datetime) -> int:
     """Deliveries a dead executor had claimed become `unknown` (deliberately not resent)."""
     check_delivery_transition(DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)

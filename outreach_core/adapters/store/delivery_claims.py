@@ -26,7 +26,7 @@ from outreach_core.adapters.store.deliveries import (
 )
 from outreach_core.adapters.store.tables import deliveries, runs
 from outreach_core.domain.models import Delivery
-from outreach_core.domain.states import DeliveryStatus, check_delivery_transition
+from outreach_core.domain.states import DeliveryStatus, RunStatus, check_delivery_transition
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,11 @@ def record_batch(
     conn: Connection, outcomes: list[dict[str, Any]], unstarted: list[int], *, now: datetime
 ) -> None:
     """A batch's end in the caller's transaction: every outcome (the keys of
-    `deliveries.record_outcome`), and the claimed deliveries never started back to pending."""
+    `deliveries.record_outcome`), and the claimed deliveries never started back to pending
+    (or `cancelled`, when their run was cancelled meanwhile)."""
+    if unstarted:
+        # the run before its deliveries, the order a cancel or a take-over locks them in
+        _lock_runs_of(conn, unstarted)
     record_outcomes(conn, outcomes, now=now)
     if unstarted:
         release_unstarted(conn, unstarted, now=now)
@@ -171,9 +175,24 @@ def recently_sent(
 
 
 def release_unstarted(conn: Connection, delivery_ids: list[int], *, now: datetime) -> int:
-    """Put claimed deliveries that were never attempted back to `pending` (run paused or stopped)."""
+    """Put claimed deliveries that were never attempted back to `pending` (run paused or
+    stopped), or make them `cancelled` when their run was cancelled meanwhile: the cancel
+    marked the run's pending rows, and these were `sending` then.
+
+    The run rows are locked first, so a cancel committing at the same moment either is seen
+    here or, waiting on the lock, sees these rows pending afterwards: none is left pending in
+    a cancelled run.
+    """
     if not delivery_ids:
         return 0
+    _lock_runs_of(conn, delivery_ids)
+    run_of_row = sa.select(runs.c.status, runs.c.status_reason).where(
+        runs.c.id == deliveries.c.run_id
+    )
+    cancelled = run_of_row.with_only_columns(runs.c.status).scalar_subquery() == str(
+        RunStatus.CANCELLED
+    )
+    run_reason = run_of_row.with_only_columns(runs.c.status_reason).scalar_subquery()
     result = conn.execute(
         deliveries.update()
         .where(
@@ -181,7 +200,10 @@ def release_unstarted(conn: Connection, delivery_ids: list[int], *, now: datetim
             deliveries.c.status == DeliveryStatus.SENDING,
         )
         .values(
-            status=DeliveryStatus.PENDING,
+            status=sa.case(
+                (cancelled, str(DeliveryStatus.CANCELLED)), else_=str(DeliveryStatus.PENDING)
+            ),
+            reason=sa.case((cancelled, run_reason), else_=deliveries.c.reason),
             claimed_by=None,
             engine_id=None,
             sent_at=None,
@@ -189,6 +211,18 @@ def release_unstarted(conn: Connection, delivery_ids: list[int], *, now: datetim
         )
     )
     return result.rowcount
+
+
+def _lock_runs_of(conn: Connection, delivery_ids: list[int]) -> None:
+    """Lock the runs of these deliveries until the transaction ends (PostgreSQL). SQLite has
+    one writer: the UPDATE that follows reads the run's state under the write lock, and a
+    SELECT first would only open a read snapshot that a concurrent commit can make stale."""
+    if conn.dialect.name == "sqlite":
+        return
+    run_ids = sa.select(deliveries.c.run_id).where(deliveries.c.id.in_(delivery_ids))
+    conn.execute(
+        sa.select(runs.c.id).where(runs.c.id.in_(run_ids)).order_by(runs.c.id).with_for_update()
+    ).all()
 
 
 #: one prepared statement for a batch's engine assignment (executemany)

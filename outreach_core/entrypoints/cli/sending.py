@@ -179,12 +179,13 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
         print(json.dumps([s.model_dump(mode="json") for s in summaries], indent=2))
         return EXIT_OK
     print(
-        f"{'run':>5}  {'status':<12} {'created (UTC)':<19}  {'sent':>6} {'failed':>6} {'skipped':>7}  workflow"
+        f"{'run':>5}  {'status':<12} {'created (UTC)':<19}  {'sent':>6} {'failed':>6} "
+        f"{'skipped':>7} {'cancelled':>9}  workflow"
     )
     for s in summaries:
         print(
             f"{s.run.id:>5}  {s.run.status:<12} {s.run.created_at:%Y-%m-%d %H:%M:%S}  "
             f"{s.counts.sent:>6} {s.counts.failed + s.counts.deferred + s.counts.unknown:>6} "
-            f"{s.counts.skipped:>7}  {s.workflow_name}"
+            f"{s.counts.skipped:>7} {s.counts.cancelled:>9}  {s.workflow_name}"
         )
     return EXIT_OK
