@@ -78,7 +78,7 @@ def test_cancel_on_the_send_page_leaves_no_pending_row(
                 opened_page(browser, viewport={"width": 1400, "height": 1100}) as page,
             ):
                 open_from_overview(page, app_url, "Send")
-                cancel = page.get_by_role("button", name="Cancel")
+                cancel = page.get_by_role("button", name="Cancel", exact=True)
                 cancel.wait_for()
                 assert services.run_summary(ws, run_id).run.status is RunStatus.SENDING
                 cancel.click()

@@ -157,7 +157,7 @@ def test_retry_unknown_asks_first_in_the_browser(page, app_url: str, data: Path)
     page.evaluate("document.activeElement && document.activeElement.blur()")
     page.get_by_role("tooltip").wait_for(state="hidden")
     screenshot(page, "runs_retry.png")
-    page.get_by_role("button", name="Cancel").click()
+    page.get_by_role("button", name="Cancel", exact=True).click()
     page.get_by_text("This sends 1 deferred").wait_for(state="detached")
 
     ws = open_test_workspace(data)
