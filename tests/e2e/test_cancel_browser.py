@@ -91,6 +91,12 @@ def test_cancel_on_the_send_page_leaves_no_pending_row(
                 executor.join(timeout=30)
                 assert not executor.is_alive(), "the executor did not stop after the cancel"
                 summary = services.run_summary(ws, run_id)
+                # the progress fragment re-reads the ledger every second: rows the batch held
+                # when the cancel came show as pending until the executor records them
+                page.wait_for_function(
+                    "() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
+                    ".some(m => /Pending\\s*0\\s*$/.test(m.innerText))"
+                )
                 assert _metric_value(page, "Cancelled") == str(summary.counts.cancelled)
                 assert _metric_value(page, "Pending") == "0"
                 page.wait_for_timeout(1500)  # the progress bar's animation settles
