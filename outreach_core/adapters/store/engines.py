@@ -51,14 +51,16 @@ def upsert_engine(
         "display_url": display_url,
         "from_email": from_email,
         "from_name": from_name,
-        "limits": (limits or EngineLimits()).model_dump(mode="json"),
     }
     existing = conn.execute(sa.select(engines.c.id).where(engines.c.name == name)).scalar()
-    if existing is not None:
-        conn.execute(engines.update().where(engines.c.id == existing).values(**values))
-        return int(existing)
-    result = conn.execute(engines.insert().values(name=name, created_at=now, **values))
-    return int(result.inserted_primary_key[0])
+    if existing is None:
+        return insert_engine(conn, name=name, now=now, limits=limits, **values)
+    conn.execute(
+        engines.update()
+        .where(engines.c.id == existing)
+        .values(**values, limits=_limits_json(limits))
+    )
+    return int(existing)
 
 
 def insert_engine(
@@ -82,11 +84,16 @@ def insert_engine(
             display_url=display_url,
             from_email=from_email,
             from_name=from_name,
-            limits=(limits or EngineLimits()).model_dump(mode="json"),
+            limits=_limits_json(limits),
             created_at=now,
         )
     )
     return int(result.inserted_primary_key[0])
+
+
+def _limits_json(limits: EngineLimits | None) -> dict[str, object]:
+    """The limits as stored (JSON); none given: the defaults."""
+    return (limits or EngineLimits()).model_dump(mode="json")
 
 
 def engines_named(conn: Connection, base: str, *, prefix: str) -> list[tuple[Engine, str]]:
