@@ -7,7 +7,8 @@ One lookup per distinct domain, many at a time. The verdicts (RFC 5321 and RFC 7
 - no MX, but A or AAAA  -> `valid` through the implicit MX, `mx_host` = the domain itself
 - no MX, no A, no AAAA  -> `no_mx`
 - NXDOMAIN              -> `no_domain`
-- timeout, SERVFAIL, no answer at all -> `dns_error`: unknown, never taken as invalid
+- timeout, SERVFAIL, no answer at all, no resolver -> `dns_error`: unknown, never taken as
+  invalid (a run keeps the row pending and looks again: `domain/dns_waits.py`)
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ DEFAULT_CONCURRENCY = 100
 def make_resolver(nameservers: list[tuple[str, int]], timeout: float) -> dns.asyncresolver.Resolver:
     """An async resolver asking `nameservers` (host, port), else the system's resolvers.
 
-    `timeout` bounds each whole lookup (all retries included).
+    `timeout` bounds each whole lookup (all retries included). With neither (no
+    /etc/resolv.conf), the resolver has no nameserver and every lookup is `dns_error`.
     """
-    resolver = dns.asyncresolver.Resolver(configure=not nameservers)
+    try:
+        resolver = dns.asyncresolver.Resolver(configure=not nameservers)
+    except dns.resolver.NoResolverConfiguration:
+        resolver = dns.asyncresolver.Resolver(configure=False)
     if nameservers:
         resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in nameservers]
     resolver.timeout = timeout
@@ -63,7 +68,7 @@ class _Lookups:
             for ns in resolver.nameservers
             if isinstance(ns, str | dns.nameserver.Do53Nameserver)
         ]
-        if not self._servers:
+        if resolver.nameservers and not self._servers:
             raise ValueError("no plain DNS nameserver configured")
         self._lifetime = float(resolver.lifetime)
         self._sockets: dict[int, list[dns.asyncbackend.DatagramSocket]] = {}
@@ -77,6 +82,8 @@ class _Lookups:
 
     async def query(self, name: str, rdtype: dns.rdatatype.RdataType) -> dns.message.Message:
         """The first usable answer (NOERROR or NXDOMAIN) from the nameservers."""
+        if not self._servers:
+            raise dns.resolver.NoResolverConfiguration
         request = dns.message.make_query(name, rdtype)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._lifetime
@@ -103,8 +110,10 @@ class _Lookups:
                         answer = await dns.asyncquery.tcp(
                             request, host, timeout=deadline - loop.time(), port=port
                         )
-                except (dns.exception.Timeout, OSError):
+                except (dns.exception.Timeout, OSError) as exc:
                     await sock.close()
+                    if isinstance(exc, OSError):  # refused (nothing listens): not a busy loop
+                        await asyncio.sleep(min(0.05, max(deadline - loop.time(), 0)))
                     continue
                 self._sockets[af].append(sock)
                 if answer.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
@@ -148,6 +157,8 @@ async def _verdict(lookups: _Lookups, domain: str) -> DomainResult:
         return DomainResult(domain, DomainStatus.DNS_ERROR, None, "DNS timeout")
     except dns.resolver.NoNameservers:
         return DomainResult(domain, DomainStatus.DNS_ERROR, None, "DNS server failure")
+    except dns.resolver.NoResolverConfiguration:
+        return DomainResult(domain, DomainStatus.DNS_ERROR, None, "no DNS resolver configured")
     except dns.exception.DNSException as exc:
         return DomainResult(domain, DomainStatus.DNS_ERROR, None, f"DNS error: {exc}")
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.states import DeliveryStatus, DnsWaitPolicy, RunStatus
 from outreach_core.errors import InputError
 
 
@@ -73,6 +73,11 @@ class SendOptions(BaseModel):
     )
     skip_mx: bool = False
     on_render_error: RenderErrorPolicy = RenderErrorPolicy.SKIP
+    dns_wait_hours: float = Field(
+        default=24.0, gt=0, description="how long rows wait for DNS to answer about their domain"
+    )
+    #: what rows still unanswered after `dns_wait_hours` become
+    on_dns_unanswered: DnsWaitPolicy = DnsWaitPolicy.WAIT
     retry_ambiguous_once: bool = Field(
         default=False,
         description="retry once a send that may have been delivered (timeout or drop after DATA,"

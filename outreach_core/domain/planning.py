@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from outreach_core.domain.dns_waits import waiting_reason
 from outreach_core.domain.models import RenderErrorPolicy
 from outreach_core.domain.mx import DomainResult, DomainStatus
 from outreach_core.domain.states import DeliveryStatus, SkipReason
@@ -83,8 +84,10 @@ def plan_deliveries(
     """Decide each row: pending, or skipped with a reason. The first occurrence of an address
     wins; later ones are skipped as duplicates naming the row they repeat.
 
-    `domains` (ASCII domain -> DNS verdict, from the pre-flight) skips rows whose domain is not
-    `valid`; None means the DNS step was skipped.
+    `domains` (ASCII domain -> DNS verdict, from the pre-flight) skips rows whose domain cannot
+    receive mail; a row whose lookup failed (`dns_error`: unknown) stays pending with that
+    reason, to be looked up again before it is sent (`dns_waits`). None means the DNS step was
+    skipped.
     """
     first_row_of: dict[str, int] = {}
     for number, data in rows:
@@ -113,7 +116,10 @@ def plan_deliveries(
             continue
         first_row_of[checked.key] = number
         verdict = domains.get(checked.key.rpartition("@")[2]) if domains is not None else None
-        if verdict is not None and verdict.status is not DomainStatus.VALID:
+        waiting = None
+        if verdict is not None and verdict.status is DomainStatus.DNS_ERROR:
+            waiting = waiting_reason(verdict)
+        elif verdict is not None and verdict.status is not DomainStatus.VALID:
             yield PlannedDelivery(
                 number,
                 checked.address,
@@ -143,7 +149,9 @@ def plan_deliveries(
                 f"{SkipReason.RENDER_ERROR}: {exc}",
             )
             continue
-        yield PlannedDelivery(number, checked.address, checked.key, data, DeliveryStatus.PENDING)
+        yield PlannedDelivery(
+            number, checked.address, checked.key, data, DeliveryStatus.PENDING, waiting
+        )
 
 
 def mark_suppressed(

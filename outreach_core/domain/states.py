@@ -112,7 +112,9 @@ class SkipReason(StrEnum):
     NULL_MX = "null_mx"
     #: the domain does not exist
     NO_DOMAIN = "no_domain"
-    #: the DNS lookup failed or timed out: unknown, skipped to be safe
+    #: the DNS lookup failed or timed out: unknown, not invalid. A run keeps such a row pending
+    #: with this reason and looks again (`dns_waits`); it is skipped only when the run's
+    #: `on_dns_unanswered` says so once `dns_wait_hours` have passed
     DNS_ERROR = "dns_error"
     DUPLICATE = "duplicate"
     SUPPRESSED = "suppressed"
@@ -191,3 +193,17 @@ class StopReason(StrEnum):
     QUOTA = "quota"
     #: auto-pause: too many recent sends failed, or an engine's complaint brake is on
     AUTO = "auto"
+    #: only rows whose domain DNS did not answer are left: paused, looked up again shortly
+    DNS = "dns"
+
+
+class DnsWaitPolicy(StrEnum):
+    """What a run does with rows whose domain DNS still has not answered after its
+    `dns_wait_hours` (a failed lookup is unknown, never a verdict on the address)."""
+
+    #: keep them pending and keep looking (the run stays paused between lookups)
+    WAIT = "wait"
+    #: send them without a DNS answer (the engine's own server resolves the domain)
+    SEND = "send"
+    #: skip them as `dns_error`, naming how long DNS was asked
+    SKIP = "skip"

@@ -229,7 +229,8 @@ def test_every_input_row_yields_exactly_one_planned_delivery() -> None:
 
 
 def test_rows_on_undeliverable_domains_are_skipped_with_the_dns_verdict() -> None:
-    """Verify the DNS step's verdicts skip rows (null_mx, no_domain, dns_error), valid passes."""
+    """Verify the DNS step's verdicts skip rows (null_mx, no_domain); valid passes; a failed
+    lookup (dns_error: unknown) leaves the row pending, waiting with the reason."""
     domains = {
         "ok.example": DomainResult("ok.example", DomainStatus.VALID, "mx.ok.example"),
         "null.example": DomainResult("null.example", DomainStatus.NULL_MX, None, "null MX"),
@@ -247,9 +248,9 @@ def test_rows_on_undeliverable_domains_are_skipped_with_the_dns_verdict() -> Non
             domains=domains,
         )
     )
-    assert [p.reason for p in planned] == [
-        None,
-        "null_mx: null MX",
-        "no_domain: gone",
-        "dns_error: DNS timeout",
+    assert [(p.status, p.reason) for p in planned] == [
+        (DeliveryStatus.PENDING, None),
+        (DeliveryStatus.SKIPPED, "null_mx: null MX"),
+        (DeliveryStatus.SKIPPED, "no_domain: gone"),
+        (DeliveryStatus.PENDING, "dns_error: DNS timeout for slow.example"),
     ]

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store import engines, suppressions
+from outreach_core.adapters.store import dns_waits, engines, suppressions
 from outreach_core.adapters.store.deliveries import (
     INTERRUPTED_REASON,
     engine_usage,
@@ -133,6 +133,7 @@ def claim_pending(
     candidates = (
         sa.select(deliveries.c.id)
         .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
+        .where(dns_waits.claimable())  # rows waiting for DNS: their domain is looked up first
         .order_by(deliveries.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -28,6 +28,7 @@ from outreach_core.domain.models import Delivery
 from outreach_core.domain.retry import AUTO_PAUSE_WINDOW, should_auto_pause
 from outreach_core.domain.states import DeliveryStatus, RunStatus, StopReason
 from outreach_core.services import compliance
+from outreach_core.services.sending import dns_recheck
 from outreach_core.services.sending.context import RunContext
 from outreach_core.services.sending.deliver import Outcome, deliver
 from outreach_core.services.sending.lanes import EngineLane
@@ -137,6 +138,8 @@ async def send_batches(ctx: RunContext, stop: StopSignal, lost: asyncio.Event) -
     while True:
         if stop.is_set() or lost.is_set():
             return StopReason.STOP
+        if ctx.owner:  # rows waiting for DNS: their domains looked up again before any claim
+            await dns_recheck.recheck_waiting(ctx)
         with ctx.ws.db.begin() as conn:
             current = runs.get_run(conn, ctx.run.id)
             started = current.started_at or current.created_at
@@ -161,6 +164,11 @@ async def send_batches(ctx: RunContext, stop: StopSignal, lost: asyncio.Event) -
             ):
                 await asyncio.sleep(ASSIST_POLL_S)
                 continue
+            # only rows waiting for DNS left: the run pauses and looks again shortly
+            waiting = dns_recheck.waiting_pause_reason(ctx.ws, ctx.run.id) if ctx.owner else None
+            if waiting:
+                ctx.stop_reason = waiting
+                return StopReason.DNS
             return StopReason.DONE
         if why is not None:
             return why

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from outreach_core.adapters import crypto
 from outreach_core.adapters.senders import Sender, open_sender
@@ -60,6 +61,8 @@ class RunContext:
     window: SendWindow | None = None
     #: what time it is, for every stage of the run
     clock: Clock = utcnow
+    #: when this worker last looked up the domains of rows waiting for DNS (`dns_recheck`)
+    dns_checked_at: datetime | None = None
 
     def window_open(self) -> bool:
         """Whether the run may send now (always, without a send window)."""

@@ -18,6 +18,7 @@ from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain import cadence
 from outreach_core.domain.cadence import SendWindow
 from outreach_core.domain.clock import Clock, utcnow
+from outreach_core.domain.dns_waits import DNS_RETRY_INTERVAL
 from outreach_core.domain.engine_rotation import next_utc_midnight
 from outreach_core.domain.models import Run
 from outreach_core.domain.states import FINAL_RUN_STATES, RunStatus, StopReason
@@ -45,11 +46,12 @@ async def execute(
     resume): the list is read here rather than frozen at queue time, so an engine added to a
     workflow whose quotas ran out takes over the remaining rows when the run continues.
     """
-    if run.status is RunStatus.INITIALIZING and not freeze_audience(
-        ws, run, domains=await domain_verdicts(ws, run), clock=clock
-    ):
-        with ws.db.connect() as conn:
-            return runs.get_run(conn, run.id)
+    frozen_at = None  # when this execution froze the run: its lookups are that fresh
+    if run.status is RunStatus.INITIALIZING:
+        if not freeze_audience(ws, run, domains=await domain_verdicts(ws, run), clock=clock):
+            with ws.db.connect() as conn:
+                return runs.get_run(conn, run.id)
+        frozen_at = clock()
     with ws.db.connect() as conn:
         run = runs.get_run(conn, run.id)
     window = send_window(run.options)
@@ -60,6 +62,7 @@ async def execute(
             ctx = await open_context(
                 ws, stack, run, worker_id=worker_id, owner=True, window=window, clock=clock
             )
+            ctx.dns_checked_at = frozen_at
             why = await send_batches(ctx, stop, lost)
             reason = ctx.stop_reason
     except SendError as exc:  # an engine failed while closing
@@ -69,7 +72,10 @@ async def execute(
     finished = finish(
         ws, run.id, worker_id=worker_id, why=why, reason=reason, window=window, clock=clock
     )
-    if finished.status in FINAL_RUN_STATES or finished.status is RunStatus.PAUSED:
+    # a DNS pause comes back every DNS_RETRY_INTERVAL: the report waits for the run's end
+    if finished.status in FINAL_RUN_STATES or (
+        finished.status is RunStatus.PAUSED and why is not StopReason.DNS
+    ):
         report.mail_run_report(ws, run.id)
     return finished
 
@@ -98,6 +104,11 @@ def finish(
         elif why is StopReason.QUOTA and sending:
             resume_at = next_utc_midnight(now)
             runs.pause_until(conn, run_id, resume_at=resume_at, reason=reason or "", now=now)
+            log.info("run %s: %s", run_id, reason)
+        elif why is StopReason.DNS and sending:
+            resume_at = now + DNS_RETRY_INTERVAL
+            reason = f"{reason}; looked up again from {resume_at:%H:%M:%S} UTC"
+            runs.pause_until(conn, run_id, resume_at=resume_at, reason=reason, now=now)
             log.info("run %s: %s", run_id, reason)
         elif why in (StopReason.ENGINE, StopReason.AUTO) and sending:
             run_progress.pause_run(conn, run_id, worker_id=worker_id, reason=reason, now=now)
