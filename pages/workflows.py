@@ -221,6 +221,27 @@ with st.form("workflow_form", border=True):
             key=state_key("on_render_error"),
         )
         problem("on_render_error")
+        st.number_input(
+            "Wait for DNS (hours)",
+            step=1.0,
+            format="%g",
+            key=state_key("dns_wait_hours"),
+            help="A row whose domain DNS could not look up (timeout, server failure) is not "
+            "invalid: it stays pending and its domain is looked up again every minute (the "
+            "run pauses when nothing else is left). After this long, the choice below applies.",
+        )
+        problem("dns_wait_hours")
+        st.radio(
+            "Rows whose domain DNS still has not answered then",
+            options=["wait", "send", "skip"],
+            format_func={
+                "wait": "Keep waiting",
+                "send": "Send them anyway",
+                "skip": "Skip them (dns_error)",
+            }.get,
+            key=state_key("on_dns_unanswered"),
+        )
+        problem("on_dns_unanswered")
         st.text_input(
             "Report recipients",
             key=state_key("report_recipients"),

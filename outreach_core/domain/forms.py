@@ -19,6 +19,7 @@ from outreach_core.domain.models import (
     Workflow,
     check_workflow_key,
 )
+from outreach_core.domain.states import DnsWaitPolicy
 from outreach_core.domain.validation import check_syntax
 from outreach_core.errors import FieldErrors, InputError
 
@@ -31,6 +32,8 @@ FIELDS = (
     "engine_ids",
     "dedupe_window_hours",
     "on_render_error",
+    "dns_wait_hours",
+    "on_dns_unanswered",
     "auto_pause_percent",
     "time_limit_minutes",
     "report_recipients",
@@ -60,6 +63,8 @@ class WorkflowDraft(BaseModel):
     engine_ids: list[int] = Field(min_length=1)
     dedupe_window_hours: float = Field(ge=0)
     on_render_error: RenderErrorPolicy
+    dns_wait_hours: float = Field(default=24.0, gt=0)
+    on_dns_unanswered: DnsWaitPolicy = DnsWaitPolicy.WAIT
     auto_pause_percent: float = Field(ge=0, le=100)
     time_limit_minutes: float | None = Field(default=None, gt=0)
     report_recipients: list[str] = Field(default_factory=list)
@@ -127,6 +132,8 @@ class WorkflowDraft(BaseModel):
                 **(base or SendOptions()).model_dump(),
                 "dedupe_window_hours": self.dedupe_window_hours,
                 "on_render_error": self.on_render_error,
+                "dns_wait_hours": self.dns_wait_hours,
+                "on_dns_unanswered": self.on_dns_unanswered,
                 "auto_pause_failure_rate": self.auto_pause_percent / 100,
                 "time_limit_minutes": self.time_limit_minutes,
                 "report_recipients": self.report_recipients,
@@ -203,6 +210,8 @@ def form_values(workflow: Workflow | None) -> dict[str, Any]:
         "engine_ids": list(workflow.engine_ids) if workflow else [],
         "dedupe_window_hours": options.dedupe_window_hours,
         "on_render_error": options.on_render_error.value,
+        "dns_wait_hours": options.dns_wait_hours,
+        "on_dns_unanswered": options.on_dns_unanswered.value,
         "auto_pause_percent": round(options.auto_pause_failure_rate * 100, 2),
         "time_limit_minutes": options.time_limit_minutes,
         "report_recipients": ", ".join(options.report_recipients),

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from outreach_core import services
 from outreach_core.adapters.store.tables import engines as engines_table
 from outreach_core.domain.models import RenderErrorPolicy
+from outreach_core.domain.states import DnsWaitPolicy
 from tests.e2e.dashboard import HOME, Demo
 
 PAGE = "pages/workflows.py"
@@ -66,6 +67,8 @@ def test_create_with_two_engines_and_options(demo: Demo) -> None:
     fill_new(at, demo, [second, demo.workflow.engine_id])
     at.number_input(key="wf_dedupe_window_hours").set_value(12.0)
     at.radio(key="wf_on_render_error").set_value("abort")
+    at.number_input(key="wf_dns_wait_hours").set_value(6.0)
+    at.radio(key="wf_on_dns_unanswered").set_value("send")
     at.number_input(key="wf_auto_pause_percent").set_value(30.0)
     at.number_input(key="wf_time_limit_minutes").set_value(45.0)
     at.text_input(key="wf_report_recipients").set_value("ops@example.com, boss@example.org")
@@ -82,6 +85,7 @@ def test_create_with_two_engines_and_options(demo: Demo) -> None:
     options = saved.options
     assert (options.dedupe_window_hours, options.time_limit_minutes) == (12, 45)
     assert options.on_render_error is RenderErrorPolicy.ABORT
+    assert (options.dns_wait_hours, options.on_dns_unanswered) == (6, DnsWaitPolicy.SEND)
     assert abs(options.auto_pause_failure_rate - 0.3) < 1e-9
     assert options.report_recipients == ["ops@example.com", "boss@example.org"]
     assert options.retry_ambiguous_once

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import dns.asyncresolver
+import dns.resolver
 import pytest
 
 from outreach_core.adapters.dns import check_domain, check_domains, make_resolver
@@ -48,6 +50,23 @@ def test_timeout_shorter_than_a_slow_answer_is_dns_error(dns_server: DnsServer) 
     result = asyncio.run(check_domain(resolver_for(dns_server, timeout=0.1), "slow.example"))
     assert result.status is DomainStatus.DNS_ERROR
     assert result.reason == "DNS timeout"
+
+
+def test_no_resolver_at_all_is_dns_error_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verify that with no nameserver in the settings and no system configuration, every
+    lookup is dns_error naming the cause (unknown: the row waits), instead of an exception."""
+
+    class Unconfigured(dns.asyncresolver.Resolver):
+        def __init__(self, configure: bool = True) -> None:
+            if configure:
+                raise dns.resolver.NoResolverConfiguration("no /etc/resolv.conf")
+            super().__init__(configure=False)
+
+    monkeypatch.setattr(dns.asyncresolver, "Resolver", Unconfigured)
+    results = asyncio.run(check_domains(make_resolver([], 0.5), ["mx-ok.example", "x.example"]))
+    assert {(r.status, r.reason) for r in results.values()} == {
+        (DomainStatus.DNS_ERROR, "no DNS resolver configured")
+    }
 
 
 def test_each_distinct_domain_is_looked_up_once(dns_server: DnsServer) -> None:

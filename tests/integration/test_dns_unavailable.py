@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,11 @@ from outreach_core.adapters.contact_files import ParsedFile
 from outreach_core.adapters.store import deliveries, runs
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import Delivery, Run, SendOptions
-from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.states import DeliveryStatus, DnsWaitPolicy, RunStatus
 from outreach_core.domain.templating import TemplateSource
 from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end, work_once
-from tests.dns_server import MX_OK, SILENT, DnsServer
+from tests.dns_server import MX_OK, NXDOMAIN, SERVFAIL, SILENT, DnsServer
+from tests.fake_clock import HandClock
 
 from conftest import cli_env, run_cli
 from smtp_server import SmtpTestServer
@@ -184,3 +186,95 @@ def test_one_domain_timing_out_waits_while_the_others_are_sent(
     _, rows = ledger(workspace, run_id)
     assert {d.status for d in rows} == {DeliveryStatus.SENT}
     assert received(smtp) == Counter(ADDRESSES)
+
+
+@pytest.mark.parametrize(
+    "policy, gamma",
+    [
+        (DnsWaitPolicy.WAIT, (DeliveryStatus.PENDING, "dns_error: DNS timeout for gamma.example")),
+        (DnsWaitPolicy.SEND, (DeliveryStatus.SENT, None)),
+        (
+            DnsWaitPolicy.SKIP,
+            (
+                DeliveryStatus.SKIPPED,
+                "dns_error: DNS timeout for gamma.example; no answer within 24 h",
+            ),
+        ),
+    ],
+)
+def test_after_the_wait_the_policy_decides_and_an_nxdomain_answer_skips(
+    workspace: Workspace,
+    smtp: SmtpTestServer,
+    policy: DnsWaitPolicy,
+    gamma: tuple[DeliveryStatus, str | None],
+) -> None:
+    """Verify rows of a domain silent for longer than `dns_wait_hours` (the run's clock moved
+    on 25 h) are kept waiting, sent or skipped as `on_dns_unanswered` says, while a waiting
+    domain whose server failed at first and then answers NXDOMAIN is skipped as no_domain."""
+    clock = HandClock(datetime(2030, 6, 3, 8, 0, tzinfo=UTC))
+    resolver = DnsServer({"gamma.example": SILENT, "beta.example": SERVFAIL}, default=MX_OK).start()
+    try:
+        workspace.settings.dns_nameservers = resolver.nameserver
+        workspace.settings.dns_timeout = float(DNS_TIMEOUT)
+        workflow = services.setup_workflow(
+            workspace,
+            name=f"policy {policy}",
+            parsed=ParsedFile("c.csv", ["email"], "email", [{"email": a} for a in ADDRESSES]),
+            template=TemplateSource("Hi", None, "Hello"),
+            engine_url=smtp.url,
+            from_email="team@example.com",
+            from_name="Team",
+            options=SendOptions(rate=0, on_dns_unanswered=policy),
+            actor="test",
+        )
+        run_id = services.queue_run(workspace, workflow.id, trigger="test", actor="test")
+        run = run_to_end(
+            workspace, run_id, worker_id=new_worker_id(), stop=StopSignal(), clock=clock
+        )
+        assert run.status is RunStatus.PAUSED
+        assert run.status_reason == (
+            "DNS unavailable: 4 rows wait for 2 domains: beta.example (DNS server failure), "
+            "gamma.example (DNS timeout); looked up again from 08:01:00 UTC"
+        )
+        assert received(smtp) == Counter(ADDRESSES[:2])
+
+        resolver.zones["beta.example"] = NXDOMAIN
+        clock.advance(hours=25)
+        [done] = work_once(workspace, worker_id=new_worker_id(), stop=StopSignal(), clock=clock)
+    finally:
+        resolver.stop()
+
+    _, rows = ledger(workspace, run_id)
+    outcome = {d.email: (d.status, d.reason) for d in rows}
+    assert outcome == {
+        **{a: (DeliveryStatus.SENT, None) for a in ADDRESSES[:2]},
+        **{a: (DeliveryStatus.SKIPPED, "no_domain: domain does not exist") for a in ADDRESSES[2:4]},
+        **{a: gamma for a in ADDRESSES[4:]},
+    }
+    expected = RunStatus.PAUSED if policy is DnsWaitPolicy.WAIT else RunStatus.COMPLETED
+    assert done.status is expected, done
+    sent = [a for a in ADDRESSES if outcome[a][0] is DeliveryStatus.SENT]
+    assert received(smtp) == Counter(sent)
+
+
+def test_send_flags_set_the_wait_and_the_policy_and_refuse_a_wait_of_zero(
+    workspace: Workspace, db_url: str, tmp_path: Path
+) -> None:
+    """Verify `send --dns-wait-hours 2 --on-dns-unanswered skip` stores both on the run;
+    `--dns-wait-hours 0` and an unknown policy are refused (exit 2) naming the flag."""
+    contacts, template = write_inputs(tmp_path)
+    env = cli_env(tmp_path, OUTREACH_DATABASE_URL=db_url)
+    base = ("send", str(contacts), "--template", str(template), "--engine", "outbox:///tmp/x")
+    queued = run_cli(
+        tmp_path, *base, "--queue", "--dns-wait-hours", "2", "--on-dns-unanswered", "skip",
+        env=env,
+    )  # fmt: skip
+    assert queued.returncode == 0, queued.stderr
+    run_id = int(queued.stdout.splitlines()[0].removeprefix("run: "))
+    run, _ = ledger(workspace, run_id)
+    assert (run.options.dns_wait_hours, run.options.on_dns_unanswered) == (2, DnsWaitPolicy.SKIP)
+
+    for flag, value in (("--dns-wait-hours", "0"), ("--on-dns-unanswered", "later")):
+        refused = run_cli(tmp_path, *base, "--queue", flag, value, env=env)
+        assert refused.returncode == 2
+        assert flag in refused.stderr

@@ -166,12 +166,12 @@ def test_send_dry_run_of_a_file_lists_the_rows_a_send_would_skip(
     sqlite_workspace: Workspace, tmp_path: Path, dns_server: DnsServer
 ) -> None:
     """Verify send --dry-run of a file runs the same pre-flight as a workflow's: DNS verdicts,
-    duplicates and a suppressed address are listed as rows that would not be sent, and
-    nothing is sent or saved."""
+    duplicates and a suppressed address are listed as rows that would not be sent, a domain
+    whose DNS server failed as a row that would wait, and nothing is sent or saved."""
     contacts = tmp_path / "contacts.csv"
     contacts.write_text(
         "email,name\nann@mx-ok.example,Ann\nbob@null-mx.example,Bob\n"
-        "carl@mx-ok.example,Carl\nann@mx-ok.example,Ann again\n",
+        "carl@mx-ok.example,Carl\nann@mx-ok.example,Ann again\ndan@servfail.example,Dan\n",
         encoding="utf-8",
     )
     template = tmp_path / "tpl"
@@ -189,12 +189,14 @@ def test_send_dry_run_of_a_file_lists_the_rows_a_send_would_skip(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("run: dry-run\n")
-    assert "dry run: 4 rows, 1 would be sent, 3 would not" in done.stdout
+    assert "dry run: 5 rows, 1 would be sent, 1 would wait for DNS, 3 would not" in done.stdout
     rows = [line.split("\t")[:3] for line in done.stdout.splitlines() if line.startswith("row ")]
     assert rows == [
         ["row 2", "null_mx", "bob@null-mx.example"],
         ["row 3", "suppressed", "carl@mx-ok.example"],
         ["row 4", "duplicate", "ann@mx-ok.example"],
+        ["row 5", "dns_error", "dan@servfail.example"],
     ]
+    assert "dns_error: DNS server failure for servfail.example" in done.stdout
     assert not outbox.exists() or not any(outbox.iterdir())
     assert services.recent_runs(sqlite_workspace) == []

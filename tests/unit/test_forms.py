@@ -8,6 +8,7 @@ import pytest
 
 from outreach_core.domain.forms import form_values, parse_workflow_form, split_addresses
 from outreach_core.domain.models import RenderErrorPolicy, SendOptions
+from outreach_core.domain.states import DnsWaitPolicy
 from outreach_core.errors import FieldErrors
 
 
@@ -37,6 +38,8 @@ def test_every_option_reaches_send_options() -> None:
             key="weekly-digest",
             dedupe_window_hours=6,
             on_render_error="abort",
+            dns_wait_hours=6,
+            on_dns_unanswered="skip",
             auto_pause_percent=35,
             time_limit_minutes=90,
             report_recipients="boss@example.com; Ops@Example.org ,",
@@ -51,6 +54,7 @@ def test_every_option_reaches_send_options() -> None:
     )
     assert options.auto_pause_failure_rate == pytest.approx(0.35)
     assert options.on_render_error is RenderErrorPolicy.ABORT
+    assert (options.dns_wait_hours, options.on_dns_unanswered) == (6, DnsWaitPolicy.SKIP)
     assert options.report_recipients == ["boss@example.com", "Ops@example.org"]
     assert (options.time_limit_minutes, options.dedupe_window_hours) == (90, 6)
     assert (options.rate, options.burst, options.concurrency) == (2.5, 3, 2)
@@ -69,6 +73,8 @@ def test_every_option_reaches_send_options() -> None:
         ({"auto_pause_percent": 120}, "auto_pause_percent", "100 or less"),
         ({"dedupe_window_hours": -1}, "dedupe_window_hours", "0 or more"),
         ({"concurrency": 0}, "concurrency", "1 or more"),
+        ({"dns_wait_hours": 0}, "dns_wait_hours", "more than 0"),
+        ({"on_dns_unanswered": "retry"}, "on_dns_unanswered", "choose one of"),
         ({"unsubscribe_mailto": "nobody"}, "unsubscribe_mailto", "'nobody'"),
         ({"unsubscribe_base_url": "ftp://x"}, "unsubscribe_base_url", "absolute https://"),
         (

@@ -28,13 +28,20 @@ def print_dry_run(
     *,
     findings: list[UnsubscribeFinding],
 ) -> int:
-    """`send --dry-run`: the summary, the warnings and each row that would not be sent.
+    """`send --dry-run`: the summary, the warnings and each row that would not be sent (or
+    would wait for DNS).
 
     Exits 2 when a send with the same options would abort on rows that do not render.
     """
     plan, template = dry_run.plan, send.template
-    sendable = sum(p.status is DeliveryStatus.PENDING for p in plan)
-    print(f"dry run: {len(plan)} rows, {sendable} would be sent, {len(plan) - sendable} would not")
+    sendable = sum(p.status is DeliveryStatus.PENDING and p.reason is None for p in plan)
+    # pending with a reason: DNS did not answer; a send keeps the row and looks again
+    waiting = sum(p.status is DeliveryStatus.PENDING and p.reason is not None for p in plan)
+    print(
+        f"dry run: {len(plan)} rows, {sendable} would be sent, "
+        + (f"{waiting} would wait for DNS, " if waiting else "")
+        + f"{len(plan) - sendable - waiting} would not"
+    )
     columns = sorted(template.column_variables)
     print(f"variables: {', '.join(columns) or '(none)'}")
     missing = template.missing_columns(send.parsed.columns)
@@ -47,7 +54,7 @@ def print_dry_run(
     if abort:
         print("on-render-error abort: a send would not start; the rows below do not render")
     for p in plan:
-        if p.status is not DeliveryStatus.PENDING:
+        if p.status is not DeliveryStatus.PENDING or p.reason:
             print(f"row {p.row_number}\t{p.reason_word}\t{p.email or '-'}\t{p.reason}")
     return EXIT_USAGE if abort else EXIT_OK
 

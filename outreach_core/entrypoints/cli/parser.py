@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from outreach_core.domain.models import RenderErrorPolicy, SendOptions
+from outreach_core.domain.states import DnsWaitPolicy
 from outreach_core.services.file_sends import DEFAULT_FROM
 from outreach_core.services.sources import DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S
 
@@ -23,6 +25,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _more_than_zero(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError("must be a number more than 0")
     return value
 
 
@@ -87,6 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument(
         "--skip-mx", action="store_true", help="do not look up the recipients' mail servers"
+    )
+    send.add_argument(
+        "--dns-wait-hours",
+        type=_more_than_zero,
+        default=DEFAULTS.dns_wait_hours,
+        metavar="HOURS",
+        help="rows whose domain DNS could not look up (timeout, server failure) wait, pending, "
+        "and are looked up again; after this long --on-dns-unanswered decides "
+        f"(default {DEFAULTS.dns_wait_hours:g})",
+    )
+    send.add_argument(
+        "--on-dns-unanswered",
+        choices=[policy.value for policy in DnsWaitPolicy],
+        default=DEFAULTS.on_dns_unanswered,
+        help="rows whose domain still has no DNS answer after --dns-wait-hours: keep waiting "
+        "(the run stays paused, looking again every minute), send them anyway, or skip them "
+        f"as dns_error (default {DEFAULTS.on_dns_unanswered})",
     )
     send.add_argument(
         "--on-render-error",

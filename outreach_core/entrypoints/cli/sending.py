@@ -19,7 +19,7 @@ from outreach_core import services
 from outreach_core.adapters.url_secrets import secret_texts
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import RenderErrorPolicy, SendOptions
-from outreach_core.domain.states import RunStatus
+from outreach_core.domain.states import DnsWaitPolicy, RunStatus
 from outreach_core.domain.unsubscribe_checks import unsubscribe_findings
 from outreach_core.entrypoints.cli.checks import print_dry_run
 from outreach_core.entrypoints.cli.common import (
@@ -107,6 +107,8 @@ def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             skip_mx=args.skip_mx,
             on_render_error=RenderErrorPolicy(args.on_render_error),
+            dns_wait_hours=args.dns_wait_hours,
+            on_dns_unanswered=DnsWaitPolicy(args.on_dns_unanswered),
             unsubscribe_base_url=args.unsubscribe_url,
         )
     except ValidationError as exc:
