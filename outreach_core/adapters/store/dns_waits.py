@@ -59,7 +59,10 @@ def settle_waiting(
     changed = 0
     for domain, decision in decisions.items():
         ids = [delivery_id for delivery_id, _ in rows.get(domain, [])]
-        values: dict[str, object] = {"reason": fit_reason(decision.reason), "updated_at": now}
+        reason = fit_reason(decision.reason)
+        values: dict[str, object] = {"reason": reason, "updated_at": now}
+        # rows that wait on for the same cause are left as they are (no write a minute)
+        differs = deliveries.c.reason != reason if decision.action is DnsAction.WAIT else sa.true()
         if decision.action is DnsAction.SKIP:
             values["status"] = DeliveryStatus.SKIPPED
         for start in range(0, len(ids), 500):
@@ -69,6 +72,7 @@ def settle_waiting(
                     deliveries.c.id.in_(ids[start : start + 500]),
                     deliveries.c.status == DeliveryStatus.PENDING,
                     _waiting(),
+                    differs,
                 )
                 .values(**values)
             ).rowcount

@@ -46,12 +46,13 @@ async def execute(
     resume): the list is read here rather than frozen at queue time, so an engine added to a
     workflow whose quotas ran out takes over the remaining rows when the run continues.
     """
-    frozen_at = None  # when this execution froze the run: its lookups are that fresh
+    looked_up_at = None  # when this execution's freeze asked DNS: no need to ask again so soon
     if run.status is RunStatus.INITIALIZING:
-        if not freeze_audience(ws, run, domains=await domain_verdicts(ws, run), clock=clock):
+        domains = await domain_verdicts(ws, run)
+        if not freeze_audience(ws, run, domains=domains, clock=clock):
             with ws.db.connect() as conn:
                 return runs.get_run(conn, run.id)
-        frozen_at = clock()
+        looked_up_at = clock() if domains is not None else None
     with ws.db.connect() as conn:
         run = runs.get_run(conn, run.id)
     window = send_window(run.options)
@@ -62,7 +63,7 @@ async def execute(
             ctx = await open_context(
                 ws, stack, run, worker_id=worker_id, owner=True, window=window, clock=clock
             )
-            ctx.dns_checked_at = frozen_at
+            ctx.dns_checked_at = looked_up_at
             why = await send_batches(ctx, stop, lost)
             reason = ctx.stop_reason
     except SendError as exc:  # an engine failed while closing
