@@ -5,6 +5,11 @@ The at-most-once hand-off between the ledger and the engines: a delivery is clai
 outcome is recorded right after; what a gone worker held becomes `unknown`, never resent.
 The executor's batch loop enters here a few times per batch: `lock_quota_usage`,
 `claim_batch`, `record_batch`.
+
+Never twice across runs: two runs of one workflow (a double click on send-now, a trigger while
+the scheduled run sends) may be sent at once by several processes. Their claims take one lock
+per workflow (`lock_workflow_claims`) before they read what the other runs hold, so the check
+and the claim are one step: whichever claims an address first sends it, the other skips it.
 """
 
 from __future__ import annotations
@@ -24,18 +29,20 @@ from outreach_core.adapters.store.deliveries import (
     record_outcomes,
     to_delivery,
 )
-from outreach_core.adapters.store.tables import deliveries, runs
+from outreach_core.adapters.store.tables import deliveries, runs, workflows
+from outreach_core.domain.dedupe import Taken, sent_recently_reason, taken_by
 from outreach_core.domain.models import Delivery
 from outreach_core.domain.states import DeliveryStatus, RunStatus, check_delivery_transition
 
 
 @dataclass(frozen=True)
 class RecentSends:
-    """A run's dedupe window: rows its workflow sent to since `since` are skipped with `reason`."""
+    """A run's dedupe window: rows another run of its workflow sent to since `since` (the
+    window is `window_hours` long), or is sending now, are skipped naming that run."""
 
     workflow_id: int
     since: datetime
-    reason: str
+    window_hours: float
 
 
 def lock_quota_usage(conn: Connection, engine_ids: list[int], *, since: datetime) -> dict[int, int]:
@@ -64,7 +71,12 @@ def claim_batch(
     Claimed rows sent to recently (`recent`) or suppressed since the freeze become `skipped`;
     `engines_for(n)` picks the engines of the n left, which are written with `now` as their
     send time: from then on they count against the engine's daily quota.
+
+    With a dedupe window the workflow's claim lock is taken first: the rows claimed here are
+    `sending` before any other run of the workflow may look at what this one holds.
     """
+    if recent is not None:
+        lock_workflow_claims(conn, recent.workflow_id)
     batch = claim_pending(conn, run_id, worker_id=worker_id, limit=limit, now=now)
     if not batch:
         return None
@@ -81,13 +93,14 @@ def claim_batch(
 def _skip_recently_sent(
     conn: Connection, run_id: int, batch: list[Delivery], recent: RecentSends, *, now: datetime
 ) -> list[Delivery]:
-    """Never twice: claimed deliveries the workflow already sent to inside its dedupe window
-    (another run, e.g. a double click on send-now) are skipped."""
+    """Never twice: claimed deliveries whose address another run of the workflow sent to
+    inside the dedupe window, or is sending now (a double click on send-now, a trigger while
+    the scheduled run sends), are skipped with a reason naming that run."""
     keys = [d.email_normalized for d in batch if d.email_normalized]
-    dupes = recently_sent(
+    taken = recently_sent(
         conn, workflow_id=recent.workflow_id, run_id=run_id, keys=keys, since=recent.since
     )
-    if not dupes:
+    if not taken:
         return batch
     record_outcomes(
         conn,
@@ -96,14 +109,16 @@ def _skip_recently_sent(
                 "delivery_id": d.id,
                 "target": DeliveryStatus.SKIPPED,
                 "attempts": 0,
-                "reason": recent.reason,
+                "reason": sent_recently_reason(
+                    taken[d.email_normalized], window_hours=recent.window_hours
+                ),
             }
             for d in batch
-            if d.email_normalized in dupes
+            if d.email_normalized in taken
         ],
         now=now,
     )
-    return [d for d in batch if d.email_normalized not in dupes]
+    return [d for d in batch if d.email_normalized not in taken]
 
 
 def record_batch(
@@ -152,27 +167,58 @@ def claim_pending(
     return sorted((to_delivery(row) for row in rows), key=lambda d: d.id)
 
 
+def lock_workflow_claims(conn: Connection, workflow_id: int) -> None:
+    """Hold the workflow's claim lock until the transaction ends: the claims of its runs, in
+    any process, read what the other runs hold and mark their own rows `sending` in turn.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by the schema and the workflow, taken
+    by nothing else (a row lock on the workflow would also wait on edits of the workflow and
+    could deadlock with them; the engines' quota locks are always taken before this one).
+    Each statement after it sees what the previous holder committed (READ COMMITTED).
+    SQLite: a no-op UPDATE takes the database's write lock before anything is read (the
+    driver starts a transaction only at the first write, so a SELECT first would read outside
+    it), and the one writer at a time is the lock.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            # a column no other table refers to, so no foreign key is checked
+            workflows.update().where(workflows.c.id == workflow_id).values(name=workflows.c.name)
+        )
+        return
+    conn.execute(
+        sa.text(
+            "SELECT pg_advisory_xact_lock("
+            "hashtext('outreach.workflow_claims.' || coalesce(current_schema(), '')), "
+            "CAST(:workflow_id AS integer))"
+        ),
+        {"workflow_id": workflow_id},
+    )
+
+
 def recently_sent(
     conn: Connection, *, workflow_id: int, run_id: int, keys: list[str], since: datetime
-) -> set[str]:
-    """Which of `keys` another run of the workflow sent to (or may have: unknown) since
-    `since`, or is sending right now in an earlier run (so two runs racing send once)."""
+) -> dict[str, Taken]:
+    """Which of `keys` another run of the workflow holds, and which run (key -> Taken): sent
+    to (or may have: unknown) since `since`, or `sending` right now, whether that run is older
+    or newer than this one. Read under `lock_workflow_claims`, so two runs racing send once."""
     if not keys:
-        return set()
-    other = runs.c.workflow_id == workflow_id
+        return {}
+    sending = deliveries.c.status == DeliveryStatus.SENDING
     done = sa.and_(
         deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.UNKNOWN]),
         deliveries.c.updated_at >= since,
-        deliveries.c.run_id != run_id,
     )
-    in_flight = sa.and_(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.run_id < run_id)
     rows = conn.execute(
-        sa.select(deliveries.c.email_normalized)
+        sa.select(deliveries.c.email_normalized, deliveries.c.run_id, sending.label("sending"))
         .join(runs, runs.c.id == deliveries.c.run_id)
-        .where(other, deliveries.c.email_normalized.in_(keys), sa.or_(done, in_flight))
-        .distinct()
+        .where(
+            runs.c.workflow_id == workflow_id,
+            deliveries.c.run_id != run_id,
+            deliveries.c.email_normalized.in_(keys),
+            sa.or_(done, sending),
+        )
     )
-    return {row[0] for row in rows}
+    return taken_by((key, int(other), bool(now_sending)) for key, other, now_sending in rows)
 
 
 def release_unstarted(conn: Connection, delivery_ids: list[int], *, now: datetime) -> int:

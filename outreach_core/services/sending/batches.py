@@ -88,14 +88,13 @@ def claim_batch(
 
 def _recent_sends(ctx: RunContext, *, now: datetime) -> RecentSends | None:
     """Never twice: the run's dedupe window (another run of the workflow, e.g. a double click
-    on send-now, sent to the address within it); None when the run has none."""
+    on send-now, sent to the address within it or is sending it now); None when the run has
+    none (a window of 0 turns dedupe off, in-flight sends of other runs included)."""
     window = ctx.run.options.dedupe_window_hours
     if window <= 0:
         return None
     return RecentSends(
-        workflow_id=ctx.run.workflow_id,
-        since=now - timedelta(hours=window),
-        reason=f"sent_recently: this workflow sent to it within {window:g} h",
+        workflow_id=ctx.run.workflow_id, since=now - timedelta(hours=window), window_hours=window
     )
 
 
