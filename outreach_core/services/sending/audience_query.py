@@ -8,6 +8,7 @@ covers the contacts the failed one would have mailed.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ from outreach_core.adapters.store import audiences, runs, sql_sources, workflows
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import Run
 from outreach_core.services.sources import as_parsed_file
+
+log = logging.getLogger("outreach.executor")
 
 
 def last_completed_at(ws: Workspace, run: Run) -> datetime:
@@ -50,4 +53,6 @@ def query_rows(ws: Workspace, run: Run) -> list[tuple[int, dict[str, Any]]] | No
     parsed = as_parsed_file(
         result, source=f"SQL source {source['name']!r}", email_column=audience.email_column
     )
+    for note in parsed.notes:  # control characters removed from the rows, cell by cell
+        log.warning("run %s: %s: %s", run.id, parsed.source, note)
     return list(enumerate(parsed.rows, start=1))
