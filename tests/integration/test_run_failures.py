@@ -10,22 +10,28 @@ INITIALIZING and ended the daemon, and every daemon started after it while takin
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
-from outreach_core.adapters.store import audit, deliveries, runs
+from outreach_core.adapters.store import audit, deliveries, runs, schedules
 from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.cadence import Cadence, CadenceKind
 from outreach_core.domain.clock import utcnow
-from outreach_core.domain.models import Run, SendOptions
+from outreach_core.domain.models import Run, SendOptions, Workflow
 from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.domain.templating import TemplateSource
+from outreach_core.entrypoints.daemon import tick
+from outreach_core.services import schedules as scheduler
 from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end, work_once
 
 from conftest import REPO, cli_env, wait_for
@@ -69,15 +75,20 @@ def allow(ws: Workspace) -> None:
         )
 
 
-def queued(ws: Workspace, outbox: Path, name: str, emails: list[str], **options: object) -> int:
-    """A workflow mailing `emails` to an outbox, and its queued run."""
-    workflow = services.setup_workflow(
+def workflow_for(ws: Workspace, outbox: Path, name: str, emails: list[str]) -> Workflow:
+    """A workflow mailing `emails` to an outbox."""
+    return services.setup_workflow(
         ws, name=name,
         parsed=ParsedFile(f"{name}.csv", ["email"], "email", [{"email": e} for e in emails]),
         template=TemplateSource("Hi", None, "Hello"), engine_url=f"outbox://{outbox}",
         from_email="team@example.com", from_name="Team",
-        options=SendOptions(rate=0, skip_mx=True, **options), actor=ACTOR,
+        options=SendOptions(rate=0, skip_mx=True), actor=ACTOR,
     )  # fmt: skip
+
+
+def queued(ws: Workspace, outbox: Path, name: str, emails: list[str]) -> int:
+    """The queued run of a new workflow mailing `emails` to an outbox."""
+    workflow = workflow_for(ws, outbox, name, emails)
     return services.queue_run(ws, workflow.id, trigger="test", actor=ACTOR)
 
 
@@ -237,3 +248,51 @@ def test_send_reports_a_run_the_database_refuses_and_exits_with_its_reason(
     assert get(workspace, run_id).status is RunStatus.FAILED
     with workspace.db.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM deliveries")).scalar() == 0
+
+
+def test_an_error_outside_any_run_ends_the_tick_not_the_daemon(
+    workspace: Workspace, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Verify an error the daemon's tick meets outside a run (here the database refusing the
+    run a due schedule queues) ends that pass with `event=tick.failed`, naming the error's
+    type and place but not its message; the next pass, the cause gone, sends the schedule."""
+    outbox = tmp_path / "outbox"
+    workflow_id = workflow_for(workspace, outbox, "scheduled", ["s1@example.com"]).id
+    saved = scheduler.save_schedule(
+        workspace,
+        scheduler.ScheduleInput(
+            workflow_id=workflow_id, cadence=Cadence(kind=CadenceKind.DAILY, at="09:00")
+        ),
+        actor=ACTOR,
+    )
+    with workspace.db.begin() as conn:
+        schedules.update_schedule(conn, saved.id, next_run_at=utcnow() - timedelta(seconds=1))
+    sqlite = workspace.db.dialect.name == "sqlite"
+    with workspace.db.begin() as conn:
+        if sqlite:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_runs BEFORE INSERT ON runs "
+                f"BEGIN SELECT RAISE(ABORT, '{REFUSAL}'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_runs() RETURNS trigger AS $$ BEGIN "
+                f"RAISE EXCEPTION '{REFUSAL}' USING ERRCODE = '23000'; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_runs BEFORE INSERT ON runs FOR EACH ROW "
+                "EXECUTE FUNCTION refuse_runs()"
+            )
+    worker = new_worker_id()
+    with caplog.at_level(logging.INFO, logger="outreach.daemon"):
+        tick(workspace, worker, StopSignal())
+    failed = [r.getMessage() for r in caplog.records if "event=tick.failed" in r.getMessage()]
+    assert len(failed) == 1 and "error=IntegrityError at=" in failed[0], caplog.text
+    assert REFUSAL not in caplog.text
+
+    with workspace.db.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse_runs" + ("" if sqlite else " ON runs"))
+    tick(workspace, worker, StopSignal())
+    with workspace.db.connect() as conn:
+        [run] = runs.list_runs(conn, limit=10)
+    assert run.status is RunStatus.COMPLETED and run.trigger == "schedule"

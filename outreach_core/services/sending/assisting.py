@@ -11,8 +11,6 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
-import sqlalchemy as sa
-
 from outreach_core.adapters.store import daemons, runs
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import Clock, utcnow
@@ -21,7 +19,7 @@ from outreach_core.domain.states import RunStatus, StopReason
 from outreach_core.errors import ConfigError, RunBusy
 from outreach_core.services.sending.batches import send_batches
 from outreach_core.services.sending.context import open_context, send_window
-from outreach_core.services.sending.failures import abandon_assist
+from outreach_core.services.sending.failures import TRANSIENT_DB_ERRORS, abandon_assist
 from outreach_core.services.sending.run import execute_guarded
 from outreach_core.services.sending.workers import StopSignal, holder_is_alive, take_over
 
@@ -75,7 +73,7 @@ def assist_runs(
             continue
         try:
             why = asyncio.run(assist(ws, run, worker_id=worker_id, stop=stop, clock=clock))
-        except (sa.exc.OperationalError, ConfigError):
+        except (*TRANSIENT_DB_ERRORS, ConfigError):
             raise  # the database away, the key wrong: not this run's doing (see execute_guarded)
         except Exception as exc:  # the owner ends the run if it trips on the same data
             abandon_assist(ws, run.id, worker_id=worker_id, exc=exc, clock=clock)

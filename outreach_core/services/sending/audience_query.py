@@ -3,7 +3,8 @@
 The query may use `:last_run_at` (when this workflow's last *completed* run was created; the
 Unix epoch before the first one) and `:run_date` (the run's date). Deliberate: a run that failed,
 for instance because the query failed, does not move `:last_run_at`, so the next run still
-covers the contacts the failed one would have mailed.
+covers the contacts the failed one would have mailed. The rows lose their control characters
+as an imported file's do (`sources.as_parsed_file`), one log line per cell cleaned.
 """
 
 from __future__ import annotations

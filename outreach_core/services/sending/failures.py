@@ -20,6 +20,8 @@ import logging
 import re
 import traceback
 
+import sqlalchemy as sa
+
 from outreach_core.adapters.store import audit, delivery_claims, run_progress, runs
 from outreach_core.adapters.url_secrets import mask_url
 from outreach_core.adapters.workspace import Workspace
@@ -30,6 +32,14 @@ from outreach_core.domain.states import RunStatus
 
 log = logging.getLogger("outreach.executor")
 
+#: the database unreachable, locked or out of connections: not the run's doing, so these
+#: propagate (the daemon's tick tries again; the run, still held, is taken over when stale)
+TRANSIENT_DB_ERRORS = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.DisconnectionError,
+    sa.exc.TimeoutError,
+)
 #: the longest reason stored on the run (a driver's message may quote a long value)
 MAX_REASON = 400
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")

@@ -13,8 +13,6 @@ import logging
 from contextlib import AsyncExitStack
 from datetime import datetime
 
-import sqlalchemy as sa
-
 from outreach_core.adapters.store import run_progress, runs
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain import cadence
@@ -27,7 +25,7 @@ from outreach_core.errors import ConfigError, RunBusy, SendError
 from outreach_core.services.sending import report
 from outreach_core.services.sending.batches import send_batches
 from outreach_core.services.sending.context import heartbeat, open_context, send_window
-from outreach_core.services.sending.failures import record_failure
+from outreach_core.services.sending.failures import TRANSIENT_DB_ERRORS, record_failure
 from outreach_core.services.sending.freeze import domain_verdicts, freeze_audience
 from outreach_core.services.sending.workers import (
     STALE_AFTER,
@@ -85,12 +83,12 @@ def execute_guarded(
     reason and lets it go (`failures.record_failure`), and the worker goes on.
 
     Two kinds still propagate, being about the process rather than the run: the database
-    unreachable or locked (OperationalError: the caller tries again later; the run, still
+    unreachable or locked (`TRANSIENT_DB_ERRORS`: the caller tries again later; the run, still
     held, is taken over once its heartbeat is stale) and a ConfigError (the secret key).
     """
     try:
         return asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop, clock=clock))
-    except (sa.exc.OperationalError, ConfigError):
+    except (*TRANSIENT_DB_ERRORS, ConfigError):
         raise
     except Exception as exc:
         return record_failure(ws, run.id, worker_id=worker_id, exc=exc, clock=clock)
