@@ -53,8 +53,10 @@ def failure_reason(exc: BaseException, *, stage: str) -> str:
         driver = f"{_first_line(orig)} ({type(orig).__name__})"
         text = f"the database refused the run's data while {stage}: {driver}"
     else:
+        # where in the product it was raised: the deepest frame of ours, else the deepest
         frames = traceback.extract_tb(exc.__traceback__)
-        at = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+        ours = [f for f in frames if "outreach_core" in f.filename] or frames
+        at = f" at {ours[-1].filename.rsplit('/', 1)[-1]}:{ours[-1].lineno}" if ours else ""
         message = _first_line(exc)
         text = f"unexpected error while {stage}: {type(exc).__name__}{at}"
         text += f": {message}" if message else ""
