@@ -2,7 +2,9 @@
 and the import report (imported, rejected with line and reason, duplicates).
 
 Every data row of a file is accounted for: imported + rejected + duplicate = rows in the file.
-Blank lines are not rows.
+Blank lines are not rows. Control characters (NUL and the like; tab and line breaks kept) are
+removed from values with a note naming the row and column (`clean_cells`); an email cell
+holding one is left as it is, so its row is rejected with the reason (`domain/control_chars`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,16 @@ import re
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from outreach_core.adapters.contact_xlsx import MAX_COLUMNS, sheet_rows
+from outreach_core.domain.control_chars import (
+    clean_row,
+    has_controls,
+    printable,
+    removed_note,
+    strip_controls,
+)
 from outreach_core.domain.csv_cells import restore
 from outreach_core.domain.validation import check_syntax
 from outreach_core.errors import InputError
@@ -39,6 +49,8 @@ DELIMITERS = (",", ";", "\t", "|")
 MAX_ROWS = 1_000_000
 MAX_BYTES = 200 * 1024 * 1024
 XLSX_MAGIC = b"PK\x03\x04"
+#: cells with control characters removed that the notes list one by one; one line counts the rest
+MAX_CLEANED_NOTES = 20
 
 
 @dataclass(frozen=True)
@@ -175,6 +187,50 @@ def _choose_email_column(
     return found
 
 
+def clean_headers(headers: list[str]) -> tuple[list[str], list[str]]:
+    """The header names without control characters, and a note per name cleaned."""
+    cleaned, notes = [], []
+    for header in headers:
+        text, removed = strip_controls(header)
+        if removed:
+            notes.append(removed_note(0, text, removed))
+        cleaned.append(text)
+    return cleaned, notes
+
+
+def clean_cells(
+    rows: list[dict[str, Any]],
+    *,
+    headers: list[str],
+    columns: list[str],
+    email_column: str,
+    check_all: bool = True,
+) -> list[str]:
+    """Remove control characters from the values of `rows` in place (not the email cell's:
+    `sort_rows` and the planning refuse that row); the notes naming each cleaned cell.
+
+    `check_all=False`: the caller knows no value holds one (a CSV text checked as a whole).
+    """
+    if not check_all:
+        return []
+    header_of = dict(zip(columns, headers, strict=False))
+    notes: list[str] = []
+    more = 0
+    for index, row in enumerate(rows):
+        if not any(isinstance(v, str) and has_controls(v) for v in row.values()):
+            continue
+        cleaned = clean_row(row, email_column=email_column)
+        rows[index] = cleaned.values
+        for column, removed in cleaned.removed.items():
+            if len(notes) < MAX_CLEANED_NOTES:
+                notes.append(removed_note(index + 1, header_of.get(column, column), removed))
+            else:
+                more += 1
+    if more:
+        notes.append(f"control characters were also removed from {more:,} more cells")
+    return notes
+
+
 def _check_size(data: bytes, source: str) -> None:
     if len(data) > MAX_BYTES:
         raise InputError(
@@ -208,7 +264,8 @@ def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> P
             if not any(cell.strip() for cell in record):
                 continue  # a blank line is not a row
             if headers is None:
-                headers = [restore(cell.strip()) for cell in record]
+                headers, header_notes = clean_headers([restore(cell.strip()) for cell in record])
+                notes += header_notes
                 if len(headers) > MAX_COLUMNS:
                     # every row is padded to the header's width: a wide header multiplies
                     # the memory of every short row
@@ -235,6 +292,9 @@ def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> P
     if headers is None:
         raise InputError(f"{source}: the file is empty")
     chosen = _choose_email_column(source, headers, columns, email_column)
+    notes += clean_cells(
+        rows, headers=headers, columns=columns, email_column=chosen, check_all=has_controls(text)
+    )
     return ParsedFile(source, columns, chosen, rows, headers, lines, encoding, delimiter, notes)
 
 
@@ -250,6 +310,7 @@ def parse_xlsx(
     _check_size(data, source)
     headers: list[str] | None = None
     columns: list[str] = []
+    notes: list[str] = []
     values: list[tuple[str, ...]] = []  # tuples while reading: a refused file costs less
     lines: list[int] = []
     too_many = partial(_too_many_rows, source)
@@ -257,7 +318,7 @@ def parse_xlsx(
         if not any(texts):
             continue  # a blank row is not a row
         if headers is None:
-            headers = texts
+            headers, notes = clean_headers(texts)
             columns = unique_identifiers(headers)
             continue
         if len(values) >= MAX_ROWS:
@@ -269,7 +330,8 @@ def parse_xlsx(
         raise InputError(f"{source}: the sheet is empty")
     rows = [dict(zip(columns, row, strict=True)) for row in values]
     chosen = _choose_email_column(source, headers, columns, email_column)
-    return ParsedFile(source, columns, chosen, rows, headers, lines, "xlsx", None, [])
+    notes += clean_cells(rows, headers=headers, columns=columns, email_column=chosen)
+    return ParsedFile(source, columns, chosen, rows, headers, lines, "xlsx", None, notes)
 
 
 def parse_file(
@@ -309,7 +371,8 @@ def sort_rows(parsed: ParsedFile) -> ImportReport:
         raw = str(row.get(parsed.email_column) or "")
         checked = check_syntax(raw)
         if not checked.ok:
-            rejected.append(RejectedRow(number, line, raw.strip(), checked.error or "invalid"))
+            email = printable(raw).strip()
+            rejected.append(RejectedRow(number, line, email, checked.error or "invalid"))
         elif checked.key in first_row_of:
             duplicates.append(DuplicateRow(number, line, raw.strip(), first_row_of[checked.key]))
         else:

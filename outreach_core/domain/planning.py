@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from outreach_core.domain.control_chars import printable
 from outreach_core.domain.dns_waits import waiting_reason
 from outreach_core.domain.models import RenderErrorPolicy
 from outreach_core.domain.mx import DomainResult, DomainStatus
@@ -96,7 +97,7 @@ def plan_deliveries(
         if not checked.ok:
             yield PlannedDelivery(
                 number,
-                raw.strip(),
+                printable(raw).strip(),  # stored as refused: a NUL would fail the freeze
                 None,
                 data,
                 DeliveryStatus.SKIPPED,

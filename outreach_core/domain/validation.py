@@ -10,6 +10,8 @@ from disposable_email_domains import blocklist as disposable_blocklist
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
+from outreach_core.domain.control_chars import email_problem
+
 
 @dataclass(frozen=True)
 class CheckedAddress:
@@ -43,6 +45,10 @@ def check_syntax(raw: str) -> CheckedAddress:
     value = raw.strip()
     if not value:
         return CheckedAddress(raw=raw, ok=False, error="no email")
+    # before trimming would hide one at either end (str.strip takes U+001C-U+001F and U+0085)
+    problem = email_problem(raw)
+    if problem:
+        return CheckedAddress(raw=raw, ok=False, error=problem)
     local, at, domain = value.rpartition("@")
     plain = at and value.isascii() and len(value) <= 254 and len(local) <= 64
     if plain and _PLAIN_LOCAL.fullmatch(local):

@@ -28,7 +28,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from outreach_core.adapters.workspace import Workspace
-from outreach_core.errors import OutreachError
+from outreach_core.errors import ConfigError, OutreachError
 from outreach_core.services import schedules, sending, unsubscribe_mailbox
 from outreach_core.services.schedules import DAEMON_HEARTBEAT_S
 from outreach_core.services.sending import StopSignal
@@ -66,7 +66,10 @@ def tick(ws: Workspace, worker_id: str, stop: StopSignal) -> None:
     """One pass over due schedules, orphaned and queued runs, and runs to help with.
 
     A database error (SQLite locked by another daemon for longer than the busy timeout,
-    PostgreSQL restarting) ends the pass with a warning; the next tick tries again.
+    PostgreSQL restarting) ends the pass with a warning; the next tick tries again. A run that
+    raises is ended with the reason by the executor (`event=run.failed`); anything else that
+    escapes (a bug) ends the pass with an error line, never the daemon. Only a ConfigError
+    (the secret key) stops it: no run can be sent without it.
     """
     try:
         claim_schedules(ws)
@@ -79,6 +82,17 @@ def tick(ws: Workspace, worker_id: str, stop: StopSignal) -> None:
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         log.warning("event=tick.deferred reason=%r retry=next_tick", reason)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        # no traceback or message: either could quote a row or a URL with its password
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error(
+            "event=tick.failed error=%s at=%s:%s retry=next_tick",
+            type(exc).__name__,
+            where.filename.rsplit("/", 1)[-1],
+            where.lineno,
+        )
 
 
 def read_unsubscribes(ws: Workspace) -> unsubscribe_mailbox.PassReport | None:

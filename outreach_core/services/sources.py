@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from outreach_core.adapters import crypto
-from outreach_core.adapters.contact_files import ParsedFile, detect_email_column, unique_identifiers
+from outreach_core.adapters.contact_files import (
+    ParsedFile,
+    clean_cells,
+    detect_email_column,
+    unique_identifiers,
+)
 from outreach_core.adapters.sql_runner import (
     DEFAULT_ROW_CAP,
     DEFAULT_TIMEOUT_S,
@@ -144,13 +149,17 @@ def run_source(ws: Workspace, source_id: int) -> QueryResult:
 
 
 def as_parsed_file(result: QueryResult, *, source: str, email_column: str | None) -> ParsedFile:
-    """Query rows as a contacts file: columns made into variables, email column detected."""
+    """Query rows as a contacts file: columns made into variables, email column detected,
+    control characters removed from values as from an imported file (`clean_cells`; the notes
+    name each cleaned cell)."""
     columns = unique_identifiers(result.columns)
     rows = [dict(zip(columns, r.values(), strict=True)) for r in result.rows]
     chosen = email_column or detect_email_column(columns)
     if chosen is None or chosen not in columns:
         raise InputError(f"{source}: no email column among {', '.join(result.columns)}; choose one")
-    return ParsedFile(source, columns, chosen, rows, list(result.columns))
+    headers = list(result.columns)
+    notes = clean_cells(rows, headers=headers, columns=columns, email_column=chosen)
+    return ParsedFile(source, columns, chosen, rows, headers, notes=notes)
 
 
 def save_recurring_audience(

@@ -100,6 +100,8 @@ def _read_engine_file(text: str) -> str:
 def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
     engine_url = engine_url_of(ws, args)
     send = file_sends.read_file_send(args.input, args.template, engine_url, args.sender)
+    for note in send.parsed.notes:  # stderr: stdout's first line is the run id
+        print(f"note: {note}", file=sys.stderr)
     try:
         options = SendOptions(
             rate=args.rate,

@@ -16,10 +16,11 @@ from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import Clock, utcnow
 from outreach_core.domain.models import Run
 from outreach_core.domain.states import RunStatus, StopReason
-from outreach_core.errors import RunBusy
+from outreach_core.errors import ConfigError, RunBusy
 from outreach_core.services.sending.batches import send_batches
 from outreach_core.services.sending.context import open_context, send_window
-from outreach_core.services.sending.run import execute
+from outreach_core.services.sending.failures import TRANSIENT_DB_ERRORS, abandon_assist
+from outreach_core.services.sending.run import execute_guarded
 from outreach_core.services.sending.workers import StopSignal, holder_is_alive, take_over
 
 log = logging.getLogger("outreach.executor")
@@ -70,7 +71,13 @@ def assist_runs(
             break
         if not holder_is_alive(run, now=now):
             continue
-        why = asyncio.run(assist(ws, run, worker_id=worker_id, stop=stop, clock=clock))
+        try:
+            why = asyncio.run(assist(ws, run, worker_id=worker_id, stop=stop, clock=clock))
+        except (*TRANSIENT_DB_ERRORS, ConfigError):
+            raise  # the database away, the key wrong: not this run's doing (see execute_guarded)
+        except Exception as exc:  # the owner ends the run if it trips on the same data
+            abandon_assist(ws, run.id, worker_id=worker_id, exc=exc, clock=clock)
+            continue
         log.info("run %s: assisted by %s until %s", run.id, worker_id, why)
         helped.append(run.id)
     return helped
@@ -96,5 +103,5 @@ def adopt_dead_holders_runs(
             taken = take_over(ws, run.id, worker_id=worker_id, clock=clock)
         except RunBusy:
             continue
-        done.append(asyncio.run(execute(ws, taken, worker_id=worker_id, stop=stop, clock=clock)))
+        done.append(execute_guarded(ws, taken, worker_id=worker_id, stop=stop, clock=clock))
     return done

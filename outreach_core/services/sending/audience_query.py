@@ -3,11 +3,13 @@
 The query may use `:last_run_at` (when this workflow's last *completed* run was created; the
 Unix epoch before the first one) and `:run_date` (the run's date). Deliberate: a run that failed,
 for instance because the query failed, does not move `:last_run_at`, so the next run still
-covers the contacts the failed one would have mailed.
+covers the contacts the failed one would have mailed. The rows lose their control characters
+as an imported file's do (`sources.as_parsed_file`), one log line per cell cleaned.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +19,8 @@ from outreach_core.adapters.store import audiences, runs, sql_sources, workflows
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import Run
 from outreach_core.services.sources import as_parsed_file
+
+log = logging.getLogger("outreach.executor")
 
 
 def last_completed_at(ws: Workspace, run: Run) -> datetime:
@@ -50,4 +54,6 @@ def query_rows(ws: Workspace, run: Run) -> list[tuple[int, dict[str, Any]]] | No
     parsed = as_parsed_file(
         result, source=f"SQL source {source['name']!r}", email_column=audience.email_column
     )
+    for note in parsed.notes:  # control characters removed from the rows, cell by cell
+        log.warning("run %s: %s: %s", run.id, parsed.source, note)
     return list(enumerate(parsed.rows, start=1))

@@ -22,10 +22,11 @@ from outreach_core.domain.dns_waits import DNS_RETRY_INTERVAL
 from outreach_core.domain.engine_rotation import next_utc_midnight
 from outreach_core.domain.models import Run
 from outreach_core.domain.states import FINAL_RUN_STATES, RunStatus, StopReason
-from outreach_core.errors import RunBusy, SendError
+from outreach_core.errors import ConfigError, RunBusy, SendError
 from outreach_core.services.sending import report
 from outreach_core.services.sending.batches import send_batches
 from outreach_core.services.sending.context import heartbeat, open_context, send_window
+from outreach_core.services.sending.failures import TRANSIENT_DB_ERRORS, record_failure
 from outreach_core.services.sending.freeze import domain_verdicts, freeze_audience
 from outreach_core.services.sending.workers import (
     STALE_AFTER,
@@ -79,6 +80,25 @@ async def execute(
     ):
         report.mail_run_report(ws, run.id)
     return finished
+
+
+def execute_guarded(
+    ws: Workspace, run: Run, *, worker_id: str, stop: StopSignal, clock: Clock = utcnow
+) -> Run:
+    """`execute` in an event loop of its own, so that one run never stops its worker: an error
+    no stage expected (a row the database refuses, a bug the data trips) ends that run with the
+    reason and lets it go (`failures.record_failure`), and the worker goes on.
+
+    Two kinds still propagate, being about the process rather than the run: the database
+    unreachable or locked (`TRANSIENT_DB_ERRORS`: the caller tries again later; the run, still
+    held, is taken over once its heartbeat is stale) and a ConfigError (the secret key).
+    """
+    try:
+        return asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop, clock=clock))
+    except (*TRANSIENT_DB_ERRORS, ConfigError):
+        raise
+    except Exception as exc:
+        return record_failure(ws, run.id, worker_id=worker_id, exc=exc, clock=clock)
 
 
 def finish(
@@ -135,7 +155,7 @@ def run_to_end(
 ) -> Run:
     """Acquire a run and execute it in this thread's own event loop."""
     run = acquire_run(ws, run_id, worker_id=worker_id, clock=clock)
-    return asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop, clock=clock))
+    return execute_guarded(ws, run, worker_id=worker_id, stop=stop, clock=clock)
 
 
 def resume_due(
@@ -169,7 +189,7 @@ def work_once(
             run = take_over(ws, orphan.id, worker_id=worker_id, clock=clock)
         except RunBusy:
             continue
-        done.append(asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop, clock=clock)))
+        done.append(execute_guarded(ws, run, worker_id=worker_id, stop=stop, clock=clock))
     due_at = now or clock()
     with ws.db.connect() as conn:
         due = runs.due_paused_runs(conn, now=due_at)
@@ -182,12 +202,12 @@ def work_once(
         log.info(
             "run %s: resumed by %s (was paused until %s)", paused.id, worker_id, paused.resume_at
         )
-        done.append(asyncio.run(execute(ws, resumed, worker_id=worker_id, stop=stop, clock=clock)))
+        done.append(execute_guarded(ws, resumed, worker_id=worker_id, stop=stop, clock=clock))
     while not stop.is_set():
         with ws.db.begin() as conn:
             run = runs.claim_next_run(conn, worker_id=worker_id, now=clock())
         if run is None:
             break
         log.info("run %s: claimed by %s", run.id, worker_id)
-        done.append(asyncio.run(execute(ws, run, worker_id=worker_id, stop=stop, clock=clock)))
+        done.append(execute_guarded(ws, run, worker_id=worker_id, stop=stop, clock=clock))
     return done
