@@ -94,9 +94,9 @@ def printf_size(template: str | bytes, args: Any) -> int:
                 total += _int(values.pop(0)) if values and mapping is None else 0
             elif spec:
                 total += int(spec) if len(spec) < 10 else SIZE_CAP + 1
-        if key is not None and mapping is not None:
-            total += weight(mapping.get(key[1:-1]))
-        elif values and mapping is None:
+        if mapping is not None:  # `%(key)s` prints one value, `%s` the whole mapping
+            total += weight(mapping.get(key[1:-1]) if key is not None else mapping)
+        elif values:
             total += weight(values.pop(0))
     return total
 
