@@ -9,8 +9,17 @@ With OUTREACH_UNSUBSCRIBE_IMAP_URL set, the mailbox of the List-Unsubscribe mail
 OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S seconds (default 300) in a thread of its own, so a slow IMAP
 server never delays sending; --once reads it once, after its pass.
 
-On SIGTERM or SIGINT the current batch is finished, the run is released (resumable with
-`python -m outreach_core resume RUN_ID` or by the next daemon), and the process exits 0.
+On SIGTERM or SIGINT the sends under way are finished, the run is released (resumable with
+`python -m outreach_core resume RUN_ID` or by the next daemon), and the process exits 0. A
+daemon still running STOP_GRACE_S (8 s) after the signal (a send or a database call that does
+not return) logs `event=daemon.forced_exit` and exits 3 at once: it always stops within 10 s,
+its run left for take-over. No template can keep it busy: a render is bounded in size, loop
+steps and time (`outreach_core/domain/template_limits.py`).
+
+`--health` reads the heartbeats the daemons' heartbeat threads write: it says that a daemon
+process is alive and reaches the database, not that its loop is making progress (a loop busy
+for hours with a large run is healthy). What could hold the loop is bounded instead: renders
+by the limits above, sends by the engines' timeouts, and a stop by the watchdog.
 Several daemons may share one PostgreSQL database (or one SQLite file): each due schedule runs
 once, and the deliveries of a large run are split between them by batch claims.
 """
@@ -33,7 +42,7 @@ from outreach_core.entrypoints.daemon import (
     tick,
 )
 from outreach_core.entrypoints.http_api import HttpServer, create_app, parse_listen
-from outreach_core.entrypoints.signals import stop_on_signals
+from outreach_core.entrypoints.signals import STOP_GRACE_S, stop_on_signals
 from outreach_core.services.sending import StopSignal, new_worker_id
 
 log = logging.getLogger("outreach.daemon")
@@ -78,7 +87,10 @@ def run(ws: Workspace, args: argparse.Namespace) -> None:
         token = ws.settings.api_token.get_secret_value() if ws.settings.api_token else None
         http = HttpServer(create_app(ws, api_token=token), host, port).start()
     try:
-        with stop_on_signals(stop), registered(ws, worker_id, http=args.http):
+        with (
+            stop_on_signals(stop, hard_exit_after=STOP_GRACE_S),
+            registered(ws, worker_id, http=args.http),
+        ):
             if args.once:
                 # the pass first: the mailbox read may wait on a slow server, sending must not
                 tick(ws, worker_id, stop)

@@ -2,14 +2,16 @@
 
 Two walls keep a template inside its box. `screen` refuses, when a template is saved or
 compiled, every construct known from sandbox escapes (private and dunder names, `|attr`,
-`.format`, the helper globals, `self`, includes); the `ImmutableSandboxedEnvironment` then
+`.format`, the helper globals, `self`, includes); the immutable sandbox (`BoundedSandbox`) then
 refuses unsafe attribute access at render time and only plain values may be printed.
+What a render may cost (size, loop steps, time per message) is bounded by `template_limits`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -19,9 +21,15 @@ from typing import Any
 from inscriptis import get_text
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from outreach_core.domain.template_limits import (
+    BoundedSandbox,
+    RenderLimitError,
+    bound_tree,
+    render_budget,
+    tick,
+)
 from outreach_core.errors import TemplateError
 
 SUBJECT_FILE, HTML_FILE, TEXT_FILE = "subject.txt", "body.html", "body.txt"
@@ -54,13 +62,14 @@ _PRINTABLE = (str, int, float, Decimal, date, Markup, Undefined)
 
 
 def _printable(value: Any) -> Any:
+    tick()
     if value is None or isinstance(value, _PRINTABLE):
         return value
     raise SecurityError(f"cannot print a {type(value).__name__}; print one of its values")
 
 
-def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _environment(*, autoescape: bool) -> BoundedSandbox:
+    env = BoundedSandbox(
         undefined=StrictUndefined,
         autoescape=autoescape,
         keep_trailing_newline=True,
@@ -143,7 +152,7 @@ def html_to_text(html: str) -> str:
     return get_text(html).strip() + "\n"
 
 
-def _env_for(part: str) -> ImmutableSandboxedEnvironment:
+def _env_for(part: str) -> BoundedSandbox:
     return _html_env if part == "html" else _plain_env
 
 
@@ -158,7 +167,7 @@ def _column(source: str, lineno: int, needle: str) -> int:
 _EXPRESSION = re.compile(r"\{\{.*?\}\}")
 
 
-def _syntax_column(env: ImmutableSandboxedEnvironment, source: str, lineno: int) -> int:
+def _syntax_column(env: BoundedSandbox, source: str, lineno: int) -> int:
     """Column of the tag on the error line that fails on its own (Jinja2 reports lines only)."""
     lines = source.splitlines()
     if not 0 < lineno <= len(lines):
@@ -183,7 +192,7 @@ def _refusals(tree: nodes.Template) -> Iterator[tuple[int, str, str]]:
                 yield node.lineno, key, f"item {key!r}"
             case nodes.Name(name=name) if name.startswith("_") or name in _FORBIDDEN_NAMES:
                 yield node.lineno, name, f"name {name!r}"
-            case nodes.Filter(name=name) if name in _FORBIDDEN_FILTERS:
+            case nodes.Filter(name=name) if name in _FORBIDDEN_FILTERS or name.startswith("_"):
                 yield node.lineno, name, f"filter |{name}"
             case nodes.Const(value=str(text)) if "__" in text:
                 yield node.lineno, "__", f"string {text!r}"
@@ -254,29 +263,33 @@ class CompiledTemplate:
         """Required variables that no column of the audience provides: every row would fail."""
         return sorted(self.column_variables - self.optional_variables - set(columns))
 
-    def render(self, variables: dict[str, Any]) -> Rendered:
-        """Render every part; a missing variable, a line break in the subject or a subject
-        longer than MAX_SUBJECT_CHARS raises.
+    def render(
+        self, variables: dict[str, Any], *, timer: Callable[[], float] = time.monotonic
+    ) -> Rendered:
+        """Render every part; a missing variable, a line break in the subject, a subject
+        longer than MAX_SUBJECT_CHARS or a bound of `template_limits` passed (the time limit
+        counted on `timer` over the whole message) raises.
 
         With HTML only, the text part is derived from the rendered HTML.
         """
-        subject = _render(self._subject, "subject", variables).strip()
-        if "\r" in subject or "\n" in subject:
-            raise TemplateError("subject: renders to more than one line")
-        if len(subject) > MAX_SUBJECT_CHARS:
-            raise TemplateError(
-                f"subject: renders to {len(subject):,} characters; a subject may have at most "
-                f"{MAX_SUBJECT_CHARS:,} (check the columns the subject uses)"
-            )
-        html = _render(self._html, "html", variables) if self._html else None
-        if self._text is not None:
-            return Rendered(subject, html, _render(self._text, "text", variables))
+        with render_budget(timer):
+            subject = _render(self._subject, "subject", variables).strip()
+            if "\r" in subject or "\n" in subject:
+                raise TemplateError("subject: renders to more than one line")
+            if len(subject) > MAX_SUBJECT_CHARS:
+                raise TemplateError(
+                    f"subject: renders to {len(subject):,} characters; a subject may have at "
+                    f"most {MAX_SUBJECT_CHARS:,} (check the columns the subject uses)"
+                )
+            html = _render(self._html, "html", variables) if self._html else None
+            if self._text is not None:
+                return Rendered(subject, html, _render(self._text, "text", variables))
         return Rendered(subject, html, html_to_text(html or ""), text_derived=True)
 
 
-def _compile(env: ImmutableSandboxedEnvironment, part: str, source: str) -> Any:
+def _compile(env: BoundedSandbox, part: str, source: str) -> Any:
     try:
-        return env.from_string(source)
+        return env.from_string(bound_tree(env.parse(source), env))
     except TemplateSyntaxError as exc:
         lineno = exc.lineno or 1
         column = _syntax_column(env, source, lineno)
@@ -290,5 +303,9 @@ def _render(template: Any, part: str, variables: dict[str, Any]) -> str:
         raise TemplateError(f"{part}: {exc.message}") from None
     except SecurityError as exc:
         raise TemplateError(f"{part}: not allowed in a template: {exc}") from None
+    except RenderLimitError as exc:
+        raise TemplateError(f"{part}: {exc}") from None
+    except RecursionError:
+        raise TemplateError(f"{part}: macros or loops nest too deep") from None
     except Exception as exc:  # a filter or expression failing on this row's values
         raise TemplateError(f"{part}: {type(exc).__name__}: {exc}") from None

@@ -126,7 +126,9 @@ async def send_batches(ctx: RunContext, stop: StopSignal, lost: asyncio.Event) -
         if lane.domains is not None:
             await lane.domains.acquire(_domain_of(delivery))
         async with limit, lane.slots or _NO_LIMIT:
-            if lane.error or lost.is_set():
+            # after SIGTERM the sends under way finish; the rest of the batch goes back to
+            # pending, so a slow batch does not outlast a daemon's stop grace
+            if lane.error or lost.is_set() or stop.event.is_set():
                 return None
             outcome = await deliver(ctx, lane, delivery)
         if outcome is not None and outcome.status is DeliveryStatus.SENT:

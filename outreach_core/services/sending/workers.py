@@ -61,7 +61,7 @@ def holder_is_alive(run: Run, *, now: datetime) -> bool:
 
 @dataclass
 class StopSignal:
-    """Set by SIGTERM/SIGINT: the executor finishes its current batch, then lets the run go."""
+    """Set by SIGTERM/SIGINT: the executor finishes the sends under way, then lets the run go."""
 
     event: threading.Event = field(default_factory=threading.Event)
 
