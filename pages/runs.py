@@ -30,7 +30,12 @@ st.markdown(ui.run_status_line(summary, tz))
 metrics = [
     ("Sent", counts.sent, "accepted by the engine"),
     ("Failed", counts.failed, "refused for good"),
-    ("Deferred", counts.deferred, "temporary errors until the retries ran out"),
+    (
+        "Deferred",
+        counts.deferred,
+        f"temporary errors: {summary.retries_waiting} wait for their scheduled retry, the rest "
+        "for a person's retry",
+    ),
     ("Unknown", counts.unknown, "may or may not have gone out; not resent unless asked"),
     ("Skipped", counts.skipped, "never attempted: invalid, duplicate, suppressed, unrenderable"),
     ("Cancelled", counts.cancelled, "never attempted: the run was cancelled"),
@@ -63,6 +68,18 @@ def retry(run_id: int, include_unknown: bool) -> None:
 def ask_confirmation(run_id: int) -> None:
     st.session_state["retry_confirm"] = run_id
 
+
+if summary.retries_waiting:
+    st.subheader(f"Waiting for a retry ({summary.retries_waiting})")
+    st.caption(
+        "Refused for now (4xx): the daemon tries each again at its time, on a growing schedule, "
+        f"for {summary.run.options.retry_lifetime_hours:g} h; then it fails as expired."
+    )
+    st.dataframe(
+        ui.waiting_frame(run_summaries.waiting_deliveries(ws, run_id), tz),
+        hide_index=True,
+        placeholder="—",
+    )
 
 if counts.deferred or counts.unknown:
     retryable = RunAction.RETRY in allowed_actions(summary.run.status)

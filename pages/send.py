@@ -147,9 +147,11 @@ def progress(run_id: int, drawn: RunStatus) -> None:
         st.progress(round(100 * done / c.total), text=text)
     else:
         st.progress(0, text=f"preparing the recipients · {status}")
+    waiting = summary.retries_waiting  # deferred, to be retried on their schedule
     metrics = [
         ("Sent", c.sent),
-        ("Failed", c.unsettled),
+        ("Failed", c.unsettled - waiting),
+        ("Retrying", waiting),
         ("Skipped", c.skipped),
         ("Cancelled", c.cancelled),
         ("Pending", c.pending + c.sending),

@@ -210,6 +210,15 @@ with st.form("workflow_form", border=True):
             help="End the run after this long; rows not sent by then are skipped (time_limit).",
         )
         problem("time_limit_minutes")
+        st.number_input(
+            "Retry deferred mail for (hours)",
+            step=1.0,
+            format="%g",
+            key=state_key("retry_lifetime_hours"),
+            help="Temporarily refused (4xx) mail is retried by the daemon after 1, 5, 15, 30 "
+            "minutes, then hourly, for this long; then it fails. 0 = only by hand (Runs page).",
+        )
+        problem("retry_lifetime_hours")
     with middle:
         st.radio(
             "Rows whose template does not render",

@@ -8,6 +8,8 @@ closes the connection after DATA for addresses in it without replying (an ambigu
 `drop_after_data_times[address] = n` drops the first n DATA for that address, then accepts.
 `rcpt_attempts` counts every RCPT per address, accepted or not. `data_delay` holds every DATA
 that long, and `peak_transactions` records the most DATA commands in progress at once.
+`greylist = Greylist(clock, timedelta(minutes=10))` answers 451 to every recipient's RCPTs
+until that long (of the test's clock) after its first one, as a greylisting server does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import asyncio
 import socket
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -44,6 +48,21 @@ class Received:
 
 
 @dataclass
+class Greylist:
+    """Refuse each recipient with 451 until `delay` of `clock` has passed since its first RCPT."""
+
+    clock: Callable[[], datetime]
+    delay: timedelta
+    reply: str = "451 4.7.1 greylisted, try again later"
+    first_seen: dict[str, datetime] = field(default_factory=dict)
+
+    def refuses(self, address: str) -> bool:
+        now = self.clock()
+        first = self.first_seen.setdefault(address, now)
+        return now - first < self.delay
+
+
+@dataclass
 class RecordingHandler:
     """The aiosmtpd handler: stores accepted messages, applies programmed failures."""
 
@@ -59,6 +78,7 @@ class RecordingHandler:
     active_transactions: int = 0
     peak_transactions: int = 0
     connections: int = 0
+    greylist: Greylist | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(
@@ -82,6 +102,8 @@ class RecordingHandler:
             if remaining:
                 self.fail_rcpt_times[key] = remaining - 1
                 return self.fail_rcpt_reply.get(key, "451 4.3.0 try again later")
+            if self.greylist is not None and self.greylist.refuses(key):
+                return self.greylist.reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -38,6 +38,7 @@ FIELDS = (
     "time_limit_minutes",
     "report_recipients",
     "retry_ambiguous_once",
+    "retry_lifetime_hours",
     "unsubscribe_mailto",
     "unsubscribe_base_url",
     "rate",
@@ -69,6 +70,7 @@ class WorkflowDraft(BaseModel):
     time_limit_minutes: float | None = Field(default=None, gt=0)
     report_recipients: list[str] = Field(default_factory=list)
     retry_ambiguous_once: bool = False
+    retry_lifetime_hours: float = Field(default=24.0, ge=0, le=720)
     unsubscribe_mailto: str | None = None
     unsubscribe_base_url: str | None = None
     rate: float = Field(ge=0)
@@ -138,6 +140,7 @@ class WorkflowDraft(BaseModel):
                 "time_limit_minutes": self.time_limit_minutes,
                 "report_recipients": self.report_recipients,
                 "retry_ambiguous_once": self.retry_ambiguous_once,
+                "retry_lifetime_hours": self.retry_lifetime_hours,
                 "unsubscribe_mailto": self.unsubscribe_mailto,
                 "unsubscribe_base_url": self.unsubscribe_base_url,
                 "rate": self.rate,
@@ -216,6 +219,7 @@ def form_values(workflow: Workflow | None) -> dict[str, Any]:
         "time_limit_minutes": options.time_limit_minutes,
         "report_recipients": ", ".join(options.report_recipients),
         "retry_ambiguous_once": options.retry_ambiguous_once,
+        "retry_lifetime_hours": options.retry_lifetime_hours,
         "unsubscribe_mailto": options.unsubscribe_mailto or "",
         "unsubscribe_base_url": options.unsubscribe_base_url or "",
         "rate": options.rate,

@@ -51,7 +51,14 @@ class SendOptions(BaseModel):
     burst: int = Field(default=10, ge=1, description="messages allowed at once after a pause")
     concurrency: int = Field(default=4, ge=1, le=100, description="simultaneous sends")
     batch_size: int = Field(default=50, ge=1, le=10_000, description="deliveries claimed at once")
-    max_attempts: int = Field(default=3, ge=1, le=10, description="tries for transient errors")
+    max_attempts: int = Field(default=3, ge=1, le=10, description="quick tries before deferring")
+    retry_lifetime_hours: float = Field(
+        default=24.0,
+        ge=0,
+        le=720,
+        description="retry deferred (4xx) mail on a schedule for this many hours, then fail it;"
+        " 0 = no scheduled retries (deferred rows wait for a manual retry)",
+    )
     dedupe_window_hours: float = Field(
         default=24.0,
         ge=0,
@@ -210,6 +217,10 @@ class Delivery(BaseModel):
     error_kind: str | None = None
     #: the engine that took (or may have taken) the message; None until one did
     engine_id: int | None = None
+    #: a deferred delivery's first transient failure (its lifetime counts from it), and when
+    #: it is tried again on its own (None: not scheduled)
+    deferred_since: datetime | None = None
+    next_attempt_at: datetime | None = None
 
 
 class RunCounts(BaseModel):
@@ -336,6 +347,9 @@ class RunSummary(BaseModel):
     run: Run
     workflow_name: str
     counts: RunCounts
+    #: deferred deliveries waiting for a scheduled retry, and the earliest one
+    retries_waiting: int = 0
+    next_retry_at: datetime | None = None
 
 
 Overview.model_rebuild()

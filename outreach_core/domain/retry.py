@@ -5,6 +5,10 @@ Wait before attempt n+1 (n = attempts made so far):
     otherwise full jitter: uniform(0, min(cap, base * 2 ** (n - 1))).
 Only TRANSIENT errors are retried. AMBIGUOUS ones are not (at-most-once); PERMANENT and
 ENGINE never.
+
+Those quick tries happen inside one send. When they are used up the delivery is `deferred`
+and retried later on a schedule, as a mail server retries a 4xx reply (`plan_deferred`): 1, 5,
+15 and 30 minutes after the failures, then hourly, until its lifetime is up; then it fails.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from tenacity import RetryCallState
 
@@ -55,6 +60,69 @@ def tenacity_wait(policy: RetryPolicy, *, offset: int = 0) -> Callable[[RetryCal
         return backoff_seconds(policy, exc, state.attempt_number + offset)
 
     return wait
+
+
+#: minutes to wait after each failed scheduled attempt of a deferred delivery: MTA-like, short
+#: first (greylisting usually lets the second try through after a few minutes), then hourly
+DEFERRED_SCHEDULE_MINUTES = (1, 5, 15, 30)
+DEFERRED_THEN_EVERY_MINUTES = 60
+
+
+def deferred_delay(retries_made: int) -> timedelta:
+    """The wait after a deferral, from how many scheduled retries were made before it
+    (0 for the first deferral): 1, 5, 15, 30 minutes, then an hour each time."""
+    if retries_made < len(DEFERRED_SCHEDULE_MINUTES):
+        return timedelta(minutes=DEFERRED_SCHEDULE_MINUTES[max(0, retries_made)])
+    return timedelta(minutes=DEFERRED_THEN_EVERY_MINUTES)
+
+
+def next_attempt_at(
+    attempts: int, *, quick_attempts: int, failed_at: datetime, retry_after: float | None = None
+) -> datetime:
+    """When a deferred delivery is tried again, from the attempts made so far (`attempts`, of
+    which the first `quick_attempts` were the in-process tries of its first send): the
+    schedule's wait, or the provider's Retry-After when that is longer."""
+    wait = deferred_delay(attempts - quick_attempts)
+    if retry_after is not None and retry_after > wait.total_seconds():
+        wait = timedelta(seconds=retry_after)
+    return failed_at + wait
+
+
+@dataclass(frozen=True)
+class DeferredPlan:
+    """What becomes of a delivery whose attempt failed transiently."""
+
+    #: the first transient failure: the lifetime counts from it
+    deferred_since: datetime
+    #: when to try again; None when the lifetime is up (the delivery fails as expired)
+    next_attempt_at: datetime | None
+
+
+def plan_deferred(
+    *,
+    attempts: int,
+    quick_attempts: int,
+    deferred_since: datetime | None,
+    failed_at: datetime,
+    lifetime: timedelta,
+    retry_after: float | None = None,
+) -> DeferredPlan:
+    """Retry later or give up. The last attempt is made at the end of the lifetime (a later
+    scheduled time is brought forward to it); a failure then, or after, expires the delivery.
+    """
+    since = deferred_since or failed_at
+    ends = since + lifetime
+    if failed_at >= ends:
+        return DeferredPlan(since, None)
+    planned = next_attempt_at(
+        attempts, quick_attempts=quick_attempts, failed_at=failed_at, retry_after=retry_after
+    )
+    return DeferredPlan(since, min(planned, ends))
+
+
+def expired_reason(lifetime_hours: float, last_reply: str) -> str:
+    """The reason of a delivery that failed transiently for its whole lifetime."""
+    return f"expired: 4xx for {lifetime_hours:g} h: {last_reply}"
 
 
 #: how many of the latest sends the auto-pause rule looks at

@@ -67,7 +67,8 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     #: refused for good
     FAILED = "failed"
-    #: transient errors until the retries ran out; "retry failed" re-queues it
+    #: transient errors: retried on a schedule while `next_attempt_at` is set (then `failed`
+    #: as expired), else waiting for a person's "retry deferred", which re-queues it
     DEFERRED = "deferred"
     #: never attempted, with a reason (invalid, duplicate, suppressed, render error)
     SKIPPED = "skipped"
@@ -193,6 +194,9 @@ class StopReason(StrEnum):
     QUOTA = "quota"
     #: auto-pause: too many recent sends failed, or an engine's complaint brake is on
     AUTO = "auto"
+    #: nothing to send now, but deferred deliveries wait for their scheduled retry: the run
+    #: stays SENDING, let go until the earliest one is due (a daemon's pass takes it again)
+    WAIT = "wait"
     #: only rows whose domain DNS did not answer are left: paused, looked up again shortly
     DNS = "dns"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from outreach_core.adapters.store import deliveries, runs, workflows
+from outreach_core.adapters.store import deliveries, retry_waits, runs, workflows
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.csv_cells import write_csv
-from outreach_core.domain.models import RunSummary
+from outreach_core.domain.models import Delivery, RunSummary
 
 
 def run_summary(ws: Workspace, run_id: int) -> RunSummary:
@@ -15,11 +15,20 @@ def run_summary(ws: Workspace, run_id: int) -> RunSummary:
     with ws.db.connect() as conn:
         run = runs.get_run(conn, run_id)
         names = workflows.workflow_names(conn, [run.workflow_id])
+        waiting = retry_waits.waiting(conn, run.id)
         return RunSummary(
             run=run,
             workflow_name=names.get(run.workflow_id, "?"),
             counts=deliveries.counts(conn, run.id),
+            retries_waiting=waiting.count,
+            next_retry_at=waiting.next_at,
         )
+
+
+def waiting_deliveries(ws: Workspace, run_id: int, *, limit: int = 500) -> list[Delivery]:
+    """The run's deferred deliveries waiting for their scheduled retry, the soonest first."""
+    with ws.db.connect() as conn:
+        return retry_waits.list_waiting(conn, run_id, limit=limit)
 
 
 EXPORT_COLUMNS = [

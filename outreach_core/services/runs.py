@@ -15,6 +15,7 @@ from outreach_core.adapters.store import (
     audit,
     deliveries,
     engines,
+    retry_waits,
     runs,
     templates,
     workflows,
@@ -74,8 +75,15 @@ def _recent_runs(conn: Connection, limit: int) -> list[RunSummary]:
     latest = runs.list_runs(conn, limit=limit)
     names = workflows.workflow_names(conn, [r.workflow_id for r in latest])
     counts = deliveries.counts_for_runs(conn, [r.id for r in latest])
+    waiting = retry_waits.waiting_for_runs(conn, [r.id for r in latest])
     return [
-        RunSummary(run=r, workflow_name=names.get(r.workflow_id, "?"), counts=counts[r.id])
+        RunSummary(
+            run=r,
+            workflow_name=names.get(r.workflow_id, "?"),
+            counts=counts[r.id],
+            retries_waiting=waiting[r.id].count,
+            next_retry_at=waiting[r.id].next_at,
+        )
         for r in latest
     ]
 
@@ -112,6 +120,8 @@ def _move_run(ws: Workspace, run_id: int, *, action: RunAction, target: RunStatu
             # in the run's own transaction: no pending row outlives the cancel; rows in flight
             # keep the outcome their batch records (or become cancelled if never started)
             detail["cancelled"] = deliveries.cancel_pending(conn, run_id, reason=reason, now=now)
+            # deferred rows are no longer retried on their schedule: they keep their last reply
+            retry_waits.stop_waiting(conn, run_id)
         audit.record(
             conn,
             actor=actor,

@@ -38,6 +38,7 @@ from outreach_core.ui.views import (
     setup_checklist,
     timezone,
     versions_frame,
+    waiting_frame,
     workflows_frame,
 )
 
@@ -71,6 +72,7 @@ __all__ = [
     "setup_checklist",
     "unsubscribe_notes",
     "versions_frame",
+    "waiting_frame",
     "workflows_frame",
     "workspace",
 ]

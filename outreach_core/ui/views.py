@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from outreach_core.adapters.settings import Settings
 from outreach_core.domain.models import (
+    Delivery,
     Engine,
     EngineLimits,
     Overview,
@@ -104,13 +105,30 @@ def run_status_line(summary: RunSummary, tz: tzinfo = UTC) -> str:
     """Status, reason, trigger and times of one run, as one markdown line."""
     run = summary.run
     parts = [f"**{run.status}**"]
-    if run.status_reason:
+    if run.status is RunStatus.SENDING and summary.retries_waiting and summary.next_retry_at:
+        # read from the ledger at each draw: newer than the reason the executor left
+        parts[0] += (
+            f" (waiting for {summary.retries_waiting} deferred to be retried, next attempt "
+            f"{format_time(summary.next_retry_at, tz)})"
+        )
+    elif run.status_reason:
         parts[0] += f" ({plain(run.status_reason)})"
     parts.append(f"triggered by {run.trigger}")
     parts.append(f"created {format_time(run.created_at, tz)}")
     if run.finished_at:
         parts.append(f"finished {format_time(run.finished_at, tz)}")
     return " · ".join(parts)
+
+
+WAITING_COLUMNS = ["email", "attempts", "last reply", "next attempt"]
+
+
+def waiting_frame(waiting: list[Delivery], tz: tzinfo = UTC) -> pd.DataFrame:
+    """Deferred deliveries waiting for their scheduled retry, the soonest first."""
+    rows = [
+        [d.email, d.attempts, d.reason or "", format_time(d.next_attempt_at, tz)] for d in waiting
+    ]
+    return pd.DataFrame(rows, columns=WAITING_COLUMNS)
 
 
 def ledger_frame(rows: list[list[object]], tz: tzinfo = UTC) -> pd.DataFrame:

@@ -51,7 +51,14 @@ def ended_run(data_dir: Path, server: SmtpTestServer) -> Iterator[tuple[Workspac
         engine_url=server.url,
         from_email="team@example.com",
         from_name="Team",
-        options=SendOptions(rate=0, max_attempts=2, skip_mx=True, auto_pause_failure_rate=0),
+        # no scheduled retries: the deferred rows wait for the page's retry button
+        options=SendOptions(
+            rate=0,
+            max_attempts=2,
+            skip_mx=True,
+            auto_pause_failure_rate=0,
+            retry_lifetime_hours=0,
+        ),
         actor="test",
     )
     run_id = services.queue_run(ws, workflow.id, trigger="test", actor="test")

@@ -58,7 +58,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 engine_url=smtp.url,
                 from_email="team@example.com",
                 from_name="Team",
-                options=SendOptions(rate=0, max_attempts=1, skip_mx=True),
+                # no scheduled retries: the run completes, its deferred row waits for a person
+                options=SendOptions(rate=0, max_attempts=1, skip_mx=True, retry_lifetime_hours=0),
                 actor="test",
             )
             run_id = services.queue_run(ws, workflow.id, trigger="test", actor="test")

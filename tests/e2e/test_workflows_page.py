@@ -73,6 +73,7 @@ def test_create_with_two_engines_and_options(demo: Demo) -> None:
     at.number_input(key="wf_time_limit_minutes").set_value(45.0)
     at.text_input(key="wf_report_recipients").set_value("ops@example.com, boss@example.org")
     at.checkbox(key="wf_retry_ambiguous_once").check()
+    at.number_input(key="wf_retry_lifetime_hours").set_value(6.0)
     at.text_input(key="wf_unsubscribe_base_url").set_value("https://example.com/unsub")
     at.number_input(key="wf_rate").set_value(2.0)
     submit(at)
@@ -88,7 +89,7 @@ def test_create_with_two_engines_and_options(demo: Demo) -> None:
     assert (options.dns_wait_hours, options.on_dns_unanswered) == (6, DnsWaitPolicy.SEND)
     assert abs(options.auto_pause_failure_rate - 0.3) < 1e-9
     assert options.report_recipients == ["ops@example.com", "boss@example.org"]
-    assert options.retry_ambiguous_once
+    assert options.retry_ambiguous_once and options.retry_lifetime_hours == 6
     assert options.unsubscribe_base_url == "https://example.com/unsub"
     assert options.rate == 2
     names = [r["Name"] for r in at.dataframe[0].value.to_dict("records")]

@@ -1,6 +1,7 @@
 """ "Retry deferred and unknown" against a real SMTP server (aiosmtpd), on SQLite and PostgreSQL.
 
-The server answers 451 to chosen recipients until their attempts run out (deferred) and drops
+The server answers 451 to chosen recipients until their attempts run out (deferred: the workflow
+has no scheduled retries, `retry_lifetime_hours=0`; those are in test_deferred_retries) and drops
 the connection after DATA for one (unknown); then it is told to accept. The retry sends exactly
 the rows it put back, once each, keeps their earlier attempts and says so in the ledger; the
 unknown row is resent only when asked; the workflow's dedupe window does not block the run's
@@ -62,8 +63,13 @@ def first_run(ws: Workspace, server: SmtpTestServer) -> int:
         from_email="team@example.com",
         from_name="Team",
         # the dedupe window stays on (24 h): it must not block the run's own retried rows
+        # no scheduled retries: the deferred rows wait for a person's retry
         options=SendOptions(
-            rate=0, max_attempts=MAX_ATTEMPTS, skip_mx=True, auto_pause_failure_rate=0
+            rate=0,
+            max_attempts=MAX_ATTEMPTS,
+            skip_mx=True,
+            auto_pause_failure_rate=0,
+            retry_lifetime_hours=0,
         ),
         actor="test",
     )
@@ -157,7 +163,7 @@ def test_retry_cli_sends_deferred_rows_and_hints_at_unknown_ones(
     (template / "body.txt").write_text("Hello there\n")
     sent = run_cli(
         tmp_path, "send", str(contacts), "--template", str(template), "--engine", server.url,
-        "--skip-mx", "--rate", "0",
+        "--skip-mx", "--rate", "0", "--retry-hours", "0",
     )  # fmt: skip
     assert sent.returncode == 1, sent.stdout + sent.stderr
     run_id = sent.stdout.splitlines()[0].removeprefix("run: ")

@@ -36,7 +36,8 @@ EXPECTED: dict[str, tuple[DeliveryStatus, int, int]] = {
     "greylisted1@example.org": (DeliveryStatus.SENT, 2, 2),  # 451 once, then accepted
     "greylisted2@example.org": (DeliveryStatus.SENT, 3, 3),  # 451 twice, then accepted
     "busy@example.org": (DeliveryStatus.SENT, 2, 2),  # 421 once, then accepted
-    "full@example.org": (DeliveryStatus.DEFERRED, MAX_ATTEMPTS, MAX_ATTEMPTS),  # 452 always
+    # 452 always: deferred, its scheduled retry waits for the daemon
+    "full@example.org": (DeliveryStatus.DEFERRED, MAX_ATTEMPTS, MAX_ATTEMPTS),
     "dropped@example.org": (DeliveryStatus.UNKNOWN, 1, 1),  # connection gone after DATA
     "too_slow@example.org": (DeliveryStatus.UNKNOWN, 1, 1),  # DATA answer after the timeout
     "slowish@example.org": (DeliveryStatus.SENT, 1, 1),  # slow, but in time
@@ -88,7 +89,9 @@ def test_faults_end_in_their_stated_states_and_nothing_is_sent_twice(
 
     run = run_to_end(workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
 
-    assert run.status is RunStatus.COMPLETED
+    # everything else settled: the run waits, held by no one, for the deferred row's retry
+    assert (run.status, run.worker_id) == (RunStatus.SENDING, None)
+    assert (run.status_reason or "").startswith("waiting for 1 retry, next at ")
     with workspace.db.connect() as conn:
         ledger = {d.email: d for d in deliveries.list_deliveries(conn, run_id)}
         counts = deliveries.counts(conn, run_id)
@@ -111,6 +114,7 @@ def test_faults_end_in_their_stated_states_and_nothing_is_sent_twice(
     assert ledger["refused1@example.org"].error_kind == "permanent"
     assert "550" in (ledger["refused1@example.org"].reason or "")
     assert ledger["full@example.org"].error_kind == "transient"
+    assert ledger["full@example.org"].next_attempt_at == run.resume_at
     assert ledger["dropped@example.org"].error_kind == "ambiguous"
     by_status = Counter(d.status for d in ledger.values())
     assert (counts.sent, counts.failed, counts.deferred, counts.unknown, counts.total) == (

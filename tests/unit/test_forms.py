@@ -44,6 +44,7 @@ def test_every_option_reaches_send_options() -> None:
             time_limit_minutes=90,
             report_recipients="boss@example.com; Ops@Example.org ,",
             retry_ambiguous_once=True,
+            retry_lifetime_hours=48,
             unsubscribe_mailto="unsub@example.com",
             unsubscribe_base_url="https://example.com/unsubscribe",
             rate=2.5,
@@ -59,6 +60,7 @@ def test_every_option_reaches_send_options() -> None:
     assert (options.time_limit_minutes, options.dedupe_window_hours) == (90, 6)
     assert (options.rate, options.burst, options.concurrency) == (2.5, 3, 2)
     assert options.retry_ambiguous_once and options.unsubscribe_mailto == "unsub@example.com"
+    assert options.retry_lifetime_hours == 48
     assert (options.max_attempts, options.skip_mx) == (5, True)  # kept from the workflow
 
 
@@ -72,6 +74,7 @@ def test_every_option_reaches_send_options() -> None:
         ({"audience_id": None}, "audience_id", "required"),
         ({"auto_pause_percent": 120}, "auto_pause_percent", "100 or less"),
         ({"dedupe_window_hours": -1}, "dedupe_window_hours", "0 or more"),
+        ({"retry_lifetime_hours": 721}, "retry_lifetime_hours", "720 or less"),
         ({"concurrency": 0}, "concurrency", "1 or more"),
         ({"dns_wait_hours": 0}, "dns_wait_hours", "more than 0"),
         ({"on_dns_unanswered": "retry"}, "on_dns_unanswered", "choose one of"),

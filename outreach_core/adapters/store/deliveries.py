@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store.tables import deliveries
+from outreach_core.adapters.store.tables import UTCDateTime, deliveries
 from outreach_core.domain.models import Delivery, RunCounts
 from outreach_core.domain.states import DeliveryStatus, check_delivery_transition
 from outreach_core.errors import IllegalTransition
@@ -137,6 +137,11 @@ _RECORD_MANY = (
         error_kind=sa.bindparam("b_error_kind"),
         reply_code=sa.bindparam("b_reply_code"),
         latency_ms=sa.bindparam("b_latency_ms"),
+        # a deferral keeps the row's first one: the retry lifetime counts from it
+        deferred_since=sa.func.coalesce(
+            deliveries.c.deferred_since, sa.bindparam("b_deferred_since", type_=UTCDateTime())
+        ),
+        next_attempt_at=sa.bindparam("b_next_attempt_at", type_=UTCDateTime()),
     )
 )
 
@@ -144,8 +149,8 @@ _RECORD_MANY = (
 def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: datetime) -> int:
     """Record many outcomes in one statement; each dict has the keys of `record_outcome`
     (`delivery_id`, `target`, `attempts`, and optionally `reason`, `message_id`,
-    `provider_message_id`, `error_kind`, `reply_code`, `latency_ms`, `ended_at`). Returns how
-    many rows changed.
+    `provider_message_id`, `error_kind`, `reply_code`, `latency_ms`, `ended_at`,
+    `deferred_since`, `next_attempt_at`). Returns how many rows changed.
 
     `ended_at`, when given, is the time that delivery's attempt ended: it becomes its
     `updated_at`, and its `sent_at` when handed over, so a batch recorded in one statement
@@ -170,6 +175,8 @@ def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: da
                 "b_error_kind": item.get("error_kind"),
                 "b_reply_code": item.get("reply_code"),
                 "b_latency_ms": item.get("latency_ms"),
+                "b_deferred_since": item.get("deferred_since"),
+                "b_next_attempt_at": item.get("next_attempt_at"),
             }
         )
     return conn.execute(_RECORD_MANY, params).rowcount
@@ -311,6 +318,9 @@ def requeue(
         .values(
             status=DeliveryStatus.PENDING,
             claimed_by=None,
+            # a person's retry starts afresh: quick tries first, a new retry lifetime
+            deferred_since=None,
+            next_attempt_at=None,
             # each retry puts its note first: cut the end, so the newest notes stay
             reason=sa.func.substr(
                 sa.literal(note) + sa.func.coalesce(deliveries.c.reason, ""), 1, MAX_REASON_CHARS

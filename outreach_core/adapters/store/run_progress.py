@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store import deliveries, runs
+from outreach_core.adapters.store import deliveries, retry_waits, runs
 from outreach_core.domain.models import Run
 from outreach_core.domain.states import RunStatus
 
@@ -85,6 +85,7 @@ def complete_at_time_limit(
     left = deliveries.skip_pending(
         conn, run_id, reason=f"time_limit: the run's {limit_minutes:g} min were up", now=now
     )
+    retry_waits.stop_waiting(conn, run_id)  # deferred rows stay deferred, for a person's retry
     runs.set_run_status(
         conn,
         run_id,

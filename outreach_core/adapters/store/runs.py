@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store import templates
+from outreach_core.adapters.store import retry_waits, templates
 from outreach_core.adapters.store.tables import runs
 from outreach_core.domain.models import Run, SendOptions, Workflow
 from outreach_core.domain.states import (
@@ -111,8 +111,10 @@ def set_run_status(
         values.update(worker_id=worker_id, heartbeat_at=now)
     if target is RunStatus.INITIALIZING:
         values["started_at"] = now
-    if target is not RunStatus.PAUSED:
-        values["resume_at"] = None
+    # no state keeps an automatic resume time across a move: an executor's timed pause sets
+    # it afterwards (`pause_until`), and a user's pause of a run waiting for its scheduled
+    # retries must not be resumed by the daemon at that run's retry time
+    values["resume_at"] = None
     if target in FINAL_RUN_STATES:
         values.update(finished_at=now, worker_id=None, heartbeat_at=None)
     result = conn.execute(
@@ -206,12 +208,14 @@ def release_run(conn: Connection, run_id: int, *, worker_id: str) -> None:
 
 
 def orphaned_runs(conn: Connection, *, heartbeat_before: datetime) -> list[Run]:
-    """Active runs with no holder or a heartbeat older than `heartbeat_before`."""
+    """Active runs with no holder or a heartbeat older than `heartbeat_before`; not the runs
+    let go on purpose to wait for scheduled retries (`retry_waits`)."""
     rows = conn.execute(
         sa.select(runs)
         .where(
             runs.c.status.in_(list(ACTIVE_RUN_STATES)),
             sa.or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < heartbeat_before),
+            sa.not_(retry_waits.WAITING_RUN),
         )
         .order_by(runs.c.id)
     )

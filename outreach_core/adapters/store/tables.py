@@ -202,7 +202,8 @@ runs = sa.Table(
     sa.Column("finished_at", UTCDateTime()),
     sa.Column("status_reason", sa.Text),
     # a PAUSED run with this set is resumed by the daemon once the time has passed (daily quota
-    # renewed, send window open); a user's pause leaves it NULL
+    # renewed, send window open); a user's pause leaves it NULL. A SENDING run with no holder
+    # and this set waits for its deferred deliveries' next scheduled retry
     sa.Column("resume_at", UTCDateTime()),
     sa.Index("ix_runs_created_at", "created_at"),
 )
@@ -254,6 +255,10 @@ deliveries = sa.Table(
     sa.Column("latency_ms", sa.Integer),
     # the recipient's domain (of email_normalized), so Results can group by it from an index
     sa.Column("domain", sa.String(255)),
+    # a deferred delivery: its first transient failure (the retry lifetime counts from it) and
+    # when the executor tries it again; next_attempt_at is NULL when no retry is scheduled
+    sa.Column("deferred_since", UTCDateTime()),
+    sa.Column("next_attempt_at", UTCDateTime()),
     sa.UniqueConstraint("run_id", "email_normalized", name="uq_deliveries_run_email"),
     sa.Index("ix_deliveries_run_status", "run_id", "status"),
     sa.Index("ix_deliveries_engine_sent", "engine_id", "sent_at"),

@@ -35,6 +35,13 @@ def _more_than_zero(text: str) -> float:
     return value
 
 
+def _retry_hours(text: str) -> float:
+    value = _positive_float(text)
+    if value > 720:
+        raise argparse.ArgumentTypeError("must be at most 720 (30 days)")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -93,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=DEFAULTS.concurrency,
         help=f"simultaneous sends (default {DEFAULTS.concurrency})",
+    )
+    send.add_argument(
+        "--retry-hours",
+        type=_retry_hours,
+        default=DEFAULTS.retry_lifetime_hours,
+        help="retry temporarily refused (4xx) mail on a schedule for this many hours, then fail "
+        "it; the daemon sends the retries; 0 = no scheduled retries (use `retry RUN`) "
+        f"(default {DEFAULTS.retry_lifetime_hours:g})",
     )
     send.add_argument(
         "--skip-mx", action="store_true", help="do not look up the recipients' mail servers"

@@ -107,6 +107,7 @@ def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
             rate=args.rate,
             burst=args.burst,
             concurrency=args.concurrency,
+            retry_lifetime_hours=args.retry_hours,
             skip_mx=args.skip_mx,
             on_render_error=RenderErrorPolicy(args.on_render_error),
             dns_wait_hours=args.dns_wait_hours,
@@ -142,7 +143,13 @@ def _execute(ws: Workspace, run_id: int) -> int:
     print_summary(summary)
     if exit_code(summary) == EXIT_USAGE:
         print(f"outreach: {summary.run.status_reason}", file=sys.stderr)
-    if summary.run.status in (RunStatus.SENDING, RunStatus.PAUSED):
+    if summary.retries_waiting and summary.run.status is RunStatus.SENDING:
+        print(
+            f"not finished: {summary.retries_waiting} deferred deliveries wait for their retry "
+            f"(next at {summary.next_retry_at:%Y-%m-%d %H:%M:%S} UTC); the daemon sends them",
+            file=sys.stderr,
+        )
+    elif summary.run.status in (RunStatus.SENDING, RunStatus.PAUSED):
         print(
             f"not finished: continue with `python -m outreach_core resume {run_id}`",
             file=sys.stderr,
@@ -182,14 +189,17 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.model_dump(mode="json") for s in summaries], indent=2))
         return EXIT_OK
+    # `waiting`: deferred rows the daemon retries on their schedule (not counted as failed)
     print(
         f"{'run':>5}  {'status':<12} {'created (UTC)':<19}  {'sent':>6} {'failed':>6} "
-        f"{'skipped':>7} {'cancelled':>9}  workflow"
+        f"{'skipped':>7} {'waiting':>7} {'next retry (UTC)':<19} {'cancelled':>9}  workflow"
     )
     for s in summaries:
+        next_retry = f"{s.next_retry_at:%Y-%m-%d %H:%M:%S}" if s.next_retry_at else "-"
         print(
             f"{s.run.id:>5}  {s.run.status:<12} {s.run.created_at:%Y-%m-%d %H:%M:%S}  "
-            f"{s.counts.sent:>6} {s.counts.failed + s.counts.deferred + s.counts.unknown:>6} "
-            f"{s.counts.skipped:>7} {s.counts.cancelled:>9}  {s.workflow_name}"
+            f"{s.counts.sent:>6} {s.counts.unsettled - s.retries_waiting:>6} "
+            f"{s.counts.skipped:>7} {s.retries_waiting:>7} {next_retry:<19} "
+            f"{s.counts.cancelled:>9}  {s.workflow_name}"
         )
     return EXIT_OK

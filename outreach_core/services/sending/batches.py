@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store import deliveries, delivery_claims, runs
+from outreach_core.adapters.store import deliveries, delivery_claims, retry_waits, runs
 from outreach_core.adapters.store.delivery_claims import RecentSends
 from outreach_core.domain.engine_rotation import (
     assign_engines,
@@ -54,6 +54,8 @@ def claim_batch(
     still pending) or DONE.
     """
     now = ctx.clock()
+    # deferred deliveries whose scheduled retry has come are claimed like pending ones
+    retry_waits.release_due(conn, ctx.run.id, now=now)
     # only engines with a daily quota need the lock and the count
     counted = [lane.engine.id for lane in ctx.lanes if lane.engine.limits.daily_quota]
     used = delivery_claims.lock_quota_usage(conn, counted, since=utc_day_start(now))
@@ -109,6 +111,23 @@ def record(ctx: RunContext, outcomes: list[Outcome], unstarted: list[int]) -> No
         delivery_claims.record_batch(
             conn, [o.as_row() for o in outcomes], unstarted, now=ctx.clock()
         )
+
+
+def _done_or_waiting(ctx: RunContext) -> StopReason:
+    """DONE, or WAIT while deferred deliveries wait for their scheduled retry (the reason says
+    how many and when the next one is)."""
+    with ctx.ws.db.connect() as conn:
+        waiting = retry_waits.waiting(conn, ctx.run.id)
+    if not waiting.count or waiting.next_at is None:
+        return StopReason.DONE
+    ctx.stop_reason = waiting_reason(waiting.count, waiting.next_at)
+    return StopReason.WAIT
+
+
+def waiting_reason(count: int, next_at: datetime) -> str:
+    """A waiting run's status reason."""
+    retries = "retry" if count == 1 else "retries"
+    return f"waiting for {count} {retries}, next at {next_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _domain_of(delivery: Delivery) -> str:
@@ -170,7 +189,7 @@ async def send_batches(ctx: RunContext, stop: StopSignal, lost: asyncio.Event) -
             if waiting:
                 ctx.stop_reason = waiting
                 return StopReason.DNS
-            return StopReason.DONE
+            return _done_or_waiting(ctx)
         if why is not None:
             return why
         results = await asyncio.gather(*(guarded(d, lane) for d, lane in batch))

@@ -1,6 +1,8 @@
 """One claimed delivery sent: rendered, handed to its engine with retries, and its outcome.
 
-A TRANSIENT failure is retried up to the run's attempt limit (then `deferred`); an AMBIGUOUS
+A TRANSIENT failure is retried quickly up to the run's attempt limit on its first send, then
+`deferred` with its next scheduled attempt (`domain/retry.py: plan_deferred`; once on each
+scheduled retry), or `failed` as expired when its retry lifetime is up; an AMBIGUOUS
 one is `unknown` (it may have gone out) unless the workflow allows exactly one more attempt;
 an ENGINE failure before anything may have gone out puts the delivery back to pending and
 takes the engine out of the rotation.
@@ -12,7 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.errors import MessageError
 from typing import Any
 
@@ -23,7 +25,13 @@ from outreach_core.domain.message import Outgoing, build_message
 from outreach_core.domain.message import Sender as FromAddress
 from outreach_core.domain.models import Delivery
 from outreach_core.domain.planning import SenderIdentity, render_context
-from outreach_core.domain.retry import backoff_seconds, should_retry, tenacity_wait
+from outreach_core.domain.retry import (
+    backoff_seconds,
+    expired_reason,
+    plan_deferred,
+    should_retry,
+    tenacity_wait,
+)
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.unsubscribe_links import list_unsubscribe_headers
 from outreach_core.errors import SendError, SendErrorKind, TemplateError
@@ -49,6 +57,13 @@ class Outcome:
     #: when this delivery's attempt ended (the engine answered, or rendering failed), read
     #: from the run's clock: the ledger's `sent_at`/`updated_at` are per message, not per batch
     ended_at: datetime | None = None
+    #: a deferral's first transient failure and its next scheduled attempt
+    deferred_since: datetime | None = None
+    next_attempt_at: datetime | None = None
+    #: a transient failure's last reply and the wait its provider asked for (not recorded as
+    #: such: they decide the schedule and the reason of an expiry)
+    last_reply: str | None = None
+    retry_after: float | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The outcome as the ledger records it (`deliveries.record_outcome`'s keys)."""
@@ -63,6 +78,8 @@ class Outcome:
             "reply_code": self.reply_code,
             "latency_ms": self.latency_ms,
             "ended_at": self.ended_at,
+            "deferred_since": self.deferred_since,
+            "next_attempt_at": self.next_attempt_at,
         }
 
 
@@ -85,10 +102,10 @@ async def _send_once(ctx: RunContext, lane: EngineLane, outgoing: Outgoing) -> S
 
 
 async def _send_with_retries(
-    ctx: RunContext, lane: EngineLane, outgoing: Outgoing, attempts: list[int]
+    ctx: RunContext, lane: EngineLane, outgoing: Outgoing, attempts: list[int], tries: int
 ) -> SendResult:
-    """Send; a TRANSIENT failure is retried (tenacity, the retry policy's waits) up to the run's
-    attempt limit. The first try runs without tenacity: it is the common case and the cheap one.
+    """Send; a TRANSIENT failure is retried (tenacity, the retry policy's waits) up to `tries`
+    attempts. The first try runs without tenacity: it is the common case and the cheap one.
     """
 
     async def once() -> SendResult:
@@ -98,7 +115,7 @@ async def _send_with_retries(
     try:
         return await once()
     except SendError as exc:
-        if not should_retry(exc) or ctx.run.options.max_attempts <= 1:
+        if not should_retry(exc) or tries <= 1:
             if should_retry(exc):
                 raise _Exhausted(exc) from None
             raise
@@ -108,7 +125,7 @@ async def _send_with_retries(
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(should_retry),
             wait=tenacity_wait(ctx.retry_policy, offset=1),
-            stop=stop_after_attempt(ctx.run.options.max_attempts - 1),
+            stop=stop_after_attempt(tries - 1),
         ):
             with attempt:
                 result = await once()
@@ -118,7 +135,12 @@ async def _send_with_retries(
 
 
 async def _send_with_ambiguous_retry(
-    ctx: RunContext, lane: EngineLane, outgoing: Outgoing, attempts: list[int], notes: list[str]
+    ctx: RunContext,
+    lane: EngineLane,
+    outgoing: Outgoing,
+    attempts: list[int],
+    notes: list[str],
+    tries: int,
 ) -> SendResult:
     """`_send_with_retries`, plus exactly one more attempt after an AMBIGUOUS failure when the
     run's options allow it (`retry_ambiguous_once`); `notes` then says so for the ledger.
@@ -127,7 +149,7 @@ async def _send_with_ambiguous_retry(
     the workflow opted into. Without the option an ambiguous send is never retried.
     """
     try:
-        return await _send_with_retries(ctx, lane, outgoing, attempts)
+        return await _send_with_retries(ctx, lane, outgoing, attempts, tries)
     except SendError as exc:
         if exc.kind is not SendErrorKind.AMBIGUOUS or not ctx.run.options.retry_ambiguous_once:
             raise
@@ -164,7 +186,38 @@ async def deliver(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Outc
     though the batch is recorded later in one transaction.
     """
     outcome = await _attempt(ctx, lane, delivery)
-    return None if outcome is None else replace(outcome, ended_at=ctx.clock())
+    if outcome is None:
+        return None
+    outcome = replace(outcome, ended_at=ctx.clock())
+    return _scheduled(ctx, delivery, outcome)
+
+
+def _scheduled(ctx: RunContext, delivery: Delivery, outcome: Outcome) -> Outcome:
+    """A deferral given its next attempt, or failed as expired when its lifetime is up (no
+    scheduled retries when the workflow's lifetime is 0: it waits for a person's retry); a
+    retried delivery that went out says what it had met before."""
+    if outcome.status is DeliveryStatus.SENT and delivery.deferred_since:
+        before = f"sent on a scheduled retry; before: {delivery.reason or 'deferred'}"
+        return replace(outcome, reason=_with_notes([before], outcome.reason))
+    hours = ctx.run.options.retry_lifetime_hours
+    if outcome.status is not DeliveryStatus.DEFERRED or hours <= 0 or outcome.ended_at is None:
+        return outcome
+    plan = plan_deferred(
+        attempts=delivery.attempts + outcome.attempts,
+        quick_attempts=ctx.run.options.max_attempts,
+        deferred_since=delivery.deferred_since,
+        failed_at=outcome.ended_at,
+        lifetime=timedelta(hours=hours),
+        retry_after=outcome.retry_after,
+    )
+    if plan.next_attempt_at is None:
+        reason = expired_reason(hours, outcome.last_reply or outcome.reason or "")
+        return replace(
+            outcome, status=DeliveryStatus.FAILED, reason=reason, deferred_since=plan.deferred_since
+        )
+    return replace(
+        outcome, deferred_since=plan.deferred_since, next_attempt_at=plan.next_attempt_at
+    )
 
 
 async def _attempt(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Outcome | None:
@@ -190,7 +243,9 @@ async def _attempt(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Out
             now=ctx.clock(),
             extra_headers=_unsubscribe_headers(ctx, delivery),
         )
-        result = await _send_with_ambiguous_retry(ctx, lane, outgoing, attempts_made, notes)
+        # quick tries on the first send only: a deferred one is retried on its schedule
+        tries = 1 if delivery.deferred_since else ctx.run.options.max_attempts
+        result = await _send_with_ambiguous_retry(ctx, lane, outgoing, attempts_made, notes, tries)
     except TemplateError as exc:
         return Outcome(delivery.id, DeliveryStatus.FAILED, attempts_made[0], f"render_error: {exc}")
     except (ValueError, MessageError) as exc:  # the message could not be built for this row
@@ -205,6 +260,8 @@ async def _attempt(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Out
             reason,
             error_kind="transient",
             reply_code=getattr(exc.last, "code", None),
+            last_reply=str(exc.last),
+            retry_after=getattr(exc.last, "retry_after", None),
         )
     except SendError as exc:
         if exc.kind is SendErrorKind.ENGINE:

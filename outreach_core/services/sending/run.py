@@ -13,7 +13,9 @@ import logging
 from contextlib import AsyncExitStack
 from datetime import datetime
 
-from outreach_core.adapters.store import run_progress, runs
+from sqlalchemy.engine import Connection
+
+from outreach_core.adapters.store import retry_waits, run_progress, runs
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain import cadence
 from outreach_core.domain.cadence import SendWindow
@@ -24,7 +26,7 @@ from outreach_core.domain.models import Run
 from outreach_core.domain.states import FINAL_RUN_STATES, RunStatus, StopReason
 from outreach_core.errors import ConfigError, RunBusy, SendError
 from outreach_core.services.sending import report
-from outreach_core.services.sending.batches import send_batches
+from outreach_core.services.sending.batches import send_batches, waiting_reason
 from outreach_core.services.sending.context import heartbeat, open_context, send_window
 from outreach_core.services.sending.failures import TRANSIENT_DB_ERRORS, record_failure
 from outreach_core.services.sending.freeze import domain_verdicts, freeze_audience
@@ -122,6 +124,8 @@ def finish(
             run_progress.complete_at_time_limit(conn, run_id, limit_minutes=limit, now=now)
         elif why is StopReason.DONE and sending:
             run_progress.complete_run(conn, run_id, now=now)
+        elif why is StopReason.WAIT and sending:
+            _wait_or_complete(conn, run_id, worker_id=worker_id, now=now)
         elif why is StopReason.QUOTA and sending:
             resume_at = next_utc_midnight(now)
             runs.pause_until(conn, run_id, resume_at=resume_at, reason=reason or "", now=now)
@@ -148,6 +152,20 @@ def finish(
             runs.release_run(conn, run_id, worker_id=worker_id)
             log.info("run %s: stopped on request; resumable with `resume %s`", run_id, run_id)
         return runs.get_run(conn, run_id)
+
+
+def _wait_or_complete(conn: Connection, run_id: int, *, worker_id: str, now: datetime) -> None:
+    """Let the run go until its earliest scheduled retry (it stays SENDING, and no process
+    holds it meanwhile), or complete it when none is left waiting after all."""
+    waiting = retry_waits.waiting(conn, run_id)
+    if not waiting.count or waiting.next_at is None:
+        run_progress.complete_run(conn, run_id, now=now)
+        return
+    reason = waiting_reason(waiting.count, waiting.next_at)
+    if retry_waits.wait_for_retries(
+        conn, run_id, worker_id=worker_id, resume_at=waiting.next_at, reason=reason
+    ):
+        log.info("run %s: %s", run_id, reason)
 
 
 def run_to_end(
@@ -177,8 +195,9 @@ def work_once(
     clock: Clock = utcnow,
 ) -> list[Run]:
     """One pass of a daemon: adopt orphaned runs, resume runs paused until a time that has
-    passed (`now`, default the clock: e.g. daily quotas renewed), then execute queued runs
-    until none is left."""
+    passed (`now`, default the clock: e.g. daily quotas renewed), take up runs whose deferred
+    deliveries are due for their scheduled retry, then execute queued runs until none is
+    left."""
     done: list[Run] = []
     with ws.db.connect() as conn:
         orphans = runs.orphaned_runs(conn, heartbeat_before=clock() - STALE_AFTER)
@@ -203,11 +222,34 @@ def work_once(
             "run %s: resumed by %s (was paused until %s)", paused.id, worker_id, paused.resume_at
         )
         done.append(execute_guarded(ws, resumed, worker_id=worker_id, stop=stop, clock=clock))
+    done += _retry_due(ws, worker_id=worker_id, stop=stop, due_at=due_at, clock=clock)
     while not stop.is_set():
         with ws.db.begin() as conn:
             run = runs.claim_next_run(conn, worker_id=worker_id, now=clock())
         if run is None:
             break
         log.info("run %s: claimed by %s", run.id, worker_id)
+        done.append(execute_guarded(ws, run, worker_id=worker_id, stop=stop, clock=clock))
+    return done
+
+
+def _retry_due(
+    ws: Workspace, *, worker_id: str, stop: StopSignal, due_at: datetime, clock: Clock
+) -> list[Run]:
+    """Execute the waiting runs whose earliest scheduled retry is due at `due_at`: each is
+    taken by one executor only, sends what is due and is let go again (or completes)."""
+    done: list[Run] = []
+    with ws.db.connect() as conn:
+        due = retry_waits.due_waiting_runs(conn, now=due_at)
+    for run_id in due:
+        if stop.is_set():
+            break
+        with ws.db.begin() as conn:
+            if not retry_waits.claim_waiting_run(
+                conn, run_id, worker_id=worker_id, due_at=due_at, now=clock()
+            ):
+                continue
+            run = runs.get_run(conn, run_id)
+        log.info("run %s: retrying its deferred deliveries (%s)", run_id, worker_id)
         done.append(execute_guarded(ws, run, worker_id=worker_id, stop=stop, clock=clock))
     return done

@@ -1,0 +1,28 @@
+"""scheduled retries of deferred deliveries: when a delivery was first deferred and when it is
+tried again
+
+Revision ID: 0015
+Revises: 0011
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0015"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("deliveries") as batch:
+        batch.add_column(sa.Column("deferred_since", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("deliveries") as batch:
+        batch.drop_column("next_attempt_at")
+        batch.drop_column("deferred_since")
