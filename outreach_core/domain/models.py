@@ -205,6 +205,8 @@ class Delivery(BaseModel):
     error_kind: str | None = None
     #: the engine that took (or may have taken) the message; None until one did
     engine_id: int | None = None
+    #: when its message was last handed to the engine (None: never, or not since it was claimed)
+    handed_at: datetime | None = None
 
 
 class RunCounts(BaseModel):

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from outreach_core.adapters import crypto
 from outreach_core.adapters.senders import Sender, open_sender
@@ -60,6 +61,8 @@ class RunContext:
     window: SendWindow | None = None
     #: what time it is, for every stage of the run
     clock: Clock = utcnow
+    #: outcomes (ledger rows) that ended since the last hand-off wrote them (`handoff`)
+    unrecorded: list[dict[str, Any]] = field(default_factory=list)
 
     def window_open(self) -> bool:
         """Whether the run may send now (always, without a send window)."""

@@ -28,6 +28,7 @@ from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.unsubscribe_links import list_unsubscribe_headers
 from outreach_core.errors import SendError, SendErrorKind, TemplateError
 from outreach_core.services.sending.context import RunContext
+from outreach_core.services.sending.handoff import NotHanded, hand_off
 from outreach_core.services.sending.lanes import EngineLane
 
 log = logging.getLogger("outreach.executor")
@@ -79,6 +80,7 @@ async def _send_once(ctx: RunContext, lane: EngineLane, outgoing: Outgoing) -> S
     assert lane.sender is not None  # a lane without a sender has an error and gets no sends
     await ctx.bucket.acquire()
     await lane.bucket.acquire()
+    hand_off(ctx, outgoing)  # committed before the engine sees a byte: a crash now is `unknown`
     started = time.perf_counter()
     result = await lane.sender.send(outgoing)
     return replace(result, latency_ms=round((time.perf_counter() - started) * 1000))
@@ -189,8 +191,11 @@ async def _attempt(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Out
             delivery_id=delivery.id,
             now=ctx.clock(),
             extra_headers=_unsubscribe_headers(ctx, delivery),
+            message_id=delivery.message_id,  # a resend keeps the Message-ID it went out with
         )
         result = await _send_with_ambiguous_retry(ctx, lane, outgoing, attempts_made, notes)
+    except NotHanded:
+        return None  # a take-over settled it meanwhile: nothing went out, nothing to record
     except TemplateError as exc:
         return Outcome(delivery.id, DeliveryStatus.FAILED, attempts_made[0], f"render_error: {exc}")
     except (ValueError, MessageError) as exc:  # the message could not be built for this row
