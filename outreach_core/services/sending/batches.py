@@ -109,10 +109,9 @@ def record(ctx: RunContext, unstarted: list[int]) -> None:
     Deliberate: a crash before this commit leaves those outcomes `sending`, at most the
     concurrency, which the next executor marks `unknown` and does not resend.
     """
-    ended, ctx.unrecorded = ctx.unrecorded, []
     with ctx.ws.db.begin() as conn:
         delivery_claims.record_batch(
-            conn, ended, unstarted, now=ctx.clock(), worker_id=ctx.worker_id
+            conn, ctx.handoffs.take_ended(), unstarted, now=ctx.clock(), worker_id=ctx.worker_id
         )
 
 
@@ -135,7 +134,7 @@ async def send_batches(ctx: RunContext, stop: StopSignal, lost: asyncio.Event) -
                 return None
             outcome = await deliver(ctx, lane, delivery)
         if outcome is not None:
-            ctx.unrecorded.append(outcome.as_row())  # the next hand-off, or `record`, writes it
+            ctx.handoffs.ended(outcome.as_row())  # the next hand-off, or `record`, writes it
             if outcome.status is DeliveryStatus.SENT:
                 lane.sent += 1
         return outcome

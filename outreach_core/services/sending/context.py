@@ -12,7 +12,6 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
 
 from outreach_core.adapters import crypto
 from outreach_core.adapters.senders import Sender, open_sender
@@ -28,6 +27,7 @@ from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 from outreach_core.domain.unsubscribe_links import MailtoLinks, UnsubscribeLinks
 from outreach_core.errors import SendError
 from outreach_core.services import compliance
+from outreach_core.services.sending.handoff import HandOffs
 from outreach_core.services.sending.lanes import EngineLane
 
 log = logging.getLogger("outreach.executor")
@@ -61,8 +61,11 @@ class RunContext:
     window: SendWindow | None = None
     #: what time it is, for every stage of the run
     clock: Clock = utcnow
-    #: outcomes (ledger rows) that ended since the last hand-off wrote them (`handoff`)
-    unrecorded: list[dict[str, Any]] = field(default_factory=list)
+    #: each message's hand-off to its engine, and the outcomes not yet recorded
+    handoffs: HandOffs = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.handoffs = HandOffs(self.ws, self.worker_id, self.clock)
 
     def window_open(self) -> bool:
         """Whether the run may send now (always, without a send window)."""

@@ -28,7 +28,7 @@ from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.unsubscribe_links import list_unsubscribe_headers
 from outreach_core.errors import SendError, SendErrorKind, TemplateError
 from outreach_core.services.sending.context import RunContext
-from outreach_core.services.sending.handoff import NotHanded, hand_off
+from outreach_core.services.sending.handoff import NotHanded
 from outreach_core.services.sending.lanes import EngineLane
 
 log = logging.getLogger("outreach.executor")
@@ -80,7 +80,7 @@ async def _send_once(ctx: RunContext, lane: EngineLane, outgoing: Outgoing) -> S
     assert lane.sender is not None  # a lane without a sender has an error and gets no sends
     await ctx.bucket.acquire()
     await lane.bucket.acquire()
-    hand_off(ctx, outgoing)  # committed before the engine sees a byte: a crash now is `unknown`
+    await ctx.handoffs.hand_off(outgoing)  # committed before the engine sees a byte
     started = time.perf_counter()
     result = await lane.sender.send(outgoing)
     return replace(result, latency_ms=round((time.perf_counter() - started) * 1000))
