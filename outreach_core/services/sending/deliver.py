@@ -163,7 +163,7 @@ async def deliver(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Outc
 
     The outcome carries the run clock's time right when the attempt ended: nothing awaits
     between the engine's answer and this read, so it is the message's own send time even
-    though the batch is recorded later in one transaction.
+    though it is recorded later (with a hand-off or the batch).
     """
     outcome = await _attempt(ctx, lane, delivery)
     return None if outcome is None else replace(outcome, ended_at=ctx.clock())

@@ -113,8 +113,9 @@ def take_over(ws: Workspace, run_id: int, *, worker_id: str, clock: Clock = utcn
 
 def _mark_abandoned_unknown(conn: Connection, run: Run, *, worker_id: str, now: datetime) -> int:
     """In-flight deliveries of the run's previous holder, and of any claimant that is not a live
-    daemon, become `unknown` when handed to an engine, else go back to pending. A live daemon assisting the run keeps its batch: it records those
-    outcomes itself, so the ledger says `sent` for what went out."""
+    daemon, become `unknown` when handed to an engine, else go back to pending. A live daemon
+    assisting the run keeps its batch: it records those outcomes itself, so the ledger says
+    `sent` for what went out."""
     marked = 0
     for claimant in delivery_claims.in_flight_claimants(conn, run.id, besides=worker_id):
         daemon = daemons.get_daemon(conn, claimant) if claimant else None
