@@ -63,8 +63,8 @@ def resume_due(
     conn: Connection, run_id: int, *, worker_id: str, due_at: datetime, now: datetime
 ) -> Run | None:
     """A run paused until `due_at` or earlier back to SENDING for this worker (heartbeat
-    `now`), deliveries left in flight settled (`in_flight.settle`); None when another executor was first or the
-    run is not due (a user's pause has no resume time)."""
+    `now`), deliveries left in flight settled (`in_flight.settle`); None when another
+    executor was first or the run is not due (a user's pause has no resume time)."""
     if not runs.resume_due_run(conn, run_id, worker_id=worker_id, due_at=due_at, now=now):
         return None
     in_flight.settle(conn, run_id, now=now)
