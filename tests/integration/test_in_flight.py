@@ -196,3 +196,28 @@ def test_release_unstarted_with_a_worker_leaves_another_workers_claim(
     assert (stored[mine.id].status, stored[mine.id].handed_at) == (DeliveryStatus.PENDING, None)
     assert stored[theirs.id].status is DeliveryStatus.SENDING
     assert claimed_by(workspace, theirs.id) == "other"
+
+
+def test_mark_handed_many_names_the_rows_it_refused(workspace: Workspace, tmp_path: Path) -> None:
+    """Verify several hand-offs in one statement mark the rows the worker holds and name the one
+    a take-over gave to another worker, which stays unmarked."""
+    run_id = queue_with_deliveries(workspace, seed_workflow(workspace, tmp_path), 3)
+    now = utcnow()
+    with workspace.db.begin() as conn:
+        rows = delivery_claims.claim_pending(conn, run_id, worker_id="me", limit=3, now=now)
+        conn.execute(
+            tables.deliveries.update()
+            .where(tables.deliveries.c.id == rows[1].id)
+            .values(claimed_by="other")
+        )
+        marks = [(d.id, f"<{d.id}@x>") for d in rows]
+        refused = in_flight.mark_handed_many(conn, marks, worker_id="me", now=now)
+        assert in_flight.mark_handed_many(conn, [], worker_id="me", now=now) == set()
+    assert refused == {rows[1].id}
+    stored = ledger(workspace, run_id)
+    assert [stored[d.id].message_id for d in rows] == [
+        f"<{rows[0].id}@x>",
+        None,
+        f"<{rows[2].id}@x>",
+    ]
+    assert stored[rows[1].id].handed_at is None

@@ -46,6 +46,33 @@ def mark_handed(
     return conn.execute(_HAND_OFF, params).rowcount == 1
 
 
+def mark_handed_many(
+    conn: Connection, marks: list[tuple[int, str]], *, worker_id: str, now: datetime
+) -> set[int]:
+    """`mark_handed` for several deliveries (id, Message-ID) in one statement; the ids refused.
+
+    When fewer rows changed than asked (or the driver cannot tell), the rows this worker still
+    holds say which were marked: a refused row is no longer `sending`, or is another's.
+    """
+    if not marks:
+        return set()
+    params = [
+        {"h_id": delivery_id, "h_worker": worker_id, "h_now": now, "h_message_id": message_id}
+        for delivery_id, message_id in marks
+    ]
+    if conn.execute(_HAND_OFF, params).rowcount == len(marks):
+        return set()
+    ids = [delivery_id for delivery_id, _ in marks]
+    held = conn.execute(
+        sa.select(deliveries.c.id).where(
+            deliveries.c.id.in_(ids),
+            deliveries.c.status == DeliveryStatus.SENDING,
+            deliveries.c.claimed_by == worker_id,
+        )
+    ).scalars()
+    return set(ids) - set(held)
+
+
 def settle(
     conn: Connection, run_id: int, *, now: datetime, holder: sa.ColumnElement[bool] | None = None
 ) -> int:

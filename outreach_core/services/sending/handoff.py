@@ -94,10 +94,4 @@ class HandOffs:
         """The transaction: the ended outcomes, and each hand-off; the ids refused."""
         with self._ws.db.begin() as conn:
             deliveries.record_outcomes(conn, ended, now=now)
-            return {
-                delivery_id
-                for delivery_id, message_id in marks
-                if not in_flight.mark_handed(
-                    conn, delivery_id, worker_id=self._worker_id, message_id=message_id, now=now
-                )
-            }
+            return in_flight.mark_handed_many(conn, marks, worker_id=self._worker_id, now=now)
