@@ -10,6 +10,9 @@ closes the connection after DATA for addresses in it without replying (an ambigu
 that long, and `peak_transactions` records the most DATA commands in progress at once.
 `greylist = Greylist(clock, timedelta(minutes=10))` answers 451 to every recipient's RCPTs
 until that long (of the test's clock) after its first one, as a greylisting server does.
+`hold_reply[address] = seconds` stores the message, then waits that long before replying (it
+arrived, but the sender hears so only later: a send in flight); `dropped` keeps the messages
+of `drop_after_data` and `drop_after_data_times`, which the sender never heard of.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ class RecordingHandler:
     slow_data: dict[str, float] = field(default_factory=dict)
     drop_after_data_times: dict[str, int] = field(default_factory=dict)
     rcpt_attempts: Counter[str] = field(default_factory=Counter)
+    hold_reply: dict[str, float] = field(default_factory=dict)
+    dropped: list[Received] = field(default_factory=list)
     data_delay: float = 0.0
     active_transactions: int = 0
     peak_transactions: int = 0
@@ -130,19 +135,23 @@ class RecordingHandler:
         delay = max((self.slow_data.get(r.lower(), 0.0) for r in envelope.rcpt_tos), default=0.0)
         if delay or self.data_delay:
             await asyncio.sleep(delay or self.data_delay)
+        item = Received(
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            data=envelope.original_content or b"",
+        )
         if any(r.lower() in self.drop_after_data for r in envelope.rcpt_tos) or self._drop_once(
             envelope.rcpt_tos
         ):
+            with self.lock:
+                self.dropped.append(item)
             server.transport.close()
             return "250 OK"  # never reaches the client: the connection is gone
         with self.lock:
-            self.received.append(
-                Received(
-                    mail_from=envelope.mail_from,
-                    rcpt_tos=list(envelope.rcpt_tos),
-                    data=envelope.original_content or b"",
-                )
-            )
+            self.received.append(item)
+        hold = max((self.hold_reply.get(r.lower(), 0.0) for r in envelope.rcpt_tos), default=0.0)
+        if hold:
+            await asyncio.sleep(hold)
         return "250 2.0.0 queued"
 
     def by_recipient(self) -> dict[str, list[Received]]:

@@ -179,17 +179,22 @@ def build_message(
     delivery_id: int,
     now: datetime,
     extra_headers: dict[str, str] | None = None,
+    message_id: str | None = None,
 ) -> Outgoing:
     """multipart/alternative (text first) with whichever of text and HTML the template has.
 
     Addresses are expected in their sending form (IDN domains already in ASCII). A non-ASCII
     local part is written as raw UTF-8 under the SMTPUTF8 policy, never as an encoded-word,
     which RFC 2047 forbids inside an address. `extra_headers` are added after our own.
+    `message_id` is the Message-ID to carry, for a resend of a message that may have gone out
+    (a mailbox can then tell the copy); a new one by default.
     """
     recipient = header_safe(recipient)
     subject = header_safe(rendered.subject)
     domain = sender.email.rpartition("@")[2] or "localhost"
-    message_id = make_msgid(idstring=f"outreach.{delivery_id}", domain=domain)
+    message_id = header_safe(message_id or "") or make_msgid(
+        idstring=f"outreach.{delivery_id}", domain=domain
+    )
     extra = {DELIVERY_HEADER: str(delivery_id)}
     extra.update({k: header_safe(v) for k, v in (extra_headers or {}).items()})
     headers = {

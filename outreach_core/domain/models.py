@@ -221,6 +221,8 @@ class Delivery(BaseModel):
     #: it is tried again on its own (None: not scheduled)
     deferred_since: datetime | None = None
     next_attempt_at: datetime | None = None
+    #: when its message was last handed to the engine (None: never, or not since it was claimed)
+    handed_at: datetime | None = None
 
 
 class RunCounts(BaseModel):

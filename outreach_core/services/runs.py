@@ -15,6 +15,7 @@ from outreach_core.adapters.store import (
     audit,
     deliveries,
     engines,
+    in_flight,
     retry_waits,
     runs,
     templates,
@@ -165,8 +166,11 @@ def retry_unsettled(ws: Workspace, run_id: int, *, include_unknown: bool, actor:
 
     Returns how many deliveries were put back; 0 changes nothing. Each row keeps its attempts
     (the executor adds the new ones) and its reason gains a "manual retry" note. A PAUSED run
-    must have been let go by its executor; rows that one left mid-send become `unknown` first,
-    as a resume would make them.
+    must have been let go by its executor; rows that one left mid-send are settled first, as a
+    resume would settle them: `unknown` if handed to their engine, else back to pending.
+
+    A resent `unknown` delivery carries the Message-ID stored when it was first handed over, so
+    a mailbox that has the first copy can tell the second is the same message.
     """
     now = utcnow()
     statuses = [DeliveryStatus.DEFERRED] + ([DeliveryStatus.UNKNOWN] if include_unknown else [])
@@ -179,7 +183,7 @@ def retry_unsettled(ws: Workspace, run_id: int, *, include_unknown: bool, actor:
         if run.status is RunStatus.PAUSED:
             if sending.holder_is_alive(run, now=now):
                 raise RunBusy(f"{run} is still held by {run.worker_id}; retry once it has let go")
-            deliveries.mark_in_flight_unknown(conn, run_id, now=now)
+            in_flight.settle(conn, run_id, now=now)
         before = deliveries.counts(conn, run_id)
         kinds = " and ".join(str(s) for s in statuses)
         moved = deliveries.requeue(

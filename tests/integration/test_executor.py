@@ -21,7 +21,14 @@ import pytest
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
 from outreach_core.adapters.senders.outbox import OutboxSender
-from outreach_core.adapters.store import deliveries, delivery_claims, runs, suppressions, templates
+from outreach_core.adapters.store import (
+    deliveries,
+    delivery_claims,
+    in_flight,
+    runs,
+    suppressions,
+    templates,
+)
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.models import SendOptions, Workflow
@@ -149,10 +156,11 @@ def test_full_run_sends_one_message_per_valid_row_and_records_skips(
         assert sent[delivery_id].attempts == 1 and sent[delivery_id].sent_at is not None
 
 
-def test_crashed_executor_claimed_deliveries_become_unknown_and_are_not_sent(
+def test_crashed_executor_handed_delivery_becomes_unknown_and_the_rest_are_sent_once(
     workspace: Workspace, outbox: Path, sends: Counter[int]
 ) -> None:
-    """Verify a take-over marks a dead worker's in-flight batch unknown and sends all the rest."""
+    """Verify a take-over marks unknown only what a dead worker had handed to the engine (never
+    resent), and sends the rest of its claimed batch and everything else once."""
     workflow = seed_workflow(workspace, outbox, contacts(10))
     run_id = services.queue_run(workspace, workflow.id, trigger="test", actor=ACTOR)
     long_ago = utcnow() - timedelta(minutes=10)
@@ -161,19 +169,24 @@ def test_crashed_executor_claimed_deliveries_become_unknown_and_are_not_sent(
     assert run is not None
     assert sending.freeze_audience(workspace, run)
     with workspace.db.begin() as conn:
-        in_flight = delivery_claims.claim_pending(
+        claimed = delivery_claims.claim_pending(
             conn, run_id, worker_id=DEAD_WORKER, limit=3, now=long_ago
         )
         runs.heartbeat(conn, run_id, worker_id=DEAD_WORKER, now=long_ago)
-    assert len(in_flight) == 3
+        # the dead worker had handed the first to its engine, not the other two
+        assert in_flight.mark_handed(
+            conn, claimed[0].id, worker_id=DEAD_WORKER, message_id="<m@x>", now=long_ago
+        )
+    assert len(claimed) == 3
 
     finished = run_to_end(workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
 
     assert finished.status is RunStatus.COMPLETED
     ledger = by_status(workspace, run_id)
-    unknown = {d.id for d in in_flight}
+    unknown = {claimed[0].id}
     assert set(ledger[DeliveryStatus.UNKNOWN]) == unknown
-    assert len(ledger[DeliveryStatus.SENT]) == 7
+    assert len(ledger[DeliveryStatus.SENT]) == 9
+    assert {d.id for d in claimed[1:]} <= set(ledger[DeliveryStatus.SENT])
     assert unknown.isdisjoint(written(outbox)) and unknown.isdisjoint(sends)
     assert set(written(outbox)) == set(ledger[DeliveryStatus.SENT])
     assert max(sends.values()) == 1

@@ -111,6 +111,10 @@ def test_retry_sends_exactly_the_deferred_rows_once_and_unknown_only_when_asked(
         assert row.attempts == MAX_ATTEMPTS + 1  # two 451s in the first round, one send now
         assert (row.reason or "").startswith("manual retry by tester; before: transient:")
     assert rows[DROPPED].status is DeliveryStatus.UNKNOWN
+    # the message that may have gone out: the ledger keeps the Message-ID it carried
+    [dropped] = server.handler.dropped
+    first_id = str(dropped.message["Message-ID"]).strip()
+    assert rows[DROPPED].message_id == first_id
     arrived = Counter({k: len(v) for k, v in server.handler.by_recipient().items()})
     assert arrived == Counter({address: 1 for address in PLAIN + GREYLISTED})
     assert server.handler.rcpt_attempts[DROPPED] == 1
@@ -122,6 +126,9 @@ def test_retry_sends_exactly_the_deferred_rows_once_and_unknown_only_when_asked(
     rows = ledger(workspace, run_id)
     assert rows[DROPPED].status is DeliveryStatus.SENT
     assert "before: ambiguous:" in (rows[DROPPED].reason or "")
+    # the resend (the Runs page's retry) carries the same Message-ID: a mailbox can tell the copy
+    [resent] = server.handler.by_recipient()[DROPPED]
+    assert str(resent.message["Message-ID"]).strip() == first_id == rows[DROPPED].message_id
     arrived = Counter({k: len(v) for k, v in server.handler.by_recipient().items()})
     assert arrived == Counter({address: 1 for address in [*PLAIN, *GREYLISTED, DROPPED]})
     summary = services.run_summary(workspace, run_id)

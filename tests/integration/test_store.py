@@ -630,32 +630,6 @@ def test_record_outcome_only_from_sending(workspace: Workspace, tmp_path: Path) 
     )
 
 
-def test_mark_in_flight_unknown_touches_only_sending_deliveries_of_the_run(
-    workspace: Workspace, tmp_path: Path
-) -> None:
-    """Verify claimed deliveries become unknown with a reason; pending, sent, other runs stay."""
-    workflow = seed_workflow(workspace, tmp_path)
-    run_id = queue_with_deliveries(workspace, workflow, 5)
-    other = queue_with_deliveries(workspace, workflow, 2)
-    now = utcnow()
-    with workspace.db.begin() as conn:
-        claimed = delivery_claims.claim_pending(conn, run_id, worker_id="dead", limit=3, now=now)
-        delivery_claims.claim_pending(conn, other, worker_id="alive", limit=1, now=now)
-        deliveries.record_outcome(
-            conn, claimed[0].id, target=DeliveryStatus.SENT, now=now, attempts=1
-        )
-        marked = deliveries.mark_in_flight_unknown(conn, run_id, now=now)
-        counts = deliveries.counts(conn, run_id)
-        other_counts = deliveries.counts(conn, other)
-        stored = {d.id: d for d in deliveries.list_deliveries(conn, run_id)}
-    assert marked == 2
-    assert (counts.sent, counts.unknown, counts.pending, counts.sending) == (1, 2, 2, 0)
-    assert (other_counts.sending, other_counts.pending) == (1, 1)
-    for delivery in claimed[1:]:
-        assert stored[delivery.id].reason is not None
-        assert "not resent" in stored[delivery.id].reason
-
-
 def test_release_unstarted_returns_claimed_deliveries_to_pending(
     workspace: Workspace, tmp_path: Path
 ) -> None:

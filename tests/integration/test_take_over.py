@@ -1,5 +1,6 @@
 """The take-over rule, on SQLite and PostgreSQL: when an executor takes over a run whose holder is
-gone, which in-flight (claimed) deliveries become `unknown` and which stay with their claimant.
+gone, which in-flight (claimed) deliveries become `unknown` (those handed to an engine), which go
+back to pending (claimed, never handed) and which stay with their claimant.
 
 The state is built through the store functions (run claim, delivery claims, daemon heartbeats),
 so each kind of claimant is present at once and the rule is checked without timing.
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_store import delivery_row, queue_with_deliveries, seed_workflow
 
-from outreach_core.adapters.store import daemons, deliveries, delivery_claims, runs
+from outreach_core.adapters.store import daemons, deliveries, delivery_claims, in_flight, runs
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.states import DeliveryStatus, RunStatus
@@ -51,12 +52,24 @@ def claim(ws: Workspace, run_id: int, worker_id: str, count: int) -> set[int]:
     return {d.id for d in batch}
 
 
-def test_take_over_marks_dead_claims_unknown_and_leaves_a_live_assisting_daemon_its_batch(
+def hand(ws: Workspace, worker_id: str, delivery_ids: set[int]) -> set[int]:
+    """Mark these claimed deliveries of `worker_id` handed to their engine; their ids."""
+    with ws.db.begin() as conn:
+        for delivery_id in delivery_ids:
+            assert in_flight.mark_handed(
+                conn, delivery_id, worker_id=worker_id, message_id=f"<{delivery_id}@x>",
+                now=utcnow(),
+            )  # fmt: skip
+    return delivery_ids
+
+
+def test_take_over_marks_dead_handed_claims_unknown_and_leaves_a_live_assistant_its_batch(
     workspace: Workspace, tmp_path: Path
 ) -> None:
-    """Verify take_over turns into `unknown` the claims of the dead holder (even one whose daemon
-    row still looks alive), of a daemon with a stale heartbeat, of a worker that is no daemon and
-    of a row with no claimant; a live daemon assisting the run keeps its batch `sending` and then
+    """Verify take_over turns into `unknown` the claims handed to an engine of the dead holder
+    (even one whose daemon row still looks alive), of a daemon with a stale heartbeat, of a
+    worker that is no daemon and of a row with no claimant, and puts their claims never handed
+    back to pending; a live daemon assisting the run keeps its whole batch `sending` and then
     records its own outcomes; pending deliveries stay pending for the new holder."""
     run_id = sending_run(workspace, tmp_path, holder="holder", heartbeat_age=LONG_AGO)
     now = utcnow()
@@ -70,10 +83,20 @@ def test_take_over_marks_dead_claims_unknown_and_leaves_a_live_assisting_daemon_
     by_live = claim(workspace, run_id, "live-assistant", 3)
     by_stale = claim(workspace, run_id, "stale-assistant", 2)
     by_foreground = claim(workspace, run_id, "foreground-send", 1)
+    handed = (
+        hand(workspace, "holder", set(sorted(by_holder)[:2]))
+        | hand(workspace, "stale-assistant", set(sorted(by_stale)[:1]))
+        | hand(workspace, "foreground-send", by_foreground)
+    )
+    hand(workspace, "live-assistant", set(sorted(by_live)[:1]))
     with workspace.db.begin() as conn:
-        # a claimed row that names no claimant
+        # claimed rows that name no claimant, one of them handed over
         deliveries.insert_deliveries(
-            conn, [delivery_row(run_id, 100, status=DeliveryStatus.SENDING)]
+            conn,
+            [
+                delivery_row(run_id, 100, status=DeliveryStatus.SENDING, handed_at=utcnow()),
+                delivery_row(run_id, 101, status=DeliveryStatus.SENDING, handed_at=None),
+            ],
         )
 
     taken = sending.take_over(workspace, run_id, worker_id="new-holder")
@@ -81,14 +104,22 @@ def test_take_over_marks_dead_claims_unknown_and_leaves_a_live_assisting_daemon_
     assert (taken.status, taken.worker_id) == (RunStatus.SENDING, "new-holder")
     with workspace.db.connect() as conn:
         ledger = {d.id: d for d in deliveries.list_deliveries(conn, run_id)}
-    unclaimed = next(i for i, d in ledger.items() if d.row_number == 100)
-    abandoned = by_holder | by_stale | by_foreground | {unclaimed}
+    unclaimed = {d.row_number: i for i, d in ledger.items() if d.row_number in (100, 101)}
+    abandoned = handed | {unclaimed[100]}
+    never_handed = (by_holder | by_stale) - handed | {unclaimed[101]}
     assert {i for i, d in ledger.items() if d.status is DeliveryStatus.UNKNOWN} == abandoned
     for delivery_id in abandoned:
         assert "not resent" in (ledger[delivery_id].reason or "")
     assert {i for i, d in ledger.items() if d.status is DeliveryStatus.SENDING} == by_live
-    pending = [d for d in ledger.values() if d.status is DeliveryStatus.PENDING]
-    assert len(pending) == 12 - len(by_holder | by_live | by_stale | by_foreground)
+    for delivery_id in never_handed:  # back to pending, free for the new holder to claim
+        delivery = ledger[delivery_id]
+        assert delivery.status is DeliveryStatus.PENDING, delivery_id
+        assert (delivery.engine_id, delivery.sent_at, delivery.handed_at) == (None, None, None)
+    pending = {i for i, d in ledger.items() if d.status is DeliveryStatus.PENDING}
+    assert len(pending) == 14 - len(by_live | abandoned)
+    with workspace.db.connect() as conn:
+        claimants = delivery_claims.in_flight_claimants(conn, run_id, besides="new-holder")
+    assert claimants == {"live-assistant": 3}
 
     # the assisting daemon finishes its batch: its outcomes are recorded as it reports them
     with workspace.db.begin() as conn:

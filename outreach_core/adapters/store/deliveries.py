@@ -25,7 +25,8 @@ _HANDED_OVER = frozenset({DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryS
 # to stay under SQLite's bound-parameter limit.
 INSERT_CHUNK = 500
 
-#: the reason of a delivery whose executor died between handing it over and recording it
+#: the reason of a delivery whose executor died between handing it to its engine and recording
+#: its outcome
 INTERRUPTED_REASON = "interrupted mid-send; not resent to keep at-most-once"
 
 
@@ -100,7 +101,8 @@ def record_outcome(
         "reason": sa.func.coalesce(sa.literal(fit_reason(reason), sa.Text), deliveries.c.reason),
         "attempts": deliveries.c.attempts + attempts,
         "updated_at": now,
-        "message_id": message_id,
+        # an outcome without one keeps the Message-ID stored when the message was handed over
+        "message_id": sa.func.coalesce(sa.literal(message_id, sa.String), deliveries.c.message_id),
         "provider_message_id": provider_message_id,
         "error_kind": error_kind,
         "reply_code": reply_code,
@@ -132,7 +134,11 @@ _RECORD_MANY = (
         attempts=deliveries.c.attempts + sa.bindparam("b_attempts", type_=sa.Integer),
         updated_at=sa.bindparam("b_now"),
         sent_at=sa.bindparam("b_sent_at"),
-        message_id=sa.bindparam("b_message_id"),
+        # an outcome without one (unknown, deferred) keeps the Message-ID stored when the
+        # message was handed over: a resend carries it again
+        message_id=sa.func.coalesce(
+            sa.bindparam("b_message_id", type_=sa.String), deliveries.c.message_id
+        ),
         provider_message_id=sa.bindparam("b_provider_message_id"),
         error_kind=sa.bindparam("b_error_kind"),
         reply_code=sa.bindparam("b_reply_code"),
@@ -200,21 +206,6 @@ def cancel_pending(conn: Connection, run_id: int, *, reason: str, now: datetime)
         deliveries.update()
         .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
         .values(status=DeliveryStatus.CANCELLED, reason=fit_reason(reason), updated_at=now)
-    )
-    return result.rowcount
-
-
-def mark_in_flight_unknown(conn: Connection, run_id: int, *, now: datetime) -> int:
-    """Deliveries a dead executor had claimed become `unknown` (deliberately not resent)."""
-    check_delivery_transition(DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)
-    result = conn.execute(
-        deliveries.update()
-        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.SENDING)
-        .values(
-            status=DeliveryStatus.UNKNOWN,
-            reason=INTERRUPTED_REASON,
-            updated_at=now,
-        )
     )
     return result.rowcount
 

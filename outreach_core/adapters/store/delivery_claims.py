@@ -1,10 +1,11 @@
 """Claiming deliveries for sending, and what each worker holds in flight.
 
 The at-most-once hand-off between the ledger and the engines: a delivery is claimed
-(`sending`, with its worker and engine) in the database before its message goes out, and its
-outcome is recorded right after; what a gone worker held becomes `unknown`, never resent.
-The executor's batch loop enters here a few times per batch: `lock_quota_usage`,
-`claim_batch`, `record_batch`.
+(`sending`, with its worker and engine) in the database before its message goes out, marked
+handed right before the engine call (`in_flight.mark_handed`), and its outcome is recorded
+after; of what a gone worker held, the handed deliveries become `unknown`, never resent, and
+the others go back to `pending` (`in_flight.settle`). The executor's batch loop enters here a
+few times per batch: `lock_quota_usage`, `claim_batch`, `record_batch`.
 
 Never twice across runs: two runs of one workflow (a double click on send-now, a trigger while
 the scheduled run sends) may be sent at once by several processes. Their claims take one lock
@@ -22,17 +23,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store import dns_waits, engines, suppressions
-from outreach_core.adapters.store.deliveries import (
-    INTERRUPTED_REASON,
-    engine_usage,
-    record_outcomes,
-    to_delivery,
-)
+from outreach_core.adapters.store import dns_waits, engines, in_flight, suppressions
+from outreach_core.adapters.store.deliveries import engine_usage, record_outcomes, to_delivery
 from outreach_core.adapters.store.tables import deliveries, runs, workflows
 from outreach_core.domain.dedupe import Taken, sent_recently_reason, taken_by
 from outreach_core.domain.models import Delivery
-from outreach_core.domain.states import DeliveryStatus, RunStatus, check_delivery_transition
+from outreach_core.domain.states import DeliveryStatus
 
 
 @dataclass(frozen=True)
@@ -122,17 +118,23 @@ def _skip_recently_sent(
 
 
 def record_batch(
-    conn: Connection, outcomes: list[dict[str, Any]], unstarted: list[int], *, now: datetime
+    conn: Connection,
+    outcomes: list[dict[str, Any]],
+    unstarted: list[int],
+    *,
+    now: datetime,
+    worker_id: str | None = None,
 ) -> None:
-    """A batch's end in the caller's transaction: every outcome (the keys of
+    """A batch's end in the caller's transaction: the outcomes not yet recorded (the keys of
     `deliveries.record_outcome`), and the claimed deliveries never started back to pending
-    (or `cancelled`, when their run was cancelled meanwhile)."""
+    (or `cancelled`, when their run was cancelled meanwhile); those of `worker_id` only, when
+    given."""
     if unstarted:
         # the run before its deliveries, the order a cancel or a take-over locks them in
         _lock_runs_of(conn, unstarted)
     record_outcomes(conn, outcomes, now=now)
     if unstarted:
-        release_unstarted(conn, unstarted, now=now)
+        release_unstarted(conn, unstarted, now=now, worker_id=worker_id)
 
 
 def claim_pending(
@@ -161,7 +163,8 @@ def claim_pending(
             deliveries.c.id.in_(sa.select(candidates.c.id)),
             deliveries.c.status == DeliveryStatus.PENDING,
         )
-        .values(status=DeliveryStatus.SENDING, claimed_by=worker_id, updated_at=now)
+        # handed_at is this claim's to set: a row sent before (a retry) starts unhanded again
+        .values(status=DeliveryStatus.SENDING, claimed_by=worker_id, updated_at=now, handed_at=None)
         .returning(*deliveries.c)
     ).all()
     return sorted((to_delivery(row) for row in rows), key=lambda d: d.id)
@@ -221,55 +224,29 @@ def recently_sent(
     return taken_by((key, int(other), bool(now_sending)) for key, other, now_sending in rows)
 
 
-def release_unstarted(conn: Connection, delivery_ids: list[int], *, now: datetime) -> int:
-    """Put claimed deliveries that were never attempted back to `pending` (run paused or
-    stopped), or make them `cancelled` when their run was cancelled meanwhile: the cancel
-    marked the run's pending rows, and these were `sending` then.
-
-    The run rows are locked first, so a cancel committing at the same moment either is seen
-    here or, waiting on the lock, sees these rows pending afterwards: none is left pending in
-    a cancelled run.
+def release_unstarted(
+    conn: Connection, delivery_ids: list[int], *, now: datetime, worker_id: str | None = None
+) -> int:
+    """Put claimed deliveries that were never attempted (or whose engine failed before anything
+    went out) back to `pending` (run paused or stopped), or make them `cancelled` when their
+    run was cancelled meanwhile (`in_flight.back_to_pending`). With `worker_id`, only rows it
+    still holds: a row a take-over gave to another worker stays that worker's.
     """
     if not delivery_ids:
         return 0
     _lock_runs_of(conn, delivery_ids)
-    run_of_row = sa.select(runs.c.status, runs.c.status_reason).where(
-        runs.c.id == deliveries.c.run_id
-    )
-    cancelled = run_of_row.with_only_columns(runs.c.status).scalar_subquery() == str(
-        RunStatus.CANCELLED
-    )
-    run_reason = run_of_row.with_only_columns(runs.c.status_reason).scalar_subquery()
-    result = conn.execute(
-        deliveries.update()
-        .where(
-            deliveries.c.id.in_(delivery_ids),
-            deliveries.c.status == DeliveryStatus.SENDING,
-        )
-        .values(
-            status=sa.case(
-                (cancelled, str(DeliveryStatus.CANCELLED)), else_=str(DeliveryStatus.PENDING)
-            ),
-            reason=sa.case((cancelled, run_reason), else_=deliveries.c.reason),
-            claimed_by=None,
-            engine_id=None,
-            sent_at=None,
-            updated_at=now,
-        )
-    )
+    held = [deliveries.c.id.in_(delivery_ids), deliveries.c.status == DeliveryStatus.SENDING]
+    if worker_id is not None:
+        held.append(deliveries.c.claimed_by == worker_id)
+    result = conn.execute(deliveries.update().where(*held).values(**in_flight.back_to_pending(now)))
     return result.rowcount
 
 
 def _lock_runs_of(conn: Connection, delivery_ids: list[int]) -> None:
-    """Lock the runs of these deliveries until the transaction ends (PostgreSQL). SQLite has
-    one writer: the UPDATE that follows reads the run's state under the write lock, and a
-    SELECT first would only open a read snapshot that a concurrent commit can make stale."""
-    if conn.dialect.name == "sqlite":
-        return
-    run_ids = sa.select(deliveries.c.run_id).where(deliveries.c.id.in_(delivery_ids))
-    conn.execute(
-        sa.select(runs.c.id).where(runs.c.id.in_(run_ids)).order_by(runs.c.id).with_for_update()
-    ).all()
+    """Lock the runs of these deliveries until the transaction ends (`in_flight.lock_runs`)."""
+    in_flight.lock_runs(
+        conn, sa.select(deliveries.c.run_id).where(deliveries.c.id.in_(delivery_ids))
+    )
 
 
 #: one prepared statement for a batch's engine assignment (executemany)
@@ -312,23 +289,13 @@ def in_flight_claimants(conn: Connection, run_id: int, *, besides: str) -> dict[
     return {worker: int(n) for worker, n in rows}
 
 
-def mark_claimed_unknown(
-    conn: Connection, run_id: int, *, claimed_by: str | None, now: datetime
-) -> int:
-    """The `sending` deliveries of one dead worker become `unknown` (deliberately not resent)."""
-    check_delivery_transition(DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)
+def settle_claimed(conn: Connection, run_id: int, *, claimed_by: str | None, now: datetime) -> int:
+    """The `sending` deliveries of one dead worker: those handed to their engine become
+    `unknown` (deliberately not resent), the others go back to `pending`
+    (`in_flight.settle`). Returns how many became unknown."""
     holder = (
         deliveries.c.claimed_by.is_(None)
         if claimed_by is None
         else deliveries.c.claimed_by == claimed_by
     )
-    result = conn.execute(
-        deliveries.update()
-        .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.SENDING, holder)
-        .values(
-            status=DeliveryStatus.UNKNOWN,
-            reason=INTERRUPTED_REASON,
-            updated_at=now,
-        )
-    )
-    return result.rowcount
+    return in_flight.settle(conn, run_id, now=now, holder=holder)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store import deliveries, retry_waits, runs
+from outreach_core.adapters.store import deliveries, in_flight, retry_waits, runs
 from outreach_core.domain.models import Run
 from outreach_core.domain.states import RunStatus
 
@@ -45,7 +45,8 @@ def fail_initializing(conn: Connection, run_id: int, *, reason: str, now: dateti
 
 
 def continue_paused(conn: Connection, run_id: int, *, worker_id: str, now: datetime) -> Run:
-    """PAUSED -> SENDING for this worker; deliveries left in flight become `unknown`."""
+    """PAUSED -> SENDING for this worker; deliveries left in flight are settled: `unknown` if
+    handed to their engine, else back to pending (`in_flight.settle`)."""
     runs.set_run_status(
         conn,
         run_id,
@@ -54,7 +55,7 @@ def continue_paused(conn: Connection, run_id: int, *, worker_id: str, now: datet
         now=now,
         worker_id=worker_id,
     )
-    deliveries.mark_in_flight_unknown(conn, run_id, now=now)
+    in_flight.settle(conn, run_id, now=now)
     return runs.get_run(conn, run_id)
 
 
@@ -62,11 +63,11 @@ def resume_due(
     conn: Connection, run_id: int, *, worker_id: str, due_at: datetime, now: datetime
 ) -> Run | None:
     """A run paused until `due_at` or earlier back to SENDING for this worker (heartbeat
-    `now`), deliveries left in flight `unknown`; None when another executor was first or the
-    run is not due (a user's pause has no resume time)."""
+    `now`), deliveries left in flight settled (`in_flight.settle`); None when another
+    executor was first or the run is not due (a user's pause has no resume time)."""
     if not runs.resume_due_run(conn, run_id, worker_id=worker_id, due_at=due_at, now=now):
         return None
-    deliveries.mark_in_flight_unknown(conn, run_id, now=now)
+    in_flight.settle(conn, run_id, now=now)
     return runs.get_run(conn, run_id)
 
 

@@ -244,6 +244,9 @@ deliveries = sa.Table(
     sa.Column("error_kind", sa.String(20)),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("sent_at", UTCDateTime()),
+    # when the executor handed the message to its engine (committed right before): after a
+    # crash only the `sending` rows with it set may have gone out and become `unknown`
+    sa.Column("handed_at", UTCDateTime()),
     # the engine that took (or was to take) the message: daily quotas are counted from it
     sa.Column("engine_id", sa.Integer),
     # what the provider reported after sending: bounced or complained (webhooks)

@@ -1,8 +1,9 @@
 """A run from QUEUED to its end: claim, freeze the audience, send, record.
 
-At-most-once: a delivery is claimed (`sending`) in the database before its message is handed
-to the engine, and its outcome is recorded right after. If the process dies in between, the
-next executor marks it `unknown` and deliberately does not resend it.
+At-most-once: a delivery is claimed (`sending`) in the database with its batch, marked handed
+(`handoff`) and committed right before its message goes to the engine, and its outcome is
+recorded after. If the process dies in between, the next executor marks the handed ones
+`unknown` and deliberately does not resend them; the others go back to pending.
 
 The walk of one run through the stages:
 

@@ -1,9 +1,12 @@
 """The batch loop: claim a batch, send it concurrently, record it, until the run must stop.
 
 Each turn reads the run (time limit, status, holder, send window, complaint brake) and claims
-its batch in one transaction, sends outside any transaction, and records every outcome in a
-second one. Deliberate: a crash in between leaves at most one batch `sending`, which the next
-executor marks `unknown` and does not resend.
+its batch in one transaction, and sends outside any transaction: each message is marked handed
+in a short transaction right before its engine call, which also records the outcomes ended
+since (`handoff`); the batch's last outcomes and its unstarted deliveries are recorded in one
+more. Deliberate: a crash in between leaves at most one batch `sending`; the next executor
+marks `unknown` only its deliveries handed over and not recorded, at most the concurrency, and
+does not resend them; the rest of the batch goes back to pending and is sent.
 """
 
 from __future__ import annotations
@@ -100,16 +103,17 @@ def _recent_sends(ctx: RunContext, *, now: datetime) -> RecentSends | None:
     )
 
 
-def record(ctx: RunContext, outcomes: list[Outcome], unstarted: list[int]) -> None:
-    """One transaction per batch: every outcome, and the deliveries that were not started.
+def record(ctx: RunContext, unstarted: list[int]) -> None:
+    """One transaction per batch: the outcomes no hand-off recorded yet (those that ended after
+    the batch's last one), and the deliveries that were not started, which go back to pending.
     Each outcome keeps its own end time (`sent_at`, `updated_at`); `now` is for the rest.
 
-    Deliberate: a crash before this commit leaves the batch's sent messages `sending`, which
-    the next executor marks `unknown` and does not resend (at most one batch).
+    Deliberate: a crash before this commit leaves those outcomes `sending`, at most the
+    concurrency, which the next executor marks `unknown` and does not resend.
     """
     with ctx.ws.db.begin() as conn:
         delivery_claims.record_batch(
-            conn, [o.as_row() for o in outcomes], unstarted, now=ctx.clock()
+            conn, ctx.handoffs.take_ended(), unstarted, now=ctx.clock(), worker_id=ctx.worker_id
         )
 
 
@@ -150,8 +154,10 @@ async def send_batches(ctx: RunContext, stop: StopSignal, lost: asyncio.Event) -
             if lane.error or lost.is_set() or stop.event.is_set():
                 return None
             outcome = await deliver(ctx, lane, delivery)
-        if outcome is not None and outcome.status is DeliveryStatus.SENT:
-            lane.sent += 1
+        if outcome is not None:
+            ctx.handoffs.ended(outcome.as_row())  # the next hand-off, or `record`, writes it
+            if outcome.status is DeliveryStatus.SENT:
+                lane.sent += 1
         return outcome
 
     limit_s = None if opts.time_limit_minutes is None else opts.time_limit_minutes * 60
@@ -195,7 +201,7 @@ async def send_batches(ctx: RunContext, stop: StopSignal, lost: asyncio.Event) -
         results = await asyncio.gather(*(guarded(d, lane) for d, lane in batch))
         outcomes = [r for r in results if r is not None]
         done = {o.delivery_id for o in outcomes}
-        record(ctx, outcomes, [d.id for d, _ in batch if d.id not in done])
+        record(ctx, [d.id for d, _ in batch if d.id not in done])
         ctx.recent_failures.extend(
             o.status is not DeliveryStatus.SENT for o in outcomes if o.attempts > 0
         )

@@ -28,6 +28,7 @@ from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 from outreach_core.domain.unsubscribe_links import MailtoLinks, UnsubscribeLinks
 from outreach_core.errors import SendError
 from outreach_core.services import compliance
+from outreach_core.services.sending.handoff import HandOffs
 from outreach_core.services.sending.lanes import EngineLane
 
 log = logging.getLogger("outreach.executor")
@@ -63,6 +64,11 @@ class RunContext:
     clock: Clock = utcnow
     #: when this worker last looked up the domains of rows waiting for DNS (`dns_recheck`)
     dns_checked_at: datetime | None = None
+    #: each message's hand-off to its engine, and the outcomes not yet recorded
+    handoffs: HandOffs = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.handoffs = HandOffs(self.ws, self.worker_id, self.clock)
 
     def window_open(self) -> bool:
         """Whether the run may send now (always, without a send window)."""

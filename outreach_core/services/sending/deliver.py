@@ -36,6 +36,7 @@ from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.unsubscribe_links import list_unsubscribe_headers
 from outreach_core.errors import SendError, SendErrorKind, TemplateError
 from outreach_core.services.sending.context import RunContext
+from outreach_core.services.sending.handoff import NotHanded
 from outreach_core.services.sending.lanes import EngineLane
 
 log = logging.getLogger("outreach.executor")
@@ -96,6 +97,7 @@ async def _send_once(ctx: RunContext, lane: EngineLane, outgoing: Outgoing) -> S
     assert lane.sender is not None  # a lane without a sender has an error and gets no sends
     await ctx.bucket.acquire()
     await lane.bucket.acquire()
+    await ctx.handoffs.hand_off(outgoing)  # committed before the engine sees a byte
     started = time.perf_counter()
     result = await lane.sender.send(outgoing)
     return replace(result, latency_ms=round((time.perf_counter() - started) * 1000))
@@ -183,7 +185,7 @@ async def deliver(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Outc
 
     The outcome carries the run clock's time right when the attempt ended: nothing awaits
     between the engine's answer and this read, so it is the message's own send time even
-    though the batch is recorded later in one transaction.
+    though it is recorded later (with a hand-off or the batch).
     """
     outcome = await _attempt(ctx, lane, delivery)
     if outcome is None:
@@ -242,10 +244,13 @@ async def _attempt(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Out
             delivery_id=delivery.id,
             now=ctx.clock(),
             extra_headers=_unsubscribe_headers(ctx, delivery),
+            message_id=delivery.message_id,  # a resend keeps the Message-ID it went out with
         )
         # quick tries on the first send only: a deferred one is retried on its schedule
         tries = 1 if delivery.deferred_since else ctx.run.options.max_attempts
         result = await _send_with_ambiguous_retry(ctx, lane, outgoing, attempts_made, notes, tries)
+    except NotHanded:
+        return None  # a take-over settled it meanwhile: nothing went out, nothing to record
     except TemplateError as exc:
         return Outcome(delivery.id, DeliveryStatus.FAILED, attempts_made[0], f"render_error: {exc}")
     except (ValueError, MessageError) as exc:  # the message could not be built for this row

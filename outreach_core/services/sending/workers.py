@@ -2,8 +2,8 @@
 
 A run is held by one executor (its owner, named on the run with a heartbeat); other live
 daemons may assist it by claiming batches. When a holder is gone, the deliveries it had
-handed over without recording become `unknown`: they may have gone out, so they are never
-resent (at-most-once).
+handed to an engine without recording become `unknown`: they may have gone out, so they are
+never resent (at-most-once). What it had claimed but not handed over goes back to pending.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store import daemons, delivery_claims, run_progress, runs
+from outreach_core.adapters.store import daemons, deliveries, delivery_claims, run_progress, runs
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import Clock, utcnow
 from outreach_core.domain.models import Run
@@ -86,7 +86,8 @@ def acquire_run(ws: Workspace, run_id: int, *, worker_id: str, clock: Clock = ut
 
 
 def take_over(ws: Workspace, run_id: int, *, worker_id: str, clock: Clock = utcnow) -> Run:
-    """Become the executor of an interrupted run; in-flight deliveries become `unknown`.
+    """Become the executor of an interrupted run; in-flight deliveries become `unknown`
+    (claimed ones never handed to an engine go back to pending).
 
     Raises RunBusy while its previous executor is alive.
     """
@@ -112,8 +113,9 @@ def take_over(ws: Workspace, run_id: int, *, worker_id: str, clock: Clock = utcn
 
 def _mark_abandoned_unknown(conn: Connection, run: Run, *, worker_id: str, now: datetime) -> int:
     """In-flight deliveries of the run's previous holder, and of any claimant that is not a live
-    daemon, become `unknown`. A live daemon assisting the run keeps its batch: it records those
-    outcomes itself, so the ledger says `sent` for what went out."""
+    daemon, become `unknown` when handed to an engine, else go back to pending. A live daemon
+    assisting the run keeps its batch: it records those outcomes itself, so the ledger says
+    `sent` for what went out."""
     marked = 0
     for claimant in delivery_claims.in_flight_claimants(conn, run.id, besides=worker_id):
         daemon = daemons.get_daemon(conn, claimant) if claimant else None
@@ -123,14 +125,13 @@ def _mark_abandoned_unknown(conn: Connection, run: Run, *, worker_id: str, now: 
             and daemon.is_alive(now=now, stale_after=DAEMON_STALE_AFTER)
         )
         if not assisting:
-            marked += delivery_claims.mark_claimed_unknown(
-                conn, run.id, claimed_by=claimant, now=now
-            )
+            marked += delivery_claims.settle_claimed(conn, run.id, claimed_by=claimant, now=now)
     return marked
 
 
 def others_done(ws: Workspace, run_id: int, *, worker_id: str, now: datetime) -> bool:
-    """Whether no other worker holds deliveries of the run; a dead one's become `unknown`."""
+    """Whether no other worker holds deliveries of the run; a dead one's become `unknown` when
+    handed to an engine, and the others go back to pending: then it is not done either."""
     with ws.db.begin() as conn:
         others = delivery_claims.in_flight_claimants(conn, run_id, besides=worker_id)
         waiting = False
@@ -139,7 +140,9 @@ def others_done(ws: Workspace, run_id: int, *, worker_id: str, now: datetime) ->
             if daemon and daemon.is_alive(now=now, stale_after=DAEMON_STALE_AFTER):
                 waiting = True
                 continue
-            lost = delivery_claims.mark_claimed_unknown(conn, run_id, claimed_by=worker, now=now)
+            lost = delivery_claims.settle_claimed(conn, run_id, claimed_by=worker, now=now)
             log.warning("run %s: %s deliveries of gone worker %s marked unknown, not resent",
                         run_id, lost, worker)  # fmt: skip
+        if others and deliveries.has_pending(conn, run_id):
+            waiting = True  # what the gone worker had not handed over is to be sent
     return not waiting
