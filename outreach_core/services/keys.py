@@ -112,7 +112,7 @@ def rotate_key(ws: Workspace, *, new_key: str | None = None, actor: str) -> Rota
         raise
     if key_file is not None:
         os.replace(key_file.with_name(key_file.name + NEW_KEY_SUFFIX), key_file)
-    ws.fernet = new
+    ws.fernet.adopt(fresh)
     return Rotation(counts=counts, key_file=key_file)
 
 
