@@ -16,7 +16,7 @@ from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import Clock, utcnow
 from outreach_core.domain.models import Run
 from outreach_core.domain.states import RunStatus, StopReason
-from outreach_core.errors import RunBusy
+from outreach_core.errors import ConfigError, RunBusy
 from outreach_core.services.sending.batches import send_batches
 from outreach_core.services.sending.context import open_context, send_window
 from outreach_core.services.sending.run import execute
@@ -32,15 +32,19 @@ async def assist(
     PostgreSQL) through the same batch loop, never change the run's state. The owner finishes
     the run (counts, report) once no delivery is pending or held. Returns why it stopped."""
     async with AsyncExitStack() as stack:
-        ctx = await open_context(
-            ws,
-            stack,
-            run,
-            worker_id=worker_id,
-            owner=False,
-            window=send_window(run.options),
-            clock=clock,
-        )
+        try:
+            ctx = await open_context(
+                ws,
+                stack,
+                run,
+                worker_id=worker_id,
+                owner=False,
+                window=send_window(run.options),
+                clock=clock,
+            )
+        except ConfigError as exc:  # e.g. the signing key opens with no key this process has
+            log.warning("run %s: cannot assist: %s", run.id, exc)
+            return StopReason.ENGINE
         if all(lane.error is not None for lane in ctx.lanes):  # the owner carries on alone
             log.warning("run %s: cannot assist: no engine opens here", run.id)
             return StopReason.ENGINE

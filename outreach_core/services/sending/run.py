@@ -21,7 +21,7 @@ from outreach_core.domain.clock import Clock, utcnow
 from outreach_core.domain.engine_rotation import next_utc_midnight
 from outreach_core.domain.models import Run
 from outreach_core.domain.states import FINAL_RUN_STATES, RunStatus, StopReason
-from outreach_core.errors import RunBusy, SendError
+from outreach_core.errors import ConfigError, RunBusy, SendError
 from outreach_core.services.sending import report
 from outreach_core.services.sending.batches import send_batches
 from outreach_core.services.sending.context import heartbeat, open_context, send_window
@@ -64,6 +64,8 @@ async def execute(
             reason = ctx.stop_reason
     except SendError as exc:  # an engine failed while closing
         why, reason = StopReason.ENGINE, f"engine error: {exc}"
+    except ConfigError as exc:  # a stored secret no key opens: paused and let go, not held
+        why, reason = StopReason.ENGINE, str(exc)
     finally:
         beat.cancel()
     finished = finish(
