@@ -27,6 +27,9 @@ PENDING_SUFFIX = ".new"
 #: a rotation committed still opens when it is decrypted just after
 KEPT_KEYS = 3
 
+#: what the database's key check token holds: no secret, it only shows which key opens it
+KEY_CHECK_PLAINTEXT = b"outreach secret key check"
+
 log = logging.getLogger("outreach.crypto")
 
 
@@ -212,8 +215,9 @@ class WorkspaceCipher:
     secret under a new key and puts that key in the key file. A token the keys in memory do not
     open makes the process read the key again (`candidate_keys`) and move to the first key that
     opens it, keeping the previous ones for tokens read before the rotation. Before encrypting,
-    the stored secrets (`stored`: a sample per table) are checked the same way, so a process
-    never stores a new secret under a retired key; when no key opens them it is a ConfigError.
+    the database's key check token (`encrypt_under`, what `Workspace.encrypt` uses) or else the
+    stored secrets (`stored`: a sample per table) are checked the same way, so a process never
+    stores a new secret under a retired key; when no key opens them it is a ConfigError.
     Thread-safe: the dashboard's sessions and a daemon's threads share one.
     """
 
@@ -274,6 +278,21 @@ class WorkspaceCipher:
                 if current and current != self.key:
                     self.adopt(current)
         return self._primary.encrypt(data)
+
+    def encrypt_under(self, check: str, data: bytes) -> bytes:
+        """Encrypt with the key that opens `check` (the database's key check token, locked
+        by the caller's transaction), moving to it first when another process rotated the key;
+        a ConfigError when no key opens it."""
+        for _ in range(KEPT_KEYS):  # another thread may move the key between two lines
+            primary = self._primary
+            if _opens(primary, check):
+                return primary.encrypt(data)
+            if not self._follow([check], primary=True):
+                break
+        raise ConfigError(
+            wrong_key_message(self._secret_key, self._data_dir, "secrets")
+            + "; the new secret was not stored"
+        )
 
     def _follow(self, tokens: Sequence[bytes | str], *, primary: bool) -> bool:
         """Move to a key that opens every one of `tokens` (with `primary`, the key to encrypt

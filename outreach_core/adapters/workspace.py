@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from outreach_core.adapters import crypto
 from outreach_core.adapters.file_modes import private_dir
@@ -27,6 +27,20 @@ class Workspace:
 
     def close(self) -> None:
         self.db.dispose()
+
+    def encrypt(self, conn: Connection, plaintext: str) -> str:
+        """Encrypt a secret to store in `conn`'s transaction, under the key the stored secrets
+        are under when it commits, even while another process runs rotate-key.
+
+        The key check row is locked first (`secrets.lock_key_check`): a rotation under way
+        makes this wait for its commit, then this process moves to the new key; a rotation
+        starting meanwhile waits for this commit, then re-encrypts this secret with the rest.
+        """
+        check = secrets.lock_key_check(conn)
+        if check is None:  # the first secret since the check row was made: the key it is under
+            check = crypto.encrypt(self.fernet, crypto.KEY_CHECK_PLAINTEXT.decode())
+            secrets.set_key_check(conn, check)
+        return self.fernet.encrypt_under(check, plaintext.encode()).decode()
 
 
 def open_workspace(settings: Settings | None = None, *, migrate: bool = True) -> Workspace:

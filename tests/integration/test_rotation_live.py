@@ -11,7 +11,8 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.models import Run, SendOptions, Workflow
 from outreach_core.domain.states import RunStatus
 from outreach_core.domain.templating import TemplateSource
-from outreach_core.services import compliance
+from outreach_core.services import compliance, keys, sources
 from outreach_core.services.sending import (
     StopSignal,
     acquire_run,
@@ -269,3 +270,99 @@ def test_a_frozen_run_whose_signing_key_no_key_opens_pauses_and_is_released(
     finally:
         ws.close()
     assert not sink.handler.received
+
+
+def test_a_secret_stored_while_a_rotation_commits_is_under_the_new_key(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Verify a process holding the old key storing an engine while rotate-key is between its
+    first read and its commit: the engine ends under the new key (the rotation re-encrypts it
+    or the writer moves to the new key), and a fresh process opens every stored secret.
+
+    A third connection holds a lock the rotation needs (PostgreSQL: the SQL sources' rows,
+    which the rotation reads after the engines; SQLite: the database's write lock) until the
+    rotation and the writer have each sent the statement that waits for it."""
+    settings = make_settings(tmp_path, db_url)
+    stale = open_workspace(settings)  # the dashboard's, opened before the rotation
+    rotator = open_workspace(settings)  # the rotate-key command's
+    blocker = sa.create_engine(rotator.db.url)
+    postgres = rotator.db.dialect.name == "postgresql"
+    sources.save_source(
+        stale, name="crm", url="postgresql+psycopg://crm:pw@127.0.0.1:5432/crm",
+        query="SELECT email FROM people", values={}, actor="t",
+    )  # fmt: skip
+    services.save_engine(
+        stale, name="before", url="smtp://127.0.0.1:2525?tls=none", from_email="a@example.com",
+        from_name="", actor="t",
+    )  # fmt: skip
+    rotation_waits, writer_waits = threading.Event(), threading.Event()
+
+    def on_rotator(_c: object, _cur: object, statement: str, *_rest: object) -> None:
+        text = statement.lower()
+        if ("for update" in text and "sql_sources" in text) if postgres else _writes(text):
+            rotation_waits.set()
+
+    def on_writer(_c: object, _cur: object, statement: str, *_rest: object) -> None:
+        text = statement.lower()
+        if _writes(text):
+            writer_waits.set()
+
+    sa.event.listen(rotator.db, "before_cursor_execute", on_rotator)
+    sa.event.listen(stale.db, "before_cursor_execute", on_writer)
+    failures: list[BaseException] = []
+
+    def in_thread(work: Callable[[], object]) -> threading.Thread:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # reported by the assertion below
+                failures.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    try:
+        with blocker.connect() as conn:
+            if postgres:
+                conn.execute(sa.select(tables.sql_sources.c.id).with_for_update())
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            rotating = in_thread(lambda: keys.rotate_key(rotator, actor="test"))
+            assert rotation_waits.wait(60), "the rotation never reached the locked rows"
+            writing = in_thread(
+                lambda: services.save_engine(
+                    stale,
+                    name="during",
+                    url="smtp://127.0.0.1:2526?tls=none",
+                    from_email="a@example.com",
+                    from_name="",
+                    actor="t",
+                )
+            )
+            assert writer_waits.wait(60), "the writer never reached its write"
+            conn.rollback()
+        rotating.join(120)
+        writing.join(120)
+        assert not failures, failures
+        new = Fernet((tmp_path / "data" / crypto.KEY_FILE_NAME).read_bytes())
+        with rotator.db.connect() as conn:
+            stored = dict(
+                conn.execute(sa.select(tables.engines.c.name, tables.engines.c.url_encrypted)).all()
+            )
+        assert "2526" in new.decrypt(stored["during"].encode()).decode()
+        fresh = open_workspace(settings)
+        try:
+            assert {e.name for e in services.list_engines(fresh)} == {"before", "during"}
+            for token in stored.values():
+                crypto.decrypt(fresh.fernet, token)
+        finally:
+            fresh.close()
+    finally:
+        blocker.dispose()
+        stale.close()
+        rotator.close()
+
+
+def _writes(statement: str) -> bool:
+    return statement.lstrip().startswith(("update", "insert"))

@@ -146,3 +146,17 @@ def test_threads_decrypting_across_a_rotation_all_succeed(tmp_path: Path) -> Non
     assert not failures
     assert results == {n: f"secret {n}".encode() for n in range(len(tokens))}
     assert cipher.key == crypto.key_file(tmp_path).read_bytes()
+
+
+def test_encrypt_under_the_check_token_follows_it_or_refuses(tmp_path: Path) -> None:
+    """Verify `encrypt_under`: with the database's check token under the rotated key the
+    secret is encrypted under it (the cipher moved); under a key found nowhere, a ConfigError
+    and nothing encrypted."""
+    cipher = key_file_cipher(tmp_path, Store())
+    new = rotate_file(tmp_path)
+    check = new.encrypt(crypto.KEY_CHECK_PLAINTEXT).decode()
+    assert new.decrypt(cipher.encrypt_under(check, b"fresh")) == b"fresh"
+    assert cipher.key == crypto.key_file(tmp_path).read_bytes()
+    foreign = Fernet(Fernet.generate_key()).encrypt(crypto.KEY_CHECK_PLAINTEXT).decode()
+    with pytest.raises(ConfigError, match="not stored"):
+        cipher.encrypt_under(foreign, b"fresh")
