@@ -160,6 +160,7 @@ def test_rotate_key_mid_run_reaches_the_running_daemon_and_dashboard(
         ws.close()
     assert "Traceback" not in err, err
     assert "cannot be decrypted" not in err, err
+    assert "now uses the new key" in err, err  # the daemon moved to the key by itself
     arrived = sink.handler.by_recipient()
     assert len(arrived) == BIG + NEXT
     assert all(len(items) == 1 for items in arrived.values())  # nobody mailed twice
