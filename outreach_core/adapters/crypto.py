@@ -1,18 +1,36 @@
-"""Secrets at rest: Fernet encryption with the key from settings or a 0600 key file."""
+"""Secrets at rest: Fernet encryption with the key from settings or a 0600 key file.
+
+A running process follows `rotate-key` by itself (`WorkspaceCipher`): nothing to restart.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import logging
 import os
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from outreach_core.adapters.file_modes import private_dir, private_file
 from outreach_core.errors import ConfigError
 
 KEY_FILE_NAME = "secret.key"
+#: where rotate-key writes the new key before the database changes (moved over after the commit)
+PENDING_SUFFIX = ".new"
+#: keys a process still decrypts with after it moved to a newer one: a token read just before
+#: a rotation committed still opens when it is decrypted just after
+KEPT_KEYS = 3
+
+#: what the database's key check token holds: no secret, it only shows which key opens it
+KEY_CHECK_PLAINTEXT = b"outreach secret key check"
+
+log = logging.getLogger("outreach.crypto")
 
 
 def key_file(data_dir: Path) -> Path:
@@ -106,7 +124,7 @@ def wrong_key_message(secret_key: str | None, data_dir: Path, what: str) -> str:
 def _interrupted_rotation(path: Path) -> str:
     # rotate-key writes the new key beside the old one and moves it over after the commit: a
     # crash in between leaves the database under the key in the `.new` file
-    pending = path.with_name(path.name + ".new")
+    pending = path.with_name(path.name + PENDING_SUFFIX)
     if not pending.exists():
         return ""
     return f" ({pending} exists: a key rotation was interrupted; move it over {path})"
@@ -125,16 +143,169 @@ def derived_key(secret: bytes, purpose: str) -> bytes:
     return hmac.new(secret, b"outreach:" + purpose.encode(), hashlib.sha256).digest()
 
 
-def encrypt(fernet: Fernet, plaintext: str) -> str:
+class Cipher(Protocol):
+    """What encrypts and decrypts stored secrets: a Fernet, or the workspace's cipher."""
+
+    def encrypt(self, data: bytes) -> bytes: ...
+
+    def decrypt(self, token: bytes | str, ttl: int | None = None) -> bytes: ...
+
+
+def encrypt(fernet: Cipher, plaintext: str) -> str:
     """Encrypt a secret for storage."""
     return fernet.encrypt(plaintext.encode()).decode()
 
 
-def decrypt(fernet: Fernet, token: str) -> str:
+def decrypt(fernet: Cipher, token: str) -> str:
     """Decrypt a stored secret; a wrong key is a ConfigError, never a traceback."""
     try:
         return fernet.decrypt(token.encode()).decode()
     except InvalidToken:
         raise ConfigError(
-            "a stored secret cannot be decrypted: OUTREACH_SECRET_KEY or the key file changed"
+            "a stored secret cannot be decrypted with the key this process holds, nor with "
+            "the key file or OUTREACH_SECRET_KEY as they are now: restore the key it was "
+            "encrypted with"
         ) from None
+
+
+def candidate_keys(
+    secret_key: str | None, new_secret_key: str | None, data_dir: Path
+) -> list[bytes]:
+    """The keys a running process may have moved to, read again now: a rotation's pending
+    `secret.key.new` (the database is under it from the rotation's commit until the file is
+    moved over), the key file (or OUTREACH_SECRET_KEY), and OUTREACH_NEW_SECRET_KEY. Never
+    raises: a key file being replaced or unreadable is left out; the caller checks each key
+    against the stored secrets before using it."""
+    read: list[bytes] = []
+    if not secret_key:
+        # the pending file before the key file: rotate-key moves the one over the other, and
+        # read in this order one of the two reads sees the new key
+        with contextlib.suppress(OSError):  # no rotation under way, or it just finished
+            read.append(key_file(data_dir).with_name(KEY_FILE_NAME + PENDING_SUFFIX).read_bytes())
+    try:
+        current = find_secret(secret_key, data_dir)
+    except ConfigError:  # a key file being rewritten, or not a key: the others may do
+        current = None
+    if current:
+        read.append(current)
+    if new_secret_key:
+        read.append(new_secret_key.encode())
+    found: list[bytes] = []
+    for key in read:
+        try:
+            Fernet(key.strip())
+        except ValueError:
+            continue
+        found.append(key.strip())
+    return list(dict.fromkeys(found))
+
+
+def _opens(fernet: Fernet | MultiFernet, token: bytes | str) -> bool:
+    try:
+        fernet.decrypt(token)
+    except InvalidToken:
+        return False
+    return True
+
+
+class WorkspaceCipher:
+    """The cipher of a workspace's secrets, which follows `rotate-key` in a running process.
+
+    A daemon or the dashboard holds the key in memory; rotate-key re-encrypts every stored
+    secret under a new key and puts that key in the key file. A token the keys in memory do not
+    open makes the process read the key again (`candidate_keys`) and move to the first key that
+    opens it, keeping the previous ones for tokens read before the rotation. Before encrypting,
+    the database's key check token (`encrypt_under`, what `Workspace.encrypt` uses) or else the
+    stored secrets (`stored`: a sample per table) are checked the same way, so a process never
+    stores a new secret under a retired key; when no key opens them it is a ConfigError.
+    Thread-safe: the dashboard's sessions and a daemon's threads share one.
+    """
+
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        secret_key: str | None,
+        new_secret_key: str | None,
+        data_dir: Path,
+        stored: Callable[[], list[str]],
+    ) -> None:
+        self._secret_key, self._new_secret_key = secret_key, new_secret_key
+        self._data_dir, self._stored = data_dir, stored
+        self._lock = threading.Lock()
+        self._keys: tuple[bytes, ...] = ()
+        self._use(key)
+
+    @property
+    def key(self) -> bytes:
+        """The key new secrets are encrypted with."""
+        return self._keys[0]
+
+    def _use(self, key: bytes) -> None:
+        # one tuple and one MultiFernet swapped in whole: readers never see half a change
+        keys = (key, *(k for k in self._keys if k != key))[:KEPT_KEYS]
+        self._primary = Fernet(key)
+        self._all = MultiFernet([Fernet(k) for k in keys])
+        self._keys = keys
+
+    def adopt(self, key: bytes) -> None:
+        """Encrypt with `key` from now on (this process rotated the key itself)."""
+        with self._lock:
+            self._use(key)
+
+    def decrypt(self, token: bytes | str, ttl: int | None = None) -> bytes:
+        """Decrypt with the keys in memory, else with the key read again (InvalidToken when
+        no key opens it)."""
+        try:
+            return self._all.decrypt(token, ttl)
+        except InvalidToken:
+            if not self._follow([token], primary=False):
+                raise
+        return self._all.decrypt(token, ttl)
+
+    def encrypt(self, data: bytes) -> bytes:
+        """Encrypt with the key the stored secrets are under now."""
+        tokens = self._stored()
+        if tokens and not all(_opens(self._primary, t) for t in tokens):
+            if not self._follow(tokens, primary=True):
+                raise ConfigError(
+                    wrong_key_message(self._secret_key, self._data_dir, "secrets")
+                    + "; the new secret was not stored"
+                )
+        elif not tokens:  # nothing stored to check against: the key file as it is now
+            with contextlib.suppress(ConfigError):
+                current = find_secret(self._secret_key, self._data_dir)
+                if current and current != self.key:
+                    self.adopt(current)
+        return self._primary.encrypt(data)
+
+    def encrypt_under(self, check: str, data: bytes) -> bytes:
+        """Encrypt with the key that opens `check` (the database's key check token, locked
+        by the caller's transaction), moving to it first when another process rotated the key;
+        a ConfigError when no key opens it."""
+        for _ in range(KEPT_KEYS):  # another thread may move the key between two lines
+            primary = self._primary
+            if _opens(primary, check):
+                return primary.encrypt(data)
+            if not self._follow([check], primary=True):
+                break
+        raise ConfigError(
+            wrong_key_message(self._secret_key, self._data_dir, "secrets")
+            + "; the new secret was not stored"
+        )
+
+    def _follow(self, tokens: Sequence[bytes | str], *, primary: bool) -> bool:
+        """Move to a key that opens every one of `tokens` (with `primary`, the key to encrypt
+        with must open them, not only a kept one); False when none does."""
+        with self._lock:
+            if all(_opens(self._primary if primary else self._all, t) for t in tokens):
+                return True  # another thread moved on meanwhile
+            for key in candidate_keys(self._secret_key, self._new_secret_key, self._data_dir):
+                fernet = Fernet(key)
+                if key != self.key and all(_opens(fernet, t) for t in tokens):
+                    self._use(key)
+                    log.warning(
+                        "the secret key was rotated (rotate-key): this process now uses the new key"
+                    )
+                    return True
+        return False

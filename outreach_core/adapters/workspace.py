@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from outreach_core.adapters import crypto
 from outreach_core.adapters.file_modes import private_dir
@@ -22,10 +22,25 @@ class Workspace:
 
     settings: Settings
     db: Engine
-    fernet: Fernet
+    #: follows `rotate-key` run by another process (`crypto.WorkspaceCipher`)
+    fernet: crypto.WorkspaceCipher
 
     def close(self) -> None:
         self.db.dispose()
+
+    def encrypt(self, conn: Connection, plaintext: str) -> str:
+        """Encrypt a secret to store in `conn`'s transaction, under the key the stored secrets
+        are under when it commits, even while another process runs rotate-key.
+
+        The key check row is locked first (`secrets.lock_key_check`): a rotation under way
+        makes this wait for its commit, then this process moves to the new key; a rotation
+        starting meanwhile waits for this commit, then re-encrypts this secret with the rest.
+        """
+        check = secrets.lock_key_check(conn)
+        if check is None:  # the first secret since the check row was made: the key it is under
+            check = crypto.encrypt(self.fernet, crypto.KEY_CHECK_PLAINTEXT.decode())
+            secrets.set_key_check(conn, check)
+        return self.fernet.encrypt_under(check, plaintext.encode()).decode()
 
 
 def open_workspace(settings: Settings | None = None, *, migrate: bool = True) -> Workspace:
@@ -58,14 +73,16 @@ def open_workspace(settings: Settings | None = None, *, migrate: bool = True) ->
     return Workspace(settings=settings, db=engine, fernet=fernet)
 
 
-def open_cipher(settings: Settings, engine: Engine) -> Fernet:
+def open_cipher(settings: Settings, engine: Engine) -> crypto.WorkspaceCipher:
     """The cipher of the workspace's secrets, checked against the database before any use.
 
     A new key is made only while the database holds no secret (a new workspace). With
     secrets stored and no key, or a key that does not open one stored secret per table, it
     is a ConfigError naming the key file and OUTREACH_SECRET_KEY: every command, the daemon
     and the dashboard refuse before changing anything, rather than fail halfway through a
-    run or encrypt new secrets under a key the old ones do not share.
+    run or encrypt new secrets under a key the old ones do not share. Once open, the cipher
+    follows a rotation by another process (it reads the key again when the stored secrets no
+    longer open with the key in memory).
     """
     secret = crypto.find_secret(settings.secret_key, settings.data_dir)
     with engine.connect() as conn:
@@ -83,7 +100,18 @@ def open_cipher(settings: Settings, engine: Engine) -> Fernet:
             raise ConfigError(
                 crypto.wrong_key_message(settings.secret_key, settings.data_dir, what)
             ) from None
-    return fernet
+
+    def stored() -> list[str]:
+        with engine.connect() as conn:
+            return [token for _count, token in secrets.samples(conn).values()]
+
+    return crypto.WorkspaceCipher(
+        secret,
+        secret_key=settings.secret_key,
+        new_secret_key=settings.new_secret_key,
+        data_dir=settings.data_dir,
+        stored=stored,
+    )
 
 
 def start_process(settings: Settings | None = None) -> Workspace:

@@ -99,9 +99,13 @@ def rotate_key(ws: Workspace, *, new_key: str | None = None, actor: str) -> Rota
     now = utcnow()
     try:
         with ws.db.begin() as conn:
+            # first: a process storing a secret meanwhile waits for this commit (then sees the
+            # new key), or has committed its secret before the rows below are read
+            secrets.lock_key_check(conn)
             counts = secrets.reencrypt_all(
                 conn, lambda token: crypto.encrypt(new, crypto.decrypt(old, token))
             )
+            secrets.set_key_check(conn, crypto.encrypt(new, crypto.KEY_CHECK_PLAINTEXT.decode()))
             audit.record(
                 conn, actor=actor, action="secret_key.rotate", subject="secret key", now=now,
                 detail=counts,
@@ -112,7 +116,7 @@ def rotate_key(ws: Workspace, *, new_key: str | None = None, actor: str) -> Rota
         raise
     if key_file is not None:
         os.replace(key_file.with_name(key_file.name + NEW_KEY_SUFFIX), key_file)
-    ws.fernet = new
+    ws.fernet.adopt(fresh)
     return Rotation(counts=counts, key_file=key_file)
 
 
@@ -136,7 +140,7 @@ def keep_signing_key(ws: Workspace, purpose: str, key: bytes) -> bytes:
     """Store `key` for `purpose` unless a key is stored already; returns the stored one."""
     encoded = base64.urlsafe_b64encode(key).decode()
     with ws.db.begin() as conn:
-        signing_keys.add_if_absent(conn, purpose, crypto.encrypt(ws.fernet, encoded), now=utcnow())
+        signing_keys.add_if_absent(conn, purpose, ws.encrypt(conn, encoded), now=utcnow())
         stored = signing_keys.get_encrypted(conn, purpose)
     if stored is None:  # the row was there a moment ago: only a concurrent delete explains it
         raise ConfigError(f"the {purpose} signing key vanished while it was being created")

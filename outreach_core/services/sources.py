@@ -94,7 +94,7 @@ def save_source(
             conn,
             name=name.strip(),
             now=now,
-            url_encrypted=crypto.encrypt(ws.fernet, url),
+            url_encrypted=ws.encrypt(conn, url),
             display_url=masked(url),
             query=query,
             parameters=values,

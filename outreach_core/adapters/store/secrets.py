@@ -7,7 +7,12 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store.tables import engines, signing_keys, sql_sources
+from outreach_core.adapters.store.tables import (
+    engines,
+    secret_key_check,
+    signing_keys,
+    sql_sources,
+)
 
 #: every (table, column) that holds a Fernet token; a new encrypted column must be listed here
 #: or a key rotation would leave it unreadable
@@ -44,3 +49,35 @@ def samples(conn: Connection) -> dict[str, tuple[int, str]]:
             token = conn.execute(sa.select(column).order_by(table.c.id).limit(1)).scalar_one()
             found[table.name] = (count, token)
     return found
+
+
+#: the one row of `secret_key_check`
+KEY_CHECK_ID = 1
+
+
+def lock_key_check(conn: Connection) -> str | None:
+    """Lock the key check row for the caller's transaction and return its token (None before
+    the first secret is stored).
+
+    A write (that changes nothing) rather than SELECT FOR UPDATE: it takes SQLite's write lock
+    too, which a SELECT does not. rotate-key locks it before reading any secret and rewrites it
+    under the new key; a process storing a secret locks it before encrypting: so either the
+    rotation re-encrypts that secret, or the process sees the new token and the new key.
+    """
+    conn.execute(
+        secret_key_check.update()
+        .where(secret_key_check.c.id == KEY_CHECK_ID)
+        .values(token_encrypted=secret_key_check.c.token_encrypted)
+    )
+    return conn.execute(
+        sa.select(secret_key_check.c.token_encrypted).where(secret_key_check.c.id == KEY_CHECK_ID)
+    ).scalar_one_or_none()
+
+
+def set_key_check(conn: Connection, token: str) -> None:
+    """Store the key check token (under the key the secrets are under from this transaction)."""
+    conn.execute(
+        secret_key_check.update()
+        .where(secret_key_check.c.id == KEY_CHECK_ID)
+        .values(token_encrypted=token)
+    )

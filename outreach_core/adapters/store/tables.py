@@ -344,6 +344,16 @@ signing_keys = sa.Table(
     _created(),
 )
 
+#: one row (id 1): a token under the key the stored secrets are under (None until a secret is
+#: stored). rotate-key locks it first and rewrites it under the new key in its transaction; a
+#: process storing a secret locks it and checks its key opens it (`secrets.lock_key_check`)
+secret_key_check = sa.Table(
+    "secret_key_check",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("token_encrypted", sa.Text, nullable=True),
+)
+
 seen_webhook_events = sa.Table(
     "seen_webhook_events",
     metadata,

@@ -33,15 +33,19 @@ async def assist(
     PostgreSQL) through the same batch loop, never change the run's state. The owner finishes
     the run (counts, report) once no delivery is pending or held. Returns why it stopped."""
     async with AsyncExitStack() as stack:
-        ctx = await open_context(
-            ws,
-            stack,
-            run,
-            worker_id=worker_id,
-            owner=False,
-            window=send_window(run.options),
-            clock=clock,
-        )
+        try:
+            ctx = await open_context(
+                ws,
+                stack,
+                run,
+                worker_id=worker_id,
+                owner=False,
+                window=send_window(run.options),
+                clock=clock,
+            )
+        except ConfigError as exc:  # e.g. the signing key opens with no key this process has
+            log.warning("run %s: cannot assist: %s", run.id, exc)
+            return StopReason.ENGINE
         if all(lane.error is not None for lane in ctx.lanes):  # the owner carries on alone
             log.warning("run %s: cannot assist: no engine opens here", run.id)
             return StopReason.ENGINE

@@ -26,7 +26,7 @@ from outreach_core.domain.ratelimit import TokenBucket
 from outreach_core.domain.retry import RetryPolicy
 from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 from outreach_core.domain.unsubscribe_links import MailtoLinks, UnsubscribeLinks
-from outreach_core.errors import SendError
+from outreach_core.errors import ConfigError, SendError
 from outreach_core.services import compliance
 from outreach_core.services.sending.handoff import HandOffs
 from outreach_core.services.sending.lanes import EngineLane
@@ -119,8 +119,8 @@ async def open_lanes(
     *,
     concurrency: int,
 ) -> list[EngineLane]:
-    """Open a sender per engine; one that cannot be opened joins with its error (out of
-    rotation), so the run goes on through the others."""
+    """Open a sender per engine; one that cannot be opened (or whose stored URL no key
+    decrypts) joins with its error (out of rotation), so the run goes on through the others."""
     lanes = []
     for position, engine in enumerate(engine_list):
         pool = min(concurrency, engine.limits.max_concurrency or concurrency)
@@ -130,7 +130,9 @@ async def open_lanes(
             sender = await stack.enter_async_context(
                 open_sender(crypto.decrypt(ws.fernet, urls[engine.id]), concurrency=pool)
             )
-        except SendError as exc:
+        # a URL no key opens (the cipher read the key again already) is that engine's error:
+        # the run pauses saying so rather than the worker dying with the run held
+        except (SendError, ConfigError) as exc:
             error = str(exc)
             log.warning("engine %s cannot be opened: %s", engine.name, exc)
         lane = EngineLane.for_engine(engine, position, sender)

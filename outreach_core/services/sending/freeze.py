@@ -31,7 +31,7 @@ from outreach_core.domain.planning import (
 )
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.templating import CompiledTemplate, TemplateSource
-from outreach_core.errors import InputError, TemplateError
+from outreach_core.errors import ConfigError, InputError, TemplateError
 from outreach_core.services import preflight
 from outreach_core.services.sending import audience_query
 from outreach_core.services.sending.context import unsubscribe_links
@@ -54,11 +54,13 @@ def freeze_audience(
     now = clock()
     try:
         queried = _queried_rows(ws, run)
-    except InputError as exc:  # the audience query failed: the run fails, nothing is frozen
+        unsubscribe = unsubscribe_links(ws, run.options)
+    except (InputError, ConfigError) as exc:
+        # the audience query failed, or a stored secret (the SQL source's URL, the signing
+        # key) opens with no key: the run fails saying why, nothing is frozen, none holds it
+        reason = f"audience query failed: {exc}" if isinstance(exc, InputError) else str(exc)
         with ws.db.begin() as conn:
-            run_progress.fail_initializing(
-                conn, run.id, reason=f"audience query failed: {exc}", now=now
-            )
+            run_progress.fail_initializing(conn, run.id, reason=reason, now=now)
         return False
     with ws.db.begin() as conn:
         if deliveries.has_deliveries(conn, run.id):  # frozen before a crash in this state
@@ -82,7 +84,7 @@ def freeze_audience(
                 sender=SenderIdentity(engine.from_email, engine.from_name),
                 run_date=run.created_at,
                 domains=domains,
-                unsubscribe=unsubscribe_links(ws, run.options),
+                unsubscribe=unsubscribe,
             )
         )
         abort = render_abort_reason(plan, run.options.on_render_error)

@@ -71,6 +71,8 @@ async def execute(
             reason = ctx.stop_reason
     except SendError as exc:  # an engine failed while closing
         why, reason = StopReason.ENGINE, f"engine error: {exc}"
+    except ConfigError as exc:  # a stored secret no key opens: paused and let go, not held
+        why, reason = StopReason.ENGINE, str(exc)
     finally:
         beat.cancel()
     finished = finish(
