@@ -1,8 +1,8 @@
 """scheduled retries of deferred deliveries: when a delivery was first deferred and when it is
 tried again
 
-Revision ID: 0015
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """secret key check: one row holding a token under the key the stored secrets are under, which
 rotate-key locks first and rewrites, and which a process storing a secret locks and checks
 
-Revision ID: 0016
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0011"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
