@@ -5,8 +5,10 @@ template can end a header line and start another (header injection).
 
 Messages are written straight to bytes (CRLF, quoted-printable parts, RFC 2047 encoded words
 for non-ASCII text): `email.message.EmailMessage` costs about 1.3 ms per message and would
-dominate the send path. The rare message with a non-ASCII local part (SMTPUTF8) still goes
-through `EmailMessage` with the SMTPUTF8 policy, which writes such addresses as raw UTF-8.
+dominate the send path. A message with a non-ASCII local part (SMTPUTF8) is written the same
+way, only its From/To address as raw UTF-8 (RFC 6532): every other header is the same bytes as
+for an ASCII address, so List-Unsubscribe stays plain ASCII (its URL carries the address
+percent-encoded) and is never turned into encoded words, which RFC 2369 parsers do not read.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.header import Header
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
@@ -141,34 +142,20 @@ def _body(rendered: Rendered) -> bytes:
     return b"".join(out)
 
 
-def _mailbox(address: str, name: str) -> Address | str:
-    if address.isascii():
-        return Address(display_name=name, addr_spec=address)
-    # email's Address refuses a non-ASCII local part; written out by hand, quoted, raw UTF-8.
+def _utf8_mailbox(address: str, name: str) -> str:
+    """An address with a non-ASCII local part as raw UTF-8 (RFC 6532); email's Address refuses
+    one. The display name is quoted, also raw UTF-8."""
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{quoted}" <{address}>' if name else address
 
 
-def _build_utf8(
-    rendered: Rendered,
-    *,
-    sender: Sender,
-    recipient: str,
-    headers: dict[str, str],
-) -> bytes:
-    """The SMTPUTF8 path: EmailMessage writes non-ASCII addresses as raw UTF-8."""
-    msg = EmailMessage(policy=policy.SMTPUTF8)
-    msg["From"] = _mailbox(sender.email, header_safe(sender.name))
-    msg["To"] = _mailbox(recipient, "")
-    for name, value in headers.items():
-        msg[name] = value
-    if rendered.text is not None:
-        msg.set_content(rendered.text, subtype="plain", cte="quoted-printable")
-        if rendered.html is not None:
-            msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+def _address_lines(sender: Sender, recipient: str) -> bytes:
+    """From and To; raw UTF-8 where an address is not ASCII (the message then needs SMTPUTF8)."""
+    if sender.email.isascii():
+        from_line = _from_header(sender)
     else:
-        msg.set_content(rendered.html or "", subtype="html", cte="quoted-printable")
-    return msg.as_bytes()
+        from_line = f"From: {_utf8_mailbox(sender.email, header_safe(sender.name))}\r\n".encode()
+    return from_line + f"To: {recipient}\r\n".encode()
 
 
 def build_message(
@@ -203,17 +190,13 @@ def build_message(
         "Message-ID": message_id,
         **extra,
     }
-    if (recipient + sender.email).isascii():
-        data = b"".join(
-            [
-                _from_header(sender),
-                f"To: {recipient}\r\n".encode("ascii"),
-                *(_header(name, value) for name, value in headers.items()),
-                _body(rendered),
-            ]
-        )
-    else:
-        data = _build_utf8(rendered, sender=sender, recipient=recipient, headers=headers)
+    data = b"".join(
+        [
+            _address_lines(sender, recipient),
+            *(_header(name, value) for name, value in headers.items()),
+            _body(rendered),
+        ]
+    )
     return Outgoing(
         delivery_id=delivery_id,
         envelope_from=sender.email,
