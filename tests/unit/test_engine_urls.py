@@ -215,3 +215,34 @@ def test_options_are_named_in_errors_only_where_no_password_can_hide() -> None:
         with pytest.raises(InputError) as refused:
             parse_engine_url(url)
         assert "Kx9" not in str(refused.value)
+
+
+def test_smtp_urls_take_a_cafile_and_a_timeout() -> None:
+    """Verify `cafile` (an absolute path, percent-decoded) and `timeout` are read for smtp
+    and smtps, and shown as they are (neither is a secret)."""
+    config = smtp("smtp://bob:Pw9Qz@relay.internal:2525?tls=starttls&cafile=/etc/ssl/our%20ca.pem")
+    assert (config.cafile, config.tls, config.port) == ("/etc/ssl/our ca.pem", "starttls", 2525)
+    config = smtp("smtps://bob:Pw9Qz@relay.internal?timeout=7.5&cafile=/etc/ca.pem")
+    assert (config.cafile, config.tls, config.port, config.timeout) == (
+        "/etc/ca.pem",
+        "ssl",
+        465,
+        7.5,
+    )
+    assert smtp("smtp://relay.internal").cafile is None
+    shown_url = parse_engine_url("smtp://bob:Pw9Qz@relay.internal?cafile=/etc/ca.pem").display
+    assert shown_url == "smtp://bob:***@relay.internal?cafile=/etc/ca.pem"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("smtp://relay.internal?cafile=ca.pem", "cafile=ca.pem must be an absolute path"),
+        ("smtp://relay.internal?tls=none&cafile=/ca.pem", "cafile applies to TLS only"),
+        ("smtp://relay.internal?cafle=/ca.pem", r"unknown option 'cafle' \(did you mean cafile"),
+    ],
+)
+def test_a_cafile_that_cannot_be_used_is_refused_saying_why(url: str, message: str) -> None:
+    """Verify a relative cafile, one on a plaintext engine and a misspelt option are refused."""
+    with pytest.raises(InputError, match=message):
+        parse_engine_url(url)

@@ -1,8 +1,12 @@
 """Engine URLs: each kind's form, checked and turned into its provider's configuration.
 
     outbox:///path/to/folder
-    smtp://[user[:password]@]host[:port][?tls=starttls|ssl|none]   (default starttls)
-    smtps://[user[:password]@]host[:port]                           (implicit TLS)
+    smtp://[user[:password]@]host[:port][?tls=starttls|ssl|none][&timeout=S][&cafile=/ca.pem]
+    smtps://[user[:password]@]host[:port][?timeout=S][&cafile=/ca.pem]   (implicit TLS)
+
+SMTP options: `tls` (default starttls), `timeout` (seconds per server reply, default 30) and
+`cafile` (an absolute path to a PEM file whose certificates alone are trusted for this engine:
+a private CA or a self-signed server certificate).
     sendgrid://API_KEY@[?region=eu]
     mailgun://API_KEY@DOMAIN[?region=eu]
     ses://ACCESS_KEY_ID:SECRET_ACCESS_KEY@REGION
@@ -30,13 +34,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from outreach_core.adapters.senders import mailgun, sendgrid, ses
 from outreach_core.adapters.senders.http import endpoint_override
-from outreach_core.adapters.senders.smtp import SmtpConfig, TlsMode
+from outreach_core.adapters.senders.smtp import SmtpConfig
 from outreach_core.adapters.url_secrets import (
     DELIMITERS,
     KEY_ONLY_SCHEMES,
     mask_url,
     split_credentials,
 )
+from outreach_core.domain.smtp_security import TLS_MODES, TlsMode
 from outreach_core.errors import InputError
 
 __all__ = ["ENCODE_HINT", "EngineUrl", "engine_config", "mask_url", "parse_engine_url"]
@@ -149,10 +154,11 @@ def _split(url: str, kind: str, *, known: set[str]) -> _Parts:
 
 def _smtp_config(url: str) -> SmtpConfig:
     kind = url.partition("://")[0].lower()
-    parts = _split(url, kind, known=set() if kind == "smtps" else {"tls", "timeout"})
+    known = {"timeout", "cafile"} if kind == "smtps" else {"tls", "timeout", "cafile"}
+    parts = _split(url, kind, known=known)
     tls = TlsMode.SSL if kind == "smtps" else parts.query.get("tls", TlsMode.STARTTLS).lower()
-    if tls not in TlsMode.ALL:
-        raise _refuse(f"{parts.option('tls', tls)} is not one of {', '.join(TlsMode.ALL)}")
+    if tls not in TLS_MODES:
+        raise _refuse(f"{parts.option('tls', tls)} is not one of {', '.join(TLS_MODES)}")
     if not parts.host:
         raise _refuse("an SMTP URL needs a host, e.g. smtp://mail.example.com:587")
     try:
@@ -163,12 +169,28 @@ def _smtp_config(url: str) -> SmtpConfig:
         raise _refuse("timeout must be a number of seconds above 0, e.g. timeout=30")
     return SmtpConfig(
         host=parts.host,
-        port=parts.port or _DEFAULT_PORTS[tls],
+        port=parts.port or _DEFAULT_PORTS[TlsMode(tls)],
         tls=tls,
         username=parts.username,
         password=parts.password,
         timeout=timeout,
+        cafile=_cafile(parts, tls),
     )
+
+
+def _cafile(parts: _Parts, tls: str) -> str | None:
+    """The `cafile` option: an absolute path, for a TLS mode (read when the engine opens)."""
+    cafile = parts.query.get("cafile")
+    if cafile is None:
+        return None
+    if tls == TlsMode.NONE:
+        raise _refuse("cafile applies to TLS only; drop it or use tls=starttls or tls=ssl")
+    if not cafile.startswith("/"):
+        raise _refuse(
+            f"{parts.option('cafile', cafile)} must be an absolute path to a PEM file, "
+            "e.g. cafile=/etc/ssl/private-ca.pem"
+        )
+    return cafile
 
 
 def _outbox_folder(url: str) -> Path:

@@ -3,13 +3,19 @@
 The transaction is sent step by step (MAIL, RCPT, DATA) so that a failure can be classed by
 where it happened: a drop before DATA means the message was not sent (reconnect and go on), a
 drop or timeout during DATA means it may have been (ambiguous, never resent).
+
+Logging in costs the account at most one attempt per mechanism, and a wrong password one
+attempt in all: the pool's connections log in one at a time until a login has worked, the
+next mechanism is tried only when the server does not take the last one (`auth_verdict`), and
+once the server refused the credentials no connection of this sender logs in again: each
+fails at once with that error (the run then pauses, saying to correct the password).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
@@ -22,20 +28,26 @@ from tenacity import (
 )
 
 from outreach_core.adapters.senders.base import SendResult
+from outreach_core.adapters.senders.smtp_tls import (
+    TlsSetupError,
+    client_context,
+    describe_tls_failure,
+)
 from outreach_core.domain.message import Outgoing
+from outreach_core.domain.smtp_security import (
+    AuthVerdict,
+    TlsMode,
+    auth_failure_advice,
+    auth_verdict,
+)
 from outreach_core.errors import SendError, SendErrorKind
+
+__all__ = ["SmtpConfig", "SmtpSender", "TlsMode", "reply_kind"]
 
 #: RFC 5321 4.5.3.1.10: a 552 to RCPT ("too many recipients") is a legacy mistake for 452
 _TRANSIENT_5XX_AT_RCPT = frozenset({552})
-
-
-class TlsMode:
-    """How the connection is secured; always explicit, never "upgrade if offered"."""
-
-    STARTTLS = "starttls"
-    SSL = "ssl"
-    NONE = "none"
-    ALL = (STARTTLS, SSL, NONE)
+#: how a certificate refusal says to trust the server
+TRUST_HINT = "add ?cafile=/path/to/ca.pem to the engine URL"
 
 
 @dataclass(frozen=True)
@@ -46,13 +58,32 @@ class SmtpConfig:
     port: int
     tls: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
     messages_per_connection: int = 100
+    #: a PEM file whose certificates alone are trusted for this engine (private CA)
+    cafile: str | None = None
 
     @property
     def where(self) -> str:
         return f"smtp {self.host}:{self.port}"
+
+
+@dataclass
+class _AuthGate:
+    """What the connections of one sender share about logging in."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: a login worked: the other connections may log in side by side
+    proven: bool = False
+    #: the server refused the credentials: nobody logs in again
+    failure: SendError | None = None
+
+    def refused(self) -> SendError | None:
+        failure = self.failure
+        if failure is None:
+            return None
+        return SendError(str(failure), kind=failure.kind, code=failure.code)
 
 
 def reply_kind(code: int, *, stage: str) -> SendErrorKind:
@@ -67,8 +98,10 @@ def reply_kind(code: int, *, stage: str) -> SendErrorKind:
 class _Connection:
     """One SMTP session, opened on first use and after a drop or the per-connection cap."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, gate: _AuthGate, context: ssl.SSLContext | None) -> None:
         self.config = config
+        self.gate = gate
+        self.context = context
         self.client: aiosmtplib.SMTP | None = None
         self.sent_on_connection = 0
 
@@ -83,14 +116,32 @@ class _Connection:
     async def open(self) -> aiosmtplib.SMTP:
         if self.client is not None and self.client.is_connected:
             return self.client
+        gate = self.gate
+        refused = gate.refused()
+        if refused is not None:
+            raise refused
+        if gate.proven or not self.config.username:
+            client = await self._connect()
+        else:
+            async with gate.lock:  # the first login: one connection tries, the others wait
+                refused = gate.refused()
+                if refused is not None:
+                    raise refused
+                client = await self._connect()
+                gate.proven = True
+        self.client = client
+        self.sent_on_connection = 0
+        return client
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """A connected session, TLS as configured, logged in when there is a user."""
         config = self.config
         client = aiosmtplib.SMTP(
             hostname=config.host,
             port=config.port,
             use_tls=config.tls == TlsMode.SSL,
             start_tls=config.tls == TlsMode.STARTTLS,
-            username=config.username,
-            password=config.password,
+            tls_context=self.context,
             timeout=config.timeout,
         )
         try:
@@ -102,19 +153,61 @@ class _Connection:
             ):
                 with attempt:
                     await client.connect()
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise SendError(
-                f"{config.where}: authentication failed ({exc.code})",
-                kind=SendErrorKind.ENGINE,
-                code=exc.code,
-            ) from None
+            if config.username:
+                await self._login(client)
+        except SendError:
+            client.close()
+            raise
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            client.close()
+            why = describe_tls_failure(exc, trust_hint=TRUST_HINT) or _describe(exc)
             raise SendError(
-                f"{config.where}: cannot connect: {_describe(exc)}", kind=SendErrorKind.ENGINE
+                f"{config.where}: cannot connect: {why}", kind=SendErrorKind.ENGINE
             ) from None
-        self.client = client
-        self.sent_on_connection = 0
         return client
+
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        """AUTH with the best mechanism both sides know; the next one only when the server
+        does not take that one. A refusal of the credentials ends it and closes the gate."""
+        config = self.config
+        assert config.username is not None
+        if client.last_ehlo_response is None:
+            await client.ehlo()
+        if not client.supports_extension("auth"):
+            where = " before TLS; use tls=starttls or ssl" if config.tls == TlsMode.NONE else ""
+            raise SendError(
+                f"{config.where}: the server offers no login (AUTH){where}",
+                kind=SendErrorKind.ENGINE,
+            )
+        mechanisms = client.supported_auth_methods
+        if not mechanisms:
+            offered = " ".join(client.server_auth_methods).upper()[:80]
+            raise SendError(
+                f"{config.where}: the server offers login mechanisms ({offered}) of which "
+                "none is supported here (CRAM-MD5, PLAIN, LOGIN)",
+                kind=SendErrorKind.ENGINE,
+            )
+        refusal: aiosmtplib.SMTPAuthenticationError | None = None
+        verdict = AuthVerdict.REFUSED
+        for name in mechanisms:
+            method = getattr(client, f"auth_{name.replace('-', '')}")
+            try:
+                await method(config.username, config.password or "")
+                return
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                refusal, verdict = exc, auth_verdict(exc.code)
+            if verdict is not AuthVerdict.NEXT_MECHANISM:
+                break
+        assert refusal is not None
+        said = " ".join(refusal.message.split())[:160]
+        failure = SendError(
+            f"{config.where}: authentication failed ({refusal.code}): "
+            f"{auth_failure_advice(verdict)} [server: {said}]",
+            kind=SendErrorKind.ENGINE,
+            code=refusal.code,
+        )
+        self.gate.failure = failure
+        raise failure
 
     async def send(self, outgoing: Outgoing) -> SendResult:
         if self.sent_on_connection >= self.config.messages_per_connection:
@@ -185,7 +278,11 @@ class _Connection:
 
 
 def _worth_reconnecting(exc: BaseException) -> bool:
-    return not isinstance(exc, aiosmtplib.SMTPAuthenticationError) and isinstance(
+    """A refused or dropped connection is tried again; a TLS failure (an untrusted
+    certificate, a wrong port for the mode) would only fail the same way."""
+    if describe_tls_failure(exc, trust_hint="") is not None:
+        return False
+    return isinstance(
         exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected | OSError
     )
 
@@ -200,7 +297,14 @@ class SmtpSender:
 
     def __init__(self, config: SmtpConfig, *, pool_size: int = 1) -> None:
         self.config = config
-        self._connections = [_Connection(config) for _ in range(max(1, pool_size))]
+        context = None
+        if config.tls != TlsMode.NONE:
+            try:
+                context = client_context(config.cafile, option="the engine URL's cafile")
+            except TlsSetupError as exc:
+                raise SendError(f"{config.where}: {exc}", kind=SendErrorKind.ENGINE) from None
+        gate = _AuthGate()
+        self._connections = [_Connection(config, gate, context) for _ in range(max(1, pool_size))]
         self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
 
     async def __aenter__(self) -> Self:
