@@ -8,12 +8,14 @@ on the shared `test` database. Outside CI an unreachable server skips them, sayi
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +23,9 @@ import sqlalchemy as sa
 from outreach_core.adapters.settings import Settings
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from tests.dns_server import MX_OK, DnsServer, standard_zones
+
+if TYPE_CHECKING:
+    from tests.postfix_server import PostfixServer
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get(
@@ -199,3 +204,20 @@ def wait_for(predicate: Callable[[], bool], *, what: str, timeout: float = 60) -
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def postfix() -> Iterator[PostfixServer]:
+    """A private Postfix (STARTTLS and AUTH required, self-signed certificate, catch-all
+    Maildir) on 127.0.0.1, once per session. Outside CI a machine without it skips, saying
+    why; in CI (`CI` set) that fails, because a green run must have exercised it."""
+    from tests.postfix_server import PostfixServer, postfix_problem  # only where it is used
+
+    problem = postfix_problem()
+    if problem:
+        message = f"no private Postfix: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI requires it)")
+        pytest.skip(message)
+    with PostfixServer(password=secrets.token_urlsafe(12)) as server:
+        yield server

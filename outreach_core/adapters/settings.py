@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from outreach_core.adapters.imap_url import ImapMailbox, parse_imap_url
+from outreach_core.domain.smtp_security import TLS_MODES
 from outreach_core.errors import ConfigError, InputError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -71,6 +72,20 @@ class Settings(BaseSettings):
     report_smtp_user: str | None = Field(default=None, validation_alias=_env("REPORT_SMTP_USER"))
     report_smtp_password: str | None = Field(
         default=None, repr=False, validation_alias=_env("REPORT_SMTP_PASSWORD")
+    )
+    report_smtp_tls: str | None = Field(
+        default=None,
+        validation_alias=_env("REPORT_SMTP_TLS"),
+        description="starttls, ssl or none; unset: starttls with a user, plaintext to a "
+        "loopback host, otherwise the report is not sent",
+    )
+    report_smtp_cafile: str | None = Field(
+        default=None,
+        validation_alias=_env("REPORT_SMTP_CAFILE"),
+        description="PEM file whose certificates alone are trusted for the report's server",
+    )
+    report_smtp_timeout: float = Field(
+        default=30.0, gt=0, validation_alias=_env("REPORT_SMTP_TIMEOUT")
     )
 
     api_token: SecretStr | None = Field(
@@ -148,6 +163,23 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("report_smtp_tls")
+    @classmethod
+    def _tls_mode(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        mode = value.strip().lower()
+        if mode not in TLS_MODES:
+            raise ValueError(f"must be one of {', '.join(TLS_MODES)}")
+        return mode
+
+    @field_validator("report_smtp_cafile")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must be the absolute path of a PEM file, e.g. /etc/ssl/our-ca.pem")
+        return value
 
     @field_validator("dns_nameservers")
     @classmethod

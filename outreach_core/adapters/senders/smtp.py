@@ -87,7 +87,11 @@ class _AuthGate:
 
 
 def reply_kind(code: int, *, stage: str) -> SendErrorKind:
-    """Class a server reply: 4xx transient, 5xx permanent (with RFC 5321's one exception)."""
+    """Class a server reply: 4xx transient, 5xx permanent (with RFC 5321's one exception);
+    530 (STARTTLS or a login required first: RFC 3207, 4954) is about the engine, not the
+    recipient, so it takes the engine out instead of failing every recipient."""
+    if code == 530:
+        return SendErrorKind.ENGINE
     if 400 <= code < 500:
         return SendErrorKind.TRANSIENT
     if stage == "rcpt" and code in _TRANSIENT_5XX_AT_RCPT:

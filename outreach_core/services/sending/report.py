@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import html
 import logging
-import smtplib
 from collections import Counter
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from outreach_core.adapters.report_mail import ReportMailError, ReportSmtp, send_report
 from outreach_core.adapters.settings import Settings
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.csv_cells import write_csv
 from outreach_core.domain.models import RunSummary
+from outreach_core.domain.smtp_security import report_transport
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.services.run_summaries import EXPORT_COLUMNS, run_outcome_rows, run_summary
 
@@ -107,7 +108,9 @@ def report_configured(settings: Settings) -> bool:
 def mail_run_report(ws: Workspace, run_id: int) -> bool:
     """Mail the report if REPORT_* is set; otherwise log one line. True when mailed.
 
-    A failure to mail is logged (host named, no credential) and does not touch the run.
+    It travels as REPORT_SMTP_TLS says (`report_transport`: plaintext only when asked for or
+    to a loopback host). A refusal or a failure to mail is logged with what to do (host named,
+    no credential) and does not touch the run.
     """
     settings = ws.settings
     if not report_configured(settings):
@@ -129,15 +132,31 @@ def mail_run_report(ws: Workspace, run_id: int) -> bool:
         report.csv.encode("utf-8"), maintype="text", subtype="csv", filename=f"run-{run_id}.csv"
     )
     where = f"{settings.report_smtp_host}:{settings.report_smtp_port}"
-    try:
-        with smtplib.SMTP(settings.report_smtp_host, settings.report_smtp_port, timeout=30) as smtp:
-            if settings.report_smtp_user and settings.report_smtp_password:
-                smtp.starttls()
-                smtp.login(settings.report_smtp_user, settings.report_smtp_password)
-            smtp.send_message(msg)
-    except (smtplib.SMTPException, OSError) as exc:
-        log.error("run %s: the run report could not be mailed via %s: %s", run_id, where,
-                  type(exc).__name__)  # fmt: skip
+    transport = report_transport(
+        settings.report_smtp_host or "",
+        settings.report_smtp_tls,
+        has_user=bool(settings.report_smtp_user),
+    )
+    if transport.tls is None:  # refused before any connection
+        log.error("run %s: the run report was not mailed: %s", run_id, transport.refusal)
         return False
-    log.info("run %s: run report mailed to %s", run_id, settings.report_email_to)
+    config = ReportSmtp(
+        host=settings.report_smtp_host or "",
+        port=settings.report_smtp_port,
+        tls=transport.tls,
+        user=settings.report_smtp_user,
+        password=settings.report_smtp_password,
+        cafile=settings.report_smtp_cafile,
+        timeout=settings.report_smtp_timeout,
+    )
+    try:
+        send_report(config, msg)
+    except ReportMailError as exc:
+        log.error("run %s: the run report could not be mailed via %s (%s): %s", run_id, where,
+                  transport.tls, exc)  # fmt: skip
+        return False
+    log.info(
+        "run %s: run report mailed to %s via %s (%s)",
+        run_id, settings.report_email_to, where, transport.tls,
+    )  # fmt: skip
     return True
