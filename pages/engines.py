@@ -11,7 +11,8 @@ from outreach_core.domain.forms import LIMIT_FIELDS, limit_values
 ws = ui.workspace()
 
 URL_HELP = (
-    "outbox:///folder · smtp://user:password@host:587 (tls=starttls|ssl|none) · "
+    "outbox:///folder · smtp://user:password@host:587 (options ?tls=starttls|ssl|none, "
+    "&timeout=30, &cafile=/path/ca.pem) · "
     "smtps://user:password@host:465 · sendgrid://API_KEY@ · mailgun://API_KEY@domain · "
     "ses://ACCESS_KEY_ID:SECRET@region"
 )

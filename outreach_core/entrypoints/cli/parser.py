@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument(
         "--engine",
         metavar="URL",
-        help="outbox:///folder, smtp://user:pass@host:587?tls=starttls|ssl|none, smtps://…; "
+        help="outbox:///folder, smtp://user:pass@host:587?tls=starttls|ssl|none (also "
+        "timeout=S, cafile=/path/ca.pem), smtps://…; "
         "a password given here shows in `ps` to every local user: prefer --engine-env, "
         "--engine-file or OUTREACH_ENGINE_URL (the default when none of the three is given)",
     )
