@@ -6,8 +6,8 @@ REPORT_SMTP_TLS=none asks for it. Failures are logged with what to do, never the
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,20 +26,25 @@ from tests.imap_server import self_signed_loopback_cert
 from tests.postfix_server import USER, PostfixServer
 from tests.smtp_server import RecordingHandler, free_port
 
-#: TEST-NET-1 (RFC 5737): not loopback, and never reached: a connection to it is blocked below
+#: TEST-NET-1 (RFC 5737): not loopback, and never reached: a connection to it is stopped below
 REMOTE = "192.0.2.1"
-#: (host, port) of every connection this process tried to a watched host
-_ATTEMPTS: list[tuple[str, int]] = []
 
 
-def _watch_connections(event: str, args: tuple[Any, ...]) -> None:
-    """Audit hook: record a connection to REMOTE and stop it before any packet leaves."""
-    if event == "socket.connect" and isinstance(args[1], tuple) and args[1][0] == REMOTE:
-        _ATTEMPTS.append((args[1][0], args[1][1]))
-        raise ConnectionRefusedError(111, "Connection refused (blocked by the test)")
+@pytest.fixture
+def attempts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every connection tried to REMOTE during the test, each stopped before a packet leaves
+    (any other address connects as usual)."""
+    tried: list[tuple[str, int]] = []
+    real = socket.create_connection
 
+    def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        if address[0] == REMOTE:
+            tried.append((address[0], int(address[1])))
+            raise ConnectionRefusedError(111, "Connection refused (stopped by the test)")
+        return real(address, *args, **kwargs)
 
-sys.addaudithook(_watch_connections)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    return tried
 
 
 def configure(ws: Workspace, **report: object) -> None:
@@ -160,13 +165,13 @@ def test_report_goes_with_implicit_tls_to_a_loopback_tls_server(
 
 
 def test_plaintext_to_a_remote_host_is_refused_before_connecting_unless_asked_for(
-    sqlite_workspace: Workspace, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+    sqlite_workspace: Workspace, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    attempts: list[tuple[str, int]],
+) -> None:  # fmt: skip
     """Verify with REPORT_SMTP_TLS unset and no user, a report to a host that is not loopback is
     not sent: the log gives the reason and the settings that would send it, and no connection
     was even tried. With REPORT_SMTP_TLS=none the connection is tried (and blocked here)."""
     caplog.set_level(logging.INFO, logger="outreach.report")
-    _ATTEMPTS.clear()
     configure(sqlite_workspace, report_smtp_host=REMOTE, report_smtp_port=25)
     run_id = run_once(sqlite_workspace, tmp_path, "report-remote")
     assert (
@@ -174,11 +179,11 @@ def test_plaintext_to_a_remote_host_is_refused_before_connecting_unless_asked_fo
         "loopback host and REPORT_SMTP_TLS is not set"
     ) in caplog.text
     assert "REPORT_SMTP_TLS=none to send it in plaintext anyway" in caplog.text
-    assert _ATTEMPTS == []
+    assert attempts == []
 
     configure(sqlite_workspace, report_smtp_host=REMOTE, report_smtp_port=25,
               report_smtp_tls="none")  # fmt: skip
     caplog.clear()
     assert not services.sending.report.mail_run_report(sqlite_workspace, run_id)
-    assert _ATTEMPTS == [(REMOTE, 25)]
+    assert attempts == [(REMOTE, 25)]
     assert f"could not be mailed via {REMOTE}:25 (none): connection refused" in caplog.text
