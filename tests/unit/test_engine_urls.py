@@ -4,16 +4,17 @@ cannot be told where the secret ends, and never shown (display, errors) in any p
 from __future__ import annotations
 
 import string
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from outreach_core.adapters.senders import engine_url, mask_url, parse_engine_url
+from outreach_core.adapters.senders import engine_url, mask_url, open_sender, parse_engine_url
 from outreach_core.adapters.senders.smtp import SmtpConfig
 from outreach_core.adapters.url_secrets import SECRET_PARAMETERS, scrub, secret_texts
-from outreach_core.errors import InputError
+from outreach_core.errors import InputError, SendError, SendErrorKind
 
 
 def pieces(secret: str) -> list[str]:
@@ -246,3 +247,18 @@ def test_a_cafile_that_cannot_be_used_is_refused_saying_why(url: str, message: s
     """Verify a relative cafile, one on a plaintext engine and a misspelt option are refused."""
     with pytest.raises(InputError, match=message):
         parse_engine_url(url)
+
+
+def test_a_cafile_the_engine_cannot_use_stops_it_when_it_opens(tmp_path: Path) -> None:
+    """Verify a missing file and a file without a PEM certificate are engine errors naming
+    the file and what it must be, raised when the sender opens (before any connection)."""
+    missing = tmp_path / "nowhere.pem"
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    for path, said in [(missing, "cannot be read (No such file or directory)"),
+                       (garbage, "holds no PEM certificate")]:  # fmt: skip
+        with pytest.raises(SendError) as refused:
+            open_sender(f"smtp://bob:Pw9Qz@relay.internal?cafile={path}", concurrency=1)
+        assert refused.value.kind is SendErrorKind.ENGINE
+        assert f"the engine URL's cafile {path} {said}" in str(refused.value)
+        assert "Pw9Qz" not in str(refused.value)

@@ -49,6 +49,9 @@ def test_defaults_without_environment(clean_env: Path) -> None:
         ("OUTREACH_DATABASE_URL", "postgresql+psycopg://u@host:99999/db"),
         ("OUTREACH_DATABASE_URL", "postgresql+psycopg://u@host:0/db"),
         ("REPORT_SMTP_PORT", "0"),
+        ("REPORT_SMTP_TLS", "tls"),
+        ("REPORT_SMTP_CAFILE", "ca.pem"),
+        ("REPORT_SMTP_TIMEOUT", "0"),
     ],
 )
 def test_bad_value_raises_config_error_naming_the_variable(
@@ -161,3 +164,10 @@ def test_cli_with_a_malformed_database_port_exits_2_on_one_line(tmp_path: Path, 
     assert "1-65535" in lines[0]
     assert "s3cret-pw" not in result.stderr + result.stdout
     assert not (tmp_path / "data").exists()  # nothing was created for a workspace never opened
+
+
+def test_report_tls_is_read_in_any_case(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verify REPORT_SMTP_TLS is case-insensitive and unset means None (the default rules)."""
+    assert load_settings().report_smtp_tls is None
+    monkeypatch.setenv("REPORT_SMTP_TLS", "SSL")
+    assert load_settings().report_smtp_tls == "ssl"
