@@ -85,10 +85,23 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def cmd_dry_run(ws: Workspace, args: argparse.Namespace) -> int:
+    """The workflow's pre-flight as the pages show it (`preflight.workflow_preflight`): the
+    workflow's own DNS option unless --skip-mx, suppressions, dedupe window, render check."""
     workflow = services.find_workflow(ws, args.workflow)
     print(f"dry run of workflow {workflow.name!r}: nothing is sent", flush=True)
     print_findings(services.workflow_unsubscribe_findings(ws, workflow.id))
-    report = preflight.dry_run_workflow(
-        ws, workflow.id, skip_mx=args.skip_mx, progress=ProgressLine()
+    result = preflight.workflow_preflight(
+        ws, workflow.id, skip_mx=True if args.skip_mx else None, progress=ProgressLine()
     )
-    return _write_report(report, args.out)
+    print(f"DNS check: {'skipped' if result.skip_mx else 'done'}")
+    for missing in result.missing:
+        print(f"missing column: {missing.message}")
+    args.out.write_text(result.report.csv(), encoding="utf-8")
+    print(f"{result.counts.total} rows: {result.counts.line()}")
+    if result.dedupe_note:
+        print(result.dedupe_note)
+    if result.abort_reason:
+        print(result.abort_reason)
+    print(f"would send to {result.to_send} recipients")
+    print(f"wrote {args.out}")
+    return EXIT_OK
