@@ -12,6 +12,8 @@ tz = ui.browser_timezone()
 
 def ask_to_queue() -> None:
     """Button callback: nothing is queued yet; the pre-flight and the confirmation come first."""
+    if not ui.require_role("sender"):
+        return
     st.session_state["home_confirming"] = st.session_state["send_workflow"]
     st.session_state["home_confirm"] = False
 
@@ -129,8 +131,7 @@ with send_column:
                 "Queue run",
                 type="primary",
                 key="home_queue",
-                on_click=ask_to_queue,
-                disabled=not ui.can("sender"),
+                on_click=ask_to_queue,  # enabled for everyone: the callback checks the role
                 help="Checks the workflow first and asks you to confirm the count.",
             )
         else:
