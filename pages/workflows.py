@@ -234,7 +234,7 @@ with st.form("workflow_form", border=True):
         window.text_input(
             "Send window",
             key=state_key("send_window"),
-            placeholder="any hour, e.g. 09:00-17:00",
+            placeholder="any hour",
             help=HELP["send_window"],
         )
         zone.selectbox("Time zone", options=ZONES, key=state_key("timezone"), help=HELP["timezone"])
