@@ -11,10 +11,12 @@ from pathlib import Path
 
 from outreach_core import services
 from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.clock import utcnow
 from outreach_core.domain.models import RenderErrorPolicy
 from outreach_core.domain.planning import render_abort_reason
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.template_checks import content_warnings
+from outreach_core.domain.template_tools import SUBJECT_ROWS, rendered_subjects
 from outreach_core.domain.unsubscribe_checks import UnsubscribeFinding
 from outreach_core.entrypoints.cli.common import EXIT_OK, EXIT_USAGE, print_findings
 from outreach_core.services import preflight
@@ -47,7 +49,15 @@ def print_dry_run(
     missing = template.missing_columns(send.parsed.columns)
     if missing:
         print(f"missing columns: {', '.join(missing)} (every row without them fails to render)")
-    for warning in content_warnings(template.source):
+    # the subject's length as the first rows render it, as the Templates page measures it
+    subjects = rendered_subjects(
+        template.source,
+        list(enumerate(send.parsed.rows[:SUBJECT_ROWS], start=1)),
+        email_column=send.parsed.email_column,
+        sender=send.sender,
+        run_date=utcnow(),
+    )
+    for warning in content_warnings(template.source, rendered_subjects=subjects):
         print(f"warning: {warning}")
     print_findings(findings)
     abort = render_abort_reason(plan, policy)
