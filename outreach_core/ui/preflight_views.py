@@ -44,6 +44,15 @@ def preflight_summary(result: WorkflowPreflight, *, key: str) -> None:
     for column, (label, value) in zip(st.columns(len(shown)), shown, strict=True):
         column.metric(label, value, border=True)
     st.caption(options_caption(result))
+    unanswered = result.counts.by_status[SkipReason.DNS_ERROR]
+    if unanswered and not result.skip_mx:
+        st.info(
+            f"DNS gave no answer for the domains of {unanswered} recipients (a timeout, or no "
+            "reachable nameserver): they are not invalid, and a run keeps them waiting and looks "
+            "again. On a network without outside DNS, or for private domains, tick **Skip the "
+            "DNS check** in the workflow's options (Workflows page).",
+            icon=":material/dns:",
+        )
     missing_variable_warnings(result.missing)
     if result.abort_reason:
         st.error(

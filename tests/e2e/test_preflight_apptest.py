@@ -16,7 +16,7 @@ from outreach_core import services
 from outreach_core.domain.forms import FIELDS, WORKFLOW_HELP
 from outreach_core.domain.preflight_findings import PreflightCounts
 from outreach_core.services import preflight
-from tests.e2e.dashboard import HOME, open_test_workspace
+from tests.e2e.dashboard import HOME, free_port, open_test_workspace
 from tests.e2e.preflight_seed import MIXED_COUNTS, Seeded, seed
 
 from conftest import run_cli
@@ -192,3 +192,29 @@ def test_template_code_in_an_error_stays_text_and_the_preview_says_why_it_is_bla
     assert any("'__mro__'" in c.value for c in at.code)
     assert not [m for m in at.markdown if "**mro**" in m.value or "__mro__" in m.value]
     assert any("No preview: the template does not compile" in i.value for i in at.info)
+
+
+def test_without_dns_the_send_page_points_at_the_skip_option(
+    seeded: Seeded, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify that where no nameserver answers, a workflow that checks DNS shows its rows as
+    dns_error, nothing to confirm, and the way out: the workflow's Skip the DNS check."""
+    monkeypatch.setenv("OUTREACH_DNS_NAMESERVERS", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("OUTREACH_DNS_TIMEOUT", "0.3")
+    ws = open_test_workspace(data_dir)
+    try:
+        home = services.find_workflow(ws, "Home queue")
+        services.update_workflow(
+            ws, home.id, name=home.name, key=home.key, audience_id=home.audience_id,
+            template_id=home.template_id, engine_ids=home.engine_ids,
+            options=home.options.model_copy(update={"skip_mx": False}), actor="test",
+        )  # fmt: skip
+    finally:
+        ws.close()
+    at = start("pages/send.py")
+    at.selectbox(key="send_page_workflow").set_value(seeded.home).run()
+
+    assert metrics(at) == [("valid", 0), ("dns_error", 15)]
+    assert any("tick **Skip the DNS check**" in i.value for i in at.info)
+    assert any("Nothing to send: no valid recipient" in w.value for w in at.warning)
+    assert not at.checkbox
