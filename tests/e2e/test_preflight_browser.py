@@ -87,6 +87,8 @@ def screenshot(page: Any, name: str) -> Path:
 
 def shown_metrics(page: Any) -> list[tuple[str, int]]:
     """The metrics of the page's pre-flight, in order (those before any run's "Sent")."""
+    page.wait_for_selector(READY)
+    page.locator('[data-testid="stMetric"]').first.wait_for()
     found = []
     for metric in page.locator('[data-testid="stMetric"]').all():
         label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
