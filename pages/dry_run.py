@@ -24,7 +24,17 @@ if not choices:
     st.stop()
 
 target = st.selectbox("Check", list(choices), key="dry_target")
-skip_mx = st.checkbox("Skip the DNS check (syntax only)", key="dry_skip_mx")
+kind, target_id = choices[target]
+if kind == "workflow":
+    # the workflow's own options, as Send and the run use them
+    skip_mx = next(w for w in services.list_workflows(ws) if w.id == target_id).options.skip_mx
+    st.caption(
+        "Checked with the workflow's options, as **Send** and the run check it: "
+        + ("DNS skipped" if skip_mx else "DNS")
+        + ", suppressions, its dedupe window and the template rendered for every row."
+    )
+else:
+    skip_mx = st.checkbox("Skip the DNS check (syntax only)", key="dry_skip_mx")
 
 if st.button("Run dry run", type="primary", key="dry_run"):
     bar = st.progress(0, text="checking addresses…")
@@ -32,15 +42,14 @@ if st.button("Run dry run", type="primary", key="dry_run"):
     def show(done: int, total: int) -> None:
         bar.progress(done / total if total else 1.0, text=f"checked {done} of {total} rows")
 
-    kind, target_id = choices[target]
     try:
-        run = preflight.dry_run_workflow if kind == "workflow" else preflight.dry_run_audience
-        st.session_state["dry_report"] = (
-            target,
-            run(ws, target_id, skip_mx=skip_mx, progress=show),
-        )
+        if kind == "workflow":
+            made: object = preflight.workflow_preflight(ws, target_id, progress=show)
+        else:
+            made = preflight.dry_run_audience(ws, target_id, skip_mx=skip_mx, progress=show)
+        st.session_state["dry_report"] = (target, made)
     except OutreachError as exc:
-        st.error(ui.plain(str(exc)))  # a row's render error may quote its values
+        ui.error_text(str(exc))  # a row's render error may quote its values
     bar.empty()
 
 stored = st.session_state.get("dry_report")
@@ -48,15 +57,23 @@ if stored is None or stored[0] != target:
     st.info("Press **Run dry run** to check every row.")
     st.stop()
 
-report: preflight.DryRunReport = stored[1]
-counts = report.counts()
-shown_counts = [(label, n) for label, n in counts.items() if n or label == "valid"]
-for column, (label, value) in zip(st.columns(len(shown_counts)), shown_counts, strict=True):
-    column.metric(label, value, border=True)
-st.caption(f"{len(report.records)} rows · {report.looked_up} domains looked up in DNS")
-if choices[target][0] == "workflow":
-    ui.unsubscribe_notes(services.workflow_unsubscribe_findings(ws, choices[target][1]))
+if isinstance(stored[1], preflight.WorkflowPreflight):
+    result: preflight.WorkflowPreflight = stored[1]
+    report = result.report
+    ui.preflight_summary(result, key="dry_pre")
+    if result.dedupe_note:
+        st.warning(result.dedupe_note, icon=":material/content_copy:")
+    st.caption(f"{len(report.records)} rows · {report.looked_up} domains looked up in DNS")
+    ui.unsubscribe_notes(services.workflow_unsubscribe_findings(ws, target_id))
+else:
+    report = stored[1]
+    counts = report.counts()
+    shown_counts = [(label, n) for label, n in counts.items() if n or label == "valid"]
+    for column, (label, value) in zip(st.columns(len(shown_counts)), shown_counts, strict=True):
+        column.metric(label, value, border=True)
+    st.caption(f"{len(report.records)} rows · {report.looked_up} domains looked up in DNS")
 
+counts = report.counts()
 present = [status for status, n in counts.items() if n]
 statuses = st.multiselect("Statuses", present, default=present, key="dry_statuses")
 table = pd.DataFrame(report.records, columns=report.all_columns)

@@ -105,7 +105,7 @@ with test_column:
                 try:
                     message = services.test_engine_connection(ws, engine_id)
                 except OutreachError as exc:
-                    st.error(f"Connection test failed: {exc}")
+                    ui.error_text(f"Connection test failed: {exc}")
                 else:
                     st.success(message)
 
@@ -168,7 +168,7 @@ if engines:
     st.markdown(f"Current limits: **{ui.limits_summary(current.limits)}**")
     limit_errors: dict[str, str] = st.session_state.get("limits_errors", {})
     if limit_errors:
-        st.error(limit_errors.get("form", "Nothing was saved: fix the fields marked below."))
+        ui.error_text(limit_errors.get("form", "Nothing was saved: fix the fields marked below."))
     with st.form("limits_form"):
         for column, field in zip(st.columns(len(LIMIT_FIELDS)), LIMIT_FIELDS, strict=True):
             label, help_text = LIMIT_LABELS[field]
@@ -182,12 +182,12 @@ if engines:
                     help=help_text,
                 )
                 if field in limit_errors:
-                    st.error(limit_errors[field], icon=":material/error:")
+                    ui.error_text(limit_errors[field])
         from_email, from_name = st.columns(2)
         with from_email:
             st.text_input("From email", key="limit_from_email")
             if "from_email" in limit_errors:
-                st.error(limit_errors["from_email"], icon=":material/error:")
+                ui.error_text(limit_errors["from_email"])
         from_name.text_input("From name", key="limit_from_name")
         st.form_submit_button("Save limits", type="primary", on_click=save_limits)
     limits_feedback = st.session_state.pop("limits_feedback", None)
@@ -214,7 +214,7 @@ if st.button("Check domain", key="domain_check", icon=":material/verified_user:"
             ws.settings.nameservers, ws.settings.dns_timeout, from_value, selector
         )
     except OutreachError as exc:
-        st.error(str(exc))
+        ui.error_text(str(exc))
     else:
         show = {"ok": st.success, "warning": st.warning}.get(checked.verdict, st.error)
         show(checked.summary())

@@ -3,21 +3,32 @@
 import streamlit as st
 
 from outreach_core import OutreachError, services, ui
-from outreach_core.services import compliance, results, schedules
+from outreach_core.services import compliance, preflight, results, schedules
 from outreach_core.ui import charts
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
 
 
-def queue_selected_workflow() -> None:
-    """Button callback: runs before the page draws, so the new run is in the table below."""
+def ask_to_queue() -> None:
+    """Button callback: nothing is queued yet; the pre-flight and the confirmation come first."""
+    if not ui.require_role("sender"):
+        return
+    st.session_state["home_confirming"] = st.session_state["send_workflow"]
+    st.session_state["home_confirm"] = False
+
+
+def stop_asking() -> None:
+    st.session_state.pop("home_confirming", None)
+
+
+def queue_selected_workflow(workflow_id: int) -> None:
+    """Confirmed: runs before the page draws, so the new run is in the table below."""
+    stop_asking()
     if not ui.require_role("sender"):
         return
     try:
-        run_id = services.queue_run(
-            ws, st.session_state["send_workflow"], trigger="dashboard", actor=ui.actor()
-        )
+        run_id = services.queue_run(ws, workflow_id, trigger="dashboard", actor=ui.actor())
     except OutreachError as exc:
         st.session_state["send_feedback"] = ("error", str(exc))
     else:
@@ -112,12 +123,44 @@ with send_column:
         st.info("No workflow yet: the send command creates one, and `make run` loads a demo.")
     else:
         names = {w.id: w.name for w in workflows}
-        st.selectbox("Workflow", options=list(names), format_func=names.get, key="send_workflow")
-        st.button("Queue run", type="primary", on_click=queue_selected_workflow)
+        chosen = st.selectbox(
+            "Workflow", options=list(names), format_func=names.get, key="send_workflow"
+        )
+        if st.session_state.get("home_confirming") != chosen:
+            st.button(
+                "Queue run",
+                type="primary",
+                key="home_queue",
+                on_click=ask_to_queue,  # enabled for everyone: the callback checks the role
+                help="Checks the workflow first and asks you to confirm the count.",
+            )
+        else:
+            with st.container(border=True):
+                try:
+                    result = preflight.workflow_preflight(ws, chosen)
+                except OutreachError as exc:
+                    ui.error_text(str(exc))
+                    st.button("Cancel", key="home_cancel", on_click=stop_asking)
+                else:
+                    counts = ", ".join(f"{n} {status}" for status, n in result.counts.shown())
+                    st.markdown(f"**Pre-flight of {ui.plain(names[chosen])}**")
+                    st.caption(f"{counts} · open **Send** or **Dry run** for the rows")
+                    ui.missing_variable_warnings(result.missing)
+                    ui.confirm_send(
+                        result,
+                        key="home",
+                        button="Queue run",
+                        on_confirm=queue_selected_workflow,
+                        args=(chosen,),
+                        on_cancel=stop_asking,
+                    )
     feedback = st.session_state.pop("send_feedback", None)
     if feedback:
         kind, message = feedback
-        (st.success if kind == "success" else st.error)(message)
+        if kind == "success":
+            st.success(message)
+        else:
+            ui.error_text(message)
 
 # scheduler daemon status: whether anything will run the queued and scheduled runs
 st.subheader("Scheduler daemon")

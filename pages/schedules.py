@@ -8,7 +8,7 @@ import streamlit as st
 
 from outreach_core import OutreachError, services, ui
 from outreach_core.domain.cadence import CadenceKind, MissedSlotPolicy, common_zones
-from outreach_core.services import schedules
+from outreach_core.services import preflight, schedules
 
 ws = ui.workspace()
 NEW = 0
@@ -214,13 +214,43 @@ if current:
         state = "enabled" if changed.enabled else "disabled"
         st.session_state["sched_feedback"] = f"Schedule {changed.id} {state}."
         st.rerun()
-    if run_now.button("Run now", key="sched_run_now") and ui.require_role("sender"):
-        try:
-            run_id = schedules.run_schedule_now(ws, current.id, actor=ui.actor())
-        except OutreachError as exc:
-            st.error(ui.plain(str(exc)))
-        else:
-            st.session_state["sched_feedback"] = (
-                f"Run {run_id} queued: the scheduler daemon will send it."
-            )
-            st.rerun()
+    run_now.button(
+        "Run now",
+        key="sched_run_now",
+        on_click=lambda: st.session_state.update(sched_confirming=current.id, sched_confirm=False),
+        help="Checks the workflow first and asks you to confirm the count.",
+    )
+    if st.session_state.get("sched_confirming") == current.id:
+
+        def run_schedule_now(schedule_id: int) -> None:
+            """Confirmed: queue a run of the schedule's workflow (its send window applies)."""
+            st.session_state.pop("sched_confirming", None)
+            if not ui.require_role("sender"):
+                return
+            try:
+                run_id = schedules.run_schedule_now(ws, schedule_id, actor=ui.actor())
+            except OutreachError as exc:
+                st.session_state["sched_error"] = str(exc)
+            else:
+                st.session_state["sched_feedback"] = (
+                    f"Run {run_id} queued: the scheduler daemon will send it."
+                )
+
+        with st.container(border=True):
+            try:
+                result = preflight.workflow_preflight(ws, current.workflow_id)
+            except OutreachError as exc:
+                ui.error_text(str(exc))
+            else:
+                ui.preflight_summary(result, key="sched_pre")
+                ui.confirm_send(
+                    result,
+                    key="sched",
+                    button="Queue run",
+                    on_confirm=run_schedule_now,
+                    args=(current.id,),
+                    on_cancel=lambda: st.session_state.pop("sched_confirming", None),
+                )
+    error = st.session_state.pop("sched_error", None)
+    if error:
+        ui.error_text(error)

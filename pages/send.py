@@ -28,7 +28,7 @@ def send_now(workflow_id: int) -> None:
         return
     services.execute_in_background(ws, run_id)
     st.session_state["watch_run"] = run_id
-    st.session_state["send_confirm"] = False
+    st.session_state["send_confirm"] = False  # one confirmation, one send
     st.session_state["send_feedback"] = ("success", f"Run {run_id} queued and sending.")
 
 
@@ -66,51 +66,35 @@ workflow_id = st.selectbox(
     "Workflow", options=list(by_id), format_func=lambda i: by_id[i].name, key="send_page_workflow"
 )
 workflow = by_id[workflow_id]
-skip_mx = workflow.options.skip_mx
 
 st.subheader("Pre-flight")
 try:
-    report = preflight.dry_run_workflow(ws, workflow_id, skip_mx=skip_mx)
+    # the one pre-flight (the Dry run page and `dry-run` show the same counts)
+    result = preflight.workflow_preflight(ws, workflow_id)
 except OutreachError as exc:
-    st.error(ui.plain(str(exc)))  # a row's render error may quote its values
+    ui.error_text(str(exc))  # a row's render error may quote its values
     st.stop()
-counts = report.counts()
-valid, total = counts["valid"], len(report.records)
-shown = [("valid", valid), *((k, n) for k, n in counts.items() if n and k != "valid")]
-for column, (label, value) in zip(st.columns(len(shown)), shown, strict=True):
-    column.metric(label, value, border=True)
-dns_note = "DNS check skipped (workflow option)" if skip_mx else "DNS checked"
-window = workflow.options.dedupe_window_hours
-dedupe_note = (
-    f" Anyone this workflow sent to in the last {window:g} h is skipped when the run starts."
-    if window
-    else ""
-)
-st.caption(
-    f"{valid} of {total} recipients will be sent to; the others are skipped. {dns_note}."
-    f"{dedupe_note} Open **Dry run** for the row-by-row table."
-)
+ui.preflight_summary(result, key="send_pre")
+st.caption("Open **Dry run** for the row-by-row table with every column.")
 # where the user decides to send: what unsubscribe the messages will lack (never blocks)
 ui.unsubscribe_notes(services.workflow_unsubscribe_findings(ws, workflow_id))
 
 st.subheader("Send now")
-if valid:
-    confirmed = st.checkbox(f"I confirm sending to {valid} recipients", key="send_confirm")
-    st.button(
-        "Send now",
-        type="primary",
-        disabled=not confirmed or not ui.can("sender"),
-        on_click=send_now,
-        args=(workflow_id,),
-        key="send_now",
-        icon=":material/send:",
-    )
-else:
-    st.warning("No valid recipient: nothing to send.")
+ui.confirm_send(
+    result,
+    key="send",
+    button="Send now",
+    on_confirm=send_now,
+    args=(workflow_id,),
+    disabled=not ui.can("sender"),
+)
 feedback = st.session_state.pop("send_feedback", None)
 if feedback:
     kind, message = feedback
-    (st.success if kind == "success" else st.error)(message)
+    if kind == "success":
+        st.success(message)
+    else:
+        ui.error_text(message)
 
 st.subheader("Progress")
 summaries = {s.run.id: s for s in services.recent_runs(ws, limit=50)}
@@ -190,7 +174,7 @@ def progress(run_id: int, drawn: RunStatus) -> None:
     )
     error = st.session_state.pop("run_feedback", None)
     if error:
-        st.error(error)
+        ui.error_text(error)
 
 
 progress(watched, summaries[watched].run.status)

@@ -13,6 +13,7 @@ from outreach_core.domain.templating import BUILTINS
 NEW = 0
 
 ws = ui.workspace()
+today = datetime.now(UTC)
 st.title("Templates")
 
 templates = {t.id: t for t in services.list_templates(ws)}
@@ -87,7 +88,9 @@ with editor:
     st.button("Save", type="primary", on_click=save, icon=":material/save:")
     feedback = st.session_state.pop("tpl_feedback", None)
     if feedback:
-        getattr(st, feedback[0])(feedback[1])
+        kind, message = feedback
+        # an error may quote template code (`__mro__`): shown as text, never as markdown
+        ui.error_text(message) if kind == "error" else getattr(st, kind)(message)
 
 source = template_tools.source_from_editor(
     st.session_state["tpl_subject"], st.session_state["tpl_html"], st.session_state["tpl_text"]
@@ -103,10 +106,29 @@ with side:
         placeholder="no audience yet",
     )
     audience = audiences.get(audience_id) if audience_id is not None else None
-    report = template_tools.inspect_template(source, audience.columns if audience else None)
+    rows = services.audience_rows(ws, audience.id) if audience else []
+    engines = {e.id: e for e in services.list_engines(ws)}
+    first_engine = next(iter(engines.values()), None)
+    sender = SenderIdentity(
+        first_engine.from_email if first_engine else "you@example.com",
+        first_engine.from_name if first_engine else "",
+    )
+    # the subject-length warning measures what the preview rows' subjects render to
+    subjects = (
+        template_tools.rendered_subjects(
+            source, rows, email_column=audience.email_column, sender=sender, run_date=today
+        )
+        if audience
+        else None
+    )
+    report = template_tools.inspect_template(
+        source, audience.columns if audience else None, subjects=subjects
+    )
     st.subheader("Variables")
     if report.error:
-        st.error(report.error)
+        # as text: a sandbox message quotes code (`__mro__` would turn bold as markdown)
+        st.error("The template does not compile:", icon=":material/error:")
+        st.code(report.error, language=None, wrap_lines=True)
     else:
         st.markdown(
             "Columns: "
@@ -128,7 +150,7 @@ with side:
         st.caption("An empty cell counts as missing unless the template gives `| default('…')`.")
     st.subheader(f"Warnings ({len(report.warnings)})")
     for warning in report.warnings:
-        st.warning(warning.message, icon=":material/warning:")
+        st.warning(ui.plain(warning.message), icon=":material/warning:")
     if not report.warnings:
         st.success("No content warnings.")
 
@@ -137,7 +159,6 @@ st.header("Preview")
 if audience is None:
     st.info("Import an audience to preview a row (the send command imports one).")
 else:
-    rows = services.audience_rows(ws, audience.id)
     pick, search = st.columns(2)
     position = pick.number_input(
         "Row", min_value=1, max_value=max(len(rows), 1), value=1, step=1, key="preview_row"
@@ -147,12 +168,6 @@ else:
     )
     row = template_tools.find_row(
         rows, email_column=audience.email_column, position=int(position), email_search=needle
-    )
-    engines = {e.id: e for e in services.list_engines(ws)}
-    first_engine = next(iter(engines.values()), None)
-    sender = SenderIdentity(
-        first_engine.from_email if first_engine else "you@example.com",
-        first_engine.from_name if first_engine else "",
     )
     unsubscribe = None
     if "unsubscribe_url" in report.builtins:
@@ -168,13 +183,19 @@ else:
             st.error(ui.plain(str(exc)))
     if row is None:
         st.warning(ui.plain(f"No row's address contains {needle!r}."))
-    elif report.error is None:
+    elif report.error is not None:
+        st.info(
+            "No preview: the template does not compile (the error is under **Variables** "
+            "above). Fix it and the preview comes back.",
+            icon=":material/visibility_off:",
+        )
+    else:
         preview = template_tools.preview_row(
             source,
             row,
             email_column=audience.email_column,
             sender=sender,
-            run_date=datetime.now(UTC),
+            run_date=today,
             unsubscribe=unsubscribe,
         )
         values, message = st.columns([1, 2], gap="large")

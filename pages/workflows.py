@@ -7,13 +7,17 @@ nothing is saved until every field is usable.
 import streamlit as st
 
 from outreach_core import FieldErrors, OutreachError, services, ui
-from outreach_core.domain.forms import FIELDS, form_values
+from outreach_core.domain.cadence import common_zones
+from outreach_core.domain.forms import FIELDS, WORKFLOW_HELP, form_values
+from outreach_core.services import preflight
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
 catalog = services.workflow_catalog(ws)
 by_id = {w.id: w for w in catalog.workflows}
 NEW = 0
+HELP = WORKFLOW_HELP
+ZONES = common_zones()
 
 
 def state_key(field: str) -> str:
@@ -43,7 +47,9 @@ def save() -> None:
         st.session_state["wf_errors"] = {"form": str(exc)}
         return
     verb = "updated" if picked else "created"
-    st.session_state["wf_feedback"] = f"Workflow **{saved.name}** {verb} (key `{saved.key}`)."
+    st.session_state["wf_feedback"] = (
+        f"Workflow **{ui.plain(saved.name)}** {verb} (key `{saved.key}`)."
+    )
     st.session_state["wf_pick"] = saved.id
     by_id[saved.id] = saved
     load_form()
@@ -114,16 +120,17 @@ feedback = st.session_state.pop("wf_feedback", None)
 if feedback:
     st.success(feedback)
 if errors:
-    st.error(errors.get("form", "Nothing was saved: fix the fields marked below."))
+    ui.error_text(errors.get("form", "Nothing was saved: fix the fields marked below."))
 if picked:
     # the saved workflow's, so they show after a save too; they inform, never block
+    ui.missing_variable_warnings(preflight.workflow_missing_variables(ws, picked))
     ui.unsubscribe_notes(services.workflow_unsubscribe_findings(ws, picked))
 
 
 def problem(field: str) -> None:
-    """The field's error, right under it."""
+    """The field's error, right under it (as text: it may quote what was typed)."""
     if field in errors:
-        st.error(errors[field], icon=":material/error:")
+        ui.error_text(errors[field])
 
 
 audiences = {a.id: f"{a.name} ({a.row_count} rows)" for a in catalog.audiences}
@@ -182,14 +189,19 @@ with st.form("workflow_form", border=True):
     problem("engine_ids")
 
     st.markdown("**Options**")
+    st.caption("Each option's help (?) says what it does and its default.")
     left, middle, right = st.columns(3)
     with left:
+        st.checkbox(
+            "Skip the DNS check (MX lookups)", key=state_key("skip_mx"), help=HELP["skip_mx"]
+        )
+        problem("skip_mx")
         st.number_input(
             "Dedupe window (hours)",
             step=1.0,
             format="%g",
             key=state_key("dedupe_window_hours"),
-            help="Skip anyone this workflow sent to within this many hours; 0 = off.",
+            help=HELP["dedupe_window_hours"],
         )
         problem("dedupe_window_hours")
         st.number_input(
@@ -197,7 +209,7 @@ with st.form("workflow_form", border=True):
             step=5.0,
             format="%g",
             key=state_key("auto_pause_percent"),
-            help="Pause the run when more than this share of the last 50 sends failed; 0 = off.",
+            help=HELP["auto_pause_percent"],
         )
         problem("auto_pause_percent")
         st.number_input(
@@ -207,7 +219,7 @@ with st.form("workflow_form", border=True):
             format="%g",
             key=state_key("time_limit_minutes"),
             placeholder="no limit",
-            help="End the run after this long; rows not sent by then are skipped (time_limit).",
+            help=HELP["time_limit_minutes"],
         )
         problem("time_limit_minutes")
         st.number_input(
@@ -215,10 +227,19 @@ with st.form("workflow_form", border=True):
             step=1.0,
             format="%g",
             key=state_key("retry_lifetime_hours"),
-            help="Temporarily refused (4xx) mail is retried by the daemon after 1, 5, 15, 30 "
-            "minutes, then hourly, for this long; then it fails. 0 = only by hand (Runs page).",
+            help=HELP["retry_lifetime_hours"],
         )
         problem("retry_lifetime_hours")
+        window, zone = st.columns(2)
+        window.text_input(
+            "Send window",
+            key=state_key("send_window"),
+            placeholder="any hour",
+            help=HELP["send_window"],
+        )
+        zone.selectbox("Time zone", options=ZONES, key=state_key("timezone"), help=HELP["timezone"])
+        problem("send_window")
+        problem("timezone")
     with middle:
         st.radio(
             "Rows whose template does not render",
@@ -228,6 +249,7 @@ with st.form("workflow_form", border=True):
                 "abort": "Abort: send nothing",
             }.get,
             key=state_key("on_render_error"),
+            help=HELP["on_render_error"],
         )
         problem("on_render_error")
         st.number_input(
@@ -235,9 +257,7 @@ with st.form("workflow_form", border=True):
             step=1.0,
             format="%g",
             key=state_key("dns_wait_hours"),
-            help="A row whose domain DNS could not look up (timeout, server failure) is not "
-            "invalid: it stays pending and its domain is looked up again every minute (the "
-            "run pauses when nothing else is left). After this long, the choice below applies.",
+            help=HELP["dns_wait_hours"],
         )
         problem("dns_wait_hours")
         st.radio(
@@ -249,16 +269,21 @@ with st.form("workflow_form", border=True):
                 "skip": "Skip them (dns_error)",
             }.get,
             key=state_key("on_dns_unanswered"),
+            help=HELP["on_dns_unanswered"],
         )
         problem("on_dns_unanswered")
         st.text_input(
             "Report recipients",
             key=state_key("report_recipients"),
             placeholder="ops@example.com, boss@example.com",
-            help="Who gets the run report, comma-separated (besides OUTREACH_REPORT_TO).",
+            help=HELP["report_recipients"],
         )
         problem("report_recipients")
-        st.checkbox("Retry ambiguous sends once", key=state_key("retry_ambiguous_once"))
+        st.checkbox(
+            "Retry ambiguous sends once",
+            key=state_key("retry_ambiguous_once"),
+            help=HELP["retry_ambiguous_once"],
+        )
         st.caption(
             ":orange[:material/warning: A send that timed out or dropped after the message was "
             "handed over may have arrived: retrying it may send that recipient a duplicate.]"
@@ -268,30 +293,23 @@ with st.form("workflow_form", border=True):
             "Unsubscribe mailto",
             key=state_key("unsubscribe_mailto"),
             placeholder="unsubscribe@example.com",
-            help="Added to List-Unsubscribe with each recipient's own token in the subject. "
-            "The daemon reads this mailbox and suppresses the senders when "
-            "OUTREACH_UNSUBSCRIBE_IMAP_URL points at it.",
+            help=HELP["unsubscribe_mailto"],
         )
         problem("unsubscribe_mailto")
         st.text_input(
             "Unsubscribe base URL",
             key=state_key("unsubscribe_base_url"),
             placeholder="https://example.com/unsubscribe",
+            help=HELP["unsubscribe_base_url"],
         )
         problem("unsubscribe_base_url")
         rate, burst, concurrency = st.columns(3)
         rate.number_input(
-            "Rate /s",
-            step=1.0,
-            format="%g",
-            key=state_key("rate"),
-            help="messages per second for this workflow's runs; 0 = unlimited",
+            "Rate /s", step=1.0, format="%g", key=state_key("rate"), help=HELP["rate"]
         )
-        burst.number_input(
-            "Burst", step=1, key=state_key("burst"), help="messages at once after a quiet spell"
-        )
+        burst.number_input("Burst", step=1, key=state_key("burst"), help=HELP["burst"])
         concurrency.number_input(
-            "Parallel", step=1, key=state_key("concurrency"), help="sends in flight at once"
+            "Parallel", step=1, key=state_key("concurrency"), help=HELP["concurrency"]
         )
         for field in ("rate", "burst", "concurrency"):
             problem(field)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from outreach_core.domain.states import SkipReason
+
 #: the reason word of a delivery skipped because another run of its workflow holds the address
-SENT_RECENTLY = "sent_recently"
+SENT_RECENTLY = SkipReason.SENT_RECENTLY.value
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from outreach_core.domain.cadence import parse_window, zone
 from outreach_core.domain.models import (
     Engine,
     EngineLimits,
@@ -30,6 +31,7 @@ FIELDS = (
     "audience_id",
     "template_id",
     "engine_ids",
+    "skip_mx",
     "dedupe_window_hours",
     "on_render_error",
     "dns_wait_hours",
@@ -39,6 +41,8 @@ FIELDS = (
     "report_recipients",
     "retry_ambiguous_once",
     "retry_lifetime_hours",
+    "send_window",
+    "timezone",
     "unsubscribe_mailto",
     "unsubscribe_base_url",
     "rate",
@@ -62,6 +66,7 @@ class WorkflowDraft(BaseModel):
     audience_id: int
     template_id: int
     engine_ids: list[int] = Field(min_length=1)
+    skip_mx: bool = False
     dedupe_window_hours: float = Field(ge=0)
     on_render_error: RenderErrorPolicy
     dns_wait_hours: float = Field(default=24.0, gt=0)
@@ -71,13 +76,17 @@ class WorkflowDraft(BaseModel):
     report_recipients: list[str] = Field(default_factory=list)
     retry_ambiguous_once: bool = False
     retry_lifetime_hours: float = Field(default=24.0, ge=0, le=720)
+    send_window: str | None = None
+    timezone: str = "UTC"
     unsubscribe_mailto: str | None = None
     unsubscribe_base_url: str | None = None
     rate: float = Field(ge=0)
     burst: int = Field(ge=1)
     concurrency: int = Field(ge=1, le=100)
 
-    @field_validator("key", "unsubscribe_mailto", "unsubscribe_base_url", mode="before")
+    @field_validator(
+        "key", "unsubscribe_mailto", "unsubscribe_base_url", "send_window", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -96,6 +105,26 @@ class WorkflowDraft(BaseModel):
             return check_workflow_key(value)
         except InputError as exc:
             raise ValueError(str(exc).removeprefix("workflow key ")) from None
+
+    @field_validator("send_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(parse_window(value))
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _zone(cls, value: Any) -> Any:
+        name = "UTC" if value in (None, "") else str(value).strip()
+        try:
+            zone(name)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return name
 
     @field_validator("engine_ids")
     @classmethod
@@ -132,6 +161,7 @@ class WorkflowDraft(BaseModel):
         return SendOptions.model_validate(
             {
                 **(base or SendOptions()).model_dump(),
+                "skip_mx": self.skip_mx,
                 "dedupe_window_hours": self.dedupe_window_hours,
                 "on_render_error": self.on_render_error,
                 "dns_wait_hours": self.dns_wait_hours,
@@ -141,6 +171,8 @@ class WorkflowDraft(BaseModel):
                 "report_recipients": self.report_recipients,
                 "retry_ambiguous_once": self.retry_ambiguous_once,
                 "retry_lifetime_hours": self.retry_lifetime_hours,
+                "send_window": self.send_window,
+                "timezone": self.timezone,
                 "unsubscribe_mailto": self.unsubscribe_mailto,
                 "unsubscribe_base_url": self.unsubscribe_base_url,
                 "rate": self.rate,
@@ -211,6 +243,7 @@ def form_values(workflow: Workflow | None) -> dict[str, Any]:
         "audience_id": workflow.audience_id if workflow else None,
         "template_id": workflow.template_id if workflow else None,
         "engine_ids": list(workflow.engine_ids) if workflow else [],
+        "skip_mx": options.skip_mx,
         "dedupe_window_hours": options.dedupe_window_hours,
         "on_render_error": options.on_render_error.value,
         "dns_wait_hours": options.dns_wait_hours,
@@ -220,6 +253,8 @@ def form_values(workflow: Workflow | None) -> dict[str, Any]:
         "report_recipients": ", ".join(options.report_recipients),
         "retry_ambiguous_once": options.retry_ambiguous_once,
         "retry_lifetime_hours": options.retry_lifetime_hours,
+        "send_window": options.send_window or "",
+        "timezone": options.timezone,
         "unsubscribe_mailto": options.unsubscribe_mailto or "",
         "unsubscribe_base_url": options.unsubscribe_base_url or "",
         "rate": options.rate,
@@ -248,3 +283,49 @@ def limit_values(engine: Engine) -> dict[str, Any]:
         "from_email": engine.from_email,
         "from_name": engine.from_name,
     }
+
+
+_D = SendOptions()
+
+#: each workflow option's help on the Workflows page, with its default (as `--help` gives it)
+WORKFLOW_HELP: dict[str, str] = {
+    "skip_mx": "Do not look up the recipients' mail servers (MX) before sending: for networks "
+    "without outside DNS or private domains. Only syntax, duplicates, suppressions and "
+    "rendering are checked. CLI: --skip-mx. Default: off (DNS is checked).",
+    "dedupe_window_hours": "Skip anyone this workflow sent to within this many hours (the "
+    "pre-flight counts them before you confirm); 0 = off. "
+    f"Default: {_D.dedupe_window_hours:g}.",
+    "auto_pause_percent": "Pause the run when more than this share of the last 50 sends "
+    f"failed; 0 = off. Default: {_D.auto_pause_failure_rate * 100:g}.",
+    "time_limit_minutes": "End the run after this long; rows not sent by then are skipped "
+    "(time_limit). Default: no limit (leave blank).",
+    "retry_lifetime_hours": "Temporarily refused (4xx) mail is retried by the daemon after 1, "
+    "5, 15, 30 minutes, then hourly, for this long; then it fails. 0 = only by hand (Runs "
+    f"page). CLI: --retry-hours. Default: {_D.retry_lifetime_hours:g}.",
+    "on_render_error": "Rows whose template does not render (a missing variable, a bad "
+    "value): skip them and send the rest, or send nothing at all. CLI: --on-render-error. "
+    f"Default: {_D.on_render_error}.",
+    "dns_wait_hours": "A row whose domain DNS could not look up (timeout, server failure) is "
+    "not invalid: it stays pending and its domain is looked up again every minute. After this "
+    f"long, the choice below applies. CLI: --dns-wait-hours. Default: {_D.dns_wait_hours:g}.",
+    "on_dns_unanswered": "What becomes of rows whose domain DNS still has not answered after "
+    f"the wait. CLI: --on-dns-unanswered. Default: {_D.on_dns_unanswered}.",
+    "report_recipients": "Who gets the run report, comma-separated (besides "
+    "OUTREACH_REPORT_TO). Default: nobody else.",
+    "retry_ambiguous_once": "Retry once a send that timed out or dropped after the message was "
+    "handed over (it may have arrived: the recipient may get a duplicate, and the ledger says "
+    "so). Default: off.",
+    "send_window": "Local hours to send in, HH:MM-HH:MM (e.g. 09:00-17:00; an end before the "
+    "start spans midnight). Outside them the run pauses until the next opening. Default: "
+    "any hour (leave blank).",
+    "timezone": f"The time zone of the send window. Default: {_D.timezone}.",
+    "unsubscribe_mailto": "Added to List-Unsubscribe with each recipient's own token in the "
+    "subject. The daemon reads this mailbox and suppresses the senders when "
+    "OUTREACH_UNSUBSCRIBE_IMAP_URL points at it. Default: none.",
+    "unsubscribe_base_url": "Where `unsubscribe_url` points; each recipient's address and "
+    "signed token are added. CLI: --unsubscribe-url. Default: none.",
+    "rate": f"Messages per second for this workflow's runs; 0 = unlimited. CLI: --rate. "
+    f"Default: {_D.rate:g}.",
+    "burst": f"Messages at once after a quiet spell. CLI: --burst. Default: {_D.burst}.",
+    "concurrency": f"Sends in flight at once. CLI: --concurrency. Default: {_D.concurrency}.",
+}

@@ -120,6 +120,9 @@ class SkipReason(StrEnum):
     DUPLICATE = "duplicate"
     SUPPRESSED = "suppressed"
     RENDER_ERROR = "render_error"
+    #: another run of the workflow sent to the address within its dedupe window (or is
+    #: sending it now): skipped when the run claims the row (`dedupe`)
+    SENT_RECENTLY = "sent_recently"
 
 
 def check_run_transition(current: RunStatus, target: RunStatus, *, reopen: bool = False) -> None:

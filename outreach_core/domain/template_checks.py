@@ -5,6 +5,7 @@ A warning never blocks a send; it is listed on the Templates page and in the dry
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from html.parser import HTMLParser
@@ -58,8 +59,42 @@ class _Scan(HTMLParser):
             self.links.append(values.get("src", ""))
 
 
-def content_warnings(source: TemplateSource) -> list[ContentWarning]:
-    """Every content warning for a template, in a fixed order."""
+@dataclass(frozen=True)
+class SubjectLength:
+    """The longest rendered subject among the rows looked at, and its row."""
+
+    row_number: int
+    length: int
+    rows_checked: int
+
+    @property
+    def too_long(self) -> bool:
+        return self.length > SUBJECT_MAX
+
+
+def longest_subject(subjects: Iterable[tuple[int, str]]) -> SubjectLength | None:
+    """The longest of (row number, rendered subject) pairs; None when there is none."""
+    best: tuple[int, int] | None = None
+    checked = 0
+    for number, subject in subjects:
+        checked += 1
+        if best is None or len(subject) > best[1]:
+            best = (number, len(subject))
+    return SubjectLength(best[0], best[1], checked) if best else None
+
+
+def _has_tags(text: str) -> bool:
+    return "{{" in text or "{%" in text
+
+
+def content_warnings(
+    source: TemplateSource, *, rendered_subjects: Iterable[tuple[int, str]] | None = None
+) -> list[ContentWarning]:
+    """Every content warning for a template, in a fixed order.
+
+    The subject's length is that of the rendered subjects given, (row number, subject) of the
+    rows previewed; without them, that of the source only when it has no tags (then it renders
+    as written): the source of a templated subject says nothing about what recipients see."""
     found: list[ContentWarning] = []
     scan = _Scan()
     if source.html:
@@ -94,7 +129,18 @@ def content_warnings(source: TemplateSource) -> list[ContentWarning]:
     subject = source.subject.strip()
     if not subject:
         found.append(ContentWarning(Check.SUBJECT_EMPTY, "the subject is empty"))
-    elif len(subject) > SUBJECT_MAX:
+    elif rendered_subjects is not None:
+        longest = longest_subject(rendered_subjects)
+        if longest is not None and longest.too_long:
+            found.append(
+                ContentWarning(
+                    Check.SUBJECT_TOO_LONG,
+                    f"the subject renders to {longest.length} characters (row "
+                    f"{longest.row_number}, the longest of {longest.rows_checked} rows "
+                    f"previewed); keep it under {SUBJECT_MAX}",
+                )
+            )
+    elif not _has_tags(subject) and len(subject) > SUBJECT_MAX:
         found.append(
             ContentWarning(
                 Check.SUBJECT_TOO_LONG,

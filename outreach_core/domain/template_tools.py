@@ -50,10 +50,14 @@ def source_from_editor(subject: str, html: str, text: str) -> TemplateSource:
 
 
 def inspect_template(
-    source: TemplateSource, columns: Sequence[str] | None = None
+    source: TemplateSource,
+    columns: Sequence[str] | None = None,
+    *,
+    subjects: Sequence[tuple[int, str]] | None = None,
 ) -> TemplateReport:
-    """Compile a template and describe it; `columns` (an audience's) adds the missing ones."""
-    warnings = content_warnings(source)
+    """Compile a template and describe it; `columns` (an audience's) adds the missing ones,
+    `subjects` (the preview rows' rendered subjects) what the subject-length warning measures."""
+    warnings = content_warnings(source, rendered_subjects=subjects)
     try:
         compiled = CompiledTemplate(source)
     except TemplateError as exc:
@@ -115,6 +119,42 @@ def preview_row(
     except TemplateError as exc:
         return Preview(number, email, data, None, str(exc))
     return Preview(number, email, data, rendered, None)
+
+
+#: the audience rows whose rendered subjects the subject-length warning measures
+SUBJECT_ROWS = 50
+
+
+def rendered_subjects(
+    source: TemplateSource,
+    rows: Sequence[tuple[int, dict[str, Any]]],
+    *,
+    email_column: str,
+    sender: SenderIdentity,
+    run_date: datetime,
+    unsubscribe: Callable[[str], str] | None = None,
+    limit: int = SUBJECT_ROWS,
+) -> list[tuple[int, str]] | None:
+    """(row number, rendered subject) of the first `limit` rows that render; None when the
+    template does not compile (its error says why)."""
+    try:
+        compiled = CompiledTemplate(source)
+    except TemplateError:
+        return None
+    found: list[tuple[int, str]] = []
+    for number, data in rows[:limit]:
+        context = render_context(
+            data,
+            email=str(data.get(email_column) or ""),
+            sender=sender,
+            run_date=run_date,
+            unsubscribe=unsubscribe,
+        )
+        try:
+            found.append((number, compiled.render(context).subject))
+        except TemplateError:
+            continue  # the row's preview says why it does not render
+    return found
 
 
 def diff_versions(old: Template, new: Template) -> str:

@@ -2,8 +2,9 @@
 Nothing is sent.
 
 `dry_run` is the one dry run: what a send of rows with a template, a sender and an unsubscribe
-base URL would do with each row. The workflow's dry run (the Dry run and Send pages, `dry-run`)
-and `send --dry-run` of a file both call it.
+base URL would do with each row. `workflow_preflight` is the one pre-flight of a workflow, with the options its run would use: the Dry run, Send,
+Workflows and Home pages and the CLI's `dry-run` all call it, so they show the same counts;
+`send --dry-run` of a file calls `dry_run`.
 
 The DNS step asks the nameservers of the settings, each distinct domain once, and keeps its
 verdicts in the database for `OUTREACH_DNS_CACHE_HOURS` (`dns_error` is never cached: unknown).
@@ -25,6 +26,7 @@ from outreach_core.adapters.contact_files import ParsedFile, read_contacts_file
 from outreach_core.adapters.dns import DEFAULT_CONCURRENCY, DomainChecker, make_resolver
 from outreach_core.adapters.store import (
     audiences,
+    delivery_claims,
     dns_cache,
     engines,
     suppressions,
@@ -34,7 +36,7 @@ from outreach_core.adapters.store import (
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.address_checks import (
     RESULT_COLUMNS,
-    ROW_STATUSES,
+    CheckedRow,
     PreflightResult,
     Progress,
     check_rows,
@@ -42,16 +44,27 @@ from outreach_core.domain.address_checks import (
     to_csv,
 )
 from outreach_core.domain.clock import utcnow
+from outreach_core.domain.dedupe import sent_recently_reason
+from outreach_core.domain.models import Workflow
 from outreach_core.domain.mx import DomainResult, DomainStatus
 from outreach_core.domain.planning import (
     PlannedDelivery,
     SenderIdentity,
     mark_suppressed,
     plan_deliveries,
+    render_abort_reason,
+)
+from outreach_core.domain.preflight_findings import (
+    MissingVariable,
+    PreflightCounts,
+    count_statuses,
+    dedupe_sentence,
+    missing_variables,
 )
 from outreach_core.domain.states import DeliveryStatus, SkipReason
 from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 from outreach_core.domain.unsubscribe_links import UnsubscribeLinks
+from outreach_core.errors import TemplateError
 from outreach_core.services import compliance
 
 
@@ -66,10 +79,7 @@ class DryRunReport:
 
     def counts(self) -> dict[str, int]:
         """Rows per status, every status listed."""
-        counts = dict.fromkeys(ROW_STATUSES, 0)
-        for record in self.records:
-            counts[record["status"]] += 1
-        return counts
+        return count_statuses(record["status"] for record in self.records).by_status
 
     @property
     def all_columns(self) -> list[str]:
@@ -171,10 +181,10 @@ def validate_file(
     """The pre-flight of a bare file: every data row, in input order."""
     emails = [str(row.get(parsed.email_column) or "") for row in parsed.rows]
     result = check_emails(ws, emails, skip_mx=skip_mx, progress=progress)
-    return _report(parsed.source, parsed, result)
+    return report_of(parsed.source, parsed, result)
 
 
-def _report(source: str, parsed: ParsedFile, result: PreflightResult) -> DryRunReport:
+def report_of(source: str, parsed: ParsedFile, result: PreflightResult) -> DryRunReport:
     headers = parsed.headers or parsed.columns
     rows = [
         {h: row.get(c, "") for h, c in zip(headers, parsed.columns, strict=True)}
@@ -249,28 +259,128 @@ def dry_run(
     return DryRun(plan, result)
 
 
-def dry_run_workflow(
-    ws: Workspace, workflow_id: int, *, skip_mx: bool = False, progress: Progress | None = None
-) -> DryRunReport:
-    """The pre-flight of a workflow: its audience, rendered with its template and engine."""
+#: addresses looked up at once in the ledger for the dedupe window
+_DEDUPE_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class WorkflowPreflight:
+    """The pre-flight of a workflow with the options its run would use: DNS (unless the
+    workflow skips it), the suppression list, the dedupe window and the template rendered for
+    every row. What the pages and the CLI show before a send, and the count they confirm."""
+
+    workflow: Workflow
+    report: DryRunReport
+    #: each row's outcome, in audience order (row numbers count from 1)
+    rows: list[CheckedRow]
+    counts: PreflightCounts
+    #: the options it was made with (the workflow's, unless `skip_mx` was overridden)
+    skip_mx: bool
+    dedupe_window_hours: float
+    #: variables the template needs that the audience has no column for
+    missing: list[MissingVariable]
+    #: set when the workflow aborts on render errors and some row does not render
+    abort_reason: str | None
+
+    @property
+    def to_send(self) -> int:
+        """Recipients a run would send to now (0 when it would abort)."""
+        return 0 if self.abort_reason else self.counts.valid
+
+    @property
+    def dedupe_note(self) -> str | None:
+        """What the dedupe window will skip, said before the confirmation."""
+        return dedupe_sentence(self.counts.sent_recently, self.dedupe_window_hours)
+
+    def rows_with(self, status: str) -> list[CheckedRow]:
+        """The rows with this status (e.g. render_error), each with its reason."""
+        return [row for row in self.rows if row.status == status]
+
+
+def workflow_preflight(
+    ws: Workspace,
+    workflow_id: int,
+    *,
+    skip_mx: bool | None = None,
+    progress: Progress | None = None,
+) -> WorkflowPreflight:
+    """The one pre-flight of a workflow: its audience rendered with its template and engine,
+    checked as its run would check it. `skip_mx` None takes the workflow's option; nothing is
+    sent. A template that does not compile raises TemplateError."""
     with ws.db.connect() as conn:
         workflow = workflows.get_workflow(conn, workflow_id)
         audience = audiences.get_audience(conn, workflow.audience_id)
         stored = [data for _, data in audiences.iter_rows(conn, audience.id)]
         version = templates.current_version(conn, workflow.template_id)
         engine = engines.get_engine(conn, workflow.engine_id)
+    options = workflow.options
+    skip = options.skip_mx if skip_mx is None else skip_mx
+    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
     checked = dry_run(
         ws,
         stored,  # the values as stored: the run renders those
         email_column=audience.email_column,
-        template=CompiledTemplate(TemplateSource(version.subject, version.html, version.text)),
+        template=template,
         sender=SenderIdentity(engine.from_email, engine.from_name),
-        unsubscribe_base_url=workflow.options.unsubscribe_base_url,
-        skip_mx=skip_mx,
+        unsubscribe_base_url=options.unsubscribe_base_url,
+        skip_mx=skip,
         progress=progress,
-    ).checked
+    )
+    _mark_sent_recently(ws, workflow, checked)
     rows = [{k: "" if v is None else str(v) for k, v in data.items()} for data in stored]
     parsed = ParsedFile(
         audience.name, audience.columns, audience.email_column, rows, audience.headers or []
     )
-    return _report(audience.name, parsed, checked)
+    return WorkflowPreflight(
+        workflow=workflow,
+        report=report_of(audience.name, parsed, checked.checked),
+        rows=checked.checked.rows,
+        counts=count_statuses(row.status for row in checked.checked.rows),
+        skip_mx=skip,
+        dedupe_window_hours=options.dedupe_window_hours,
+        missing=missing_variables(template, audience.columns),
+        abort_reason=render_abort_reason(checked.plan, options.on_render_error),
+    )
+
+
+def _mark_sent_recently(ws: Workspace, workflow: Workflow, checked: DryRun) -> None:
+    """Rows the run's claim would skip: another run of the workflow sent to the address within
+    its dedupe window (or is sending it now), as `delivery_claims` decides it for the run."""
+    window = workflow.options.dedupe_window_hours
+    if window <= 0:
+        return
+    rows = {
+        planned.key: row
+        for planned, row in zip(checked.plan, checked.checked.rows, strict=True)
+        if row.skip is None and planned.key
+    }
+    keys = list(rows)
+    since = utcnow() - timedelta(hours=window)
+    with ws.db.connect() as conn:
+        for start in range(0, len(keys), _DEDUPE_CHUNK):
+            taken = delivery_claims.recently_sent(
+                conn,
+                workflow_id=workflow.id,
+                run_id=None,
+                keys=keys[start : start + _DEDUPE_CHUNK],
+                since=since,
+            )
+            for key, holder in taken.items():
+                rows[key].skip = SkipReason.SENT_RECENTLY
+                rows[key].reason = sent_recently_reason(holder, window_hours=window).split(": ", 1)[
+                    -1
+                ]
+
+
+def workflow_missing_variables(ws: Workspace, workflow_id: int) -> list[MissingVariable]:
+    """The variables the workflow's template needs that its audience has no column for (none
+    when the template does not compile: its error is shown where it is edited)."""
+    with ws.db.connect() as conn:
+        workflow = workflows.get_workflow(conn, workflow_id)
+        audience = audiences.get_audience(conn, workflow.audience_id)
+        version = templates.current_version(conn, workflow.template_id)
+    try:
+        template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
+    except TemplateError:
+        return []
+    return missing_variables(template, audience.columns)

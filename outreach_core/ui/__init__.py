@@ -19,6 +19,12 @@ from outreach_core.ui import auth
 from outreach_core.ui.auth import actor, can, current_user, gate, require_role, settings_error
 from outreach_core.ui.charts import csv_bytes
 from outreach_core.ui.compliance_views import domain_check_frame
+from outreach_core.ui.preflight_views import (
+    confirm_send,
+    error_text,
+    missing_variable_warnings,
+    preflight_summary,
+)
 from outreach_core.ui.views import (
     CLI_SEND,
     CLI_SEND_BLOCK,
@@ -49,18 +55,22 @@ __all__ = [
     "actor",
     "browser_timezone",
     "can",
+    "confirm_send",
     "csv_download",
     "current_user",
     "database_label",
     "domain_check_frame",
     "engine_label",
+    "error_text",
     "format_time",
     "gate",
     "ledger_column_config",
     "ledger_frame",
     "limits_summary",
     "mark_routed",
+    "missing_variable_warnings",
     "plain",
+    "preflight_summary",
     "recent_runs_column_config",
     "recent_runs_frame",
     "require_role",

@@ -158,9 +158,21 @@ def test_runs_page_without_runs_says_so(data_dir: Path) -> None:
 
 
 def test_queue_run_button_queues_a_run_for_the_daemon(demo: Demo) -> None:
+    """Verify "Queue run" first shows the pre-flight's count and queues nothing; Cancel closes
+    it; ticking "I confirm sending to 50 recipients" and queueing makes exactly one run."""
     at = start()
 
-    at.button[0].click().run()
+    at.button(key="home_queue").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert services.recent_runs(demo.ws) == []  # asked, not sent
+    assert at.checkbox(key="home_confirm").label == "I confirm sending to 50 recipients"
+    assert at.button(key="home_now").disabled
+    at.button(key="home_cancel").click().run()
+    assert not at.checkbox and services.recent_runs(demo.ws) == []
+
+    at.button(key="home_queue").click().run()
+    at.checkbox(key="home_confirm").check().run()
+    at.button(key="home_now").click().run()
 
     assert not at.exception
     queued = [s for s in services.recent_runs(demo.ws) if s.run.status is RunStatus.QUEUED]

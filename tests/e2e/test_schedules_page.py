@@ -106,6 +106,10 @@ def test_edit_disable_and_run_now(demo: Demo) -> None:
     assert at.dataframe[0].value.to_dict("records")[0]["Next run"] == ""
 
     at.button(key="sched_run_now").click().run()
+    assert not [s for s in at.success if "queued" in s.value]  # asked first, nothing queued
+    assert at.checkbox(key="sched_confirm").label == "I confirm sending to 50 recipients"
+    at.checkbox(key="sched_confirm").check().run()
+    at.button(key="sched_now").click().run()
     message = at.success[0].value
     assert message.startswith("Run ") and "queued" in message
     run_id = int(message.split()[1])

@@ -4,6 +4,8 @@ shown under its field with nothing saved."""
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
@@ -14,6 +16,11 @@ from outreach_core.domain.states import DnsWaitPolicy
 from tests.e2e.dashboard import HOME, Demo
 
 PAGE = "pages/workflows.py"
+
+
+def literal(value: str) -> str:
+    """A box's text as the browser shows it: the backslash escapes of `ui.plain` removed."""
+    return re.sub(r"\\(.)", r"\1", value)
 
 
 def start() -> AppTest:
@@ -124,7 +131,7 @@ def test_bad_key_and_bad_report_address_are_shown_by_field_and_nothing_is_saved(
     at.text_input(key="wf_report_recipients").set_value("ops@example.com, boss(at)example.org")
     submit(at)
 
-    messages = [e.value for e in at.error]
+    messages = [literal(e.value) for e in at.error]
     assert "Nothing was saved: fix the fields marked below." in messages
     assert any("lowercase letters, digits and dashes" in m for m in messages)
     assert any("'boss(at)example.org' is not an email address" in m for m in messages)
@@ -141,7 +148,7 @@ def test_an_engine_gone_meanwhile_is_named_and_nothing_is_saved(demo: Demo) -> N
         conn.execute(sa.delete(engines_table).where(engines_table.c.id == doomed))
     submit(at)
 
-    messages = [e.value for e in at.error]
+    messages = [literal(e.value) for e in at.error]
     assert any(f"there is no engine {doomed}" in m for m in messages), messages
     assert f"engine {doomed} (not found)" in str(at.multiselect(key="wf_engine_ids").options)
     assert [w.name for w in services.list_workflows(demo.ws)] == [demo.workflow.name]
@@ -154,7 +161,7 @@ def test_a_workflow_that_ran_cannot_be_deleted(demo: Demo) -> None:
     at.selectbox(key="wf_pick").set_value(demo.workflow.id).run()
     at.button(key="wf_delete").click().run()
 
-    assert any("has 1 run(s) and is kept" in e.value for e in at.error)
+    assert any("has 1 run(s) and is kept" in literal(e.value) for e in at.error)
     assert len(services.list_workflows(demo.ws)) == 1
 
 
@@ -190,7 +197,7 @@ def test_unsubscribe_url_with_a_second_uri_is_refused_on_save(demo: Demo) -> Non
     at.button(key="FormSubmitter:workflow_form-Save workflow").click().run()
 
     assert not at.exception, [e.value for e in at.exception]
-    messages = [e.value for e in at.error]
+    messages = [literal(e.value) for e in at.error]
     assert "Nothing was saved: fix the fields marked below." in messages
     assert any("'>' is not allowed" in m for m in messages)
     [stored] = services.list_workflows(demo.ws)

@@ -36,6 +36,7 @@ def test_every_option_reaches_send_options() -> None:
     _, options = parse_workflow_form(
         values(
             key="weekly-digest",
+            skip_mx=True,
             dedupe_window_hours=6,
             on_render_error="abort",
             dns_wait_hours=6,
@@ -45,13 +46,15 @@ def test_every_option_reaches_send_options() -> None:
             report_recipients="boss@example.com; Ops@Example.org ,",
             retry_ambiguous_once=True,
             retry_lifetime_hours=48,
+            send_window=" 9:00 - 17:30 ",
+            timezone="Europe/Paris",
             unsubscribe_mailto="unsub@example.com",
             unsubscribe_base_url="https://example.com/unsubscribe",
             rate=2.5,
             burst=3,
             concurrency=2,
         ),
-        base=SendOptions(max_attempts=5, skip_mx=True),
+        base=SendOptions(max_attempts=5),
     )
     assert options.auto_pause_failure_rate == pytest.approx(0.35)
     assert options.on_render_error is RenderErrorPolicy.ABORT
@@ -61,7 +64,9 @@ def test_every_option_reaches_send_options() -> None:
     assert (options.rate, options.burst, options.concurrency) == (2.5, 3, 2)
     assert options.retry_ambiguous_once and options.unsubscribe_mailto == "unsub@example.com"
     assert options.retry_lifetime_hours == 48
-    assert (options.max_attempts, options.skip_mx) == (5, True)  # kept from the workflow
+    assert (options.send_window, options.timezone) == ("09:00-17:30", "Europe/Paris")
+    assert options.skip_mx
+    assert options.max_attempts == 5  # not on the form: kept from the workflow
 
 
 @pytest.mark.parametrize(

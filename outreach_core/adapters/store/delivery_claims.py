@@ -199,11 +199,12 @@ def lock_workflow_claims(conn: Connection, workflow_id: int) -> None:
 
 
 def recently_sent(
-    conn: Connection, *, workflow_id: int, run_id: int, keys: list[str], since: datetime
+    conn: Connection, *, workflow_id: int, run_id: int | None, keys: list[str], since: datetime
 ) -> dict[str, Taken]:
     """Which of `keys` another run of the workflow holds, and which run (key -> Taken): sent
     to (or may have: unknown) since `since`, or `sending` right now, whether that run is older
-    or newer than this one. Read under `lock_workflow_claims`, so two runs racing send once."""
+    or newer than this one. Read under `lock_workflow_claims`, so two runs racing send once.
+    `run_id` None (the pre-flight, before any run): every run of the workflow counts."""
     if not keys:
         return {}
     sending = deliveries.c.status == DeliveryStatus.SENDING
@@ -211,15 +212,17 @@ def recently_sent(
         deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.UNKNOWN]),
         deliveries.c.updated_at >= since,
     )
+    where = [
+        runs.c.workflow_id == workflow_id,
+        deliveries.c.email_normalized.in_(keys),
+        sa.or_(done, sending),
+    ]
+    if run_id is not None:
+        where.append(deliveries.c.run_id != run_id)
     rows = conn.execute(
         sa.select(deliveries.c.email_normalized, deliveries.c.run_id, sending.label("sending"))
         .join(runs, runs.c.id == deliveries.c.run_id)
-        .where(
-            runs.c.workflow_id == workflow_id,
-            deliveries.c.run_id != run_id,
-            deliveries.c.email_normalized.in_(keys),
-            sa.or_(done, sending),
-        )
+        .where(*where)
     )
     return taken_by((key, int(other), bool(now_sending)) for key, other, now_sending in rows)
 

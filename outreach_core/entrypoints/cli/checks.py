@@ -11,10 +11,12 @@ from pathlib import Path
 
 from outreach_core import services
 from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.clock import utcnow
 from outreach_core.domain.models import RenderErrorPolicy
 from outreach_core.domain.planning import render_abort_reason
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.template_checks import content_warnings
+from outreach_core.domain.template_tools import SUBJECT_ROWS, rendered_subjects
 from outreach_core.domain.unsubscribe_checks import UnsubscribeFinding
 from outreach_core.entrypoints.cli.common import EXIT_OK, EXIT_USAGE, print_findings
 from outreach_core.services import preflight
@@ -47,7 +49,15 @@ def print_dry_run(
     missing = template.missing_columns(send.parsed.columns)
     if missing:
         print(f"missing columns: {', '.join(missing)} (every row without them fails to render)")
-    for warning in content_warnings(template.source):
+    # the subject's length as the first rows render it, as the Templates page measures it
+    subjects = rendered_subjects(
+        template.source,
+        list(enumerate(send.parsed.rows[:SUBJECT_ROWS], start=1)),
+        email_column=send.parsed.email_column,
+        sender=send.sender,
+        run_date=utcnow(),
+    )
+    for warning in content_warnings(template.source, rendered_subjects=subjects):
         print(f"warning: {warning}")
     print_findings(findings)
     abort = render_abort_reason(plan, policy)
@@ -85,10 +95,23 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def cmd_dry_run(ws: Workspace, args: argparse.Namespace) -> int:
+    """The workflow's pre-flight as the pages show it (`preflight.workflow_preflight`): the
+    workflow's own DNS option unless --skip-mx, suppressions, dedupe window, render check."""
     workflow = services.find_workflow(ws, args.workflow)
     print(f"dry run of workflow {workflow.name!r}: nothing is sent", flush=True)
     print_findings(services.workflow_unsubscribe_findings(ws, workflow.id))
-    report = preflight.dry_run_workflow(
-        ws, workflow.id, skip_mx=args.skip_mx, progress=ProgressLine()
+    result = preflight.workflow_preflight(
+        ws, workflow.id, skip_mx=True if args.skip_mx else None, progress=ProgressLine()
     )
-    return _write_report(report, args.out)
+    print(f"DNS check: {'skipped' if result.skip_mx else 'done'}")
+    for missing in result.missing:
+        print(f"missing column: {missing.message}")
+    args.out.write_text(result.report.csv(), encoding="utf-8")
+    print(f"{result.counts.total} rows: {result.counts.line()}")
+    if result.dedupe_note:
+        print(result.dedupe_note)
+    if result.abort_reason:
+        print(result.abort_reason)
+    print(f"would send to {result.to_send} recipients")
+    print(f"wrote {args.out}")
+    return EXIT_OK

@@ -191,7 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dry_run.add_argument("workflow", help="workflow name or id")
     dry_run.add_argument("--out", type=Path, required=True, help="result CSV to write")
-    dry_run.add_argument("--skip-mx", action="store_true", help="check syntax only, no DNS")
+    dry_run.add_argument(
+        "--skip-mx",
+        action="store_true",
+        help="skip the DNS check even if the workflow has it (default: the workflow's option; "
+        "suppressions, the dedupe window and rendering are checked as a run checks them)",
+    )
     template = commands.add_parser("template", help="import or export a template folder")
     template_actions = template.add_subparsers(dest="action", required=True)
     imports = template_actions.add_parser(
