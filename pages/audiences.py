@@ -124,11 +124,7 @@ def upload_file() -> None:
     if report.rejected:
         st.subheader(f"Rejected rows ({len(report.rejected)})")
         rejected = views.rejected_frame(report)
-        st.dataframe(
-            rejected,
-            hide_index=True,
-            column_config={"reason": st.column_config.TextColumn("reason", width="large")},
-        )
+        ui.table(rejected, first=["row", "line"])
         ui.csv_download(
             "Download rejected rows", rejected, file_name="rejected.csv", key="rejected_download"
         )
@@ -303,15 +299,7 @@ def saved_audiences() -> None:
     )
     page = min(page, pages)
     shown = found[(page - 1) * size : page * size]
-    st.dataframe(
-        views.audience_frame(audience, shown),
-        hide_index=True,
-        column_config={
-            "status": st.column_config.TextColumn("status", width="small"),
-            "reason": st.column_config.TextColumn("reason", width="large"),
-        },
-        key="aud_rows",
-    )
+    ui.table(views.audience_frame(audience, shown), first=["row"], key="aud_rows")
     st.caption(
         f"Page {page} of {pages} · {len(found)} of {len(rows)} rows match"
         + (f" {search.strip()!r}" if search.strip() else "")

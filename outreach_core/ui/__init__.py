@@ -19,6 +19,7 @@ from outreach_core.ui import auth
 from outreach_core.ui.auth import actor, can, current_user, gate, require_role, settings_error
 from outreach_core.ui.charts import csv_bytes
 from outreach_core.ui.compliance_views import domain_check_frame
+from outreach_core.ui.tables import reading_order, table
 from outreach_core.ui.views import (
     CLI_SEND,
     CLI_SEND_BLOCK,
@@ -61,6 +62,7 @@ __all__ = [
     "limits_summary",
     "mark_routed",
     "plain",
+    "reading_order",
     "recent_runs_column_config",
     "recent_runs_frame",
     "require_role",
@@ -70,6 +72,7 @@ __all__ = [
     "sandboxed_frame",
     "settings_error",
     "setup_checklist",
+    "table",
     "unsubscribe_notes",
     "versions_frame",
     "waiting_frame",

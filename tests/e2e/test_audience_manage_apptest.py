@@ -17,11 +17,11 @@ from tests.e2e.dashboard import HOME, Demo, open_test_workspace
 
 #: headers that name no email column: the page finds it by its values
 UNNAMED = (
-    "Contact,Reach me at,Firm\n"
-    "Ann Lee,ann@x.example ::: ann@home.example,Acme\n"
-    "Bob Ray,bob@y.example,Initech\n"
-    "Cy Wu,,Umbrella\n"
-).encode()
+    b"Contact,Reach me at,Firm\n"
+    b"Ann Lee,ann@x.example ::: ann@home.example,Acme\n"
+    b"Bob Ray,bob@y.example,Initech\n"
+    b"Cy Wu,,Umbrella\n"
+)
 
 
 def open_audiences() -> AppTest:

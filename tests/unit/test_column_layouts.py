@@ -176,11 +176,11 @@ def test_apply_choices_on_a_google_export() -> None:
     """Verify a Google file: the address column found by parse, multi-address cells split
     into an `email` column, names mapped to first_name/last_name/company, every row kept."""
     data = (
-        "Given Name,Family Name,E-mail 1 - Type,E-mail 1 - Value,Organization 1 - Name\n"
-        "Ann,Lee,* Work,ann@x.example ::: ann@home.example,Acme\n"
-        "Bob,Ray,* Home,,Initech\n"
-        "Cy,Wu,* Work,cy@z.example,\n"
-    ).encode()
+        b"Given Name,Family Name,E-mail 1 - Type,E-mail 1 - Value,Organization 1 - Name\n"
+        b"Ann,Lee,* Work,ann@x.example ::: ann@home.example,Acme\n"
+        b"Bob,Ray,* Home,,Initech\n"
+        b"Cy,Wu,* Work,cy@z.example,\n"
+    )
     parsed = parse_csv(data, source="google.csv")
     assert parsed.email_column == "e_mail_1_value"
     roles = {"first_name": "Given Name", "last_name": "Family Name", "company": None}
