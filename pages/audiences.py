@@ -1,6 +1,8 @@
 """Audiences: upload a CSV/XLSX file, map the email column, see every row accounted for, import;
 or read contacts from a SQL source with a read-only query."""
 
+import zlib
+
 import pandas as pd
 import streamlit as st
 
@@ -34,6 +36,8 @@ def upload_file() -> None:
         )
         return
     data = upload.getvalue()
+    # the pickers are the file's own: another file gets its columns proposed afresh
+    tag = upload.file_id
     sheet = None
     if upload.name.lower().endswith(".xlsx"):
         sheet = st.text_input("Sheet (empty = the first)", key="sheet") or None
@@ -55,7 +59,7 @@ def upload_file() -> None:
         index=first.headers.index(detected) if detected else None,
         format_func=lambda h: views.column_preview(first, h),
         placeholder="Choose the column holding the addresses",
-        key="email_col",
+        key=f"email_col_{tag}",
     )
     roles: dict[str, str | None] = {}
     options: list[str | None] = [None, *first.headers]
@@ -69,7 +73,7 @@ def upload_file() -> None:
             options,
             index=options.index(proposed.roles()[role]),
             format_func=lambda h: views.column_preview(first, h),
-            key=f"map_{role}",
+            key=f"map_{role}_{tag}",
         )
     if chosen is None:
         st.warning("No column looks like an email column: choose it above.")
@@ -87,7 +91,7 @@ def upload_file() -> None:
                     SplitMode.EACH: "One row per address",
                 }[m],
                 horizontal=True,
-                key="split_mode",
+                key=f"split_mode_{tag}",
             )
         parsed = apply_choices(parsed, ImportChoices(chosen, roles, split))
     except OutreachError as exc:
@@ -137,7 +141,7 @@ def upload_file() -> None:
             ),
             hide_index=True,
         )
-    name = st.text_input("Audience name", value=upload.name.rsplit(".", 1)[0], key="name")
+    name = st.text_input("Audience name", value=upload.name.rsplit(".", 1)[0], key=f"name_{tag}")
     nothing = not report.imported
     if nothing:
         st.error(
@@ -281,9 +285,19 @@ def saved_audiences() -> None:
         hide_index=True,
     )
     by_id = {a.id: a for a in stored}
+    ids = list(by_id)
+    current = st.session_state.get("aud_current")
+    # keyed by the names shown: after a rename or delete the picker is drawn afresh, on the
+    # same audience when it is still there
+    names_tag = zlib.crc32("\n".join(a.name for a in stored).encode())
     picked = st.selectbox(
-        "Audience", list(by_id), format_func=lambda i: by_id[i].name, key="aud_pick"
+        "Audience",
+        ids,
+        index=ids.index(current) if current in ids else 0,
+        format_func=lambda i: by_id[i].name,
+        key=f"aud_pick_{names_tag}",
     )
+    st.session_state["aud_current"] = picked
     audience, rows = audience_service.rows_with_status(ws, picked)
     search_column, page_column = st.columns([3, 1])
     search = search_column.text_input(
@@ -331,7 +345,7 @@ def saved_audiences() -> None:
                 + ", ".join(repr(u) for u in users)
                 + " send to it."
             )
-        sure = st.checkbox(f"Delete {audience.name!r} and its rows", key="aud_sure")
+        sure = st.checkbox(f"Delete {audience.name!r} and its rows", key=f"aud_sure_{audience.id}")
         if st.button("Delete audience", key="aud_delete", disabled=not sure) and (
             ui.require_role("sender")
         ):
@@ -341,7 +355,6 @@ def saved_audiences() -> None:
                 st.error(ui.plain(str(exc)))
             else:
                 st.session_state["aud_feedback"] = f"Deleted {gone!r}."
-                st.session_state.pop("aud_sure", None)
                 st.rerun()
 
 

@@ -1,5 +1,5 @@
 """The user's choices applied to a parsed contacts file: the email column, multi-address cells
-split, and the name and company columns renamed to `first_name`, `last_name` and `company`
+split (the column keeps one address, the whole cell is kept in `<column>_all`), and the name and company columns renamed to `first_name`, `last_name` and `company`
 (the variables templates use). The file's own headers and values are kept."""
 
 from __future__ import annotations
@@ -10,9 +10,6 @@ from outreach_core.adapters.contact_files import ParsedFile
 from outreach_core.domain.address_cells import SplitMode, is_multi, split_rows
 from outreach_core.domain.column_layouts import rename_roles
 from outreach_core.errors import InputError
-
-#: the column an address split out of a multi-address cell goes to (made unique if taken)
-SPLIT_COLUMN = "email"
 
 
 @dataclass(frozen=True)
@@ -52,16 +49,18 @@ def apply_choices(parsed: ParsedFile, choices: ImportChoices) -> ParsedFile:
     rows, lines, notes = parsed.rows, list(parsed.lines), list(parsed.notes)
     multi = multi_address_cells(parsed, email)
     if multi:
-        split_into = _unique(SPLIT_COLUMN, columns)
-        rows, origin = split_rows(rows, column=email, into=split_into, mode=choices.split)
+        # the column keeps one address (what templates and sends use); the cell as the file
+        # had it moves to a column of its own beside it
+        keep_as = _unique(f"{email}_all", columns)
+        moved = [{**row, keep_as: row.get(email, "")} for row in rows]
+        rows, origin = split_rows(moved, column=keep_as, into=email, mode=choices.split)
         if lines:
             lines = [parsed.lines[i] for i in origin]
         header = parsed.headers[parsed.columns.index(email)]
-        columns.append(split_into)
-        headers.append(f"{header} (address used)")
+        columns.append(keep_as)
+        headers.append(f"{header} (all addresses)")
         how = "its first address kept" if choices.split is SplitMode.FIRST else "one row each"
         notes.append(f"{multi} cells of {header!r} hold several addresses: {how}")
-        email = split_into
     chosen = {
         role: _column_of(parsed, header) if header else None
         for role, header in choices.roles.items()

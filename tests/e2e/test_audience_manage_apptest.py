@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from outreach_core import services
 from outreach_core.adapters.contact_files import parse_csv
 from outreach_core.ui.views import plain
-from tests.e2e.dashboard import HOME, Demo, open_test_workspace
+from tests.e2e.dashboard import HOME, Demo, keyed, open_test_workspace
 
 #: headers that name no email column: the page finds it by its values
 UNNAMED = (
@@ -42,16 +42,16 @@ def test_email_column_by_values_and_import_disabled_for_a_wrong_column(data_dir:
     at = open_audiences()
     at.file_uploader(key="upload").upload("people.csv", UNNAMED, "text/csv").run()
     assert not at.exception, [e.value for e in at.exception]
-    picker = at.selectbox(key="email_col")
+    picker = keyed(at.selectbox, "email_col")
     assert picker.value == "Reach me at"
     assert "Reach me at — ann@x.example ::: ann@home.example, bob@y.example" in picker.options
     assert not [w.value for w in at.warning if "email column" in w.value]
     assert at.button(key="import").disabled is False
-    at.selectbox(key="email_col").set_value("Firm").run()
+    keyed(at.selectbox, "email_col").set_value("Firm").run()
     assert metrics(at)["Imported"] == "0"
     assert at.button(key="import").disabled is True
     assert "No row would import: column 'Firm' holds no usable address" in at.error[0].value
-    at.selectbox(key="email_col").set_value("Reach me at").run()
+    keyed(at.selectbox, "email_col").set_value("Reach me at").run()
     assert at.button(key="import").disabled is False
     assert not at.error and not [w.value for w in at.warning if "email column" in w.value]
 
@@ -62,18 +62,19 @@ def test_multi_address_cells_first_or_one_row_each_then_import(data_dir: Path) -
     at = open_audiences()
     at.file_uploader(key="upload").upload("people.csv", UNNAMED, "text/csv").run()
     assert metrics(at) == {"Rows": "3", "Imported": "2", "Rejected": "1", "Duplicates": "0"}
-    at.selectbox(key="map_company").set_value("Firm")
-    at.radio(key="split_mode").set_value("each").run()
+    keyed(at.selectbox, "map_company").set_value("Firm")
+    keyed(at.radio, "split_mode").set_value("each").run()
     assert metrics(at) == {"Rows": "4", "Imported": "3", "Rejected": "1", "Duplicates": "0"}
     assert any("`company` (Firm)" in c.value for c in at.caption)
-    at.text_input(key="name").set_value("split").run()
+    keyed(at.text_input, "name").set_value("split").run()
     at.button(key="import").click().run()
     assert "Imported 'split': 3 rows to send to, 1 rejected" in at.success[0].value
     ws = open_test_workspace(data_dir)
     try:
         (audience,) = services.list_audiences(ws)
-        assert audience.email_column == "email" and "company" in audience.columns
-        emails = [r["email"] for _, r in services.audience_rows(ws, audience.id)]
+        assert audience.email_column == "reach_me_at" and "company" in audience.columns
+        assert "reach_me_at_all" in audience.columns
+        emails = [r["reach_me_at"] for _, r in services.audience_rows(ws, audience.id)]
         assert emails == ["ann@x.example", "ann@home.example", "bob@y.example", ""]
     finally:
         ws.close()
@@ -88,10 +89,10 @@ def test_saved_audience_viewed_searched_renamed_downloaded_and_deleted(demo: Dem
         demo.ws, parse_csv(data, source="extra.csv"), name="extra", actor="test"
     )
     at = open_audiences()
-    picker = at.selectbox(key="aud_pick")
+    picker = keyed(at.selectbox, "aud_pick")
     assert picker.options == ["Demo contacts", "extra"]
     extra_id = next(a.id for a in services.list_audiences(demo.ws) if a.name == "extra")
-    at.selectbox(key="aud_pick").set_value(extra_id).run()
+    keyed(at.selectbox, "aud_pick").set_value(extra_id).run()
     frame = at.dataframe[-1].value
     assert frame[["row", "email", "status", "reason"]].values.tolist() == [
         [1, "zoe@x.example", "accepted", ""],
@@ -109,14 +110,15 @@ def test_saved_audience_viewed_searched_renamed_downloaded_and_deleted(demo: Dem
     assert [a.name for a in services.list_audiences(demo.ws)] == ["Demo contacts", "extra renamed"]
     # the demo audience: its workflow sends to it, so it stays
     demo_id = demo.workflow.audience_id
-    at.selectbox(key="aud_pick").set_value(demo_id).run()
+    keyed(at.selectbox, "aud_pick").set_value(demo_id).run()
     assert "Demo: spring workshop" in " ".join(c.value for c in at.caption)
-    at.checkbox(key="aud_sure").check().run()
+    keyed(at.checkbox, "aud_sure").check().run()
     at.button(key="aud_delete").click().run()
     assert plain("used by the workflow 'Demo: spring workshop'") in at.error[0].value
     assert len(services.list_audiences(demo.ws)) == 2
-    at.selectbox(key="aud_pick").set_value(extra_id).run()
-    at.checkbox(key="aud_sure").check().run()
+    keyed(at.selectbox, "aud_pick").set_value(extra_id).run()
+    assert keyed(at.checkbox, "aud_sure").value is False  # ticked for another audience
+    keyed(at.checkbox, "aud_sure").check().run()
     at.button(key="aud_delete").click().run()
     assert plain("Deleted 'extra renamed'.") == at.success[0].value
     assert [a.name for a in services.list_audiences(demo.ws)] == ["Demo contacts"]

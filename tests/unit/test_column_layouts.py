@@ -174,7 +174,7 @@ def test_rename_roles_keeps_names_unique() -> None:
 
 def test_apply_choices_on_a_google_export() -> None:
     """Verify a Google file: the address column found by parse, multi-address cells split
-    into an `email` column, names mapped to first_name/last_name/company, every row kept."""
+    (the whole cell kept in `e_mail_1_value_all`), names mapped to first_name/last_name/company, every row kept."""
     data = (
         b"Given Name,Family Name,E-mail 1 - Type,E-mail 1 - Value,Organization 1 - Name\n"
         b"Ann,Lee,* Work,ann@x.example ::: ann@home.example,Acme\n"
@@ -186,17 +186,18 @@ def test_apply_choices_on_a_google_export() -> None:
     roles = {"first_name": "Given Name", "last_name": "Family Name", "company": None}
     roles["company"] = "Organization 1 - Name"
     each = apply_choices(parsed, ImportChoices("E-mail 1 - Value", roles, SplitMode.EACH))
-    assert each.email_column == "email"
-    assert [(r["email"], r["first_name"], r["company"]) for r in each.rows] == [
+    assert each.email_column == "e_mail_1_value"
+    assert each.rows[1]["e_mail_1_value_all"] == "ann@x.example ::: ann@home.example"
+    assert [(r["e_mail_1_value"], r["first_name"], r["company"]) for r in each.rows] == [
         ("ann@x.example", "Ann", "Acme"),
         ("ann@home.example", "Ann", "Acme"),
         ("", "Bob", "Initech"),
         ("cy@z.example", "Cy", ""),
     ]
     assert each.lines == [2, 2, 3, 4]
-    assert each.headers[-1] == "E-mail 1 - Value (address used)"
+    assert each.headers[-1] == "E-mail 1 - Value (all addresses)"
     report = sort_rows(each)
     assert (len(report.imported), len(report.rejected)) == (3, 1)
     first = apply_choices(parsed, ImportChoices("E-mail 1 - Value", roles, SplitMode.FIRST))
-    assert [r["email"] for r in first.rows] == ["ann@x.example", "", "cy@z.example"]
+    assert [r["e_mail_1_value"] for r in first.rows] == ["ann@x.example", "", "cy@z.example"]
     assert "1 cells of 'E-mail 1 - Value' hold several addresses" in first.notes[-1]
