@@ -8,7 +8,12 @@ import streamlit as st
 
 from outreach_core import OutreachError, services, ui
 from outreach_core.adapters.contact_files import parse_file, sort_rows
-from outreach_core.adapters.contact_mapping import ImportChoices, apply_choices, multi_address_cells
+from outreach_core.adapters.contact_mapping import (
+    ImportChoices,
+    apply_choices,
+    multi_address_cells,
+    several_addresses,
+)
 from outreach_core.domain.address_cells import SplitMode
 from outreach_core.domain.column_layouts import propose_mapping
 from outreach_core.services import audiences as audience_service
@@ -84,7 +89,7 @@ def upload_file() -> None:
         split = SplitMode.FIRST
         if multi:
             split = st.radio(
-                f"{multi} cells of {chosen!r} hold several addresses",
+                several_addresses(multi, chosen),
                 list(SplitMode),
                 format_func=lambda m: {
                     SplitMode.FIRST: "Keep the first address",
@@ -340,10 +345,11 @@ def saved_audiences() -> None:
     with delete_column.container(border=True):
         users = audience_service.workflows_using(ws, audience.id)
         if users:
+            named = ", ".join(repr(u) for u in users)
             st.caption(
-                "Cannot be deleted while the workflows "
-                + ", ".join(repr(u) for u in users)
-                + " send to it."
+                f"Cannot be deleted while the workflow {named} sends to it."
+                if len(users) == 1
+                else f"Cannot be deleted while the workflows {named} send to it."
             )
         sure = st.checkbox(f"Delete {audience.name!r} and its rows", key=f"aud_sure_{audience.id}")
         if st.button("Delete audience", key="aud_delete", disabled=not sure) and (

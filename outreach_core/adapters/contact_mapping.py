@@ -27,6 +27,13 @@ def multi_address_cells(parsed: ParsedFile, column: str) -> int:
     return sum(1 for row in parsed.rows if is_multi(str(row.get(column) or "")))
 
 
+def several_addresses(count: int, header: str) -> str:
+    """`2 cells of 'E-mail 1 - Value' hold several addresses` (1 cell … holds)."""
+    if count == 1:
+        return f"1 cell of {header!r} holds several addresses"
+    return f"{count} cells of {header!r} hold several addresses"
+
+
 def _column_of(parsed: ParsedFile, header: str) -> str:
     if header in parsed.columns:
         return header
@@ -60,7 +67,7 @@ def apply_choices(parsed: ParsedFile, choices: ImportChoices) -> ParsedFile:
         columns.append(keep_as)
         headers.append(f"{header} (all addresses)")
         how = "its first address kept" if choices.split is SplitMode.FIRST else "one row each"
-        notes.append(f"{multi} cells of {header!r} hold several addresses: {how}")
+        notes.append(f"{several_addresses(multi, header)}: {how}")
     chosen = {
         role: _column_of(parsed, header) if header else None
         for role, header in choices.roles.items()

@@ -24,6 +24,8 @@ READ_FIRST = (
     "What it means",
     "last reply",
 )
+#: status columns: wide enough for the longest status (`invalid_syntax`, `render_error`)
+STATUS = frozenset({"status", "Status", "State", "Verdict"})
 #: columns holding long text: drawn wide
 WIDE = frozenset({"reason", "Reason", "What it means", "last reply", "Found", "Detail"})
 
@@ -52,6 +54,8 @@ def table(
         label = (labels or {}).get(name)
         if name in WIDE:
             config[name] = st.column_config.TextColumn(label or name, width="large")
+        elif name in STATUS:
+            config[name] = st.column_config.TextColumn(label or name, width="medium")
         elif label:
             config[name] = st.column_config.Column(label)
     config.update(column_config or {})

@@ -22,6 +22,7 @@ from tests.e2e.dashboard import (
     open_from_overview,
     open_test_workspace,
     opened_page,
+    send_run,
     serve_app,
 )
 
@@ -39,7 +40,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("import-browser") / "data"
     ws = open_test_workspace(folder)
     try:
-        assert load_demo(ws) is not None
+        workflow = load_demo(ws)
+        assert workflow is not None
+        send_run(ws, workflow)  # Home's KPIs then show a delivery rate
     finally:
         ws.close()
     return folder
@@ -114,7 +117,7 @@ def test_google_outlook_and_hubspot_exports_import_with_columns_mapped(
             "Rejected": str(export.rejected),
             "Duplicates": str(export.duplicates),
         }, export.name
-        page.get_by_text("1 cells of").first.wait_for()  # the multi-address cell, split
+        page.get_by_text("1 cell of").first.wait_for()  # the multi-address cell, split
         shot = screenshot(page, f"import-{export.name.split('-')[0]}.png")
         page.get_by_role("button", name="Import audience").click()
         page.get_by_text(f"{export.imported} rows to send to").wait_for()
@@ -159,7 +162,7 @@ def test_audience_searched_renamed_deleted_and_demo_delete_refused(
     pick.click()
     page.get_by_role("option", name="Demo contacts").click()
     settled(page)
-    page.get_by_text("Cannot be deleted while the workflows").wait_for()
+    page.get_by_text("Cannot be deleted while the workflow").wait_for()
     page.get_by_text("Delete 'Demo contacts' and its rows").click()
     page.get_by_role("button", name="Delete audience").click()
     page.get_by_text("is used by the workflow").wait_for()
@@ -181,7 +184,7 @@ def test_audience_searched_renamed_deleted_and_demo_delete_refused(
     renamed = screenshot(page, "audience-renamed.png")
     page.get_by_text("Delete 'CRM leads (November)' and its rows").click()
     page.get_by_role("button", name="Delete audience").click()
-    page.get_by_text("Deleted").wait_for()
+    page.get_by_text("Deleted 'CRM leads (November)'.").wait_for()
     settled(page)
     deleted = screenshot(page, "audience-deleted.png")
     ws = open_test_workspace(data)
@@ -212,13 +215,23 @@ def test_dry_run_table_shows_status_and_reason_first_at_1400px(page, app_url: st
 
 def test_no_page_asks_another_host(page, app_url: str) -> None:
     """Verify every request (HTTP and websocket) made while visiting every page goes to the
-    dashboard's own host and port: no font, icon or script from anywhere else."""
+    dashboard's own host and port: no font, icon or script from anywhere else. On the way,
+    Overview's KPIs fit their boxes."""
     seen: list[str] = []
     page.on("request", lambda request: seen.append(request.url))
     page.on("websocket", lambda socket: seen.append(socket.url))
     for name in PAGES:
         open_from_overview(page, app_url, name)
         settled(page)
+        if name == "Overview":
+            # every KPI fits its box: none cut to "100…"
+            cut = page.evaluate(
+                """() => [...document.querySelectorAll('[data-testid="stMetricValue"] div')]
+                    .filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)"""
+            )
+            assert cut == []
+            page.get_by_text("100.0%").first.wait_for()
+            screenshot(page, "overview-kpis.png")
     own = urlsplit(app_url).netloc
     remote = [u for u in seen if urlsplit(u).scheme in ("http", "https", "ws", "wss")
               and urlsplit(u).netloc != own]  # fmt: skip

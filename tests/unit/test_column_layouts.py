@@ -200,4 +200,4 @@ def test_apply_choices_on_a_google_export() -> None:
     assert (len(report.imported), len(report.rejected)) == (3, 1)
     first = apply_choices(parsed, ImportChoices("E-mail 1 - Value", roles, SplitMode.FIRST))
     assert [r["e_mail_1_value"] for r in first.rows] == ["ann@x.example", "", "cy@z.example"]
-    assert "1 cells of 'E-mail 1 - Value' hold several addresses" in first.notes[-1]
+    assert "1 cell of 'E-mail 1 - Value' holds several addresses" in first.notes[-1]
