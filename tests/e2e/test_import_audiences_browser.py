@@ -232,6 +232,12 @@ def test_no_page_asks_another_host(page, app_url: str) -> None:
             assert cut == []
             page.get_by_text("100.0%").first.wait_for()
             screenshot(page, "overview-kpis.png")
+            # the checklist leads through the pages
+            page.get_by_role("link", name="Open Audiences").scroll_into_view_if_needed()
+            screenshot(page, "overview-checklist.png")
+        if name == "Results":
+            page.locator(".js-plotly-plot").first.wait_for()
+            screenshot(page, "results.png")
     own = urlsplit(app_url).netloc
     remote = [u for u in seen if urlsplit(u).scheme in ("http", "https", "ws", "wss")
               and urlsplit(u).netloc != own]  # fmt: skip
