@@ -3,8 +3,8 @@
 Learned from the exports people bring: Google Contacts (`E-mail 1 - Value`, `Given Name`,
 `Organization 1 - Name`), Outlook (`E-mail Address`, `Company`), HubSpot (`Email`,
 `Company Name`), Mailchimp and LinkedIn (`Email Address`), Salesforce (`Account Name`) and
-Apple's vCard-to-CSV (`EMAIL;type=INTERNET;type=pref`). Headers are compared without case,
-extra spaces, dots or underscores. A file whose headers name no email column may still have
+Apple's vCard-to-CSV (`EMAIL;type=INTERNET;type=pref`). Headers are compared with the known
+names on their letters and digits only (`E-Mail_Address` is `email address`). A file whose headers name no email column may still have
 one: sample values, when given, find the column that holds addresses.
 """
 
@@ -95,11 +95,17 @@ def normalise(header: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def squash(header: str) -> str:
+    """`E-Mail_Address` -> `emailaddress`: only letters and digits, lower case (how headers
+    are compared with the known names)."""
+    return re.sub(r"[^0-9a-z]+", "", str(header).lower())
+
+
 def _by_name(headers: Sequence[str], names: Sequence[str]) -> str | None:
-    keys = [normalise(h) for h in headers]
+    keys = [squash(h) for h in headers]
     for name in names:
-        if name in keys:
-            return headers[keys.index(name)]
+        if squash(name) in keys:
+            return headers[keys.index(squash(name))]
     return None
 
 

@@ -97,6 +97,16 @@ def test_lowest_numbered_address_column_wins_whatever_the_order() -> None:
     assert propose_mapping(headers).email == "E-MAIL  1 - VALUE"
 
 
+@pytest.mark.parametrize(
+    "header", ["email", "E-Mail", "e_mail", "E Mail", "EMAIL_ADDRESS", "e-mail_address",
+               "Recipient_Email", "mail_address", "EmailAddress", " Email. "],
+)  # fmt: skip
+def test_spellings_of_the_email_header(header: str) -> None:
+    """Verify the spellings the importer knew before (and their case and punctuation
+    variants) are still found."""
+    assert propose_mapping(["Name", header]).email == header
+
+
 def test_label_column_is_never_the_email_column() -> None:
     """Verify Google's `E-mail 1 - Label` is not taken for the address."""
     assert propose_mapping(["E-mail 1 - Label", "Notes"]).email is None
