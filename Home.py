@@ -11,53 +11,49 @@ from outreach_core import ConfigError, ui
 st.set_page_config(page_title="Outreach", layout="wide")
 ui.mark_routed()
 
-# Navigation first, so the sidebar never falls back to listing pages/ on its own.
+# Navigation first, so the sidebar never falls back to listing pages/ on its own. Page icons
+# are emoji: the browser draws them (a `:material/…:` page icon makes the browser fetch the
+# favicon from fonts.gstatic.com, and the dashboard asks no other host for anything).
 page = st.navigation(
     [
         st.Page(
             "pages/overview.py",
             title="Overview",
-            icon=":material/dashboard:",
+            icon="🏠",
             url_path="overview",
             default=True,
         ),
-        st.Page(
-            "pages/audiences.py", title="Audiences", icon=":material/group:", url_path="audiences"
-        ),
-        st.Page(
-            "pages/dry_run.py", title="Dry run", icon=":material/fact_check:", url_path="dry-run"
-        ),
+        st.Page("pages/audiences.py", title="Audiences", icon="👥", url_path="audiences"),
+        st.Page("pages/dry_run.py", title="Dry run", icon="🔎", url_path="dry-run"),
         st.Page(
             "pages/workflows.py",
             title="Workflows",
-            icon=":material/account_tree:",
+            icon="🔀",
             url_path="workflows",
         ),
-        st.Page("pages/send.py", title="Send", icon=":material/send:", url_path="send"),
-        st.Page("pages/engines.py", title="Engines", icon=":material/outbox:", url_path="engines"),
-        st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+        st.Page("pages/send.py", title="Send", icon="📤", url_path="send"),
+        st.Page("pages/engines.py", title="Engines", icon="📮", url_path="engines"),
+        st.Page("pages/runs.py", title="Runs", icon="🕘", url_path="runs"),
         st.Page(
             "pages/schedules.py",
             title="Schedules",
-            icon=":material/schedule:",
+            icon="⏰",
             url_path="schedules",
         ),
-        st.Page(
-            "pages/results.py", title="Results", icon=":material/insights:", url_path="results"
-        ),
+        st.Page("pages/results.py", title="Results", icon="📊", url_path="results"),
         st.Page(
             "pages/templates.py",
             title="Templates",
-            icon=":material/edit_note:",
+            icon="📝",
             url_path="templates",
         ),
         st.Page(
             "pages/suppressions.py",
             title="Suppressions",
-            icon=":material/block:",
+            icon="🚫",
             url_path="suppressions",
         ),
-        st.Page("pages/audit.py", title="Audit", icon=":material/policy:", url_path="audit"),
+        st.Page("pages/audit.py", title="Audit", icon="📜", url_path="audit"),
     ]
 )
 

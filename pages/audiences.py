@@ -1,12 +1,24 @@
 """Audiences: upload a CSV/XLSX file, map the email column, see every row accounted for, import;
 or read contacts from a SQL source with a read-only query."""
 
+import zlib
+
 import pandas as pd
 import streamlit as st
 
 from outreach_core import OutreachError, services, ui
 from outreach_core.adapters.contact_files import parse_file, sort_rows
+from outreach_core.adapters.contact_mapping import (
+    ImportChoices,
+    apply_choices,
+    multi_address_cells,
+    several_addresses,
+)
+from outreach_core.domain.address_cells import SplitMode
+from outreach_core.domain.column_layouts import propose_mapping
+from outreach_core.services import audiences as audience_service
 from outreach_core.services import sources
+from outreach_core.ui import audience_views as views
 
 ws = ui.workspace()
 
@@ -15,96 +27,154 @@ st.caption("Who will get the email: a spreadsheet, or a query on your own databa
 
 file_tab, sql_tab, list_tab = st.tabs(["Upload a file", "SQL source", "Saved audiences"])
 
-with file_tab:
+
+def upload_file() -> None:
+    """The upload tab: the file, its columns mapped, every row accounted for, the import."""
     upload = st.file_uploader(
         "Contacts file (CSV or XLSX)", type=["csv", "txt", "xlsx"], key="upload"
     )
     if upload is None:
-        st.info("Upload a CSV (comma, semicolon, tab or pipe) or an XLSX file to begin.")
+        st.info(
+            "Upload a CSV (comma, semicolon, tab or pipe) or an XLSX file to begin. Exports of "
+            "Google Contacts, Outlook, HubSpot, Mailchimp, Salesforce, LinkedIn and Apple "
+            "Contacts (vCard to CSV) are recognised."
+        )
+        return
+    data = upload.getvalue()
+    # the pickers are the file's own: another file gets its columns proposed afresh
+    tag = upload.file_id
+    sheet = None
+    if upload.name.lower().endswith(".xlsx"):
+        sheet = st.text_input("Sheet (empty = the first)", key="sheet") or None
+    try:
+        first = parse_file(data, source=upload.name, sheet=sheet, required=False)
+    except OutreachError as exc:
+        st.error(ui.plain(str(exc)))
+        return
+    proposed = propose_mapping(first.headers, views.samples(first))
+    st.caption(f"Looks like an export of {proposed.layout}: check the columns below.")
+    if first.email_column:
+        detected: str | None = first.headers[first.columns.index(first.email_column)]
     else:
-        data = upload.getvalue()
-        try:
-            first = parse_file(data, source=upload.name)
-        except OutreachError as exc:
-            if "no email column" not in str(exc):
-                st.error(ui.plain(str(exc)))
-                st.stop()
-            first = None
-        headers: list[str] = []
-        if first is not None:
-            headers = first.headers
-        else:
-            st.warning("No column looks like an email column: choose it below.")
-        col_a, col_b = st.columns(2)
-        sheet = None
-        if upload.name.lower().endswith(".xlsx"):
-            sheet = col_b.text_input("Sheet (empty = the first)", key="sheet") or None
-        chosen = None
-        if first is not None:
-            detected = first.headers[first.columns.index(first.email_column)]
-            chosen = col_a.selectbox(
-                "Email column", first.headers, index=first.headers.index(detected), key="email_col"
+        detected = proposed.email
+    email_column, first_column, last_column, company_column = st.columns(4)
+    chosen = email_column.selectbox(
+        "Email column",
+        first.headers,
+        index=first.headers.index(detected) if detected else None,
+        format_func=lambda h: views.column_preview(first, h),
+        placeholder="Choose the column holding the addresses",
+        key=f"email_col_{tag}",
+    )
+    roles: dict[str, str | None] = {}
+    options: list[str | None] = [None, *first.headers]
+    for column, (role, label) in zip(
+        (first_column, last_column, company_column),
+        [("first_name", "First name"), ("last_name", "Last name"), ("company", "Company")],
+        strict=True,
+    ):
+        roles[role] = column.selectbox(
+            f"{label} → `{role}`",
+            options,
+            index=options.index(proposed.roles()[role]),
+            format_func=lambda h: views.column_preview(first, h),
+            key=f"map_{role}_{tag}",
+        )
+    if chosen is None:
+        st.warning("No column looks like an email column: choose it above.")
+        return
+    try:
+        parsed = parse_file(data, source=upload.name, email_column=chosen, sheet=sheet)
+        multi = multi_address_cells(parsed, parsed.email_column)
+        split = SplitMode.FIRST
+        if multi:
+            split = st.radio(
+                several_addresses(multi, chosen),
+                list(SplitMode),
+                format_func=lambda m: {
+                    SplitMode.FIRST: "Keep the first address",
+                    SplitMode.EACH: "One row per address",
+                }[m],
+                horizontal=True,
+                key=f"split_mode_{tag}",
             )
-        else:
-            chosen = col_a.text_input("Email column (its header)", key="email_col_text") or None
+        parsed = apply_choices(parsed, ImportChoices(chosen, roles, split))
+    except OutreachError as exc:
+        st.error(ui.plain(str(exc)))
+        return
+    report = sort_rows(parsed)
+    for note in parsed.notes:
+        st.warning(ui.plain(note))
+    counts = [
+        ("Rows", report.total),
+        ("Imported", len(report.imported)),
+        ("Rejected", len(report.rejected)),
+        ("Duplicates", len(report.duplicates)),
+    ]
+    for column, (label, value) in zip(st.columns(4), counts, strict=True):
+        column.metric(label, value, border=True)
+    delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}.get(
+        parsed.delimiter or "", "XLSX"
+    )
+    st.caption(
+        f"Encoding {parsed.encoding} · {delimiter} · every column becomes a template variable: "
+        + ", ".join(f"`{c}` ({h})" for c, h in zip(parsed.columns, parsed.headers, strict=True))
+    )
+    st.subheader("Preview")
+    preview = pd.DataFrame(report.imported[:100], columns=parsed.columns)
+    st.dataframe(
+        preview,
+        hide_index=True,
+        column_order=[
+            parsed.email_column,
+            *(c for c in parsed.columns if c != parsed.email_column),
+        ],
+    )
+    if report.rejected:
+        st.subheader(f"Rejected rows ({len(report.rejected)})")
+        rejected = views.rejected_frame(report)
+        ui.table(rejected, first=["row", "line"])
+        ui.csv_download(
+            "Download rejected rows", rejected, file_name="rejected.csv", key="rejected_download"
+        )
+    if report.duplicates:
+        st.subheader(f"Duplicates ({len(report.duplicates)})")
+        st.dataframe(
+            pd.DataFrame(
+                [(d.row, d.line, d.email, d.first_row) for d in report.duplicates],
+                columns=["row", "line", "email", "same as row"],
+            ),
+            hide_index=True,
+        )
+    name = st.text_input("Audience name", value=upload.name.rsplit(".", 1)[0], key=f"name_{tag}")
+    nothing = not report.imported
+    if nothing:
+        st.error(
+            f"No row would import: column {chosen!r} holds no usable address "
+            f"({len(report.rejected)} rejected). Choose the column holding the addresses."
+        )
+    else:
+        st.caption(
+            "Every row is kept with its status (rejected rows and duplicates are not sent); "
+            "see them under **Saved audiences**."
+        )
+    if st.button("Import audience", type="primary", key="import", disabled=nothing) and (
+        ui.require_role("sender")
+    ):
         try:
-            parsed = parse_file(data, source=upload.name, email_column=chosen, sheet=sheet)
+            audience = services.import_audience(ws, parsed, name=name, actor=ui.actor())
         except OutreachError as exc:
             st.error(ui.plain(str(exc)))
-            st.stop()
-        report = sort_rows(parsed)
-        for note in parsed.notes:
-            st.warning(ui.plain(note))
-        counts = [
-            ("Rows", report.total),
-            ("Imported", len(report.imported)),
-            ("Rejected", len(report.rejected)),
-            ("Duplicates", len(report.duplicates)),
-        ]
-        for column, (label, value) in zip(st.columns(4), counts, strict=True):
-            column.metric(label, value, border=True)
-        delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}.get(
-            parsed.delimiter or "", "XLSX"
-        )
-        st.caption(
-            f"Encoding {parsed.encoding} · {delimiter} · every other column becomes a template "
-            "variable: "
-            + ", ".join(f"`{c}` ({h})" for c, h in zip(parsed.columns, parsed.headers, strict=True))
-        )
-        st.subheader("Preview")
-        st.dataframe(pd.DataFrame(report.imported[:100]), hide_index=True)
-        if report.rejected:
-            st.subheader(f"Rejected rows ({len(report.rejected)})")
-            rejected = pd.DataFrame(
-                [(r.row, r.line, r.email, r.reason) for r in report.rejected],
-                columns=["row", "line", "email", "reason"],
+        else:
+            st.success(
+                f"Imported {audience.name!r}: {len(report.imported)} rows to send to, "
+                f"{len(report.rejected)} rejected, {len(report.duplicates)} duplicates "
+                f"({audience.row_count} rows kept)."
             )
-            st.dataframe(rejected, hide_index=True)
-            ui.csv_download(
-                "Download rejected rows",
-                rejected,
-                file_name="rejected.csv",
-                key="rejected_download",
-            )
-        if report.duplicates:
-            st.subheader(f"Duplicates ({len(report.duplicates)})")
-            st.dataframe(
-                pd.DataFrame(
-                    [(d.row, d.line, d.email, d.first_row) for d in report.duplicates],
-                    columns=["row", "line", "email", "same as row"],
-                ),
-                hide_index=True,
-            )
-        name = st.text_input("Audience name", value=upload.name.rsplit(".", 1)[0], key="name")
-        if st.button("Import audience", type="primary", key="import") and ui.require_role("sender"):
-            try:
-                audience = services.import_audience(
-                    ws, report.audience_file(), name=name, actor=ui.actor()
-                )
-            except OutreachError as exc:
-                st.error(ui.plain(str(exc)))
-            else:
-                st.success(f"Imported {audience.row_count} rows as audience {audience.name!r}.")
+
+
+with file_tab:
+    upload_file()
 
 with sql_tab:
     st.caption(
@@ -201,15 +271,98 @@ with sql_tab:
                     f"({recurring.row_count} rows today)."
                 )
 
-with list_tab:
-    stored = services.list_audiences(ws)
+
+def saved_audiences() -> None:
+    """The saved audiences: a list, then one audience's rows (searchable, paged), its CSV,
+    rename and delete."""
+    feedback = st.session_state.pop("aud_feedback", None)
+    if feedback:
+        st.success(ui.plain(feedback))
+    stored = audience_service.list_audiences(ws)
     if not stored:
         st.info("No audience yet: upload a file in the first tab.")
-    else:
-        st.dataframe(
-            pd.DataFrame(
-                [(a.name, a.source, a.row_count, a.email_column) for a in stored],
-                columns=["name", "source", "rows", "email column"],
-            ),
-            hide_index=True,
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [(a.name, a.row_count, a.email_column, a.source) for a in stored],
+            columns=["name", "rows", "email column", "source"],
+        ),
+        hide_index=True,
+    )
+    by_id = {a.id: a for a in stored}
+    ids = list(by_id)
+    current = st.session_state.get("aud_current")
+    # keyed by the names shown: after a rename or delete the picker is drawn afresh, on the
+    # same audience when it is still there
+    names_tag = zlib.crc32("\n".join(a.name for a in stored).encode())
+    picked = st.selectbox(
+        "Audience",
+        ids,
+        index=ids.index(current) if current in ids else 0,
+        format_func=lambda i: by_id[i].name,
+        key=f"aud_pick_{names_tag}",
+    )
+    st.session_state["aud_current"] = picked
+    audience, rows = audience_service.rows_with_status(ws, picked)
+    search_column, page_column = st.columns([3, 1])
+    search = search_column.text_input(
+        "Search", placeholder="any value, status or reason", key="aud_search"
+    )
+    found = [row for row in rows if audience_service.matches(row, search)]
+    size = audience_service.PAGE_SIZE
+    pages = max(1, -(-len(found) // size))
+    page = int(
+        page_column.number_input(
+            "Page", min_value=1, max_value=pages, value=1, key=f"aud_page_{picked}_{search}"
         )
+    )
+    page = min(page, pages)
+    shown = found[(page - 1) * size : page * size]
+    ui.table(views.audience_frame(audience, shown), first=["row"], key="aud_rows")
+    st.caption(
+        f"Page {page} of {pages} · {len(found)} of {len(rows)} rows match"
+        + (f" {search.strip()!r}" if search.strip() else "")
+    )
+    ui.csv_download(
+        "Download all rows with status and reason",
+        lambda: views.audience_frame(audience, rows).to_csv(index=False),
+        file_name=f"{audience.name}.csv",
+        key="aud_download",
+    )
+    rename_column, delete_column = st.columns(2)
+    with rename_column.form(f"aud_rename_{audience.id}", border=True):
+        new_name = st.text_input("New name", value=audience.name, key=f"aud_new_name_{audience.id}")
+        if st.form_submit_button("Rename") and ui.require_role("sender"):
+            try:
+                renamed = audience_service.rename_audience(
+                    ws, audience.id, new_name, actor=ui.actor()
+                )
+            except OutreachError as exc:
+                st.error(ui.plain(str(exc)))
+            else:
+                st.session_state["aud_feedback"] = f"Renamed to {renamed.name!r}."
+                st.rerun()
+    with delete_column.container(border=True):
+        users = audience_service.workflows_using(ws, audience.id)
+        if users:
+            named = ", ".join(repr(u) for u in users)
+            st.caption(
+                f"Cannot be deleted while the workflow {named} sends to it."
+                if len(users) == 1
+                else f"Cannot be deleted while the workflows {named} send to it."
+            )
+        sure = st.checkbox(f"Delete {audience.name!r} and its rows", key=f"aud_sure_{audience.id}")
+        if st.button("Delete audience", key="aud_delete", disabled=not sure) and (
+            ui.require_role("sender")
+        ):
+            try:
+                gone = audience_service.delete_audience(ws, audience.id, actor=ui.actor())
+            except OutreachError as exc:
+                st.error(ui.plain(str(exc)))
+            else:
+                st.session_state["aud_feedback"] = f"Deleted {gone!r}."
+                st.rerun()
+
+
+with list_tab:
+    saved_audiences()

@@ -78,5 +78,9 @@ present = [status for status, n in counts.items() if n]
 statuses = st.multiselect("Statuses", present, default=present, key="dry_statuses")
 table = pd.DataFrame(report.records, columns=report.all_columns)
 table = table[table["status"].isin(statuses)]
-st.dataframe(table, hide_index=True)
+ui.table(
+    table,
+    first=["email_normalized", "status", "reason"],
+    labels={"email_normalized": "email (checked)"},
+)
 ui.csv_download("Download CSV", table, file_name="dry-run.csv", key="dry_download")

@@ -218,4 +218,4 @@ if st.button("Check domain", key="domain_check", icon=":material/verified_user:"
     else:
         show = {"ok": st.success, "warning": st.warning}.get(checked.verdict, st.error)
         show(checked.summary())
-        st.dataframe(ui.domain_check_frame(checked), hide_index=True, width="stretch")
+        ui.table(ui.domain_check_frame(checked), first=["Record"], width="stretch")

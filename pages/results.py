@@ -73,7 +73,14 @@ with latency_col:
 st.subheader("One run's funnel")
 if data.runs:
     labels = dict(data.runs)
-    run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="funnel_run")
+    newest_that_sent = results.default_funnel_run(ws, list(labels))
+    run_id = st.selectbox(
+        "Run",
+        list(labels),
+        index=list(labels).index(newest_that_sent) if newest_that_sent in labels else 0,
+        format_func=labels.get,
+        key="funnel_run",
+    )
     frame = charts.funnel_frame(results.run_funnel(ws, run_id))
     chart(charts.funnel_figure(frame, labels[run_id]), frame, f"funnel-run-{run_id}.csv", "funnel")
 else:
@@ -90,7 +97,7 @@ reason = reason_col.selectbox("Reason", reason_options,
 page_no = page_col.number_input("Page", min_value=1, value=1, step=1, key="ledger_page")
 page = results.ledger(ws, flt, email_prefix=prefix, status=status, reason=reason, page=page_no)
 ledger = charts.ledger_frame(page.rows, tz)
-st.dataframe(ledger, hide_index=True, placeholder="—", column_config=charts.LEDGER_HEADINGS)
+ui.table(ledger, placeholder="—", labels=charts.LEDGER_HEADINGS)
 st.caption(f"Page {page.page} of {page.pages} · {page.total} deliveries match, newest first.")
 ui.csv_download("Download this page as CSV", charts.csv_bytes(ledger),
                 file_name=f"ledger-page-{page.page}.csv", key="csv_ledger")  # fmt: skip
@@ -102,8 +109,6 @@ if email.strip():
     if history.empty:
         st.info("No delivery to this address in any run.")
     else:
-        st.dataframe(
-            history, hide_index=True, placeholder="—", column_config=charts.LEDGER_HEADINGS
-        )
+        ui.table(history, placeholder="—", labels=charts.LEDGER_HEADINGS)
         ui.csv_download("Download history as CSV", charts.csv_bytes(history),
                         file_name="recipient-history.csv", key="csv_history")  # fmt: skip

@@ -11,6 +11,10 @@ ws = ui.workspace()
 tz = ui.browser_timezone()
 
 st.title("Runs")
+st.caption(
+    "Every run with its counts and status, each recipient's outcome and reason, and the "
+    "retry of deferred sends."
+)
 
 summaries = services.recent_runs(ws, limit=100)
 if not summaries:
@@ -75,11 +79,7 @@ if summary.retries_waiting:
         "Refused for now (4xx): the daemon tries each again at its time, on a growing schedule, "
         f"for {summary.run.options.retry_lifetime_hours:g} h; then it fails as expired."
     )
-    st.dataframe(
-        ui.waiting_frame(run_summaries.waiting_deliveries(ws, run_id), tz),
-        hide_index=True,
-        placeholder="—",
-    )
+    ui.table(ui.waiting_frame(run_summaries.waiting_deliveries(ws, run_id), tz), placeholder="—")
 
 if counts.deferred or counts.unknown:
     retryable = RunAction.RETRY in allowed_actions(summary.run.status)
@@ -134,9 +134,8 @@ if feedback:
     (st.success if kind == "success" else st.error)(message)
 
 st.subheader(f"Recipients ({counts.total})")
-st.dataframe(
+ui.table(
     ui.ledger_frame(run_summaries.run_outcome_rows(ws, run_id), tz),
-    hide_index=True,
     column_config=ui.ledger_column_config(),
     placeholder="—",
 )

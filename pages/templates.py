@@ -15,6 +15,10 @@ NEW = 0
 ws = ui.workspace()
 today = datetime.now(UTC)
 st.title("Templates")
+st.caption(
+    "What recipients read: subject, HTML and text with variables from the audience, previewed "
+    "row by row, test-sent, versioned."
+)
 
 templates = {t.id: t for t in services.list_templates(ws)}
 

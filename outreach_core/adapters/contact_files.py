@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from outreach_core.adapters.contact_xlsx import MAX_COLUMNS, sheet_rows
+from outreach_core.domain.address_cells import RowStatus, classify_rows
+from outreach_core.domain.column_layouts import EMAIL_NAMES, detect_email
 from outreach_core.domain.control_chars import (
     clean_row,
     has_controls,
@@ -27,22 +29,8 @@ from outreach_core.domain.control_chars import (
     strip_controls,
 )
 from outreach_core.domain.csv_cells import restore
-from outreach_core.domain.validation import check_syntax
 from outreach_core.errors import InputError
 
-#: column names recognised as the email column, compared case-insensitively
-EMAIL_COLUMN_NAMES = (
-    "email",
-    "e-mail",
-    "e_mail",
-    "email_address",
-    "e-mail_address",
-    "recipient_email",
-    "recipient",
-    "mail",
-    "mail_address",
-    "emailaddress",
-)
 #: delimiters detected in CSV files
 DELIMITERS = (",", ";", "\t", "|")
 #: files above either limit are refused before anything is imported
@@ -136,13 +124,8 @@ def unique_identifiers(headers: list[str]) -> list[str]:
 
 
 def detect_email_column(columns: list[str]) -> str | None:
-    """The first column whose name is a known email header, if any."""
-    lowered = {column.lower(): column for column in columns}
-    for candidate in EMAIL_COLUMN_NAMES:
-        found = lowered.get(candidate.replace("-", "_"), lowered.get(candidate))
-        if found:
-            return found
-    return None
+    """The column that is the email column by its name (`column_layouts.detect_email`)."""
+    return detect_email(columns)
 
 
 def decode(data: bytes, *, source: str) -> tuple[str, str, list[str]]:
@@ -169,8 +152,14 @@ def detect_delimiter(text: str) -> str:
 
 
 def _choose_email_column(
-    source: str, headers: list[str], columns: list[str], wanted: str | None
+    source: str,
+    headers: list[str],
+    columns: list[str],
+    wanted: str | None,
+    required: bool,
 ) -> str:
+    """The chosen column's variable name; else the one the headers name; "" when none is
+    found and `required` is False (the page then proposes one from the values)."""
     if wanted:
         for header, column in zip(headers, columns, strict=True):
             if wanted in (header, column) or identifier(wanted) == column:
@@ -178,13 +167,15 @@ def _choose_email_column(
         raise InputError(
             f"{source}: no column {wanted!r}; columns are: {', '.join(h for h in headers)}"
         )
-    found = detect_email_column(columns)
-    if found is None:
-        raise InputError(
-            f"{source}: no email column (looked for {' / '.join(EMAIL_COLUMN_NAMES)}); "
-            f"choose one of: {', '.join(headers)}"
-        )
-    return found
+    found = detect_email(headers)
+    if found is not None:
+        return columns[headers.index(found)]
+    if not required:
+        return ""
+    raise InputError(
+        f"{source}: no email column (looked for {' / '.join(EMAIL_NAMES)}, numbered and vCard "
+        f"address columns); choose one of: {', '.join(headers)}"
+    )
 
 
 def clean_headers(headers: list[str]) -> tuple[list[str], list[str]]:
@@ -245,8 +236,13 @@ def _too_many_rows(source: str) -> InputError:
     )
 
 
-def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> ParsedFile:
-    """Parse CSV bytes: encoding and delimiter detected, quoted fields may hold line breaks."""
+def parse_csv(
+    data: bytes, *, source: str, email_column: str | None = None, required: bool = True
+) -> ParsedFile:
+    """Parse CSV bytes: encoding and delimiter detected, quoted fields may hold line breaks.
+
+    `required=False`: a file with no email column found gives `email_column == ""` (the
+    caller asks the user) instead of an error."""
     _check_size(data, source)
     text, encoding, notes = decode(data, source=source)
     if not text.strip():
@@ -291,7 +287,7 @@ def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> P
         raise InputError(f"{source}, line {reader.line_num}: not readable CSV: {exc}") from None
     if headers is None:
         raise InputError(f"{source}: the file is empty")
-    chosen = _choose_email_column(source, headers, columns, email_column)
+    chosen = _choose_email_column(source, headers, columns, email_column, required)
     notes += clean_cells(
         rows, headers=headers, columns=columns, email_column=chosen, check_all=has_controls(text)
     )
@@ -299,7 +295,12 @@ def parse_csv(data: bytes, *, source: str, email_column: str | None = None) -> P
 
 
 def parse_xlsx(
-    data: bytes, *, source: str, email_column: str | None = None, sheet: str | None = None
+    data: bytes,
+    *,
+    source: str,
+    email_column: str | None = None,
+    sheet: str | None = None,
+    required: bool = True,
 ) -> ParsedFile:
     """Parse an XLSX workbook: the first sheet, or the one named.
 
@@ -329,18 +330,25 @@ def parse_xlsx(
     if headers is None:
         raise InputError(f"{source}: the sheet is empty")
     rows = [dict(zip(columns, row, strict=True)) for row in values]
-    chosen = _choose_email_column(source, headers, columns, email_column)
+    chosen = _choose_email_column(source, headers, columns, email_column, required)
     notes += clean_cells(rows, headers=headers, columns=columns, email_column=chosen)
     return ParsedFile(source, columns, chosen, rows, headers, lines, "xlsx", None, notes)
 
 
 def parse_file(
-    data: bytes, *, source: str, email_column: str | None = None, sheet: str | None = None
+    data: bytes,
+    *,
+    source: str,
+    email_column: str | None = None,
+    sheet: str | None = None,
+    required: bool = True,
 ) -> ParsedFile:
     """CSV or XLSX, told apart by content (an XLSX file is a ZIP archive)."""
     if data.startswith(XLSX_MAGIC) or source.lower().endswith((".xlsx", ".xlsm")):
-        return parse_xlsx(data, source=source, email_column=email_column, sheet=sheet)
-    return parse_csv(data, source=source, email_column=email_column)
+        return parse_xlsx(
+            data, source=source, email_column=email_column, sheet=sheet, required=required
+        )
+    return parse_csv(data, source=source, email_column=email_column, required=required)
 
 
 def read_contacts_file(
@@ -360,23 +368,22 @@ def sort_rows(parsed: ParsedFile) -> ImportReport:
     """Imported rows, rows rejected for want of a usable email, and duplicates.
 
     Duplicates are found on the normalised address (trimmed, IDN domain in ASCII form)
-    compared case-insensitively as a whole; the first occurrence wins.
+    compared case-insensitively as a whole; the first occurrence wins (`classify_rows`).
     """
     imported: list[dict[str, str]] = []
     rejected: list[RejectedRow] = []
     duplicates: list[DuplicateRow] = []
-    first_row_of: dict[str, int] = {}
     lines = parsed.lines or list(range(2, len(parsed.rows) + 2))
-    for number, (row, line) in enumerate(zip(parsed.rows, lines, strict=True), start=1):
+    verdicts = classify_rows(parsed.rows, parsed.email_column)
+    for number, (row, line, verdict) in enumerate(
+        zip(parsed.rows, lines, verdicts, strict=True), start=1
+    ):
         raw = str(row.get(parsed.email_column) or "")
-        checked = check_syntax(raw)
-        if not checked.ok:
-            email = printable(raw).strip()
-            rejected.append(RejectedRow(number, line, email, checked.error or "invalid"))
-        elif checked.key in first_row_of:
-            duplicates.append(DuplicateRow(number, line, raw.strip(), first_row_of[checked.key]))
+        if verdict.status is RowStatus.REJECTED:
+            rejected.append(RejectedRow(number, line, printable(raw).strip(), verdict.reason))
+        elif verdict.status is RowStatus.DUPLICATE:
+            assert verdict.first_row is not None
+            duplicates.append(DuplicateRow(number, line, raw.strip(), verdict.first_row))
         else:
-            assert checked.key is not None
-            first_row_of[checked.key] = number
             imported.append(row)
     return ImportReport(parsed, imported, rejected, duplicates)

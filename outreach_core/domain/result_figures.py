@@ -311,6 +311,15 @@ def funnel(rows: Iterable[tuple[str, str | None, int]]) -> list[FunnelStep]:
     ]
 
 
+def funnel_run(run_ids: Sequence[int], sent: Mapping[int, int]) -> int | None:
+    """The run a funnel shows first: the newest (`run_ids` newest first) that sent at least
+    one message; the newest when none did; None without runs."""
+    for run_id in run_ids:
+        if sent.get(run_id, 0) > 0:
+            return run_id
+    return run_ids[0] if run_ids else None
+
+
 def kpi(days: int, by_status: Mapping[str, int]) -> Kpi:
     """The KPI of one window from its deliveries per status."""
     return Kpi(

@@ -2,7 +2,8 @@
 
 One module per aggregate:
 
-- `audiences`: storing an imported contacts file; listing audiences and reading their rows.
+- `audiences`: storing an imported contacts file (every row); listing, browsing (rows with
+  their status), renaming and deleting audiences.
 - `templates`: saving template versions (after a compile check), finding and listing them,
   and the unsubscribe links a preview renders with.
 - `engines`: saving engines (URL encrypted), their limits and From address, today's usage,

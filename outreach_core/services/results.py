@@ -26,6 +26,7 @@ from outreach_core.domain.result_figures import (
     day_counts,
     error_counts,
     funnel,
+    funnel_run,
     kpi,
     latency_rows,
     local_days,
@@ -87,6 +88,17 @@ def run_funnel(ws: Workspace, run_id: int) -> list[FunnelStep]:
     """One run's funnel: audience → valid → rendered → sent."""
     with ws.db.connect() as conn:
         return funnel(aggregates.run_status_reasons(conn, run_id))
+
+
+def default_funnel_run(ws: Workspace, run_ids: list[int]) -> int | None:
+    """The newest of `run_ids` (newest first) that sent something (`funnel_run`)."""
+    sent: dict[int, int] = {}
+    with ws.db.connect() as conn:
+        for run_id in run_ids:
+            sent[run_id] = funnel(aggregates.run_status_reasons(conn, run_id))[-1].count
+            if sent[run_id]:
+                break
+    return funnel_run(run_ids, sent)
 
 
 def _ledger_row(row: object, names: dict[int, str]) -> LedgerRow:

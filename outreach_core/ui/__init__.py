@@ -25,6 +25,7 @@ from outreach_core.ui.preflight_views import (
     missing_variable_warnings,
     preflight_summary,
 )
+from outreach_core.ui.tables import reading_order, table
 from outreach_core.ui.views import (
     CLI_SEND,
     CLI_SEND_BLOCK,
@@ -71,6 +72,7 @@ __all__ = [
     "missing_variable_warnings",
     "plain",
     "preflight_summary",
+    "reading_order",
     "recent_runs_column_config",
     "recent_runs_frame",
     "require_role",
@@ -80,6 +82,7 @@ __all__ = [
     "sandboxed_frame",
     "settings_error",
     "setup_checklist",
+    "table",
     "unsubscribe_notes",
     "versions_frame",
     "waiting_frame",

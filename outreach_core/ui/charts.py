@@ -46,6 +46,9 @@ SKIP_SHADES = [
     "#93A7B5",
     "#35505F",
 ]
+#: one day in milliseconds (a date axis' unit); days shown one label each up to DAILY_TICKS
+DAY_MS = 86_400_000
+DAILY_TICKS = 45
 PERCENTILE_COLORS = {"p50": "#2B6C99", "p90": "#F29D0B", "p99": "#C62828"}
 
 LAYOUT = {
@@ -172,11 +175,18 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 # --- figures ---------------------------------------------------------------------------
 
 
+#: what an empty chart says, in place of axes that would mean nothing
+NO_DATA = "No data yet for this range and filter"
+
+
 def _empty(title: str) -> go.Figure:
+    """A chart with nothing to show: its title and "no data yet", no axes or grid."""
     fig = go.Figure()
-    fig.update_layout(title=title, **LAYOUT)
-    fig.add_annotation(text="No deliveries in this range", showarrow=False, x=0.5, y=0.5,
-                       xref="paper", yref="paper")  # fmt: skip
+    fig.update_layout(title=title, **dict(LAYOUT, height=200))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.add_annotation(text=NO_DATA, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font={"size": 16, "color": "#7C8C99"})  # fmt: skip
     return fig
 
 
@@ -204,12 +214,22 @@ def day_figure(frame: pd.DataFrame, zone_name: str, start: date, end: date) -> g
         title=title,
     )
     fig.update_layout(barmode="stack", **LAYOUT)
-    first = datetime.combine(start, time(0)) - timedelta(hours=12)
-    last = datetime.combine(end, time(0)) + timedelta(hours=12)
-    fig.update_xaxes(type="date", tickformat="%b %d", range=[first, last])
+    # every day labelled (a week apart past DAILY_TICKS days, where daily labels would
+    # overlap), and most of a day of room either side so no bar sits on the edge
+    first = datetime.combine(start, time(0)) - timedelta(hours=18)
+    last = datetime.combine(end, time(0)) + timedelta(hours=18)
+    days = (end - start).days + 1
+    fig.update_xaxes(
+        type="date",
+        tickformat="%b %d",
+        dtick=DAY_MS if days <= DAILY_TICKS else 7 * DAY_MS,
+        tick0=datetime.combine(start, time(0)),
+        tickangle=-45 if days > 10 else 0,
+        range=[first, last],
+    )
     # a date axis sizes bars from the gap between days; with one day there is none, so the
     # bar would be a hairline: give every bar 80% of a day (in ms, the axis' unit)
-    fig.update_traces(width=0.8 * 86_400_000)
+    fig.update_traces(width=0.8 * DAY_MS)
     _whole_counts(fig, frame)
     return fig
 
@@ -284,6 +304,8 @@ def latency_figure(frame: pd.DataFrame) -> go.Figure:
 
 
 def funnel_figure(frame: pd.DataFrame, run_label: str) -> go.Figure:
+    if frame.empty or not frame["count"].any():
+        return _empty(f"Funnel of {run_label}")
     colors = ["#4F6272", "#5DA9D6", "#2B6C99", STATUS_COLORS["sent"]]
     fig = go.Figure(
         go.Funnel(

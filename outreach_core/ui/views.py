@@ -37,7 +37,7 @@ LEDGER_LABELS = {
     "row_number": ("Row", "small"),
     "email": ("Email", "medium"),
     "status": ("Status", "small"),
-    "reason": ("Reason", "medium"),
+    "reason": ("Reason", "large"),
     "attempts": ("Attempts", "small"),
     "message_id": ("Message id", "small"),
     "sent_at": ("Sent at", "medium"),
@@ -149,11 +149,14 @@ def ledger_frame(rows: list[list[object]], tz: tzinfo = UTC) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class ChecklistItem:
-    """One step of setting up Outreach: done or not, and how to do it."""
+    """One step of setting up Outreach: done or not, how to do it, and the page to do it on
+    (`page`: its script, for `st.page_link`; `link`: the link's text)."""
 
     done: bool
     label: str
     hint: str
+    page: str
+    link: str
 
     @property
     def mark(self) -> str:
@@ -166,7 +169,8 @@ class ChecklistItem:
 
 
 def setup_checklist(overview: Overview) -> list[ChecklistItem]:
-    """The steps a new user goes through, ticked off from what the workspace holds.
+    """The steps a new user goes through, ticked off from what the workspace holds, each with
+    the page that does it.
 
     The first run counts as sent when one of the recent runs has COMPLETED.
     """
@@ -175,27 +179,37 @@ def setup_checklist(overview: Overview) -> list[ChecklistItem]:
         ChecklistItem(
             overview.audiences > 0,
             "Import an audience",
-            "A contacts CSV, one row per recipient: the send command below imports it.",
+            "Upload a CSV or XLSX (exports of Google Contacts, Outlook, HubSpot… are recognised).",
+            "pages/audiences.py",
+            "Audiences",
         ),
         ChecklistItem(
             overview.templates > 0,
             "Save a template",
-            "A folder with subject.txt and body.html or body.txt: the command's `--template`.",
+            "A subject and an HTML or text body, with the audience's columns as variables.",
+            "pages/templates.py",
+            "Templates",
         ),
         ChecklistItem(
             overview.engines > 0,
             "Configure an engine",
-            "How mail leaves: the command's `--engine` URL, e.g. `outbox:///folder`.",
+            "How mail leaves: SMTP, a provider's API, or a local outbox folder to try things.",
+            "pages/engines.py",
+            "Engines",
         ),
         ChecklistItem(
             overview.workflows > 0,
             "Create a workflow",
-            "Audience + template + engine: on the Workflows page, or the send command makes one.",
+            "Audience + template + engine, and how fast and when to send.",
+            "pages/workflows.py",
+            "Workflows",
         ),
         ChecklistItem(
             first_run_sent,
             "Send a first run",
-            "**Queue run** under Send now (the scheduler daemon sends it), or the send command.",
+            "Check the addresses first under Dry run, then send (the scheduler daemon sends it).",
+            "pages/send.py",
+            "Send",
         ),
     ]
 

@@ -86,14 +86,24 @@ def open_from_overview(page: Any, app_url: str, link: str) -> None:
     """Load Overview, follow the sidebar link, and wait until the linked page has drawn.
 
     The title is matched exactly: Overview's "Recent runs" heading contains "Runs", and
-    Overview's elements linger beside the new page's until its rerun ends (READY).
+    Overview's elements linger beside the new page's until its rerun ends (READY). The link is
+    the sidebar's (the checklist links to pages as well).
     """
     page.goto(f"{app_url}/")
     page.wait_for_selector(READY)
     page.get_by_role("heading", name="Overview").wait_for()
-    page.get_by_role("link", name=link).click()
+    # the sidebar's link: Overview's checklist links to pages too ("Open Audiences")
+    page.get_by_test_id("stSidebarNavItems").get_by_role("link", name=link).click()
     page.get_by_role("heading", name=link, exact=True).wait_for()
     page.wait_for_selector(READY)
+
+
+def keyed(widgets: Any, prefix: str) -> Any:
+    """The one AppTest widget of `widgets` (e.g. `at.selectbox`) whose key is `prefix_<tag>`:
+    the Audiences page keys its pickers by the uploaded file."""
+    found = [w for w in widgets if w.key and w.key.startswith(f"{prefix}_")]
+    assert len(found) == 1, [w.key for w in widgets]
+    return found[0]
 
 
 def open_test_workspace(data: Path) -> Workspace:

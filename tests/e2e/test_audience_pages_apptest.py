@@ -12,7 +12,7 @@ from outreach_core.adapters.contact_files import parse_csv
 from outreach_core.domain.models import SendOptions
 from outreach_core.domain.templating import TemplateSource
 from tests.dns_server import DnsServer
-from tests.e2e.dashboard import HOME, open_test_workspace
+from tests.e2e.dashboard import HOME, keyed, open_test_workspace
 from tests.sql_victims import HIDING, PAYLOADS, UNTOUCHED, Victim, victim
 
 __all__ = ["victim"]  # the fixture, imported for pytest
@@ -51,15 +51,18 @@ def test_audiences_page_counts_an_uploaded_csv_and_imports_it(dns_env: Path) -> 
     assert not at.exception, [e.value for e in at.exception]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Rows": "5", "Imported": "3", "Rejected": "1", "Duplicates": "1"}
-    assert at.selectbox(key="email_col").value == "E-mail"
+    assert keyed(at.selectbox, "email_col").value == "E-mail"
     rejected = at.dataframe[1].value
-    assert rejected.to_dict("records") == [{"row": 3, "line": 5, "email": "", "reason": "no email"}]
-    at.text_input(key="name").set_value("people").run()
+    # every column of the file, so the CSV can be fixed and imported again
+    assert rejected.to_dict("records") == [
+        {"row": 3, "line": 5, "email": "", "reason": "no email", "E-mail": "", "Name": "Nobody"}
+    ]
+    keyed(at.text_input, "name").set_value("people").run()
     at.button(key="import").click().run()
-    assert "Imported 3 rows as audience 'people'" in at.success[0].value
+    assert "Imported 'people': 3 rows to send to, 1 rejected, 1 duplicates" in at.success[0].value
     ws = open_test_workspace(dns_env)
-    try:
-        assert [a.row_count for a in services.list_audiences(ws)] == [3]
+    try:  # every row kept, with its status, as the demo audience does
+        assert [a.row_count for a in services.list_audiences(ws)] == [5]
     finally:
         ws.close()
 

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store.tables import audience_rows, audiences
+from outreach_core.adapters.store.tables import audience_rows, audiences, workflows
 from outreach_core.domain.models import Audience
 from outreach_core.errors import InputError, NotFound
 
@@ -98,3 +98,40 @@ def link_sql_source(conn: Connection, audience_id: int, source_id: int) -> None:
 def count_audiences(conn: Connection) -> int:
     """How many audiences exist."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(audiences)).scalar_one())
+
+
+def rename_audience(conn: Connection, audience_id: int, name: str) -> None:
+    """Give the audience a new name (unique, not empty), or an InputError saying why."""
+    name = name.strip()
+    if not name:
+        raise InputError("an audience needs a name; type one")
+    taken = find_audience(conn, name)
+    if taken is not None and taken.id != audience_id:
+        raise InputError(f"an audience named {name!r} exists already; choose another name")
+    get_audience(conn, audience_id)
+    conn.execute(audiences.update().where(audiences.c.id == audience_id).values(name=name))
+
+
+def workflows_using(conn: Connection, audience_id: int) -> list[str]:
+    """The names of the workflows that send to this audience."""
+    query = (
+        sa.select(workflows.c.name)
+        .where(workflows.c.audience_id == audience_id)
+        .order_by(workflows.c.name)
+    )
+    return [str(name) for name in conn.execute(query).scalars()]
+
+
+def delete_audience(conn: Connection, audience_id: int) -> None:
+    """Delete the audience and its rows; refused (InputError naming them) while a workflow
+    sends to it."""
+    audience = get_audience(conn, audience_id)
+    users = workflows_using(conn, audience_id)
+    if users:
+        raise InputError(
+            f"audience {audience.name!r} is used by the workflow{'s' if len(users) > 1 else ''} "
+            f"{', '.join(repr(u) for u in users)}: give the workflow another audience or delete "
+            "it first"
+        )
+    conn.execute(audience_rows.delete().where(audience_rows.c.audience_id == audience_id))
+    conn.execute(audiences.delete().where(audiences.c.id == audience_id))
