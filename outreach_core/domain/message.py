@@ -81,23 +81,51 @@ FOLD_AT, MAX_LINE_OCTETS = 78, 998
 _UNSTRUCTURED = frozenset({"subject"})
 
 
+def _fold_ascii(name: str, value: str) -> str:
+    """`Name: value` folded at spaces before FOLD_AT where a space allows, lines joined by CRLF.
+
+    The first word always stays on the header's first line: a value that is one long word
+    (a Message-ID) is one line of up to 998 characters, never `Message-ID:` followed by an
+    empty-looking line and the id on the next (legal, but naive parsers then read the id with
+    a leading space).
+    """
+    lines: list[str] = []
+    line = f"{name}:"
+    first = True
+    for word in value.split(" "):
+        if word and not first and len(line) + 1 + len(word) > FOLD_AT:
+            lines.append(line)
+            line = f" {word}"
+        else:
+            line = f"{line} {word}"
+        first = first and not word
+    lines.append(line)
+    return "\r\n".join(lines)
+
+
 def _header(name: str, value: str) -> bytes:
     """`Name: value` folded at 78, non-ASCII as RFC 2047 encoded words, CRLF-terminated.
 
-    Folding happens at spaces; free text (the Subject) with a word too long for that is written
-    as UTF-8 encoded words, which may be cut anywhere, so no line grows past 78 characters
-    however long the subject is.
+    An ASCII value is folded at spaces, its first word on the first line (`_fold_ascii`).
+    Free text (the Subject) that is not ASCII, or has a word too long to fold at a space, is
+    written as UTF-8 encoded words, which may be cut anywhere, so no line grows past 78
+    characters however long the subject is.
     """
-    if value.isascii() and len(name) + len(value) < 76 and "=?" not in value:
-        return f"{name}: {value}\r\n".encode("ascii")
-    charset = "us-ascii" if value.isascii() and "=?" not in value else "utf-8"
-    encoded = Header(value, charset, header_name=name).encode(linesep="\r\n")
-    too_long = any(len(line) > FOLD_AT for line in encoded.split("\r\n"))
-    if too_long and charset == "us-ascii" and name.lower() in _UNSTRUCTURED:
-        encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    if value.isascii() and "=?" not in value:
+        if len(name) + 2 + len(value) <= FOLD_AT:
+            return f"{name}: {value}\r\n".encode("ascii")
+        folded = _fold_ascii(name, value)
+        lines = folded.split("\r\n")
+        if name.lower() not in _UNSTRUCTURED or all(len(part) <= FOLD_AT for part in lines):
+            if any(len(part) > MAX_LINE_OCTETS for part in lines):
+                # a structured value with a word of 998+ characters cannot be written legally
+                raise ValueError(
+                    f"{name}: a word of the value is longer than {MAX_LINE_OCTETS} characters"
+                )
+            return f"{folded}\r\n".encode("ascii")
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
     line = f"{name}: {encoded}\r\n".encode("ascii")
     if any(len(part) > MAX_LINE_OCTETS for part in line.split(_CRLF)):
-        # a structured value with a word of 998+ characters cannot be written legally
         raise ValueError(f"{name}: a word of the value is longer than {MAX_LINE_OCTETS} characters")
     return line
 
@@ -132,7 +160,7 @@ def _body(rendered: Rendered) -> bytes:
     boundary = f"=_outreach_{secrets.token_hex(12)}"
     out = [
         b"MIME-Version: 1.0\r\n",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"),
+        _header("Content-Type", f'multipart/alternative; boundary="{boundary}"') + _CRLF,
     ]
     for part in parts:
         out.append(f"--{boundary}\r\n".encode("ascii"))
@@ -161,7 +189,11 @@ def _build_utf8(
     msg["From"] = _mailbox(sender.email, header_safe(sender.name))
     msg["To"] = _mailbox(recipient, "")
     for name, value in headers.items():
-        msg[name] = value
+        if value.isascii():
+            # folded as on the ASCII path; the policy keeps lines that already fit
+            msg.set_raw(name, _fold_ascii(name, value)[len(name) + 2 :])
+        else:
+            msg[name] = value
     if rendered.text is not None:
         msg.set_content(rendered.text, subtype="plain", cte="quoted-printable")
         if rendered.html is not None:
