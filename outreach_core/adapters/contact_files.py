@@ -356,9 +356,10 @@ def read_contacts_file(
     return parse_file(path.read_bytes(), source=path.name, email_column=email_column, sheet=sheet)
 
 
-def sort_rows(parsed: ParsedFile) -> ImportReport:
+def sort_rows(parsed: ParsedFile, *, test_environment: bool = False) -> ImportReport:
     """Imported rows, rows rejected for want of a usable email, and duplicates.
 
+    `test_environment` (`OUTREACH_TEST_ENVIRONMENT`) accepts `.test` addresses.
     Duplicates are found on the normalised address (trimmed, IDN domain in ASCII form)
     compared case-insensitively as a whole; the first occurrence wins.
     """
@@ -369,7 +370,7 @@ def sort_rows(parsed: ParsedFile) -> ImportReport:
     lines = parsed.lines or list(range(2, len(parsed.rows) + 2))
     for number, (row, line) in enumerate(zip(parsed.rows, lines, strict=True), start=1):
         raw = str(row.get(parsed.email_column) or "")
-        checked = check_syntax(raw)
+        checked = check_syntax(raw, test_environment=test_environment)
         if not checked.ok:
             email = printable(raw).strip()
             rejected.append(RejectedRow(number, line, email, checked.error or "invalid"))
