@@ -189,17 +189,19 @@ def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.model_dump(mode="json") for s in summaries], indent=2))
         return EXIT_OK
-    # `waiting`: deferred rows the daemon retries on their schedule (not counted as failed)
+    # `unknown`: the outcome was not learnt (not failed); `pending`: not attempted yet (a
+    # paused run's rest); `waiting`: deferred rows the daemon retries on their schedule
     print(
         f"{'run':>5}  {'status':<12} {'created (UTC)':<19}  {'sent':>6} {'failed':>6} "
-        f"{'skipped':>7} {'waiting':>7} {'next retry (UTC)':<19} {'cancelled':>9}  workflow"
+        f"{'unknown':>7} {'skipped':>7} {'pending':>7} {'waiting':>7} "
+        f"{'next retry (UTC)':<19} {'cancelled':>9}  workflow"
     )
     for s in summaries:
         next_retry = f"{s.next_retry_at:%Y-%m-%d %H:%M:%S}" if s.next_retry_at else "-"
         print(
             f"{s.run.id:>5}  {s.run.status:<12} {s.run.created_at:%Y-%m-%d %H:%M:%S}  "
-            f"{s.counts.sent:>6} {s.counts.unsettled - s.retries_waiting:>6} "
-            f"{s.counts.skipped:>7} {s.retries_waiting:>7} {next_retry:<19} "
-            f"{s.counts.cancelled:>9}  {s.workflow_name}"
+            f"{s.counts.sent:>6} {s.failed_unscheduled:>6} {s.counts.unknown:>7} "
+            f"{s.counts.skipped:>7} {s.not_yet_sent:>7} {s.retries_waiting:>7} "
+            f"{next_retry:<19} {s.counts.cancelled:>9}  {s.workflow_name}"
         )
     return EXIT_OK
