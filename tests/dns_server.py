@@ -46,6 +46,8 @@ NO_RECORDS = Zone()
 NXDOMAIN = Zone(rcode="NXDOMAIN")
 SERVFAIL = Zone(rcode="SERVFAIL")
 SILENT = Zone(silent=True)
+#: the zones of the hosts MX_OK names, for any server that serves MX_OK
+MAIL_HOSTS = {"mx1.mail.example": MAIL_HOST, "mx2.mail.example": Zone(aaaa=(PUBLIC_V6,))}
 
 
 def standard_zones(slow_delay: float = 0.3) -> dict[str, Zone]:
@@ -71,8 +73,7 @@ def standard_zones(slow_delay: float = 0.3) -> dict[str, Zone]:
         "a-private.example": Zone(a=("192.168.1.20",), aaaa=("fd00::20",)),
         # a host's A lookup never answered: unknown, not invalid
         "mx-silent-host.example": Zone(mx=((10, "silent.mail.example."),)),
-        "mx1.mail.example": MAIL_HOST,
-        "mx2.mail.example": Zone(aaaa=(PUBLIC_V6,)),
+        **MAIL_HOSTS,
         "mx.slow.example": MAIL_HOST,
         "bare.mail.example": NO_RECORDS,
         "gone.mail.example": NXDOMAIN,
