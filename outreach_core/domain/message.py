@@ -20,7 +20,7 @@ from email import message_from_bytes, policy
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr
 
 from outreach_core.domain.templating import Rendered
 
@@ -130,6 +130,12 @@ def _header(name: str, value: str) -> bytes:
     return line
 
 
+def new_message_id(delivery_id: int, domain: str) -> str:
+    """`<outreach.42.<16 random characters>@domain>`: unique (the delivery id and 96 random
+    bits) and short, so `Message-ID: <…>` fits one 78-character line for most domains."""
+    return f"<outreach.{delivery_id}.{secrets.token_urlsafe(12)}@{domain}>"
+
+
 def _from_header(sender: Sender) -> bytes:
     name = header_safe(sender.name)
     if not name:
@@ -224,9 +230,7 @@ def build_message(
     recipient = header_safe(recipient)
     subject = header_safe(rendered.subject)
     domain = sender.email.rpartition("@")[2] or "localhost"
-    message_id = header_safe(message_id or "") or make_msgid(
-        idstring=f"outreach.{delivery_id}", domain=domain
-    )
+    message_id = header_safe(message_id or "") or new_message_id(delivery_id, domain)
     extra = {DELIVERY_HEADER: str(delivery_id)}
     extra.update({k: header_safe(v) for k, v in (extra_headers or {}).items()})
     headers = {

@@ -84,3 +84,22 @@ def test_a_word_too_long_for_any_line_is_refused() -> None:
             now=NOW,
             extra_headers={"List-Unsubscribe": "<https://example.com/" + "a" * 1000 + ">"},
         )
+
+
+def test_message_ids_fit_one_line_for_a_common_domain_and_are_unique() -> None:
+    """Verify a Message-ID for `example.com` keeps `Message-ID: <…>` within 78 characters,
+    names the delivery, and 1,000 messages of one delivery get 1,000 distinct ids."""
+    ids = {
+        build_message(
+            Rendered("Hi", None, "x"),
+            sender=Sender("team@example.com"),
+            recipient="ann@example.org",
+            delivery_id=123_456_789,
+            now=NOW,
+        ).message_id
+        for _ in range(1000)
+    }
+    assert len(ids) == 1000
+    for message_id in ids:
+        assert re.fullmatch(r"<outreach\.123456789\.[A-Za-z0-9_-]{16}@example\.com>", message_id)
+        assert len(f"Message-ID: {message_id}") <= FOLD_AT
