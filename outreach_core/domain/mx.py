@@ -112,6 +112,14 @@ def is_public(address: str) -> bool:
 
 #: MX hosts looked up per domain, most preferred first (the rest are not tried)
 MAX_MX_HOSTS = 10
+#: the longest reason a verdict carries (the DNS cache keeps up to 500 characters)
+MAX_REASON = 400
+#: hosts named in an mx_unresolvable reason; the rest are counted
+_NAMED_HOSTS = 3
+
+
+def _bounded(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
 
 def mx_verdict(domain: str, hosts: Sequence[HostLookup], *, implicit: bool = False) -> DomainResult:
@@ -133,7 +141,9 @@ def mx_verdict(domain: str, hosts: Sequence[HostLookup], *, implicit: bool = Fal
     failed = next((h for h in hosts if h.error), None)
     if failed is not None:
         where = "" if implicit else f" looking up MX host {failed.host}"
-        return DomainResult(domain, DomainStatus.DNS_ERROR, None, f"{failed.error}{where}")
+        return DomainResult(
+            domain, DomainStatus.DNS_ERROR, None, _bounded(f"{failed.error}{where}")
+        )
     private = next((h for h in hosts if h.addresses), None)
     if private is not None:
         listed = ", ".join(f"{a} ({address_scope(a)})" for a in private.addresses[:4])
@@ -141,18 +151,20 @@ def mx_verdict(domain: str, hosts: Sequence[HostLookup], *, implicit: bool = Fal
             "no MX, and its A/AAAA records point" if implicit else f"MX host {private.host} points"
         )
         reason = f"{what} only to addresses not reachable from the Internet: {listed}"
-        return DomainResult(domain, DomainStatus.PRIVATE_ADDRESS, private.host, reason)
+        return DomainResult(domain, DomainStatus.PRIVATE_ADDRESS, private.host, _bounded(reason))
     if implicit or not hosts:
         return DomainResult(domain, DomainStatus.NO_MX, None, "no MX and no A/AAAA record")
     missing = "; ".join(
         f"{h.host} {'does not exist (NXDOMAIN)' if h.nxdomain else 'has no A/AAAA record'}"
-        for h in hosts
+        for h in hosts[:_NAMED_HOSTS]
     )
+    if len(hosts) > _NAMED_HOSTS:
+        missing += f"; and {len(hosts) - _NAMED_HOSTS} more"
     return DomainResult(
         domain,
         DomainStatus.MX_UNRESOLVABLE,
         hosts[0].host,
-        f"MX host {missing}: no server can receive the mail",
+        _bounded(f"MX host {missing}: no server can receive the mail"),
     )
 
 

@@ -14,6 +14,7 @@ from outreach_core.adapters.settings import load_settings
 from outreach_core.domain.address_checks import check_rows
 from outreach_core.domain.dns_waits import DnsAction, decide
 from outreach_core.domain.mx import (
+    MAX_REASON,
     DomainResult,
     DomainStatus,
     HostLookup,
@@ -230,3 +231,21 @@ def test_private_address_is_a_status_and_in_a_test_environment_a_flag() -> None:
         ("valid", "role private_address"),
         ("valid", ""),
     ]
+
+
+def test_reasons_stay_short_however_many_and_long_the_hosts() -> None:
+    """Verify ten unresolvable hosts with 250-character names give a reason of at most
+    MAX_REASON characters naming three of them and counting the rest, and a private host
+    with a long name is cut too (the DNS cache keeps 500)."""
+    long = [f"{'h' * 60}.{'x' * 60}.{'y' * 60}.{'z' * 60}.n{n}.example" for n in range(10)]
+    verdict = mx_verdict("d.example", [HostLookup(name) for name in long])
+    assert verdict.status is DomainStatus.MX_UNRESOLVABLE
+    assert len(verdict.reason) <= MAX_REASON
+    short = mx_verdict("d.example", [HostLookup(f"mx{n}.example") for n in range(5)])
+    assert short.reason == (
+        "MX host mx0.example has no A/AAAA record; mx1.example has no A/AAAA record; "
+        "mx2.example has no A/AAAA record; and 2 more: no server can receive the mail"
+    )
+    addresses = tuple(f"fd00:1111:2222:3333:4444:5555:6666:{n:04x}" for n in range(8))
+    private = mx_verdict("d.example", [HostLookup(long[0], addresses)])
+    assert len(private.reason) <= MAX_REASON and private.reason.endswith("…")
