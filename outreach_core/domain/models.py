@@ -353,17 +353,6 @@ class RunSummary(BaseModel):
     retries_waiting: int = 0
     next_retry_at: datetime | None = None
 
-    @property
-    def failed_unscheduled(self) -> int:
-        """Failed deliveries plus deferred ones with no retry scheduled: the `failed` column
-        of `runs` (unknown, pending and the deferred that wait are columns of their own)."""
-        return self.counts.failed + max(self.counts.deferred - self.retries_waiting, 0)
-
-    @property
-    def not_yet_sent(self) -> int:
-        """Deliveries still to be attempted: pending, and sending (claimed, not finished)."""
-        return self.counts.pending + self.counts.sending
-
 
 Overview.model_rebuild()
 
