@@ -37,7 +37,15 @@ from email_validator import EmailNotValidError, validate_email  # noqa: E402
 
 from outreach_core.adapters.dns import make_resolver  # noqa: E402
 from outreach_core.services.preflight import check_addresses  # noqa: E402
-from tests.dns_server import A_ONLY, MX_OK, NULL_MX, NXDOMAIN, SILENT, DnsServer  # noqa: E402
+from tests.dns_server import (  # noqa: E402
+    A_ONLY,
+    MAIL_HOSTS,
+    MX_OK,
+    NULL_MX,
+    NXDOMAIN,
+    SILENT,
+    DnsServer,
+)
 
 LATENCY = 0.020
 CONCURRENCY = 100
@@ -47,11 +55,11 @@ BAD_SYNTAX = ["no-at-sign", "two@@example.com", "dot.@example.com", "a@-bad-.com
 
 def make_zones(count: int, rng: random.Random) -> tuple[list[str], dict]:
     """Domain names in Zipf rank order and their zones: 3 % A-only, 2 % null MX,
-    3 % NXDOMAIN, 2 % silent, the rest MX."""
+    3 % NXDOMAIN, 2 % silent, the rest MX (whose two mail hosts have public addresses)."""
     names = [f"d{n:05d}.example" for n in range(count)]
     kinds = [A_ONLY] * 3 + [NULL_MX] * 2 + [NXDOMAIN] * 3 + [SILENT] * 2 + [MX_OK] * 90
     zones = {name: rng.choice(kinds) for name in names}
-    return names, zones
+    return names, {**zones, **MAIL_HOSTS}
 
 
 def make_addresses(names: list[str], count: int, rng: random.Random) -> list[str]:

@@ -102,7 +102,7 @@ def upload_file() -> None:
     except OutreachError as exc:
         st.error(ui.plain(str(exc)))
         return
-    report = sort_rows(parsed)
+    report = sort_rows(parsed, test_environment=ws.settings.test_environment)
     for note in parsed.notes:
         st.warning(ui.plain(note))
     counts = [
@@ -211,7 +211,8 @@ with sql_tab:
         if st.button("Import rows as audience", key="sql_import") and ui.require_role("sender"):
             try:
                 report = sort_rows(
-                    sources.as_parsed_file(result, source="SQL query", email_column=None)
+                    sources.as_parsed_file(result, source="SQL query", email_column=None),
+                    test_environment=ws.settings.test_environment,
                 )
                 audience = services.import_audience(
                     ws, report.audience_file(), name=sql_audience, actor=ui.actor()

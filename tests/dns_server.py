@@ -32,14 +32,22 @@ class Zone:
     silent: bool = False
 
 
-MX_OK = Zone(mx=((10, "mx1.mail.example."), (20, "mx2.mail.example.")))
-A_ONLY = Zone(a=("192.0.2.10",))
-AAAA_ONLY = Zone(aaaa=("2001:db8::10",))
+#: public (globally routable) addresses: nothing connects to them, DNS only names them
+PUBLIC_V4, PUBLIC_V6 = "1.2.3.4", "2a00:1450:4001::1b"
+#: the mail hosts' zones: each has a public address
+MAIL_HOST = Zone(a=(PUBLIC_V4,))
+#: MX records whose hosts have public addresses; the zone itself answers A too, so a server
+#: whose `default` is MX_OK resolves any mail host it names
+MX_OK = Zone(mx=((10, "mx1.mail.example."), (20, "mx2.mail.example.")), a=(PUBLIC_V4,))
+A_ONLY = Zone(a=(PUBLIC_V4,))
+AAAA_ONLY = Zone(aaaa=(PUBLIC_V6,))
 NULL_MX = Zone(mx=((0, "."),), a=("192.0.2.20",))
 NO_RECORDS = Zone()
 NXDOMAIN = Zone(rcode="NXDOMAIN")
 SERVFAIL = Zone(rcode="SERVFAIL")
 SILENT = Zone(silent=True)
+#: the zones of the hosts MX_OK names, for any server that serves MX_OK
+MAIL_HOSTS = {"mx1.mail.example": MAIL_HOST, "mx2.mail.example": Zone(aaaa=(PUBLIC_V6,))}
 
 
 def standard_zones(slow_delay: float = 0.3) -> dict[str, Zone]:
@@ -54,6 +62,26 @@ def standard_zones(slow_delay: float = 0.3) -> dict[str, Zone]:
         "servfail.example": SERVFAIL,
         "slow.example": Zone(mx=((10, "mx.slow.example."),), delay=slow_delay),
         "silent.example": SILENT,
+        # MX answers no server can receive on: the host has no A/AAAA, or does not exist
+        "mx-no-address.example": Zone(mx=((10, "bare.mail.example."),)),
+        "mx-nxdomain.example": Zone(mx=((10, "gone.mail.example."),)),
+        # the most preferred host unusable, the next one fine: valid through the second
+        "mx-second.example": Zone(mx=((5, "gone.mail.example."), (10, "mx2.mail.example."))),
+        # mail hosts with only private, loopback or link-local addresses
+        "mx-private.example": Zone(mx=((10, "private.mail.example."),)),
+        "mx-loopback.example": Zone(mx=((10, "loopback.mail.example."),)),
+        "a-private.example": Zone(a=("192.168.1.20",), aaaa=("fd00::20",)),
+        # a host's A lookup never answered: unknown, not invalid
+        "mx-silent-host.example": Zone(mx=((10, "silent.mail.example."),)),
+        **MAIL_HOSTS,
+        "mx.slow.example": MAIL_HOST,
+        "bare.mail.example": NO_RECORDS,
+        "gone.mail.example": NXDOMAIN,
+        "private.mail.example": Zone(a=("10.1.2.3",), aaaa=("fe80::1",)),
+        "loopback.mail.example": Zone(a=("127.0.0.1",), aaaa=("::1",)),
+        "silent.mail.example": SILENT,
+        # a staging domain under the special-use `.test`, its mail host on the loopback
+        "staging.test": Zone(mx=((10, "loopback.mail.example."),)),
         # the demo's domains
         "example.com": MX_OK,
         "example.org": MX_OK,

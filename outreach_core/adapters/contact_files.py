@@ -364,9 +364,10 @@ def read_contacts_file(
     return parse_file(path.read_bytes(), source=path.name, email_column=email_column, sheet=sheet)
 
 
-def sort_rows(parsed: ParsedFile) -> ImportReport:
+def sort_rows(parsed: ParsedFile, *, test_environment: bool = False) -> ImportReport:
     """Imported rows, rows rejected for want of a usable email, and duplicates.
 
+    `test_environment` (`OUTREACH_TEST_ENVIRONMENT`) accepts `.test` addresses.
     Duplicates are found on the normalised address (trimmed, IDN domain in ASCII form)
     compared case-insensitively as a whole; the first occurrence wins (`classify_rows`).
     """
@@ -374,7 +375,9 @@ def sort_rows(parsed: ParsedFile) -> ImportReport:
     rejected: list[RejectedRow] = []
     duplicates: list[DuplicateRow] = []
     lines = parsed.lines or list(range(2, len(parsed.rows) + 2))
-    verdicts = classify_rows(parsed.rows, parsed.email_column)
+    verdicts = classify_rows(
+        parsed.rows, parsed.email_column, test_environment=test_environment
+    )
     for number, (row, line, verdict) in enumerate(
         zip(parsed.rows, lines, verdicts, strict=True), start=1
     ):

@@ -1,14 +1,20 @@
 """Can a domain receive mail? MX lookups with dnspython's async resolver.
 
-One lookup per distinct domain, many at a time. The verdicts (RFC 5321 and RFC 7505):
+One lookup per distinct domain, many at a time; each mail host's A/AAAA lookup once per
+checker, however many domains share it. The verdicts (RFC 5321 and RFC 7505; the choice is
+`domain/mx.py`'s `mx_verdict`):
 
-- MX records            -> `valid`, `mx_host` = the most preferred exchange
+- MX records whose host has a public A/AAAA -> `valid`, `mx_host` = the most preferred
+  exchange that has one
 - a null MX (`MX 0 .`)  -> `null_mx`: the domain says it accepts no mail (even with an A record)
-- no MX, but A or AAAA  -> `valid` through the implicit MX, `mx_host` = the domain itself
+- MX hosts that are NXDOMAIN or have no A/AAAA -> `mx_unresolvable`
+- mail hosts with only private, loopback, link-local or reserved addresses -> `private_address`
+- no MX, but a public A or AAAA -> `valid` through the implicit MX, `mx_host` = the domain
 - no MX, no A, no AAAA  -> `no_mx`
 - NXDOMAIN              -> `no_domain`
-- timeout, SERVFAIL, no answer at all, no resolver -> `dns_error`: unknown, never taken as
-  invalid (a run keeps the row pending and looks again: `domain/dns_waits.py`)
+- timeout, SERVFAIL, no answer at all, no resolver (for the MX or a host's A/AAAA lookup)
+  -> `dns_error`: unknown, never taken as invalid (a run keeps the row pending and looks
+  again: `domain/dns_waits.py`)
 """
 
 from __future__ import annotations
@@ -29,7 +35,14 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
-from outreach_core.domain.mx import DomainResult, DomainStatus
+from outreach_core.domain.mx import (
+    MAX_MX_HOSTS,
+    DomainResult,
+    DomainStatus,
+    HostLookup,
+    is_public,
+    mx_verdict,
+)
 
 #: lookups running at the same time, by default
 DEFAULT_CONCURRENCY = 100
@@ -73,6 +86,7 @@ class _Lookups:
         self._lifetime = float(resolver.lifetime)
         self._sockets: dict[int, list[dns.asyncbackend.DatagramSocket]] = {}
         self._backend = dns.asyncbackend.get_backend("asyncio")
+        self._hosts: dict[str, asyncio.Task[HostLookup]] = {}
 
     async def _socket(self, af: int) -> dns.asyncbackend.DatagramSocket:
         free = self._sockets.setdefault(af, [])
@@ -122,7 +136,19 @@ class _Lookups:
             if failed and loop.time() < deadline:
                 raise dns.resolver.NoNameservers
 
+    async def host(self, name: str) -> HostLookup:
+        """The A/AAAA lookup of one mail host, done once however many domains ask."""
+        task = self._hosts.get(name)
+        if task is None:
+            task = self._hosts[name] = asyncio.get_running_loop().create_task(
+                _host_lookup(self, name)
+            )
+        return await asyncio.shield(task)
+
     async def close(self) -> None:
+        for task in self._hosts.values():
+            task.cancel()
+        self._hosts.clear()
         for free in self._sockets.values():
             for sock in free:
                 await sock.close()
@@ -133,34 +159,60 @@ def _records(answer: dns.message.Message, rdtype: dns.rdatatype.RdataType) -> li
     return [rr for rrset in answer.answer if rrset.rdtype == rdtype for rr in rrset]
 
 
+def _failure(exc: dns.exception.DNSException) -> str:
+    """The words a failed lookup is reported with (a `dns_error` reason)."""
+    if isinstance(exc, dns.exception.Timeout):
+        return "DNS timeout"
+    if isinstance(exc, dns.resolver.NoNameservers):
+        return "DNS server failure"
+    if isinstance(exc, dns.resolver.NoResolverConfiguration):
+        return "no DNS resolver configured"
+    return f"DNS error: {exc}"
+
+
+async def _host_lookup(lookups: _Lookups, host: str) -> HostLookup:
+    """A host's addresses: A, then AAAA unless an A record is already public."""
+    try:
+        answer = await lookups.query(host, dns.rdatatype.A)
+        if answer.rcode() == dns.rcode.NXDOMAIN:
+            return HostLookup(host, nxdomain=True)
+        found = [r.address for r in _records(answer, dns.rdatatype.A)]
+        if not any(is_public(a) for a in found):
+            answer = await lookups.query(host, dns.rdatatype.AAAA)
+            found += [r.address for r in _records(answer, dns.rdatatype.AAAA)]
+    except dns.exception.DNSException as exc:
+        return HostLookup(host, error=_failure(exc))
+    return HostLookup(host, tuple(found))
+
+
 async def _check(lookups: _Lookups, domain: str) -> DomainResult:
     mx_answer = await lookups.query(domain, dns.rdatatype.MX)
     if mx_answer.rcode() == dns.rcode.NXDOMAIN:
         return DomainResult(domain, DomainStatus.NO_DOMAIN, None, "domain does not exist")
     mx = _records(mx_answer, dns.rdatatype.MX)
-    if mx:
-        if any(str(r.exchange) == "." for r in mx):
-            return DomainResult(domain, DomainStatus.NULL_MX, None, "null MX: accepts no mail")
-        best = min(mx, key=lambda r: r.preference)
-        return DomainResult(domain, DomainStatus.VALID, str(best.exchange).rstrip("."))
-    for rdtype, label in ((dns.rdatatype.A, "A"), (dns.rdatatype.AAAA, "AAAA")):
-        if _records(await lookups.query(domain, rdtype), rdtype):
-            return DomainResult(domain, DomainStatus.VALID, domain, f"no MX, {label} record")
-    return DomainResult(domain, DomainStatus.NO_MX, None, "no MX and no A/AAAA record")
+    if not mx:
+        return mx_verdict(domain, [await lookups.host(domain)], implicit=True)
+    if any(str(r.exchange) == "." for r in mx):
+        return DomainResult(domain, DomainStatus.NULL_MX, None, "null MX: accepts no mail")
+    exchanges = list(
+        dict.fromkeys(
+            str(r.exchange).rstrip(".").lower() for r in sorted(mx, key=lambda r: r.preference)
+        )
+    )
+    hosts = []
+    for exchange in exchanges[:MAX_MX_HOSTS]:
+        hosts.append(await lookups.host(exchange))
+        if any(is_public(a) for a in hosts[-1].addresses):
+            break
+    return mx_verdict(domain, hosts)
 
 
 async def _verdict(lookups: _Lookups, domain: str) -> DomainResult:
     """Look one domain up; every DNS failure becomes a verdict, never an exception."""
     try:
         return await _check(lookups, domain)
-    except dns.exception.Timeout:
-        return DomainResult(domain, DomainStatus.DNS_ERROR, None, "DNS timeout")
-    except dns.resolver.NoNameservers:
-        return DomainResult(domain, DomainStatus.DNS_ERROR, None, "DNS server failure")
-    except dns.resolver.NoResolverConfiguration:
-        return DomainResult(domain, DomainStatus.DNS_ERROR, None, "no DNS resolver configured")
     except dns.exception.DNSException as exc:
-        return DomainResult(domain, DomainStatus.DNS_ERROR, None, f"DNS error: {exc}")
+        return DomainResult(domain, DomainStatus.DNS_ERROR, None, _failure(exc))
 
 
 async def check_domain(resolver: dns.asyncresolver.Resolver, domain: str) -> DomainResult:

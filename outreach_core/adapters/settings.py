@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     dns_cache_hours: float = Field(
         default=24.0, ge=0, validation_alias=_env("OUTREACH_DNS_CACHE_HOURS")
     )
+    test_environment: bool = Field(
+        default=False,
+        validation_alias=_env("OUTREACH_TEST_ENVIRONMENT"),
+        description="staging only: accept addresses at the special-use `test` domain and "
+        "`*.test`, and send to domains whose mail hosts have private addresses (flagged "
+        "`private_address`)",
+    )
     secret_key: str | None = Field(
         default=None, repr=False, validation_alias=_env("OUTREACH_SECRET_KEY")
     )

@@ -76,13 +76,16 @@ def split_rows(
     return out, origin
 
 
-def classify_rows(rows: Sequence[dict[str, object]], email_column: str) -> list[RowVerdict]:
+def classify_rows(
+    rows: Sequence[dict[str, object]], email_column: str, *, test_environment: bool = False
+) -> list[RowVerdict]:
     """Each row's verdict: rejected for want of a usable address (the checker's reason), a
-    duplicate of an earlier row's address (compared as `check_syntax` keys), else accepted."""
+    duplicate of an earlier row's address (compared as `check_syntax` keys), else accepted.
+    `test_environment` (`OUTREACH_TEST_ENVIRONMENT`) accepts `.test` addresses."""
     verdicts: list[RowVerdict] = []
     first_row_of: dict[str, int] = {}
     for number, row in enumerate(rows, start=1):
-        checked = check_syntax(str(row.get(email_column) or ""))
+        checked = check_syntax(str(row.get(email_column) or ""), test_environment=test_environment)
         if not checked.ok or checked.key is None:
             verdicts.append(RowVerdict(RowStatus.REJECTED, checked.error or "invalid"))
         elif checked.key in first_row_of:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from outreach_core.domain.csv_cells import write_csv
-from outreach_core.domain.mx import DomainResult, DomainStatus
+from outreach_core.domain.mx import DomainResult, DomainStatus, receives_mail
 from outreach_core.domain.states import SkipReason
 from outreach_core.domain.validation import (
     check_syntax,
@@ -51,6 +51,8 @@ class CheckedRow:
     suggestion: str | None = None
     role: bool = False
     disposable: bool = False
+    #: the domain's mail hosts are not public, and a test environment sends to them anyway
+    private_address: bool = False
 
     @property
     def status(self) -> str:
@@ -59,7 +61,12 @@ class CheckedRow:
 
     @property
     def flags(self) -> str:
-        return " ".join(f for f, on in (("role", self.role), ("disposable", self.disposable)) if on)
+        flags = (
+            ("role", self.role),
+            ("disposable", self.disposable),
+            (DomainStatus.PRIVATE_ADDRESS.value, self.private_address),
+        )
+        return " ".join(flag for flag, on in flags if on)
 
 
 @dataclass
@@ -106,10 +113,13 @@ async def check_rows(
     *,
     checker: DomainLookups | None,
     progress: Progress | None = None,
+    test_environment: bool = False,
 ) -> PreflightResult:
     """Check every address; `checker=None` skips the DNS step (`--skip-mx`).
 
     The first occurrence of an address wins; later ones are `duplicate` naming its row.
+    `test_environment` accepts `.test` addresses and sends to domains whose mail hosts are
+    private (`private_address` then a flag, not a status).
     """
     rows: list[CheckedRow] = []
     first_row_of: dict[str, int] = {}
@@ -121,7 +131,7 @@ async def check_rows(
             early = _cheap_domain(raw)
             if early:
                 checker.submit(early)
-        checked = check_syntax(raw)
+        checked = check_syntax(raw, test_environment=test_environment)
         if not checked.ok:
             rows.append(
                 CheckedRow(
@@ -159,8 +169,10 @@ async def check_rows(
             result = domains[row.email_normalized.rpartition("@")[2].lower()]
             row.mx_host = result.mx_host
             row.reason = result.reason  # for a valid domain: how it was reached, if not by MX
-            if result.status is not DomainStatus.VALID:
+            if not receives_mail(result.status, test_environment=test_environment):
                 row.skip = SkipReason(result.status.value)
+            # sent anyway (a test environment): the flag says why it may not arrive
+            row.private_address = row.skip is None and result.status is DomainStatus.PRIVATE_ADDRESS
     if progress:
         progress(total, total)
     return PreflightResult(rows, domains, checker.looked_up if checker else 0)

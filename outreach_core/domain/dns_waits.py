@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from outreach_core.domain.mx import DomainResult, DomainStatus
+from outreach_core.domain.mx import DomainResult, DomainStatus, receives_mail
 from outreach_core.domain.states import DnsWaitPolicy, SkipReason
 
 #: how long a run whose unsent rows all wait for DNS pauses before it looks again; also the
@@ -59,14 +59,20 @@ def is_waiting(reason: str | None) -> bool:
 
 
 def decide(
-    verdict: DomainResult, *, policy: DnsWaitPolicy, waited: timedelta, wait_hours: float
+    verdict: DomainResult,
+    *,
+    policy: DnsWaitPolicy,
+    waited: timedelta,
+    wait_hours: float,
+    test_environment: bool = False,
 ) -> DnsDecision:
     """The rows of `verdict.domain` after a new lookup, `waited` since the run froze them.
 
-    An answer decides as at the freeze: valid sends, `no_mx`/`null_mx`/`no_domain` skip. A
+    An answer decides as at the freeze: valid sends (so does `private_address` in a test
+    environment), `no_mx`/`null_mx`/`no_domain`/`mx_unresolvable`/`private_address` skip. A
     failure waits, until `wait_hours` have passed: then `policy` sends, skips or waits on.
     """
-    if verdict.status is DomainStatus.VALID:
+    if receives_mail(verdict.status, test_environment=test_environment):
         return DnsDecision(DnsAction.SEND, None)
     if verdict.status is not DomainStatus.DNS_ERROR:
         return DnsDecision(DnsAction.SKIP, f"{verdict.status}: {verdict.reason}")

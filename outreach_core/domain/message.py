@@ -21,7 +21,7 @@ from datetime import datetime
 from email import message_from_bytes, policy
 from email.header import Header
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr
 
 from outreach_core.domain.templating import Rendered
 
@@ -82,25 +82,59 @@ FOLD_AT, MAX_LINE_OCTETS = 78, 998
 _UNSTRUCTURED = frozenset({"subject"})
 
 
+def _fold_ascii(name: str, value: str) -> str:
+    """`Name: value` folded at spaces before FOLD_AT where a space allows, lines joined by CRLF.
+
+    The first word always stays on the header's first line: a value that is one long word
+    (a Message-ID) is one line of up to 998 characters, never `Message-ID:` followed by an
+    empty-looking line and the id on the next (legal, but naive parsers then read the id with
+    a leading space).
+    """
+    lines: list[str] = []
+    line = f"{name}:"
+    first = True
+    for word in value.split(" "):
+        if word and not first and len(line) + 1 + len(word) > FOLD_AT:
+            lines.append(line)
+            line = f" {word}"
+        else:
+            line = f"{line} {word}"
+        first = first and not word
+    lines.append(line)
+    return "\r\n".join(lines)
+
+
 def _header(name: str, value: str) -> bytes:
     """`Name: value` folded at 78, non-ASCII as RFC 2047 encoded words, CRLF-terminated.
 
-    Folding happens at spaces; free text (the Subject) with a word too long for that is written
-    as UTF-8 encoded words, which may be cut anywhere, so no line grows past 78 characters
-    however long the subject is.
+    An ASCII value is folded at spaces, its first word on the first line (`_fold_ascii`).
+    Free text (the Subject) that is not ASCII, or has a word too long to fold at a space, is
+    written as UTF-8 encoded words, which may be cut anywhere, so no line grows past 78
+    characters however long the subject is.
     """
-    if value.isascii() and len(name) + len(value) < 76 and "=?" not in value:
-        return f"{name}: {value}\r\n".encode("ascii")
-    charset = "us-ascii" if value.isascii() and "=?" not in value else "utf-8"
-    encoded = Header(value, charset, header_name=name).encode(linesep="\r\n")
-    too_long = any(len(line) > FOLD_AT for line in encoded.split("\r\n"))
-    if too_long and charset == "us-ascii" and name.lower() in _UNSTRUCTURED:
-        encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    if value.isascii() and "=?" not in value:
+        if len(name) + 2 + len(value) <= FOLD_AT:
+            return f"{name}: {value}\r\n".encode("ascii")
+        folded = _fold_ascii(name, value)
+        lines = folded.split("\r\n")
+        if name.lower() not in _UNSTRUCTURED or all(len(part) <= FOLD_AT for part in lines):
+            if any(len(part) > MAX_LINE_OCTETS for part in lines):
+                # a structured value with a word of 998+ characters cannot be written legally
+                raise ValueError(
+                    f"{name}: a word of the value is longer than {MAX_LINE_OCTETS} characters"
+                )
+            return f"{folded}\r\n".encode("ascii")
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
     line = f"{name}: {encoded}\r\n".encode("ascii")
     if any(len(part) > MAX_LINE_OCTETS for part in line.split(_CRLF)):
-        # a structured value with a word of 998+ characters cannot be written legally
         raise ValueError(f"{name}: a word of the value is longer than {MAX_LINE_OCTETS} characters")
     return line
+
+
+def new_message_id(delivery_id: int, domain: str) -> str:
+    """`<outreach.42.<16 random characters>@domain>`: unique (the delivery id and 96 random
+    bits) and short, so `Message-ID: <…>` fits one 78-character line for most domains."""
+    return f"<outreach.{delivery_id}.{secrets.token_urlsafe(12)}@{domain}>"
 
 
 def _from_header(sender: Sender) -> bytes:
@@ -133,7 +167,7 @@ def _body(rendered: Rendered) -> bytes:
     boundary = f"=_outreach_{secrets.token_hex(12)}"
     out = [
         b"MIME-Version: 1.0\r\n",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"),
+        _header("Content-Type", f'multipart/alternative; boundary="{boundary}"') + _CRLF,
     ]
     for part in parts:
         out.append(f"--{boundary}\r\n".encode("ascii"))
@@ -171,7 +205,7 @@ def build_message(
     """multipart/alternative (text first) with whichever of text and HTML the template has.
 
     Addresses are expected in their sending form (IDN domains already in ASCII). A non-ASCII
-    local part is written as raw UTF-8 under the SMTPUTF8 policy, never as an encoded-word,
+    local part is written as raw UTF-8 (RFC 6532, sent with SMTPUTF8), never as an encoded-word,
     which RFC 2047 forbids inside an address. `extra_headers` are added after our own.
     `message_id` is the Message-ID to carry, for a resend of a message that may have gone out
     (a mailbox can then tell the copy); a new one by default.
@@ -179,9 +213,7 @@ def build_message(
     recipient = header_safe(recipient)
     subject = header_safe(rendered.subject)
     domain = sender.email.rpartition("@")[2] or "localhost"
-    message_id = header_safe(message_id or "") or make_msgid(
-        idstring=f"outreach.{delivery_id}", domain=domain
-    )
+    message_id = header_safe(message_id or "") or new_message_id(delivery_id, domain)
     extra = {DELIVERY_HEADER: str(delivery_id)}
     extra.update({k: header_safe(v) for k, v in (extra_headers or {}).items()})
     headers = {

@@ -13,7 +13,7 @@ from typing import Any
 from outreach_core.domain.control_chars import printable
 from outreach_core.domain.dns_waits import waiting_reason
 from outreach_core.domain.models import RenderErrorPolicy
-from outreach_core.domain.mx import DomainResult, DomainStatus
+from outreach_core.domain.mx import DomainResult, DomainStatus, receives_mail
 from outreach_core.domain.states import DeliveryStatus, SkipReason
 from outreach_core.domain.templating import CompiledTemplate
 from outreach_core.domain.validation import check_syntax
@@ -81,6 +81,7 @@ def plan_deliveries(
     run_date: datetime,
     domains: Mapping[str, DomainResult] | None = None,
     unsubscribe: Callable[[str], str] | None = None,
+    test_environment: bool = False,
 ) -> Iterator[PlannedDelivery]:
     """Decide each row: pending, or skipped with a reason. The first occurrence of an address
     wins; later ones are skipped as duplicates naming the row they repeat.
@@ -88,12 +89,12 @@ def plan_deliveries(
     `domains` (ASCII domain -> DNS verdict, from the pre-flight) skips rows whose domain cannot
     receive mail; a row whose lookup failed (`dns_error`: unknown) stays pending with that
     reason, to be looked up again before it is sent (`dns_waits`). None means the DNS step was
-    skipped.
+    skipped. `test_environment` accepts `.test` addresses and `private_address` domains.
     """
     first_row_of: dict[str, int] = {}
     for number, data in rows:
         raw = str(data.get(email_column) or "")
-        checked = check_syntax(raw)
+        checked = check_syntax(raw, test_environment=test_environment)
         if not checked.ok:
             yield PlannedDelivery(
                 number,
@@ -120,7 +121,9 @@ def plan_deliveries(
         waiting = None
         if verdict is not None and verdict.status is DomainStatus.DNS_ERROR:
             waiting = waiting_reason(verdict)
-        elif verdict is not None and verdict.status is not DomainStatus.VALID:
+        elif verdict is not None and not receives_mail(
+            verdict.status, test_environment=test_environment
+        ):
             yield PlannedDelivery(
                 number,
                 checked.address,

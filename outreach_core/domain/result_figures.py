@@ -39,6 +39,8 @@ ADDRESS_REASONS = frozenset(
         SkipReason.NO_MX,
         SkipReason.NULL_MX,
         SkipReason.NO_DOMAIN,
+        SkipReason.MX_UNRESOLVABLE,
+        SkipReason.PRIVATE_ADDRESS,
         SkipReason.DNS_ERROR,
         SkipReason.DUPLICATE,
         SkipReason.SUPPRESSED,

@@ -113,6 +113,11 @@ class SkipReason(StrEnum):
     NULL_MX = "null_mx"
     #: the domain does not exist
     NO_DOMAIN = "no_domain"
+    #: every MX host is NXDOMAIN or has no A/AAAA record
+    MX_UNRESOLVABLE = "mx_unresolvable"
+    #: the mail hosts have only private, loopback, link-local or reserved addresses (sent,
+    #: flagged, when the settings say this is a test environment)
+    PRIVATE_ADDRESS = "private_address"
     #: the DNS lookup failed or timed out: unknown, not invalid. A run keeps such a row pending
     #: with this reason and looks again (`dns_waits`); it is skipped only when the run's
     #: `on_dns_unanswered` says so once `dns_wait_hours` have passed

@@ -35,10 +35,13 @@ _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'
 _CASE_INSENSITIVE_LOCAL = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 
 
-def check_syntax(raw: str) -> CheckedAddress:
+def check_syntax(raw: str, *, test_environment: bool = False) -> CheckedAddress:
     """Check and normalise one address without touching the network.
 
     `strict`: an over-long local part is an error here, not a surprise at the mail server.
+    `test_environment` (email-validator's): also accept the special-use `test` domain and
+    names under `.test` (RFC 6761); `.local`, `.localhost`, `.invalid` and `.onion` stay
+    refused either way.
     A plain ASCII address (dot-atom local part, one `@`) takes a fast path that validates its
     domain part once per distinct domain; the verdicts are email-validator's either way.
     """
@@ -52,7 +55,7 @@ def check_syntax(raw: str) -> CheckedAddress:
     local, at, domain = value.rpartition("@")
     plain = at and value.isascii() and len(value) <= 254 and len(local) <= 64
     if plain and _PLAIN_LOCAL.fullmatch(local):
-        ascii_domain, error = _domain_part(domain)
+        ascii_domain, error = _domain_part(domain, test_environment)
         if error is not None:
             return CheckedAddress(raw=raw, ok=False, error=error)
         if local.lower() in _CASE_INSENSITIVE_LOCAL:
@@ -60,7 +63,9 @@ def check_syntax(raw: str) -> CheckedAddress:
         address = f"{local}@{ascii_domain}"
         return CheckedAddress(raw=raw, ok=True, address=address, key=address.lower())
     try:
-        result = validate_email(value, check_deliverability=False, strict=True)
+        result = validate_email(
+            value, check_deliverability=False, strict=True, test_environment=test_environment
+        )
     except EmailNotValidError as exc:
         return CheckedAddress(raw=raw, ok=False, error=str(exc))
     key = f"{result.local_part}@{result.ascii_domain}".lower()
@@ -69,10 +74,15 @@ def check_syntax(raw: str) -> CheckedAddress:
 
 
 @lru_cache(maxsize=65_536)
-def _domain_part(domain: str) -> tuple[str | None, str | None]:
+def _domain_part(domain: str, test_environment: bool) -> tuple[str | None, str | None]:
     """(ASCII domain, None) or (None, error): email-validator's verdict on a domain part."""
     try:
-        result = validate_email(f"x@{domain}", check_deliverability=False, strict=True)
+        result = validate_email(
+            f"x@{domain}",
+            check_deliverability=False,
+            strict=True,
+            test_environment=test_environment,
+        )
     except EmailNotValidError as exc:
         return None, str(exc)
     return result.ascii_domain, None

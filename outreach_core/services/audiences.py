@@ -86,7 +86,11 @@ def rows_with_status(ws: Workspace, audience_id: int) -> tuple[Audience, list[Au
     with ws.db.connect() as conn:
         audience = audiences.get_audience(conn, audience_id)
         stored = list(audiences.iter_rows(conn, audience_id))
-    verdicts = classify_rows([values for _, values in stored], audience.email_column)
+    verdicts = classify_rows(
+        [values for _, values in stored],
+        audience.email_column,
+        test_environment=ws.settings.test_environment,
+    )
     rows = [
         AudienceRow(number, verdict, values)
         for (number, values), verdict in zip(stored, verdicts, strict=True)

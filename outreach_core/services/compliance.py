@@ -36,9 +36,9 @@ EXPORT_COLUMNS = ["email", "reason", "created_at", "source"]
 REASON_COLUMN = "reason"
 
 
-def normalise(raw: str) -> str:
+def normalise(raw: str, *, test_environment: bool = False) -> str:
     """The key an address is suppressed under: the same one deliveries are frozen with."""
-    checked = check_syntax(raw)
+    checked = check_syntax(raw, test_environment=test_environment)
     if not checked.ok or checked.key is None:
         raise InputError(f"{raw.strip()!r} is not an email address: {checked.error}")
     return checked.key
@@ -53,7 +53,7 @@ def suppress(
     source: str | None = None,
 ) -> bool:
     """Put an address on the list; True when it was not on it yet."""
-    key = normalise(raw_email)
+    key = normalise(raw_email, test_environment=ws.settings.test_environment)
     now = utcnow()
     with ws.db.begin() as conn:
         added = suppressions.add_suppression(
@@ -73,7 +73,7 @@ def suppress(
 
 def unsuppress(ws: Workspace, raw_email: str, *, actor: str) -> bool:
     """Take an address off the list; True when it was on it."""
-    key = normalise(raw_email)
+    key = normalise(raw_email, test_environment=ws.settings.test_environment)
     now = utcnow()
     with ws.db.begin() as conn:
         removed = suppressions.remove_suppression(conn, key)
@@ -133,7 +133,7 @@ def import_suppressions(
     for index, row in enumerate(parsed.rows):
         line = parsed.lines[index] if index < len(parsed.lines) else index + 2
         raw = row.get(parsed.email_column, "")
-        checked = check_syntax(raw)
+        checked = check_syntax(raw, test_environment=ws.settings.test_environment)
         if not checked.ok or checked.key is None:
             errors.append(
                 f"line {line}, column {parsed.email_column!r}: {raw.strip()!r} is not an email "

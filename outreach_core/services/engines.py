@@ -25,7 +25,7 @@ def save_engine(
 ) -> Engine:
     """Create or update an engine; its URL is stored encrypted, a masked copy for display."""
     parsed = parse_engine_url(url)
-    checked = check_syntax(from_email)
+    checked = check_syntax(from_email, test_environment=ws.settings.test_environment)
     if not checked.ok:
         raise InputError(f"from address {from_email!r}: {checked.error}")
     now = utcnow()
@@ -68,7 +68,7 @@ def save_engine_version(
     engine that exists: runs that use it resume with the secret and From they were queued
     with. What a command-line send uses."""
     parsed = parse_engine_url(url)
-    checked = check_syntax(from_email)
+    checked = check_syntax(from_email, test_environment=ws.settings.test_environment)
     if not checked.ok:
         raise InputError(f"from address {from_email!r}: {checked.error}")
     address = checked.address or from_email
@@ -135,7 +135,7 @@ def save_engine_limits(
         if from_email is not None or from_name is not None:
             address = engine.from_email
             if from_email is not None and from_email.strip() != engine.from_email:
-                checked = check_syntax(from_email)
+                checked = check_syntax(from_email, test_environment=ws.settings.test_environment)
                 if not checked.ok:
                     raise InputError(f"from address {from_email!r}: {checked.error}")
                 address = checked.address or from_email

@@ -112,12 +112,15 @@ async def check_addresses(
     concurrency: int = DEFAULT_CONCURRENCY,
     known: dict[str, DomainResult] | None = None,
     progress: Progress | None = None,
+    test_environment: bool = False,
 ) -> PreflightResult:
     """Check every address, looking each distinct domain up through `resolver` while the rows
     are walked; `resolver=None` skips the DNS step (`--skip-mx`). `known` verdicts are not
-    looked up again."""
+    looked up again. `test_environment`: `OUTREACH_TEST_ENVIRONMENT` (`check_rows`)."""
     checker = DomainChecker(resolver, concurrency=concurrency, known=known) if resolver else None
-    return await check_rows(emails, checker=checker, progress=progress)
+    return await check_rows(
+        emails, checker=checker, progress=progress, test_environment=test_environment
+    )
 
 
 async def check_emails_async(
@@ -130,7 +133,9 @@ async def check_emails_async(
     """`check_emails` for callers inside an event loop (the executor)."""
     settings = ws.settings
     if skip_mx:
-        return await check_addresses(emails, resolver=None, progress=progress)
+        return await check_addresses(
+            emails, resolver=None, progress=progress, test_environment=settings.test_environment
+        )
     now = utcnow()
     with ws.db.connect() as conn:
         known = dns_cache.fresh_results(
@@ -145,6 +150,7 @@ async def check_emails_async(
         concurrency=settings.dns_concurrency,
         known=known,
         progress=progress,
+        test_environment=settings.test_environment,
     )
     learnt = [
         r
@@ -242,6 +248,7 @@ def dry_run(
             sender=sender,
             run_date=utcnow(),
             domains=None if skip_mx else result.domains,
+            test_environment=ws.settings.test_environment,
             # as the run renders it: a template using `unsubscribe_url` renders when set
             unsubscribe=UnsubscribeLinks(unsubscribe_base_url, compliance.unsubscribe_key(ws))
             if unsubscribe_base_url

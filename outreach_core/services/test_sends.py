@@ -36,7 +36,7 @@ def send_test_message(
     It goes through the same ledger as any run: a one-row audience and workflow named
     `Test send …` and a run with trigger `test`, so the Runs page shows it as a test.
     """
-    checked = check_syntax(to)
+    checked = check_syntax(to, test_environment=ws.settings.test_environment)
     if not checked.ok:
         raise InputError(f"test address {to!r}: {checked.error}")
     with ws.db.connect() as conn:

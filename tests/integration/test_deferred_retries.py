@@ -115,11 +115,12 @@ def test_greylisted_mail_is_delivered_once_by_the_daemon_on_its_schedule(
     listed = run_cli(tmp_path, "runs", env=cli_env(tmp_path, OUTREACH_DATABASE_URL=db_url))
     assert listed.returncode == 0, listed.stderr
     header, row = listed.stdout.splitlines()[:2]
-    assert header.split()[7:11] == ["waiting", "next", "retry", "(UTC)"]
-    # run, status, created (2 words), sent, failed, skipped, waiting, next retry (2 words)
-    assert row.split()[:10] == [
+    assert header.split()[9:13] == ["waiting", "next", "retry", "(UTC)"]
+    # run, status, created (2 words), sent, failed, unknown, skipped, pending, waiting,
+    # next retry (2 words)
+    assert row.split()[:12] == [
         str(run_id), "SENDING", *f"{first.created_at:%Y-%m-%d %H:%M:%S}".split(),
-        "0", "0", "0", "5", "2030-03-04", "09:01:00",
+        "0", "0", "0", "0", "0", "5", "2030-03-04", "09:01:00",
     ]  # fmt: skip
 
     schedule = [(1, 6), (6, 21)]  # (due at, next retry at), minutes after START

@@ -80,9 +80,11 @@ def test_dns_verdicts_are_cached_until_their_ttl(
         # only the silent domain (dns_error: unknown, never cached) is asked again
         assert {n for (n, _), c in fresh.queries.items()} == {
             "mx-ok.example",
+            "mx1.mail.example",  # mx-ok.example's mail host: its address, looked up once
             "null-mx.example",
             "silent.example",
         }
+        assert fresh.queries[("mx1.mail.example", "A")] == 1
         assert second.looked_up == 1
         ws.settings.dns_cache_hours = 0
         check_emails(ws, emails)

@@ -19,6 +19,13 @@ Exit codes (one place, `exit_code`): 0 every deliverable recipient was sent; 1 s
 were deferred, are unknown, or the run did not finish; 2 unusable input or settings.
 """
 DEFAULTS = SendOptions()
+#: what `validate`, `dry-run` and `send` print under their options
+ADDRESS_NOTE = """Statuses: valid, invalid_syntax, no_mx, null_mx, no_domain, mx_unresolvable (no MX host
+has an address), private_address (the mail hosts' addresses are private, loopback or
+reserved), dns_error (unknown: looked up again), duplicate, suppressed, render_error.
+Addresses at the special-use domain `test` (`ann@staging.test`) are invalid_syntax unless
+OUTREACH_TEST_ENVIRONMENT=true (staging only), which also sends to private_address domains,
+flagged private_address; .local, .localhost and .invalid stay refused."""
 
 
 def _positive_float(text: str) -> float:
@@ -53,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m outreach_core", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    send = commands.add_parser("send", help="send a template to every row of a CSV file")
+    send = commands.add_parser(
+        "send", help="send a template to every row of a CSV file", epilog=ADDRESS_NOTE
+    )
     send.add_argument("input", type=Path, help="contacts CSV; its columns are template variables")
     send.add_argument(
         "--template", type=Path, required=True, help="folder with subject.txt, body.html/body.txt"
@@ -176,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True)
 
     validate = commands.add_parser(
-        "validate", help="check every address of a CSV/XLSX file (syntax, duplicates, DNS)"
+        "validate",
+        help="check every address of a CSV/XLSX file (syntax, duplicates, DNS)",
+        epilog=ADDRESS_NOTE,
     )
     validate.add_argument("input", type=Path, help="contacts CSV or XLSX")
     validate.add_argument(
@@ -187,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--skip-mx", action="store_true", help="check syntax only, no DNS")
 
     dry_run = commands.add_parser(
-        "dry-run", help="the pre-flight of a workflow (audience + template + engine); sends nothing"
+        "dry-run",
+        help="the pre-flight of a workflow (audience + template + engine); sends nothing",
+        epilog=ADDRESS_NOTE,
     )
     dry_run.add_argument("workflow", help="workflow name or id")
     dry_run.add_argument("--out", type=Path, required=True, help="result CSV to write")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from outreach_core import services
 from outreach_core.adapters.url_secrets import secret_texts
 from outreach_core.adapters.workspace import Workspace
-from outreach_core.domain.models import RenderErrorPolicy, SendOptions
+from outreach_core.domain.models import RenderErrorPolicy, RunSummary, SendOptions
 from outreach_core.domain.states import DnsWaitPolicy, RunStatus
 from outreach_core.domain.unsubscribe_checks import unsubscribe_findings
 from outreach_core.entrypoints.cli.checks import print_dry_run
@@ -184,22 +184,33 @@ def cmd_retry(ws: Workspace, args: argparse.Namespace) -> int:
     return _execute(ws, args.run_id)
 
 
+def runs_line(s: RunSummary) -> str:
+    """One run in `runs`: `failed` counts failed deliveries and deferred ones with no retry
+    scheduled; unknown, pending (with sending: not finished) and the deferred that wait for a
+    retry are columns of their own."""
+    failed = s.counts.failed + max(s.counts.deferred - s.retries_waiting, 0)
+    pending = s.counts.pending + s.counts.sending
+    next_retry = f"{s.next_retry_at:%Y-%m-%d %H:%M:%S}" if s.next_retry_at else "-"
+    return (
+        f"{s.run.id:>5}  {s.run.status:<12} {s.run.created_at:%Y-%m-%d %H:%M:%S}  "
+        f"{s.counts.sent:>6} {failed:>6} {s.counts.unknown:>7} {s.counts.skipped:>7} "
+        f"{pending:>7} {s.retries_waiting:>7} {next_retry:<19} {s.counts.cancelled:>9}  "
+        f"{s.workflow_name}"
+    )
+
+
 def cmd_runs(ws: Workspace, args: argparse.Namespace) -> int:
     summaries = services.recent_runs(ws, limit=args.limit)
     if args.json:
         print(json.dumps([s.model_dump(mode="json") for s in summaries], indent=2))
         return EXIT_OK
-    # `waiting`: deferred rows the daemon retries on their schedule (not counted as failed)
+    # `unknown`: the outcome was not learnt (not failed); `pending`: not attempted yet (a
+    # paused run's rest); `waiting`: deferred rows the daemon retries on their schedule
     print(
         f"{'run':>5}  {'status':<12} {'created (UTC)':<19}  {'sent':>6} {'failed':>6} "
-        f"{'skipped':>7} {'waiting':>7} {'next retry (UTC)':<19} {'cancelled':>9}  workflow"
+        f"{'unknown':>7} {'skipped':>7} {'pending':>7} {'waiting':>7} "
+        f"{'next retry (UTC)':<19} {'cancelled':>9}  workflow"
     )
-    for s in summaries:
-        next_retry = f"{s.next_retry_at:%Y-%m-%d %H:%M:%S}" if s.next_retry_at else "-"
-        print(
-            f"{s.run.id:>5}  {s.run.status:<12} {s.run.created_at:%Y-%m-%d %H:%M:%S}  "
-            f"{s.counts.sent:>6} {s.counts.unsettled - s.retries_waiting:>6} "
-            f"{s.counts.skipped:>7} {s.retries_waiting:>7} {next_retry:<19} "
-            f"{s.counts.cancelled:>9}  {s.workflow_name}"
-        )
+    for summary in summaries:
+        print(runs_line(summary))
     return EXIT_OK

@@ -68,6 +68,7 @@ async def recheck_waiting(ctx: RunContext) -> int:
             policy=options.on_dns_unanswered,
             waited=waited,
             wait_hours=options.dns_wait_hours,
+            test_environment=ctx.ws.settings.test_environment,
         )
         for domain, verdict in verdicts.items()
         if domain in rows

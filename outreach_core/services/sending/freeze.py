@@ -85,6 +85,7 @@ def freeze_audience(
                 run_date=run.created_at,
                 domains=domains,
                 unsubscribe=unsubscribe,
+                test_environment=ws.settings.test_environment,
             )
         )
         abort = render_abort_reason(plan, run.options.on_render_error)
