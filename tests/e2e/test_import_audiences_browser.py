@@ -201,7 +201,10 @@ def test_dry_run_table_shows_status_and_reason_first_at_1400px(page, app_url: st
     all inside the table's visible width at a 1400 px wide window."""
     open_from_overview(page, app_url, "Dry run")
     page.get_by_role("button", name="Run dry run").click()
-    grid = page.locator('[data-testid="stDataFrame"]').first
+    # the pre-flight's per-reason tables sit in collapsed expanders above; the row-by-row
+    # table comes after the Statuses filter, the page's last table
+    page.get_by_text("Statuses", exact=True).wait_for()
+    grid = page.locator('[data-testid="stDataFrame"]').last
     grid.wait_for()
     settled(page)
     headers = grid.locator('[role="columnheader"]')
