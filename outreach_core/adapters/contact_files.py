@@ -375,9 +375,7 @@ def sort_rows(parsed: ParsedFile, *, test_environment: bool = False) -> ImportRe
     rejected: list[RejectedRow] = []
     duplicates: list[DuplicateRow] = []
     lines = parsed.lines or list(range(2, len(parsed.rows) + 2))
-    verdicts = classify_rows(
-        parsed.rows, parsed.email_column, test_environment=test_environment
-    )
+    verdicts = classify_rows(parsed.rows, parsed.email_column, test_environment=test_environment)
     for number, (row, line, verdict) in enumerate(
         zip(parsed.rows, lines, verdicts, strict=True), start=1
     ):
