@@ -153,7 +153,7 @@ def test_multi_address_option_is_documented_and_checked(
     with pytest.raises(SystemExit) as done:
         main(["validate", str(tmp_path / "c.csv"), "--out", "o.csv", "--multi-address", "all"])
     assert done.value.code == 2
-    # Python 3.12.8+ quotes the choices, earlier ones do not
+    # newer Pythons quote the choices, older ones do not
     assert re.search(
         r"--multi-address: invalid choice: 'all' \(choose from '?first'?, '?each'?\)",
         capsys.readouterr().err,
