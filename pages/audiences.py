@@ -210,19 +210,19 @@ with sql_tab:
         sql_audience = st.text_input("Audience name for these rows", key="sql_audience")
         if st.button("Import rows as audience", key="sql_import") and ui.require_role("sender"):
             try:
-                report = sort_rows(
-                    sources.as_parsed_file(result, source="SQL query", email_column=None),
-                    test_environment=ws.settings.test_environment,
-                )
-                audience = services.import_audience(
-                    ws, report.audience_file(), name=sql_audience, actor=ui.actor()
+                audience, report = sources.import_query_rows(
+                    ws, result, name=sql_audience, actor=ui.actor()
                 )
             except OutreachError as exc:
                 st.error(ui.plain(str(exc)))
             else:
                 st.success(
-                    f"Imported {audience.row_count} rows as audience {audience.name!r} "
-                    f"({len(report.rejected)} rejected, {len(report.duplicates)} duplicates)."
+                    ui.plain(
+                        f"Imported {audience.name!r}: {len(report.imported)} rows to send to, "
+                        f"{len(report.rejected)} rejected, {len(report.duplicates)} duplicates "
+                        f"({audience.row_count} rows kept, with their status under Saved "
+                        "audiences)."
+                    )
                 )
     source_name = st.text_input("Source name", key="sql_name")
     if st.button("Save source", key="sql_save") and ui.require_role("sender"):

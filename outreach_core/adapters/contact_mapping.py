@@ -86,3 +86,11 @@ def apply_choices(parsed: ParsedFile, choices: ImportChoices) -> ParsedFile:
         lines=lines,
         notes=notes,
     )
+
+
+def split_address_cells(parsed: ParsedFile, mode: SplitMode = SplitMode.FIRST) -> ParsedFile:
+    """The file with the cells of its email column that hold several addresses split as the
+    Audiences page splits them (`apply_choices`, no name columns renamed): the first address
+    kept, or one row per address; a note says how many cells were split. A file without such
+    cells comes back as it was."""
+    return apply_choices(parsed, ImportChoices(parsed.email_column, split=mode))

@@ -1,5 +1,6 @@
 """Use case of sending a contacts file with a template folder and an engine URL (`send`):
 read and check the three, then dry-run them or tie them into a workflow and queue its run.
+`read_contacts` also reads the file `validate` checks.
 
 Each send of a file is a workflow of its own, named after the template folder, the file and
 the moment, so runs stay apart in the Runs and Results pages.
@@ -14,8 +15,10 @@ from pathlib import Path
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile, read_contacts_file
+from outreach_core.adapters.contact_mapping import split_address_cells
 from outreach_core.adapters.senders import parse_engine_url
 from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.address_cells import SplitMode
 from outreach_core.domain.message import header_safe
 from outreach_core.domain.models import SendOptions
 from outreach_core.domain.planning import SenderIdentity
@@ -54,13 +57,32 @@ def sender_for(text: str | None, engine_user: str | None) -> SenderIdentity:
     return SenderIdentity(email=address, name=name)
 
 
+def read_contacts(
+    path: Path,
+    *,
+    email_column: str | None = None,
+    sheet: str | None = None,
+    multi_address: SplitMode = SplitMode.FIRST,
+) -> ParsedFile:
+    """A contacts file (CSV or XLSX) to validate or send, its email column's cells holding
+    several addresses split as the Audiences page splits them (`split_address_cells`: the
+    first address, or one row each); its `notes` say what was guessed or split."""
+    parsed = read_contacts_file(path, email_column=email_column, sheet=sheet)
+    return split_address_cells(parsed, multi_address)
+
+
 def read_file_send(
-    contacts: Path, template_dir: Path, engine_url: str, from_text: str | None
+    contacts: Path,
+    template_dir: Path,
+    engine_url: str,
+    from_text: str | None,
+    *,
+    multi_address: SplitMode = SplitMode.FIRST,
 ) -> FileSend:
-    """Read the file and the template folder, compile the template, parse the engine URL and
-    the sender, in that order; the first that is unusable raises (InputError, TemplateError,
-    ConfigError)."""
-    parsed = read_contacts_file(contacts)
+    """Read the file (cells holding several addresses split: `multi_address`) and the
+    template folder, compile the template, parse the engine URL and the sender, in that
+    order; the first that is unusable raises (InputError, TemplateError, ConfigError)."""
+    parsed = read_contacts(contacts, multi_address=multi_address)
     source = load_template_dir(template_dir)
     template = CompiledTemplate(source)
     engine = parse_engine_url(engine_url)

@@ -17,12 +17,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import dns.asyncresolver
 
-from outreach_core.adapters.contact_files import ParsedFile, read_contacts_file
+from outreach_core.adapters.contact_files import ParsedFile
 from outreach_core.adapters.dns import DEFAULT_CONCURRENCY, DomainChecker, make_resolver
 from outreach_core.adapters.store import (
     audiences,
@@ -172,13 +171,6 @@ async def audience_domain_verdicts(ws: Workspace, audience_id: int) -> dict[str,
             for _, data in audiences.iter_rows(conn, audience.id)
         ]
     return (await check_emails_async(ws, emails)).domains
-
-
-def read_file(
-    path: Path, *, email_column: str | None = None, sheet: str | None = None
-) -> ParsedFile:
-    """A contacts file (CSV or XLSX) to validate; its `notes` say what was guessed."""
-    return read_contacts_file(path, email_column=email_column, sheet=sheet)
 
 
 def validate_file(

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from outreach_core.adapters import crypto
 from outreach_core.adapters.contact_files import (
+    ImportReport,
     ParsedFile,
     clean_cells,
     detect_email_column,
+    sort_rows,
     unique_identifiers,
 )
 from outreach_core.adapters.sql_runner import (
@@ -25,6 +27,7 @@ from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.models import Audience
 from outreach_core.errors import InputError
+from outreach_core.services.audiences import import_audience
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,34 @@ def as_parsed_file(result: QueryResult, *, source: str, email_column: str | None
     headers = list(result.columns)
     notes = clean_cells(rows, headers=headers, columns=columns, email_column=chosen)
     return ParsedFile(source, columns, chosen, rows, headers, notes=notes)
+
+
+def import_query_rows(
+    ws: Workspace,
+    result: QueryResult,
+    *,
+    name: str,
+    email_column: str | None = None,
+    actor: str,
+) -> tuple[Audience, ImportReport]:
+    """Store a query's rows as an audience, as an uploaded file is stored: every row kept, and
+    shown with its status (accepted, rejected with the reason, or a duplicate of an earlier
+    row); only accepted rows are sent. Refused, with the reason, when no row has a usable
+    address (nothing would be sent) or the name is empty."""
+    name = name.strip()
+    if not name:
+        raise InputError("give the audience a name (e.g. 'crm north')")
+    parsed = as_parsed_file(result, source="SQL query", email_column=email_column)
+    report = sort_rows(parsed, test_environment=ws.settings.test_environment)
+    if not report.total:
+        raise InputError("the query returned no rows; nothing was imported")
+    if not report.imported:
+        raise InputError(
+            f"no row would import: column {parsed.email_column!r} holds no usable address "
+            f"({len(report.rejected)} of {report.total} rows rejected); select the address "
+            "column in the query (e.g. SELECT contact_email AS email …)"
+        )
+    return import_audience(ws, parsed, name=name, actor=actor), report
 
 
 def save_recurring_audience(

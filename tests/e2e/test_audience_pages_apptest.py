@@ -11,6 +11,7 @@ from outreach_core import services
 from outreach_core.adapters.contact_files import parse_csv
 from outreach_core.domain.models import SendOptions
 from outreach_core.domain.templating import TemplateSource
+from outreach_core.ui.views import plain
 from tests.dns_server import DnsServer
 from tests.e2e.dashboard import HOME, keyed, open_test_workspace
 from tests.sql_victims import HIDING, PAYLOADS, UNTOUCHED, Victim, victim
@@ -70,13 +71,17 @@ def test_audiences_page_counts_an_uploaded_csv_and_imports_it(dns_env: Path) -> 
 def test_audiences_page_sql_test_query_imports_and_refuses_writes(
     dns_env: Path, tmp_path: Path
 ) -> None:
-    """Verify Test query previews a SELECT, imports its rows, and refuses a DELETE."""
+    """Verify Test query previews a SELECT, imports every row of it with its status (shown
+    under Saved audiences as an uploaded file's are), and refuses a DELETE."""
     import sqlite3
 
     crm = tmp_path / "crm.db"
     with sqlite3.connect(crm) as conn:
         conn.execute("CREATE TABLE people (email TEXT, name TEXT)")
-        conn.executemany("INSERT INTO people VALUES (?, ?)", [("a@x.example", "A")] * 3)
+        conn.executemany(
+            "INSERT INTO people VALUES (?, ?)",
+            [("a@x.example", "A"), ("A@x.example", "A again"), (None, "Nobody")],
+        )
     at = open_page("pages/audiences.py")
     at.text_input(key="sql_url").set_value(f"sqlite:///{crm}")
     at.text_area(key="sql_query").set_value("SELECT email, name FROM people").run()
@@ -84,9 +89,17 @@ def test_audiences_page_sql_test_query_imports_and_refuses_writes(
     assert at.success[0].value.startswith("3 rows")
     at.text_input(key="sql_audience").set_value("from crm").run()
     at.button(key="sql_import").click().run()
-    assert "Imported 1 rows as audience 'from crm' (0 rejected, 2 duplicates)" in (
-        at.success[1].value
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.success[1].value == plain(
+        "Imported 'from crm': 1 rows to send to, 1 rejected, 1 duplicates (3 rows kept, with "
+        "their status under Saved audiences)."
     )
+    saved = at.dataframe[-1].value  # the Saved audiences tab, drawn after the import
+    assert saved[["row", "email", "status", "reason", "name"]].values.tolist() == [
+        [1, "a@x.example", "accepted", "", "A"],
+        [2, "A@x.example", "duplicate", "same address as row 1", "A again"],
+        [3, "", "rejected", "no email", "Nobody"],
+    ]
     at.text_area(key="sql_query").set_value("DELETE FROM people").run()
     at.button(key="sql_test").click().run()
     assert "only SELECT or WITH … SELECT is allowed; this query starts with DELETE" in (

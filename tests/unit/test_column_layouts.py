@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 
 from outreach_core.adapters.contact_files import parse_csv, sort_rows
-from outreach_core.adapters.contact_mapping import ImportChoices, apply_choices
+from outreach_core.adapters.contact_mapping import (
+    ImportChoices,
+    apply_choices,
+    split_address_cells,
+)
 from outreach_core.domain.address_cells import (
     RowStatus,
     SplitMode,
@@ -211,3 +215,21 @@ def test_apply_choices_on_a_google_export() -> None:
     first = apply_choices(parsed, ImportChoices("E-mail 1 - Value", roles, SplitMode.FIRST))
     assert [r["e_mail_1_value"] for r in first.rows] == ["ann@x.example", "", "cy@z.example"]
     assert "1 cell of 'E-mail 1 - Value' holds several addresses" in first.notes[-1]
+
+
+def test_split_address_cells_splits_the_detected_column_only_when_needed() -> None:
+    """Verify the command line's split (the page's, without name mapping): the detected
+    column's `;` and `,` cells split one row each with their lines, the other columns kept
+    under their names; a file without such cells comes back unchanged, with no note."""
+    data = b"Email,Given Name\nann@x.example; ann@y.example,Ann\nbob@x.example,Bob\n"
+    parsed = parse_csv(data, source="list.csv")
+    each = split_address_cells(parsed, SplitMode.EACH)
+    assert [(r["email"], r["given_name"]) for r in each.rows] == [
+        ("ann@x.example", "Ann"),
+        ("ann@y.example", "Ann"),
+        ("bob@x.example", "Bob"),
+    ]
+    assert (each.columns, each.lines) == (["email", "given_name", "email_all"], [2, 2, 3])
+    assert split_address_cells(parsed).rows[0]["email"] == "ann@x.example"
+    plain = parse_csv(b"Email,Given Name\nbob@x.example,Bob\n", source="plain.csv")
+    assert split_address_cells(plain) == plain

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from outreach_core import services
 from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.address_cells import SplitMode
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.models import RenderErrorPolicy
 from outreach_core.domain.planning import render_abort_reason
@@ -19,7 +20,7 @@ from outreach_core.domain.template_checks import content_warnings
 from outreach_core.domain.template_tools import SUBJECT_ROWS, rendered_subjects
 from outreach_core.domain.unsubscribe_checks import UnsubscribeFinding
 from outreach_core.entrypoints.cli.common import EXIT_OK, EXIT_USAGE, print_findings
-from outreach_core.services import preflight
+from outreach_core.services import file_sends, preflight
 from outreach_core.services.file_sends import FileSend
 
 
@@ -87,7 +88,12 @@ def _write_report(report: preflight.DryRunReport, out: Path) -> int:
 
 
 def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
-    parsed = preflight.read_file(args.input, email_column=args.email_column, sheet=args.sheet)
+    parsed = file_sends.read_contacts(
+        args.input,
+        email_column=args.email_column,
+        sheet=args.sheet,
+        multi_address=SplitMode(args.multi_address),
+    )
     for note in parsed.notes:
         print(f"note: {note}", file=sys.stderr)
     report = preflight.validate_file(ws, parsed, skip_mx=args.skip_mx, progress=ProgressLine())

@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
+from outreach_core.domain.address_cells import SplitMode
 from outreach_core.domain.models import RenderErrorPolicy, SendOptions
 from outreach_core.domain.states import DnsWaitPolicy
 from outreach_core.services.file_sends import DEFAULT_FROM
@@ -56,6 +57,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _multi_address(command: argparse.ArgumentParser) -> None:
+    """`--multi-address first|each`, as the Audiences page's choice for such cells."""
+    command.add_argument(
+        "--multi-address",
+        choices=[mode.value for mode in SplitMode],
+        default=SplitMode.FIRST.value,
+        help="an email cell holding several addresses (Google Contacts' `a@x.com ::: b@y.org`, "
+        "or separated by ; or ,): keep its first address, or one row per address with the "
+        "row's other values repeated; the whole cell is kept beside it, as the column "
+        f"'<header> (all addresses)' (default {SplitMode.FIRST.value})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m outreach_core", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--template", type=Path, required=True, help="folder with subject.txt, body.html/body.txt"
     )
+    _multi_address(send)
     engine = send.add_mutually_exclusive_group()
     engine.add_argument(
         "--engine-env",
@@ -194,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--email-column", default=None, help="the email column (default: detected)"
     )
     validate.add_argument("--sheet", default=None, help="XLSX sheet name (default: the first)")
+    _multi_address(validate)
     validate.add_argument("--out", type=Path, required=True, help="result CSV to write")
     validate.add_argument("--skip-mx", action="store_true", help="check syntax only, no DNS")
 

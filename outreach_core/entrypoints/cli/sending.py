@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from outreach_core import services
 from outreach_core.adapters.url_secrets import secret_texts
 from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.address_cells import SplitMode
 from outreach_core.domain.models import RenderErrorPolicy, RunSummary, SendOptions
 from outreach_core.domain.states import DnsWaitPolicy, RunStatus
 from outreach_core.domain.unsubscribe_checks import unsubscribe_findings
@@ -99,7 +100,13 @@ def _read_engine_file(text: str) -> str:
 
 def cmd_send(ws: Workspace, args: argparse.Namespace) -> int:
     engine_url = engine_url_of(ws, args)
-    send = file_sends.read_file_send(args.input, args.template, engine_url, args.sender)
+    send = file_sends.read_file_send(
+        args.input,
+        args.template,
+        engine_url,
+        args.sender,
+        multi_address=SplitMode(args.multi_address),
+    )
     for note in send.parsed.notes:  # stderr: stdout's first line is the run id
         print(f"note: {note}", file=sys.stderr)
     try:
