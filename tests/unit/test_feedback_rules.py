@@ -26,6 +26,7 @@ from outreach_core.domain.feedback_rules import (
     soft_bounces_suppress,
 )
 from outreach_core.domain.mail_parts import (
+    MAX_HEADER_CHARS,
     MAX_IDS,
     MAX_MESSAGE_BYTES,
     normalize_message_id,
@@ -228,6 +229,20 @@ def test_huge_headers_are_read_capped() -> None:
     feedback = classify(raw, our_message_ids={"<0@outreach-host>"})
     assert feedback.kind is FeedbackKind.AUTO_REPLY
     assert 0 < len(feedback.thread_ids) <= MAX_IDS
+    assert 0 < len(feedback.subject) <= MAX_HEADER_CHARS
+    assert feedback.sender is None  # the address lies past the cut
+
+
+def test_ids_past_the_header_cap_are_not_read() -> None:
+    """Verify an id of ours beyond MAX_HEADER_CHARS in References is ignored, and the same id
+    at its start is found."""
+    # few ids (under MAX_IDS), long enough together to pass the cap
+    filler = " ".join(f"<{i}.{'x' * 250}@elsewhere>" for i in range(MAX_HEADER_CHARS // 250))
+    late = f"From: a@example.org\r\nReferences: {filler} <0@outreach-host>\r\n\r\nhi\r\n"
+    early = f"From: a@example.org\r\nReferences: <0@outreach-host> {filler}\r\n\r\nhi\r\n"
+    ours = {"<0@outreach-host>"}
+    assert classify(late.encode(), our_message_ids=ours).kind is FeedbackKind.OTHER
+    assert classify(early.encode(), our_message_ids=ours).kind is FeedbackKind.REPLY
 
 
 def test_report_without_parts_is_other() -> None:
