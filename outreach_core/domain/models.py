@@ -377,6 +377,12 @@ class Feedback(StrEnum):
     BOUNCED = "bounced"
     #: spam complaint: the address is suppressed and counts toward the complaint brake
     COMPLAINED = "complained"
+    #: the recipient answered (read from the engine's mailbox); later steps skip them
+    REPLIED = "replied"
+    #: an automatic reply (vacation, out of office): not an answer
+    AUTO_REPLIED = "auto_replied"
+    #: a temporary bounce or delay notice: recorded, suppressed only after several
+    SOFT_BOUNCED = "soft_bounced"
 
 
 class Suppression(BaseModel):

@@ -114,6 +114,10 @@ engines = sa.Table(
     _created(),
     # complaints before this no longer count toward the complaint brake (a user reviewed them)
     sa.Column("complaints_reviewed_at", UTCDateTime()),
+    # an SMTP engine's own IMAP mailbox (imaps://user:pass@host/INBOX), read back for bounces,
+    # complaints and replies: Fernet-encrypted like url_encrypted, and its masked form
+    sa.Column("mailbox_url_encrypted", sa.Text),
+    sa.Column("mailbox_display_url", sa.Text),
 )
 
 workflows = sa.Table(
@@ -129,6 +133,26 @@ workflows = sa.Table(
     sa.Column("engine_id", sa.Integer, sa.ForeignKey("engines.id"), nullable=False),
     sa.Column("options", sa.JSON, nullable=False),
     _created(),
+)
+
+#: a workflow's follow-up steps: step 1 is the workflow itself (its template); step N+1 goes
+#: `delay_days` after step N to step N's recipients who have not replied, bounced, complained
+#: or unsubscribed
+workflow_steps = sa.Table(
+    "workflow_steps",
+    metadata,
+    sa.Column(
+        "workflow_id",
+        sa.Integer,
+        sa.ForeignKey("workflows.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # 2 to 5
+    sa.Column("step", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("templates.id"), nullable=False),
+    sa.Column("delay_days", sa.Integer, nullable=False),
+    # continue the thread: In-Reply-To / References the previous step's message, "Re: " subject
+    sa.Column("thread", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 workflow_engines = sa.Table(
@@ -205,6 +229,10 @@ runs = sa.Table(
     # renewed, send window open); a user's pause leaves it NULL. A SENDING run with no holder
     # and this set waits for its deferred deliveries' next scheduled retry
     sa.Column("resume_at", UTCDateTime()),
+    # which step of the workflow this run sends (1: the workflow's own message) and, for a
+    # follow-up, the run of the step before: unique, so each step of a run is queued once
+    sa.Column("step", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("previous_run_id", sa.Integer, sa.ForeignKey("runs.id"), unique=True),
     sa.Index("ix_runs_created_at", "created_at"),
 )
 
@@ -249,7 +277,8 @@ deliveries = sa.Table(
     sa.Column("handed_at", UTCDateTime()),
     # the engine that took (or was to take) the message: daily quotas are counted from it
     sa.Column("engine_id", sa.Integer),
-    # what the provider reported after sending: bounced or complained (webhooks)
+    # what came back after sending (`Feedback`): bounced or complained (webhooks and the
+    # engine's mailbox), replied, auto_replied or soft_bounced (the mailbox)
     sa.Column("feedback", sa.String(20)),
     sa.Column("feedback_at", UTCDateTime()),
     # the SMTP reply code or HTTP status of a refused send, when the engine gave one
@@ -262,6 +291,10 @@ deliveries = sa.Table(
     # when the executor tries it again; next_attempt_at is NULL when no retry is scheduled
     sa.Column("deferred_since", UTCDateTime()),
     sa.Column("next_attempt_at", UTCDateTime()),
+    # the workflow step the delivery belongs to (its run's step), and for a follow-up the
+    # delivery of the step before that it continues (threading, who has answered)
+    sa.Column("step", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("previous_delivery_id", sa.Integer),
     sa.UniqueConstraint("run_id", "email_normalized", name="uq_deliveries_run_email"),
     sa.Index("ix_deliveries_run_status", "run_id", "status"),
     sa.Index("ix_deliveries_engine_sent", "engine_id", "sent_at"),
@@ -363,4 +396,66 @@ seen_webhook_events = sa.Table(
     sa.Column("event_key", sa.String(64), primary_key=True),
     # rows older than the webhook max age are deleted: such requests are refused as stale
     sa.Column("seen_at", UTCDateTime(), nullable=False, index=True),
+)
+
+
+#: one row per engine mailbox read back: where the last pass stopped and how it went
+mailbox_states = sa.Table(
+    "mailbox_states",
+    metadata,
+    sa.Column(
+        "engine_id",
+        sa.Integer,
+        sa.ForeignKey("engines.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("folder", sa.String(200), nullable=False),
+    # the folder's UIDVALIDITY and the highest UID handled under it: a pass reads only UIDs
+    # above it; a new UIDVALIDITY starts the folder over
+    sa.Column("uidvalidity", sa.BigInteger),
+    sa.Column("last_uid", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("message_count", sa.Integer),
+    sa.Column("checked_at", UTCDateTime()),
+    sa.Column("ok_at", UTCDateTime()),
+    # the last pass's error (login refused, unreachable), passwords removed; NULL when it worked
+    sa.Column("error", sa.Text),
+    # the daemon reading it now, until when: one reader per mailbox across daemons
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("claimed_until", UTCDateTime()),
+)
+
+#: what one mailbox message said about one delivery: a bounce, complaint, auto-reply or reply
+delivery_events = sa.Table(
+    "delivery_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "delivery_id",
+        sa.Integer,
+        sa.ForeignKey("deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # `FeedbackKind`: hard_bounce, soft_bounce, complaint, auto_reply, reply
+    sa.Column("kind", sa.String(20), nullable=False),
+    # the mailbox message: "<engine id>:<uidvalidity>:<uid>"; with the delivery and kind it
+    # makes the event's key, so a second pass over the same message records nothing new
+    sa.Column("message_key", sa.String(120), nullable=False),
+    sa.Column("engine_id", sa.Integer),
+    sa.Column("email_normalized", sa.String(320)),
+    # when the message says it was written (else when it was read)
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    # a bounce's RFC 3463 status (5.1.1) and diagnostic; a reply's subject
+    sa.Column("status", sa.String(20)),
+    sa.Column("detail", sa.Text),
+    # who wrote it (a reply's From) and how it was tied to the delivery (thread, sender, dsn)
+    sa.Column("sender", sa.String(320)),
+    sa.Column("evidence", sa.String(20)),
+    sa.UniqueConstraint(
+        "message_key", "delivery_id", "kind", name="uq_delivery_events_message_delivery_kind"
+    ),
+    sa.Index("ix_delivery_events_kind_at", "kind", "at"),
+    sa.Index("ix_delivery_events_delivery", "delivery_id"),
+    sa.Index("ix_delivery_events_email_kind_at", "email_normalized", "kind", "at"),
 )
