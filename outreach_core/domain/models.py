@@ -7,11 +7,11 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outreach_core.domain.states import DeliveryStatus, DnsWaitPolicy, RunStatus
+from outreach_core.domain.unsubscribe_links import check_unsubscribe_base_url
 from outreach_core.errors import InputError
 
 
@@ -120,58 +120,6 @@ class SendOptions(BaseModel):
             except ValueError:
                 data = {**data, "unsubscribe_base_url": None}
         return cls.model_validate(data)
-
-
-#: the longest unsubscribe base URL: with the recipient's address and token added, the link
-#: must still fit on one header line of 998 characters (List-Unsubscribe cannot be folded
-#: inside its angle brackets)
-MAX_UNSUBSCRIBE_URL_CHARS = 400
-# Characters that would end the URL inside List-Unsubscribe's `<...>` or start another one
-# (`>`, `<`, `,`), quotes and backslashes, whitespace and every control character.
-_URL_FORBIDDEN = re.compile(r"""[<>,"'`\\\s\x00-\x1f\x7f]""")
-
-
-def check_unsubscribe_base_url(value: str) -> str:
-    """One absolute http(s) URL that can sit inside List-Unsubscribe's `<...>` as it is.
-
-    Raises ValueError with a message that says what to change.
-    """
-    example = "e.g. https://example.com/unsubscribe"
-    if len(value) > MAX_UNSUBSCRIBE_URL_CHARS:
-        raise ValueError(
-            f"unsubscribe URL: {len(value)} characters; give at most "
-            f"{MAX_UNSUBSCRIBE_URL_CHARS}, {example}"
-        )
-    bad = _URL_FORBIDDEN.search(value)
-    if bad:
-        shown = repr(bad.group())
-        raise ValueError(
-            f"unsubscribe URL: {shown} is not allowed (one address, without spaces, quotes, "
-            f"commas or angle brackets), {example}"
-        )
-    if not value.isascii():
-        raise ValueError(
-            f"unsubscribe URL {value!r}: percent-encode non-ASCII characters and write the "
-            f"host in its xn-- form, {example}"
-        )
-    parts = urlsplit(value)
-    if "@" in parts.netloc:  # said without the value: what precedes @ may be a password
-        raise ValueError(f"unsubscribe URL: remove the user:password@ part, {example}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if (
-        parts.scheme.lower() not in ("https", "http")
-        or not parts.hostname
-        or parts.fragment
-        or port == -1
-    ):
-        raise ValueError(
-            f"unsubscribe URL {value!r}: give an absolute https:// address with a host, a valid "
-            f"port if any, and no #, {example}"
-        )
-    return value
 
 
 class Run(BaseModel):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -83,3 +84,55 @@ def list_unsubscribe_headers(*, mailto: str | None, url: str | None) -> dict[str
     if url and url.lower().startswith("https://"):
         found["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return found
+
+
+#: the longest unsubscribe base URL: with the recipient's address and token added, the link
+#: must still fit on one header line of 998 characters (List-Unsubscribe cannot be folded
+#: inside its angle brackets)
+MAX_UNSUBSCRIBE_URL_CHARS = 400
+# Characters that would end the URL inside List-Unsubscribe's `<...>` or start another one
+# (`>`, `<`, `,`), quotes and backslashes, whitespace and every control character.
+_URL_FORBIDDEN = re.compile(r"""[<>,"'`\\\s\x00-\x1f\x7f]""")
+
+
+def check_unsubscribe_base_url(value: str) -> str:
+    """One absolute http(s) URL that can sit inside List-Unsubscribe's `<...>` as it is.
+
+    Raises ValueError with a message that says what to change.
+    """
+    example = "e.g. https://example.com/unsubscribe"
+    if len(value) > MAX_UNSUBSCRIBE_URL_CHARS:
+        raise ValueError(
+            f"unsubscribe URL: {len(value)} characters; give at most "
+            f"{MAX_UNSUBSCRIBE_URL_CHARS}, {example}"
+        )
+    bad = _URL_FORBIDDEN.search(value)
+    if bad:
+        shown = repr(bad.group())
+        raise ValueError(
+            f"unsubscribe URL: {shown} is not allowed (one address, without spaces, quotes, "
+            f"commas or angle brackets), {example}"
+        )
+    if not value.isascii():
+        raise ValueError(
+            f"unsubscribe URL {value!r}: percent-encode non-ASCII characters and write the "
+            f"host in its xn-- form, {example}"
+        )
+    parts = urlsplit(value)
+    if "@" in parts.netloc:  # said without the value: what precedes @ may be a password
+        raise ValueError(f"unsubscribe URL: remove the user:password@ part, {example}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme.lower() not in ("https", "http")
+        or not parts.hostname
+        or parts.fragment
+        or port == -1
+    ):
+        raise ValueError(
+            f"unsubscribe URL {value!r}: give an absolute https:// address with a host, a valid "
+            f"port if any, and no #, {example}"
+        )
+    return value

@@ -6,8 +6,12 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from outreach_core.domain.models import MAX_UNSUBSCRIBE_URL_CHARS, SendOptions
-from outreach_core.domain.unsubscribe_links import UnsubscribeLinks, list_unsubscribe_headers
+from outreach_core.domain.models import SendOptions
+from outreach_core.domain.unsubscribe_links import (
+    MAX_UNSUBSCRIBE_URL_CHARS,
+    UnsubscribeLinks,
+    list_unsubscribe_headers,
+)
 
 
 @pytest.mark.parametrize(

@@ -1,46 +1,20 @@
-"""Every table, declared once with SQLAlchemy Core. Migrations live in `migrations/`."""
+"""Every table, declared once with SQLAlchemy Core. Migrations live in `migrations/`.
+
+The tables of what comes back after sending (webhook events seen, engine mailboxes, the events
+read from them) are declared in `feedback_tables` on the same metadata and exported here too.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
 
-
-class UTCDateTime(TypeDecorator):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; use datetime.now(UTC)")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
+from outreach_core.adapters.store.columns import UTCDateTime as UTCDateTime
+from outreach_core.adapters.store.columns import created_column, metadata, ordered_text
+from outreach_core.adapters.store.feedback_tables import delivery_events as delivery_events
+from outreach_core.adapters.store.feedback_tables import mailbox_states as mailbox_states
+from outreach_core.adapters.store.feedback_tables import (
+    seen_webhook_events as seen_webhook_events,
 )
-
-
-def _created() -> sa.Column:
-    return sa.Column("created_at", UTCDateTime(), nullable=False)
-
 
 audiences = sa.Table(
     "audiences",
@@ -53,7 +27,7 @@ audiences = sa.Table(
     # the file's own column names, same order as `columns` (None: imported before 0002)
     sa.Column("headers", sa.JSON, nullable=True),
     sa.Column("row_count", sa.Integer, nullable=False),
-    _created(),
+    created_column(),
     # set for an audience that is a saved SQL query: each run re-runs it
     sa.Column("sql_source_id", sa.Integer, sa.ForeignKey("sql_sources.id")),
 )
@@ -78,7 +52,7 @@ templates = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
-    _created(),
+    created_column(),
 )
 
 template_versions = sa.Table(
@@ -95,7 +69,7 @@ template_versions = sa.Table(
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("html", sa.Text),
     sa.Column("text", sa.Text),
-    _created(),
+    created_column(),
     sa.UniqueConstraint("template_id", "version", name="uq_template_versions_template_version"),
 )
 
@@ -111,7 +85,7 @@ engines = sa.Table(
     sa.Column("from_name", sa.String(200), nullable=False),
     # EngineLimits as JSON: rate, burst, daily quota, concurrency, per-domain rate
     sa.Column("limits", sa.JSON, nullable=True),
-    _created(),
+    created_column(),
     # complaints before this no longer count toward the complaint brake (a user reviewed them)
     sa.Column("complaints_reviewed_at", UTCDateTime()),
     # an SMTP engine's own IMAP mailbox (imaps://user:pass@host/INBOX), read back for bounces,
@@ -132,7 +106,7 @@ workflows = sa.Table(
     # the first engine; `workflow_engines` lists every engine the workflow rotates across
     sa.Column("engine_id", sa.Integer, sa.ForeignKey("engines.id"), nullable=False),
     sa.Column("options", sa.JSON, nullable=False),
-    _created(),
+    created_column(),
 )
 
 #: a workflow's follow-up steps: step 1 is the workflow itself (its template); step N+1 goes
@@ -183,7 +157,7 @@ schedules = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("next_run_at", UTCDateTime()),
     sa.Column("last_run_at", UTCDateTime()),
-    _created(),
+    created_column(),
     # MissedSlotPolicy; run_late runs the latest missed slot if within late_window_hours
     sa.Column("missed_policy", sa.String(20), nullable=False, server_default="skip"),
     sa.Column("late_window_hours", sa.Float, nullable=False, server_default="0"),
@@ -221,7 +195,7 @@ runs = sa.Table(
     sa.Column("engine_id", sa.Integer, sa.ForeignKey("engines.id")),
     sa.Column("worker_id", sa.String(200)),
     sa.Column("heartbeat_at", UTCDateTime()),
-    _created(),
+    created_column(),
     sa.Column("started_at", UTCDateTime()),
     sa.Column("finished_at", UTCDateTime()),
     sa.Column("status_reason", sa.Text),
@@ -235,19 +209,6 @@ runs = sa.Table(
     sa.Column("previous_run_id", sa.Integer, sa.ForeignKey("runs.id"), unique=True),
     sa.Index("ix_runs_created_at", "created_at"),
 )
-
-
-def ordered_text(length: int | None = None) -> sa.types.TypeEngine[str]:
-    """Text that sorts character by character on every backend, whatever the database's locale.
-
-    The ledger's address search and reason filter are index ranges (`email >= 'ann' AND
-    email < 'ano'`, `reason >= 'a:' AND reason < 'a;'`), which hold only under that order.
-    SQLite compares bytes already; a PostgreSQL database created with a language locale (en_US,
-    ICU) would not, so there the column is collated "C".
-    """
-    plain = sa.String(length) if length else sa.Text()
-    c_order = sa.String(length, collation="C") if length else sa.Text(collation="C")
-    return plain.with_variant(c_order, "postgresql")
 
 
 deliveries = sa.Table(
@@ -325,7 +286,7 @@ suppressions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("email_normalized", sa.String(320), nullable=False, unique=True),
     sa.Column("reason", sa.String(50), nullable=False),
-    _created(),
+    created_column(),
     # who or what added it: a user, "unsubscribe link", "webhook sendgrid", "import"
     sa.Column("source", sa.String(200)),
 )
@@ -362,7 +323,7 @@ sql_sources = sa.Table(
     sa.Column("parameters", sa.JSON, nullable=False),
     sa.Column("row_cap", sa.Integer, nullable=False),
     sa.Column("timeout_s", sa.Float, nullable=False),
-    _created(),
+    created_column(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
@@ -374,7 +335,7 @@ signing_keys = sa.Table(
     sa.Column("purpose", sa.String(50), nullable=False, unique=True),
     # the random key, Fernet-encrypted with the workspace's secret key (never stored plain)
     sa.Column("key_encrypted", sa.Text, nullable=False),
-    _created(),
+    created_column(),
 )
 
 #: one row (id 1): a token under the key the stored secrets are under (None until a secret is
@@ -385,77 +346,4 @@ secret_key_check = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("token_encrypted", sa.Text, nullable=True),
-)
-
-seen_webhook_events = sa.Table(
-    "seen_webhook_events",
-    metadata,
-    # ses (the SNS MessageId), sendgrid (the signed bytes) or mailgun (the token)
-    sa.Column("provider", sa.String(20), primary_key=True),
-    # SHA-256 hex of the provider's id: a fixed size whatever the request held
-    sa.Column("event_key", sa.String(64), primary_key=True),
-    # rows older than the webhook max age are deleted: such requests are refused as stale
-    sa.Column("seen_at", UTCDateTime(), nullable=False, index=True),
-)
-
-
-#: one row per engine mailbox read back: where the last pass stopped and how it went
-mailbox_states = sa.Table(
-    "mailbox_states",
-    metadata,
-    sa.Column(
-        "engine_id",
-        sa.Integer,
-        sa.ForeignKey("engines.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    sa.Column("folder", sa.String(200), nullable=False),
-    # the folder's UIDVALIDITY and the highest UID handled under it: a pass reads only UIDs
-    # above it; a new UIDVALIDITY starts the folder over
-    sa.Column("uidvalidity", sa.BigInteger),
-    sa.Column("last_uid", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("message_count", sa.Integer),
-    sa.Column("checked_at", UTCDateTime()),
-    sa.Column("ok_at", UTCDateTime()),
-    # the last pass's error (login refused, unreachable), passwords removed; NULL when it worked
-    sa.Column("error", sa.Text),
-    # the daemon reading it now, until when: one reader per mailbox across daemons
-    sa.Column("claimed_by", sa.String(200)),
-    sa.Column("claimed_until", UTCDateTime()),
-)
-
-#: what one mailbox message said about one delivery: a bounce, complaint, auto-reply or reply
-delivery_events = sa.Table(
-    "delivery_events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column(
-        "delivery_id",
-        sa.Integer,
-        sa.ForeignKey("deliveries.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    # `FeedbackKind`: hard_bounce, soft_bounce, complaint, auto_reply, reply
-    sa.Column("kind", sa.String(20), nullable=False),
-    # the mailbox message: "<engine id>:<uidvalidity>:<uid>"; with the delivery and kind it
-    # makes the event's key, so a second pass over the same message records nothing new
-    sa.Column("message_key", sa.String(120), nullable=False),
-    sa.Column("engine_id", sa.Integer),
-    sa.Column("email_normalized", sa.String(320)),
-    # when the message says it was written (else when it was read)
-    sa.Column("at", UTCDateTime(), nullable=False),
-    sa.Column("recorded_at", UTCDateTime(), nullable=False),
-    # a bounce's RFC 3463 status (5.1.1) and diagnostic; a reply's subject
-    sa.Column("status", sa.String(20)),
-    sa.Column("detail", sa.Text),
-    # who wrote it (a reply's From) and how it was tied to the delivery (thread, sender, dsn)
-    sa.Column("sender", sa.String(320)),
-    sa.Column("evidence", sa.String(20)),
-    sa.UniqueConstraint(
-        "message_key", "delivery_id", "kind", name="uq_delivery_events_message_delivery_kind"
-    ),
-    sa.Index("ix_delivery_events_kind_at", "kind", "at"),
-    sa.Index("ix_delivery_events_delivery", "delivery_id"),
-    sa.Index("ix_delivery_events_email_kind_at", "email_normalized", "kind", "at"),
 )
