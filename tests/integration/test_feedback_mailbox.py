@@ -275,3 +275,66 @@ def test_mailbox_url_is_checked_and_only_an_smtp_engine_takes_one(
             workspace, engine_id, f"pop3://u:{WRONG}@mail.example/", actor="test"
         )
     assert WRONG not in str(bad.value)
+
+
+def test_handled_messages_are_copied_to_the_named_folder_and_kept_in_place(
+    workspace: Workspace, imap: ImapTestServer, sent: Sent
+) -> None:
+    """Verify with OUTREACH_FEEDBACK_HANDLED_FOLDER: a handled message is copied there and
+    flagged where it was (not deleted); a message about nothing of ours is not copied."""
+    imap.account.addMailbox("Handled")
+    ws = dataclasses.replace(
+        workspace,
+        settings=workspace.settings.model_copy(update={"feedback_handled_folder": "Handled"}),
+    )
+    bounce = imap.append(aimed("gmail_hard.eml", sent.by_email["j.tanaka@litware.example"]))
+    other = imap.append(sample("newsletter.eml"))
+
+    (report,) = read_all(ws, holder=HOLDER)
+
+    assert report.error is None, report.error
+    assert imap.uids() == [bounce, other]
+    assert imap.flags(bounce) == {HANDLED_KEYWORD} and imap.flags(other) == set()
+    assert len(imap.uids(folder="Handled")) == 1
+    assert b"Delivery Status Notification" in imap.mailbox("Handled").messages[0].raw
+
+
+def test_a_mailbox_claimed_by_another_daemon_is_left_to_it(
+    workspace: Workspace, imap: ImapTestServer, sent: Sent
+) -> None:
+    """Verify the lease: while one daemon holds the mailbox another's pass reads nothing; once
+    the holder finished, the other reads it."""
+    from outreach_core.adapters.store import engine_mailboxes
+
+    imap.append(aimed("postfix_hard.eml", sent.by_email["nobody@contoso.example"]))
+    with workspace.db.begin() as conn:
+        held = engine_mailboxes.claim(
+            conn, sent.engine_id, folder="INBOX", holder="daemon-a", now=utcnow(),
+            lease=timedelta(minutes=5),
+        )  # fmt: skip
+    assert held is not None
+
+    (skipped,) = read_all(workspace, holder="daemon-b")
+    assert skipped.skipped and events(workspace) == []
+
+    with workspace.db.begin() as conn:
+        engine_mailboxes.finish(conn, sent.engine_id, holder="daemon-a", now=utcnow(), error=None)
+    (report,) = read_all(workspace, holder="daemon-b")
+    assert not report.skipped and report.recorded == 1
+
+
+def test_key_rotation_re_encrypts_the_mailbox_url(
+    workspace: Workspace, imap: ImapTestServer, sent: Sent
+) -> None:
+    """Verify rotate-key moves the mailbox URL to the new key with the engine URLs: the
+    mailbox is still read afterwards."""
+    from outreach_core.services import keys
+
+    with workspace.db.connect() as conn:
+        before = conn.execute(sa.select(engines.c.mailbox_url_encrypted)).scalar_one()
+    rotation = keys.rotate_key(workspace, actor="test")
+    with workspace.db.connect() as conn:
+        after = conn.execute(sa.select(engines.c.mailbox_url_encrypted)).scalar_one()
+    assert after != before
+    assert rotation.counts["engines.mailbox_url_encrypted"] == 1
+    assert "0 messages in INBOX" in feedback_mailboxes.check_mailbox(workspace, sent.engine_id)
