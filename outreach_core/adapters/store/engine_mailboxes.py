@@ -42,8 +42,10 @@ class MailboxState:
 def set_mailbox_url(
     conn: Connection, engine_id: int, *, url_encrypted: str | None, display_url: str | None
 ) -> None:
-    """Store (or, with None, clear) the engine's mailbox URL. Clearing also forgets the state
-    of its passes: a mailbox named again is read from its start (events are recorded once)."""
+    """Store (or, with None, clear) the engine's mailbox URL. Either forgets the state of its
+    passes: another server may have the same folder and UIDVALIDITY, so a mailbox named (again)
+    is read from its start; what was handled before carries the handled keyword and is passed
+    over, and an event is recorded once per message, delivery and kind anyway."""
     result = conn.execute(
         engines.update()
         .where(engines.c.id == engine_id)
@@ -51,8 +53,7 @@ def set_mailbox_url(
     )
     if result.rowcount == 0:
         raise NotFound(f"there is no engine {engine_id}")
-    if url_encrypted is None:
-        conn.execute(mailbox_states.delete().where(mailbox_states.c.engine_id == engine_id))
+    conn.execute(mailbox_states.delete().where(mailbox_states.c.engine_id == engine_id))
 
 
 def engine_mailboxes(conn: Connection, engine_id: int | None = None) -> list[EngineMailbox]:
