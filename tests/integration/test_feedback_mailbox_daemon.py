@@ -4,6 +4,8 @@ URL kept off its command line and out of its output."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +16,12 @@ from outreach_core import services
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.entrypoints.feedback_reader import FeedbackReader
-from outreach_core.services import feedback_mailboxes
+from outreach_core.services import compliance, feedback_mailboxes
 from tests.feedback_fixtures import AIMS, ENGINE, aimed, sample, send_to_sample_recipients
 from tests.imap_server import ImapTestServer
 from tests.smtp_server import SmtpTestServer
 
-from conftest import make_settings, run_cli, wait_for
+from conftest import REPO, cli_env, make_settings, run_cli, wait_for
 
 PASSWORD = "daemon-pw-R4t-never-printed"
 
@@ -92,3 +94,26 @@ def test_cli_names_checks_and_reads_a_mailbox_without_showing_the_password(
     assert cleared.returncode == 0 and "no engine names a mailbox" in again.stdout
     for result in (named, checked, read, cleared, again):
         assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_daemon_once_reads_the_engine_mailboxes_after_its_pass(
+    tmp_path: Path, imap: ImapTestServer
+) -> None:
+    """Verify `scheduler_daemon.py --once` reads every engine mailbox after its sending pass:
+    a hard bounce in it suppresses the address; the log holds no password."""
+    ws = open_workspace(make_settings(tmp_path))
+    try:
+        with SmtpTestServer() as smtp:
+            sent = send_to_sample_recipients(ws, smtp.url)
+        feedback_mailboxes.set_engine_mailbox(ws, sent.engine_id, imap.url(), actor="test")
+        imap.append(aimed("exim_hard.eml", sent.by_email["m.okafor@adatum.example"]))
+        daemon = subprocess.run(
+            [sys.executable, "scheduler_daemon.py", "--once"],
+            cwd=REPO, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert daemon.returncode == 0, daemon.stderr
+        assert PASSWORD not in daemon.stdout + daemon.stderr
+        reasons = {s.email_normalized: str(s.reason) for s in compliance.list_suppressions(ws)}
+        assert reasons == {"m.okafor@adatum.example": "bounced"}
+    finally:
+        ws.close()
