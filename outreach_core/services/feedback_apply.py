@@ -40,6 +40,16 @@ log = logging.getLogger("outreach.feedback")
 
 #: a message dated this far ahead of the reader's clock is not believed about its time
 _CLOCK_SKEW = timedelta(hours=1)
+#: characters of a diagnostic or subject kept on the event
+MAX_DETAIL = 2000
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    """`value` as a column takes it: no NUL (PostgreSQL refuses one in text; anyone can put one
+    in a subject), at most `limit` characters, None when empty."""
+    if not value:
+        return None
+    return value.replace("\x00", "")[:limit] or None
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,9 @@ def apply_feedback(
     if delivery is None:
         log.info("event=feedback.unmatched kind=%s message=%s", feedback.kind, message_key)
         return Applied(feedback.kind)
-    at = _event_time(feedback, delivery, now)
+    # a complaint counts for the brake from when it was read: one dated before the engine's
+    # complaints were last reviewed but read after would otherwise never count
+    at = now if feedback.kind is FeedbackKind.COMPLAINT else _event_time(feedback, delivery, now)
     bounce = feedback.kind in (FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE)
     event = DeliveryEvent(
         delivery_id=delivery.id,
@@ -142,9 +154,9 @@ def apply_feedback(
         at=at,
         engine_id=engine_id,
         email_normalized=delivery.email_normalized,
-        status=(feedback.status or "")[:20] or None if bounce else None,
-        detail=((feedback.diagnostic if bounce else feedback.subject) or None),
-        sender=(feedback.sender or "")[:320] or None,
+        status=_text(feedback.status, 20) if bounce else None,
+        detail=_text(feedback.diagnostic if bounce else feedback.subject, MAX_DETAIL),
+        sender=_text(feedback.sender, 320),
         evidence=evidence,
     )
     recorded = record_event(conn, event, now=now)
@@ -172,7 +184,7 @@ def _suppress(
 ) -> str | None:
     """Suppress the delivery's address when the verdict calls for it; the address, or None."""
     address = delivery.email_normalized
-    if not address or not reply_free(feedback.kind):
+    if not address or not may_suppress(feedback.kind):
         return None
     if feedback.kind is FeedbackKind.SOFT_BOUNCE:
         since = now - timedelta(days=settings.soft_bounce_days)
@@ -190,6 +202,6 @@ def _suppress(
     return address
 
 
-def reply_free(kind: FeedbackKind) -> bool:
+def may_suppress(kind: FeedbackKind) -> bool:
     """Whether this kind of message may suppress (bounces and complaints; replies never)."""
     return kind in (FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE, FeedbackKind.COMPLAINT)

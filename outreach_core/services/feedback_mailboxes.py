@@ -34,7 +34,7 @@ from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.feedback_rules import FeedbackKind
 from outreach_core.errors import InputError, MailboxError, NotFound, OutreachError
-from outreach_core.services.feedback_apply import apply_feedback, classify_for_engine
+from outreach_core.services.feedback_apply import Applied, apply_feedback, classify_for_engine
 
 log = logging.getLogger("outreach.feedback")
 
@@ -210,33 +210,57 @@ def _read(
     for uid in uids[:limit]:
         raw, flags = imap_folder.fetch(client, uid, max_bytes=MAX_FEEDBACK_BYTES)
         key = f"{entry.engine_id}:{folder.uidvalidity}:{uid}"
-        now = utcnow()
-        kind, landed = FeedbackKind.OTHER.value, False
-        with ws.db.begin() as conn:
-            if isinstance(raw, bytes) and imap_folder.HANDLED_KEYWORD not in flags:
-                window = timedelta(days=ws.settings.feedback_reply_window_days)
-                feedback = classify_for_engine(
-                    conn, entry.engine_id, raw, now=now, reply_window=window
-                )
-                if feedback.parse_error:
-                    log.warning("event=feedback.unparsed message=%s error=%s", key,
-                                feedback.parse_error)  # fmt: skip
-                applied = apply_feedback(
-                    conn, feedback, engine_id=entry.engine_id, engine_name=entry.engine_name,
-                    message_key=key, settings=ws.settings, now=now,
+        applied = None
+        if isinstance(raw, bytes) and imap_folder.HANDLED_KEYWORD not in flags:
+            applied = _handle(ws, entry, raw, key, uid, mailbox.folder, folder.uidvalidity)
+        if applied is None:  # unreadable, too large, gone, handled before: only passed
+            with ws.db.begin() as conn:
+                engine_mailboxes.advance(
+                    conn, entry.engine_id, folder=mailbox.folder, uidvalidity=folder.uidvalidity,
+                    last_uid=uid,
                 )  # fmt: skip
-                kind, landed = applied.kind.value, applied.delivery_id is not None
-                report.recorded += applied.recorded
-                if applied.suppressed:
-                    report.suppressed.append(applied.suppressed)
-            engine_mailboxes.advance(
-                conn, entry.engine_id, folder=mailbox.folder, uidvalidity=folder.uidvalidity,
-                last_uid=uid,
-            )  # fmt: skip
-        report.counts[kind] += 1
-        if landed:
+        report.counts[applied.kind.value if applied else FeedbackKind.OTHER.value] += 1
+        if applied is None:
+            continue
+        report.recorded += applied.recorded
+        if applied.suppressed:
+            report.suppressed.append(applied.suppressed)
+        if applied.delivery_id is not None:
             imap_folder.mark_handled(client, uid, copy_to=copy_to)
     return folder.message_count
+
+
+def _handle(
+    ws: Workspace,
+    entry: EngineMailbox,
+    raw: bytes,
+    key: str,
+    uid: int,
+    folder: str,
+    uidvalidity: int,
+) -> Applied | None:
+    """Classify one message (reads only), then record it and move the mark in one
+    transaction. None when the database refused what the message holds (logged): the caller
+    passes it, so one hostile message cannot stop every later pass at itself."""
+    now = utcnow()
+    window = timedelta(days=ws.settings.feedback_reply_window_days)
+    try:
+        with ws.db.connect() as conn:
+            feedback = classify_for_engine(conn, entry.engine_id, raw, now=now, reply_window=window)
+        if feedback.parse_error:
+            log.warning("event=feedback.unparsed message=%s error=%s", key, feedback.parse_error)
+        with ws.db.begin() as conn:
+            applied = apply_feedback(
+                conn, feedback, engine_id=entry.engine_id, engine_name=entry.engine_name,
+                message_key=key, settings=ws.settings, now=now,
+            )  # fmt: skip
+            engine_mailboxes.advance(
+                conn, entry.engine_id, folder=folder, uidvalidity=uidvalidity, last_uid=uid
+            )
+    except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+        log.warning("event=feedback.refused message=%s error=%s", key, type(exc).__name__)
+        return None
+    return applied
 
 
 def read_engine_mailbox(

@@ -6,8 +6,10 @@ second pass a no-op."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -338,3 +340,25 @@ def test_key_rotation_re_encrypts_the_mailbox_url(
     assert after != before
     assert rotation.counts["engines.mailbox_url_encrypted"] == 1
     assert "0 messages in INBOX" in feedback_mailboxes.check_mailbox(workspace, sent.engine_id)
+
+
+def test_a_nul_in_a_subject_does_not_stop_the_pass(
+    workspace: Workspace, imap: ImapTestServer, sent: Sent
+) -> None:
+    """Verify a reply whose encoded subject decodes to a NUL character (which PostgreSQL
+    refuses in text) is recorded with the NUL left out, and the message after it is read."""
+    jose = sent.by_email["jose.alvarez@woodgrove.example"]
+    raw = aimed("reply_threaded.eml", jose)
+    subject = "Subject: =?utf-8?b?" + base64.b64encode(b"Re: hi\x00there").decode() + "?="
+    raw = re.sub(rb"^Subject: [^\r\n]*", subject.encode(), raw, count=1, flags=re.MULTILINE)
+    imap.append(raw)
+    imap.append(aimed("postfix_hard.eml", sent.by_email["nobody@contoso.example"]))
+
+    (report,) = read_all(workspace, holder=HOLDER)
+
+    assert report.error is None and report.recorded == 2
+    with workspace.db.connect() as conn:
+        detail = conn.execute(
+            sa.select(delivery_events.c.detail).where(delivery_events.c.kind == "reply")
+        ).scalar_one()
+    assert detail == "Re: hithere"
