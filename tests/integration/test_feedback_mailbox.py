@@ -362,3 +362,19 @@ def test_a_nul_in_a_subject_does_not_stop_the_pass(
             sa.select(delivery_events.c.detail).where(delivery_events.c.kind == "reply")
         ).scalar_one()
     assert detail == "Re: hithere"
+
+
+def test_a_message_over_the_size_cap_is_passed_unread(
+    workspace: Workspace, imap: ImapTestServer, sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify a message larger than the cap is not fetched (nor marked \\Seen or flagged) and
+    the high-water mark passes it, so the message after it is read."""
+    monkeypatch.setattr(feedback_mailboxes, "MAX_FEEDBACK_BYTES", 3000)
+    big = imap.append(aimed("gmail_hard.eml", sent.by_email["j.tanaka@litware.example"]))
+    small = imap.append(aimed("reply_unthreaded.eml", sent.by_email["r.osei@alpineski.example"]))
+
+    (report,) = read_all(workspace, holder=HOLDER)
+
+    assert report.counts == {"other": 1, "reply": 1}
+    assert imap.flags(big) == set() and imap.flags(small) == {HANDLED_KEYWORD}
+    assert "j.tanaka@litware.example" not in suppressed(workspace)

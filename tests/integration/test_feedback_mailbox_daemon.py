@@ -79,12 +79,18 @@ def test_cli_names_checks_and_reads_a_mailbox_without_showing_the_password(
     finally:
         ws.close()
 
+    from_env = run_cli(
+        tmp_path, "engine-mailbox", ENGINE, "--url-env", "BOX_URL",
+        env=cli_env(tmp_path, BOX_URL=imap.url(password="not-it")),
+    )  # fmt: skip
     named = run_cli(tmp_path, "engine-mailbox", ENGINE, "--url-stdin", stdin=imap.url() + "\n")
     checked = run_cli(tmp_path, "check-mailbox", ENGINE)
     read = run_cli(tmp_path, "read-feedback")
     cleared = run_cli(tmp_path, "engine-mailbox", ENGINE, "--clear")
     again = run_cli(tmp_path, "read-feedback")
 
+    assert from_env.returncode == 0 and "***" in from_env.stdout
+    assert "not-it" not in from_env.stdout + from_env.stderr
     assert named.returncode == 0, named.stderr
     assert "***" in named.stdout
     assert checked.returncode == 0 and "3 messages in INBOX" in checked.stdout
