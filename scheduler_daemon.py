@@ -7,7 +7,9 @@
 
 With OUTREACH_UNSUBSCRIBE_IMAP_URL set, the mailbox of the List-Unsubscribe mailto is read every
 OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S seconds (default 300) in a thread of its own, so a slow IMAP
-server never delays sending; --once reads it once, after its pass.
+server never delays sending; --once reads it once, after its pass. Likewise the mailboxes the
+SMTP engines name (bounces, complaints, replies) are read every
+OUTREACH_FEEDBACK_MAILBOX_INTERVAL_S seconds (default 300) in another thread.
 
 On SIGTERM or SIGINT the sends under way are finished, the run is released (resumable with
 `python -m outreach_core resume RUN_ID` or by the next daemon), and the process exits 0. A
@@ -41,6 +43,7 @@ from outreach_core.entrypoints.daemon import (
     registered,
     tick,
 )
+from outreach_core.entrypoints.feedback_reader import read_feedback, reading_feedback
 from outreach_core.entrypoints.http_api import HttpServer, create_app, parse_listen
 from outreach_core.entrypoints.signals import STOP_GRACE_S, stop_on_signals
 from outreach_core.services.sending import StopSignal, new_worker_id
@@ -70,7 +73,7 @@ def serve(ws: Workspace, *, interval: float, stop: StopSignal, worker_id: str) -
     unsubscribe mailbox (when one is configured) at its own, slower interval."""
     scheduler = schedule.Scheduler()
     scheduler.every(interval).seconds.do(tick, ws, worker_id, stop)
-    with reading_mailbox(ws):
+    with reading_mailbox(ws), reading_feedback(ws, worker_id):
         tick(ws, worker_id, stop)
         while not stop.is_set():
             scheduler.run_pending()
@@ -96,6 +99,8 @@ def run(ws: Workspace, args: argparse.Namespace) -> None:
                 tick(ws, worker_id, stop)
                 if not stop.is_set():
                     read_unsubscribes(ws)
+                if not stop.is_set():
+                    read_feedback(ws, worker_id)
             else:
                 serve(ws, interval=args.interval, stop=stop, worker_id=worker_id)
     finally:

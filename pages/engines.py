@@ -7,6 +7,7 @@ import streamlit as st
 from outreach_core import FieldErrors, OutreachError, services, ui
 from outreach_core.adapters import sender_domain
 from outreach_core.domain.forms import LIMIT_FIELDS, limit_values
+from outreach_core.ui.mailbox_views import mailbox_section
 
 ws = ui.workspace()
 
@@ -193,6 +194,8 @@ if engines:
     limits_feedback = st.session_state.pop("limits_feedback", None)
     if limits_feedback:
         st.success(limits_feedback)
+
+mailbox_section(ws, engines, ui.browser_timezone())
 
 st.divider()
 st.subheader("Sender domain check")

@@ -5,6 +5,7 @@ import streamlit as st
 from outreach_core import OutreachError, services, ui
 from outreach_core.services import compliance, preflight, results, schedules
 from outreach_core.ui import charts
+from outreach_core.ui.mailbox_views import failing_mailbox_warnings
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -62,6 +63,9 @@ for braked in compliance.braked_engines(ws):
         args=(braked.engine_id,),
         disabled=not ui.can("sender"),
     )
+
+# Engine mailboxes whose last read failed: bounces and replies wait, sending does not.
+failing_mailbox_warnings(ws, tz)
 
 counts = [
     ("Audiences", overview.audiences),

@@ -156,6 +156,40 @@ class Settings(BaseSettings):
         validation_alias=_env("OUTREACH_UNSUBSCRIBE_IMAP_INTERVAL_S"),
         description="seconds between two reads of the unsubscribe mailbox by the daemon",
     )
+    feedback_mailbox_interval_s: float = Field(
+        default=300,
+        gt=0,
+        validation_alias=_env("OUTREACH_FEEDBACK_MAILBOX_INTERVAL_S"),
+        description="seconds between two reads of the engines' own mailboxes by the daemon "
+        "(bounces, complaints, replies)",
+    )
+    feedback_handled_folder: str | None = Field(
+        default=None,
+        max_length=200,
+        validation_alias=_env("OUTREACH_FEEDBACK_HANDLED_FOLDER"),
+        description="folder a handled engine-mailbox message is copied into (it is flagged "
+        "$OutreachHandled either way; nothing is ever deleted)",
+    )
+    feedback_reply_window_days: float = Field(
+        default=30,
+        gt=0,
+        validation_alias=_env("OUTREACH_FEEDBACK_REPLY_WINDOW_DAYS"),
+        description="a message without threading headers from an address the engine sent to "
+        "this many days back at most counts as a reply",
+    )
+    soft_bounce_limit: int = Field(
+        default=3,
+        ge=1,
+        validation_alias=_env("OUTREACH_SOFT_BOUNCE_LIMIT"),
+        description="this many soft bounces of an address within OUTREACH_SOFT_BOUNCE_DAYS "
+        "suppress it",
+    )
+    soft_bounce_days: float = Field(
+        default=30,
+        gt=0,
+        validation_alias=_env("OUTREACH_SOFT_BOUNCE_DAYS"),
+        description="the window soft bounces are counted in",
+    )
     engine_url: SecretStr | None = Field(
         default=None,
         validation_alias=_env("OUTREACH_ENGINE_URL"),

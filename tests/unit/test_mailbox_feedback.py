@@ -55,6 +55,22 @@ BOUNCES = [
         "5.1.1",  # Status says 5.0.0; the diagnostic's 550 5.1.1 is the detail
     ),
     (
+        "exim_delayed.eml",
+        FeedbackKind.SOFT_BOUNCE,
+        "<173331663088.5131.7730194412236650918@outreach-host>",
+        5131,
+        "b.schulz@fabrikam.example",
+        "4.2.0",  # Status says 4.0.0; the diagnostic's 451 4.2.0 is the detail
+    ),
+    (
+        "gmail_delayed.eml",
+        FeedbackKind.SOFT_BOUNCE,
+        "<173341330215.7002.4410982276123904417@outreach-host>",
+        7002,
+        "d.nakamura@contoso-mail.example",
+        "4.4.1",
+    ),
+    (
         "gmail_hard.eml",
         FeedbackKind.HARD_BOUNCE,
         "<173341326744.7001.2211048806436672201@outreach-host>",
@@ -281,7 +297,9 @@ def test_every_sample_lands_in_its_class() -> None:
         "arf_abuse.eml": FeedbackKind.COMPLAINT,
         "arf_headers_only.eml": FeedbackKind.COMPLAINT,
         "cpanel_auto_reply.eml": FeedbackKind.AUTO_REPLY,
+        "exim_delayed.eml": FeedbackKind.SOFT_BOUNCE,
         "exim_hard.eml": FeedbackKind.HARD_BOUNCE,
+        "gmail_delayed.eml": FeedbackKind.SOFT_BOUNCE,
         "gmail_hard.eml": FeedbackKind.HARD_BOUNCE,
         "gmail_vacation.eml": FeedbackKind.AUTO_REPLY,
         "microsoft_delayed.eml": FeedbackKind.SOFT_BOUNCE,

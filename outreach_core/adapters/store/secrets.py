@@ -20,7 +20,16 @@ ENCRYPTED_COLUMNS: tuple[tuple[sa.Table, sa.Column], ...] = (
     (engines, engines.c.url_encrypted),
     (sql_sources, sql_sources.c.url_encrypted),
     (signing_keys, signing_keys.c.key_encrypted),
+    # nullable: only the SMTP engines that name a mailbox have one
+    (engines, engines.c.mailbox_url_encrypted),
 )
+
+
+def _label(table: sa.Table, column: sa.Column) -> str:
+    """The name a column's count is reported under: its table's, or for a second encrypted
+    column of the same table, the table and column."""
+    first = next(c for t, c in ENCRYPTED_COLUMNS if t is table)
+    return table.name if column is first else f"{table.name}.{column.name}"
 
 
 def reencrypt_all(conn: Connection, convert: Callable[[str], str]) -> dict[str, int]:
@@ -30,12 +39,15 @@ def reencrypt_all(conn: Connection, convert: Callable[[str], str]) -> dict[str, 
     """
     done: dict[str, int] = {}
     for table, column in ENCRYPTED_COLUMNS:
-        rows = conn.execute(sa.select(table.c.id, column).with_for_update()).all()
+        rows = conn.execute(
+            sa.select(table.c.id, column).where(column.is_not(None)).with_for_update()
+        ).all()
         for row_id, token in rows:
             conn.execute(
                 table.update().where(table.c.id == row_id).values({column.name: convert(token)})
             )
-        done[table.name] = len(rows)
+        if rows or _label(table, column) == table.name:
+            done[_label(table, column)] = len(rows)
     return done
 
 
@@ -44,10 +56,15 @@ def samples(conn: Connection) -> dict[str, tuple[int, str]]:
     key cheaply before anything uses it; tables without a secret are left out."""
     found: dict[str, tuple[int, str]] = {}
     for table, column in ENCRYPTED_COLUMNS:
-        count = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        present = column.is_not(None)
+        count = conn.execute(
+            sa.select(sa.func.count()).select_from(table).where(present)
+        ).scalar_one()
         if count:
-            token = conn.execute(sa.select(column).order_by(table.c.id).limit(1)).scalar_one()
-            found[table.name] = (count, token)
+            token = conn.execute(
+                sa.select(column).where(present).order_by(table.c.id).limit(1)
+            ).scalar_one()
+            found[_label(table, column)] = (count, token)
     return found
 
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 from outreach_core.adapters.workspace import Workspace, start_process
-from outreach_core.entrypoints.cli import admin, checks, sending, sources
+from outreach_core.entrypoints.cli import admin, checks, mailboxes, sending, sources
 from outreach_core.entrypoints.cli.common import (
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -40,6 +40,9 @@ COMMANDS: dict[str, Command] = {
     "dry-run": checks.cmd_dry_run,
     "template": admin.cmd_template,
     "read-unsubscribes": admin.cmd_read_unsubscribes,
+    "engine-mailbox": mailboxes.cmd_engine_mailbox,
+    "read-feedback": mailboxes.cmd_read_feedback,
+    "check-mailbox": mailboxes.cmd_check_mailbox,
     "db": admin.cmd_db,
     "rotate-key": admin.cmd_rotate_key,
     "demo": admin.cmd_demo,

@@ -9,6 +9,7 @@ from pathlib import Path
 from outreach_core.domain.address_cells import SplitMode
 from outreach_core.domain.models import RenderErrorPolicy, SendOptions
 from outreach_core.domain.states import DnsWaitPolicy
+from outreach_core.entrypoints.cli.mailboxes import add_parsers as add_mailbox_parsers
 from outreach_core.services.file_sends import DEFAULT_FROM
 from outreach_core.services.sources import DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S
 
@@ -292,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the unsubscribe mailbox once (OUTREACH_UNSUBSCRIBE_IMAP_URL): suppress each "
         "sender whose request carries their own token, flag the other messages for a human",
     )
+
+    add_mailbox_parsers(commands)
 
     hashing = commands.add_parser(
         "hash-password",
