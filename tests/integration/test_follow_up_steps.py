@@ -1,0 +1,304 @@
+"""Follow-up steps end to end: a two-step workflow through the loopback SMTP sink.
+
+Step 1 goes to 50 recipients; 5 reply, 3 hard-bounce (and are suppressed), 1 auto-replies
+(recorded as the mailbox reader records them) and 1 unsubscribes. Three days later step 2
+reaches the 41 others, the auto-replier included, and no one else, each message threaded to
+that recipient's step-1 message. (Without the unsubscribe it would reach 42: an automatic reply
+does not end the sequence.) In process with a hand-moved clock on SQLite and PostgreSQL; then across two daemon
+processes on PostgreSQL, each step sent once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from outreach_core import services
+from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.store import deliveries, runs, suppressions
+from outreach_core.adapters.store.delivery_events import DeliveryEvent, record_event
+from outreach_core.adapters.store.tables import runs as runs_table
+from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.clock import utcnow
+from outreach_core.domain.feedback_rules import FeedbackKind
+from outreach_core.domain.models import Delivery, SendOptions, Workflow
+from outreach_core.domain.states import DeliveryStatus, RunStatus
+from outreach_core.domain.steps import StepDefinition
+from outreach_core.domain.templating import TemplateSource
+from outreach_core.entrypoints.daemon import tick
+from outreach_core.services import follow_ups
+from outreach_core.services.sending import StopSignal, new_worker_id
+from tests.fake_clock import HandClock
+
+from conftest import REPO, cli_env, make_settings, wait_for
+from smtp_server import Received, SmtpTestServer
+
+ACTOR = "test"
+RECIPIENTS = 50
+#: a Monday, 09:00 in Paris
+START = datetime(2030, 6, 3, 7, 0, tzinfo=UTC)
+REPLIED, BOUNCED, AUTO, UNSUBSCRIBED = range(0, 5), range(5, 8), 8, 9
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpTestServer]:
+    with SmtpTestServer() as server:
+        yield server
+
+
+def address(n: int) -> str:
+    return f"person{n}@example.com"
+
+
+def two_step_workflow(
+    ws: Workspace, engine_url: str, *, rows: int = RECIPIENTS, second_text: str = "Still there?"
+) -> Workflow:
+    """Step 1 `Hello {{ name }}`; step 2 three days later, in the same thread."""
+    workflow = services.setup_workflow(
+        ws,
+        name="steps",
+        parsed=ParsedFile(
+            source="contacts.csv",
+            columns=["email", "name"],
+            email_column="email",
+            rows=[{"email": address(n), "name": f"P{n}"} for n in range(rows)],
+        ),
+        template=TemplateSource("Hello {{ name }}", None, "Hi {{ name }}, step one"),
+        engine_url=engine_url,
+        from_email="team@example.com",
+        from_name="Team",
+        options=SendOptions(rate=0, skip_mx=True, batch_size=20, timezone="Europe/Paris"),
+        actor=ACTOR,
+    )
+    second = services.save_template(
+        ws, "steps second", TemplateSource("Own subject", None, second_text), actor=ACTOR
+    )
+    follow_ups.save_steps(
+        ws, workflow.id, [StepDefinition(step=2, template_id=second.id, delay_days=3)], actor=ACTOR
+    )
+    return workflow
+
+
+def ledger(ws: Workspace, run_id: int) -> list[Delivery]:
+    with ws.db.connect() as conn:
+        return deliveries.list_deliveries(conn, run_id)
+
+
+def runs_of_step(ws: Workspace, step: int) -> list[runs.Run]:
+    with ws.db.connect() as conn:
+        return [r for r in runs.list_runs(conn, limit=1000) if r.step == step]
+
+
+def record_answers(ws: Workspace, run_id: int, *, at: datetime) -> None:
+    """5 replies, 3 hard bounces (suppressed too) and 1 auto-reply, as the mailbox reader
+    records them, and 1 unsubscribe."""
+    by_email = {d.email: d for d in ledger(ws, run_id)}
+    answers = [(n, FeedbackKind.REPLY) for n in REPLIED]
+    answers += [(n, FeedbackKind.HARD_BOUNCE) for n in BOUNCED]
+    answers.append((AUTO, FeedbackKind.AUTO_REPLY))
+    with ws.db.begin() as conn:
+        for n, kind in answers:
+            delivery = by_email[address(n)]
+            record_event(
+                conn,
+                DeliveryEvent(
+                    delivery_id=delivery.id,
+                    kind=kind,
+                    message_key=f"{delivery.engine_id}:1:{n}",
+                    at=at,
+                    engine_id=delivery.engine_id,
+                    email_normalized=delivery.email_normalized,
+                ),
+                now=at,
+            )
+            if kind is FeedbackKind.HARD_BOUNCE:
+                suppressions.add_suppression(
+                    conn, address(n), reason="bounced", now=at, source="mailbox"
+                )
+        suppressions.add_suppression(
+            conn, address(UNSUBSCRIBED), reason="unsubscribed", now=at, source="unsubscribe link"
+        )
+
+
+def check_step_two(sink: SmtpTestServer, step_one: dict[str, Received]) -> None:
+    """41 more messages, each threaded to its recipient's step-1 message, no one else."""
+    arrived = sink.handler.by_recipient()
+    skipped = {address(n) for n in [*REPLIED, *BOUNCED, UNSUBSCRIBED]}
+    assert len(sink.handler.received) == RECIPIENTS + 41 == RECIPIENTS * 2 - len(skipped)
+    for n in range(RECIPIENTS):
+        email = address(n)
+        expected = 1 if email in skipped else 2
+        assert len(arrived[email]) == expected, email
+        if email in skipped:
+            continue
+        first, second = (item.message for item in arrived[email])
+        assert first["Message-ID"] == step_one[email].message["Message-ID"]
+        assert second["In-Reply-To"] == first["Message-ID"]
+        assert second["References"] == first["Message-ID"]
+        assert second["Subject"] == f"Re: Hello P{n}"
+        assert second["Message-ID"] != first["Message-ID"]
+        assert "Still there?" in second.get_body(("plain",)).get_content()
+
+
+def test_two_steps_with_a_hand_clock(workspace: Workspace, sink: SmtpTestServer) -> None:
+    """Verify step 1 to 50 through the sink; after 5 replies, 3 hard bounces and 1 auto-reply,
+    nothing is queued at 2 days, and at 3 days one tick queues step 2, which reaches the 41
+    others (the auto-replier included), threaded; a second tick sends nothing more."""
+    clock = HandClock(START)
+    workflow = two_step_workflow(workspace, sink.url)
+    first_id = services.queue_run(workspace, workflow.id, trigger="test", actor=ACTOR)
+    worker = new_worker_id()
+    tick(workspace, worker, StopSignal(), clock=clock)
+    assert runs_of_step(workspace, 1)[0].status is RunStatus.COMPLETED
+    assert len(sink.handler.received) == RECIPIENTS
+    step_one = {item.rcpt_tos[0]: item for item in sink.handler.received}
+    record_answers(workspace, first_id, at=START + timedelta(hours=5))
+
+    clock.advance(days=2)
+    tick(workspace, worker, StopSignal(), clock=clock)
+    assert runs_of_step(workspace, 2) == []
+    assert len(sink.handler.received) == RECIPIENTS
+
+    clock.advance(days=1)
+    tick(workspace, worker, StopSignal(), clock=clock)
+    tick(workspace, worker, StopSignal(), clock=clock)  # a double tick queues nothing more
+
+    [second] = runs_of_step(workspace, 2)
+    assert (second.previous_run_id, second.status) == (first_id, RunStatus.COMPLETED)
+    check_step_two(sink, step_one)
+    rows = {d.email: d for d in ledger(workspace, second.id)}
+    assert {d.step for d in rows.values()} == {2}
+    sent = [d.email for d in rows.values() if d.status is DeliveryStatus.SENT]
+    assert len(sent) == 41, [(d.email, d.status, d.reason) for d in rows.values()]
+    assert rows[address(0)].reason == "sequence_ended: replied"
+    assert rows[address(5)].reason == "sequence_ended: bounced"
+    assert rows[address(AUTO)].status is DeliveryStatus.SENT
+    assert (
+        rows[address(UNSUBSCRIBED)].reason == "suppressed: on the suppression list (unsubscribed)"
+    )
+    by_id = {d.id: d for d in ledger(workspace, first_id)}
+    assert all(by_id[d.previous_delivery_id or 0].email == d.email for d in rows.values())
+    # the follow-up went out through the engine of the step before
+    assert {d.engine_id for d in rows.values() if d.engine_id} == {workflow.engine_id}
+
+
+def test_a_step_removed_before_it_is_due_is_never_sent(
+    sqlite_workspace: Workspace, sink: SmtpTestServer
+) -> None:
+    """Verify a workflow edited to drop step 2 before it is due queues nothing when the
+    three days have passed."""
+    clock = HandClock(START)
+    workflow = two_step_workflow(sqlite_workspace, sink.url, rows=5)
+    services.queue_run(sqlite_workspace, workflow.id, trigger="test", actor=ACTOR)
+    tick(sqlite_workspace, new_worker_id(), StopSignal(), clock=clock)
+    follow_ups.remove_step(sqlite_workspace, workflow.id, 2, actor=ACTOR)
+    clock.advance(days=4)
+    tick(sqlite_workspace, new_worker_id(), StopSignal(), clock=clock)
+    assert runs_of_step(sqlite_workspace, 2) == []
+    assert len(sink.handler.received) == 5
+
+
+def test_a_row_the_step_template_cannot_render_is_skipped(
+    sqlite_workspace: Workspace, sink: SmtpTestServer
+) -> None:
+    """Verify step 2's template failing for one row skips that row with render_error and
+    sends the others."""
+    clock = HandClock(START)
+    text = "{{ 100 // (name|length - 2) }}"  # P0..P9 have length 2: only those fail
+    workflow = two_step_workflow(sqlite_workspace, sink.url, rows=12, second_text=text)
+    services.queue_run(sqlite_workspace, workflow.id, trigger="test", actor=ACTOR)
+    tick(sqlite_workspace, new_worker_id(), StopSignal(), clock=clock)
+    clock.advance(days=3)
+    tick(sqlite_workspace, new_worker_id(), StopSignal(), clock=clock)
+    [second] = runs_of_step(sqlite_workspace, 2)
+    rows = ledger(sqlite_workspace, second.id)
+    failed = [d for d in rows if d.status is DeliveryStatus.SKIPPED]
+    assert {d.email for d in failed} == {address(n) for n in range(10)}
+    assert all((d.reason or "").startswith("render_error") for d in failed)
+    assert sum(d.status is DeliveryStatus.SENT for d in rows) == 2
+    assert len(sink.handler.received) == 12 + 2
+
+
+def start_daemons(count: int, tmp_path: Path, db_url: str) -> list[subprocess.Popen]:
+    env = cli_env(tmp_path, OUTREACH_DATABASE_URL=db_url)
+    return [
+        subprocess.Popen(
+            [sys.executable, "scheduler_daemon.py", "--interval", "0.3"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+
+
+def stop_all(daemons: list[subprocess.Popen]) -> list[str]:
+    for daemon in daemons:
+        if daemon.poll() is None:
+            daemon.terminate()
+    errors = []
+    for daemon in daemons:
+        try:
+            _, err = daemon.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            _, err = daemon.communicate()
+        errors.append(err or "")
+    return errors
+
+
+def move_end(ws: Workspace, run_id: int, *, ago: timedelta) -> None:
+    """Make the run look finished `ago` (the daemons read the real clock)."""
+    with ws.db.begin() as conn:
+        conn.execute(
+            sa.update(runs_table)
+            .where(runs_table.c.id == run_id)
+            .values(finished_at=utcnow() - ago)
+        )
+
+
+def test_two_daemons_on_postgresql_send_each_step_once(
+    tmp_path: Path, postgres_url: str, sink: SmtpTestServer
+) -> None:
+    """Verify two daemon processes on PostgreSQL: step 1 sent once to 50; at 2 days nothing is
+    queued; at 3 days step 2 is queued once and reaches the 41 others once, threaded."""
+    ws = open_workspace(make_settings(tmp_path, postgres_url))
+    daemons: list[subprocess.Popen] = []
+    try:
+        workflow = two_step_workflow(ws, sink.url)
+        first_id = services.queue_run(ws, workflow.id, trigger="test", actor=ACTOR)
+        daemons = start_daemons(2, tmp_path, postgres_url)
+        wait_for(
+            lambda: runs_of_step(ws, 1)[0].status is RunStatus.COMPLETED,
+            timeout=120,
+            what="step 1",
+        )
+        step_one = {item.rcpt_tos[0]: item for item in sink.handler.received}
+        record_answers(ws, first_id, at=utcnow())
+        move_end(ws, first_id, ago=timedelta(days=2))
+        time.sleep(2)  # several ticks of both daemons: not due yet
+        assert runs_of_step(ws, 2) == []
+        move_end(ws, first_id, ago=timedelta(days=3, minutes=1))
+        wait_for(
+            lambda: [r.status for r in runs_of_step(ws, 2)] == [RunStatus.COMPLETED],
+            timeout=120,
+            what="step 2",
+        )
+        time.sleep(2)  # more ticks: nothing queued twice
+        errors = stop_all(daemons)
+        assert len(runs_of_step(ws, 2)) == 1
+    finally:
+        stop_all(daemons)
+        ws.close()
+    check_step_two(sink, step_one)
+    assert len(step_one) == RECIPIENTS
+    assert not any("Traceback" in e for e in errors), errors
