@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from outreach_core.adapters.store import (
@@ -28,6 +29,7 @@ from outreach_core.domain.clock import Clock, utcnow
 from outreach_core.domain.models import Run, SendOptions
 from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.domain.steps import (
+    MAX_DELAY_DAYS,
     MAX_STEPS,
     FollowUpCandidate,
     StepDefinition,
@@ -78,9 +80,14 @@ def add_step(
     number = len(current) + 2
     if number > MAX_STEPS:
         raise InputError(f"workflow {workflow_id} has {MAX_STEPS} steps already, the most allowed")
-    step = StepDefinition(
-        step=number, template_id=template_id, delay_days=delay_days, thread=thread
-    )
+    try:
+        step = StepDefinition(
+            step=number, template_id=template_id, delay_days=delay_days, thread=thread
+        )
+    except ValidationError:
+        raise InputError(
+            f"a step goes 1 to {MAX_DELAY_DAYS} days after the step before, not {delay_days}"
+        ) from None
     save_steps(ws, workflow_id, [*current, step], actor=actor)
     return step
 

@@ -37,7 +37,7 @@ from outreach_core.services import follow_ups
 from outreach_core.services.sending import StopSignal, new_worker_id
 from tests.fake_clock import HandClock
 
-from conftest import REPO, cli_env, make_settings, wait_for
+from conftest import REPO, cli_env, make_settings, run_cli, wait_for
 from smtp_server import Received, SmtpTestServer
 
 ACTOR = "test"
@@ -302,3 +302,46 @@ def test_two_daemons_on_postgresql_send_each_step_once(
     check_step_two(sink, step_one)
     assert len(step_one) == RECIPIENTS
     assert not any("Traceback" in e for e in errors), errors
+
+
+def test_workflow_step_cli_adds_lists_and_removes(tmp_path: Path) -> None:
+    """Verify `workflow-step add/list/remove`: a step added with its template and days, a new
+    thread when asked, a bad delay refused with exit 2, a removal taking later steps."""
+    ws = open_workspace(make_settings(tmp_path))
+    try:
+        workflow = two_step_workflow(ws, f"outbox://{tmp_path}/outbox", rows=2)
+        follow_ups.save_steps(ws, workflow.id, [], actor=ACTOR)
+    finally:
+        ws.close()
+    added = run_cli(
+        tmp_path, "workflow-step", "add", workflow.key, "--template", "steps second", "--days", "3"
+    )
+    assert added.returncode == 0, added.stderr
+    assert "step 2: steps second, 3 days after step 1, same thread (Re:)" in added.stdout
+    third = run_cli(
+        tmp_path,
+        "workflow-step",
+        "add",
+        workflow.key,
+        "--template",
+        "steps second",
+        "--days",
+        "5",
+        "--new-thread",
+    )
+    assert "step 3: steps second, 5 days after step 2, new thread" in third.stdout, third.stderr
+    bad = run_cli(
+        tmp_path,
+        "workflow-step",
+        "add",
+        workflow.key,
+        "--template",
+        "steps second",
+        "--days",
+        "400",
+    )
+    assert bad.returncode == 2 and "1 to 365 days" in bad.stderr
+    removed = run_cli(tmp_path, "workflow-step", "remove", workflow.key, "2")
+    assert removed.returncode == 0, removed.stderr
+    listed = run_cli(tmp_path, "workflow-step", "list", workflow.key)
+    assert "step 2" not in listed.stdout and "step 3" not in listed.stdout
