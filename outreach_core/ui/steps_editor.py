@@ -7,6 +7,8 @@ a problem (a gap, no template) is shown and nothing is saved.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import streamlit as st
 
@@ -118,7 +120,7 @@ def steps_editor(ws: Workspace, workflow_id: int, templates: dict[int, str]) -> 
         )
 
 
-def reach_frame(rows: list[StepReach]) -> pd.DataFrame:
+def reach_frame(rows: Sequence[StepReach]) -> pd.DataFrame:
     """The reach of each step as a table."""
     return pd.DataFrame(
         [
@@ -137,9 +139,9 @@ def reach_frame(rows: list[StepReach]) -> pd.DataFrame:
     ).astype({"Recipients": "Int64"})
 
 
-def step_reach_table(ws: Workspace, workflow_id: int, *, first: int | None) -> None:
-    """How many recipients each step will reach (nothing drawn for a one-step workflow)."""
-    rows = follow_ups.step_reach(ws, workflow_id, first=first)
+def step_reach_table(rows: Sequence[StepReach]) -> None:
+    """How many recipients each step will reach, from the pre-flight (nothing drawn for a
+    one-step workflow)."""
     if len(rows) < 2:
         return
     st.markdown("**Recipients per step**")

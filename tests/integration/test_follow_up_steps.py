@@ -330,6 +330,11 @@ def test_workflow_step_cli_adds_lists_and_removes(tmp_path: Path) -> None:
         "--new-thread",
     )
     assert "step 3: steps second, 5 days after step 2, new thread" in third.stdout, third.stderr
+    dry = run_cli(tmp_path, "dry-run", str(workflow.id), "--out", str(tmp_path / "dry.csv"))
+    assert dry.returncode == 0, dry.stderr
+    assert "would send to 2 recipients" in dry.stdout
+    assert "step 2 (3 days after step 1): not known yet" in dry.stdout
+    assert "step 3 (5 days after step 2): not known yet" in dry.stdout
     bad = run_cli(
         tmp_path,
         "workflow-step",
