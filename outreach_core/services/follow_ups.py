@@ -2,7 +2,8 @@
 how many recipients each step will reach (the pre-flight and the Send page).
 
 A step N+1 is queued once step N's run has COMPLETED and `delay_days` local days have passed
-(the run's time zone and send window: the schedule's, for a scheduled run). Each is queued once
+in the time zone of the workflow's schedule, inside its send window (without a schedule: the
+run's own time zone and window). Each is queued once
 however many daemons tick at once (`adapters/store/follow_ups`).
 """
 
@@ -24,9 +25,9 @@ from outreach_core.adapters.store import (
     workflows,
 )
 from outreach_core.adapters.workspace import Workspace
-from outreach_core.domain.cadence import SendWindow, parse_window
+from outreach_core.domain.cadence import parse_window
 from outreach_core.domain.clock import Clock, utcnow
-from outreach_core.domain.models import Run, SendOptions
+from outreach_core.domain.models import Run
 from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.domain.steps import (
     MAX_DELAY_DAYS,
@@ -110,16 +111,18 @@ class QueuedStep:
     step: int
 
 
-def _window(options: SendOptions) -> SendWindow | None:
-    return parse_window(options.send_window) if options.send_window else None
-
-
-def due_at(previous: Run, step: StepDefinition) -> datetime | None:
-    """When `step` falls due after `previous` (None while that run has not finished)."""
+def due_at(conn: Connection, previous: Run, step: StepDefinition) -> datetime | None:
+    """When `step` falls due after `previous` (None while that run has not finished): in the
+    time zone and send window of the workflow's schedule, or of the run's options when the
+    workflow has no schedule."""
     if previous.finished_at is None:
         return None
-    options = previous.options
-    return step_due_at(previous.finished_at, step.delay_days, options.timezone, _window(options))
+    timing = follow_ups.schedule_timing(conn, previous.workflow_id, previous.id)
+    zone, window = timing or (previous.options.timezone, previous.options.send_window)
+    if timing is not None and window is None:  # the schedule sends at any hour: the run's own
+        window = previous.options.send_window
+    parsed = parse_window(window) if window else None
+    return step_due_at(previous.finished_at, step.delay_days, zone, parsed)
 
 
 def queue_due_steps(ws: Workspace, *, clock: Clock = utcnow) -> list[QueuedStep]:
@@ -129,7 +132,7 @@ def queue_due_steps(ws: Workspace, *, clock: Clock = utcnow) -> list[QueuedStep]
     queued: list[QueuedStep] = []
     with ws.db.begin() as conn:
         for previous, step in follow_ups.runs_with_next_step(conn):
-            due = due_at(previous, step)
+            due = due_at(conn, previous, step)
             if due is None or due > now:
                 continue
             run_id = follow_ups.insert_follow_up_run(conn, previous, step, now=now)
@@ -213,7 +216,7 @@ def _reach_of(
         frozen = counts.total - counts.skipped if counts.total else eligible_count(conn, before.id)
         return reach(frozen, f"run {queued.id} ({queued.status})")
     count = eligible_count(conn, before.id) if before.status is RunStatus.COMPLETED else None
-    due = due_at(before, step)
+    due = due_at(conn, before, step)
     if due is None:
         return reach(count, f"after run {before.id} of step {step.step - 1} ends ({before.status})")
     when = "due now" if due <= now else f"due {due:%Y-%m-%d %H:%M} UTC"

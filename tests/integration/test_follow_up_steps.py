@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from test_store import in_threads
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
@@ -26,6 +27,7 @@ from outreach_core.adapters.store import deliveries, runs, suppressions
 from outreach_core.adapters.store.delivery_events import DeliveryEvent, record_event
 from outreach_core.adapters.store.tables import runs as runs_table
 from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.domain.cadence import Cadence, CadenceKind
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.feedback_rules import FeedbackKind
 from outreach_core.domain.models import Delivery, SendOptions, Workflow
@@ -34,6 +36,7 @@ from outreach_core.domain.steps import StepDefinition
 from outreach_core.domain.templating import TemplateSource
 from outreach_core.entrypoints.daemon import tick
 from outreach_core.services import follow_ups
+from outreach_core.services import schedules as scheduler
 from outreach_core.services.sending import StopSignal, new_worker_id
 from tests.fake_clock import HandClock
 
@@ -211,19 +214,49 @@ def test_a_row_the_step_template_cannot_render_is_skipped(
     """Verify step 2's template failing for one row skips that row with render_error and
     sends the others."""
     clock = HandClock(START)
-    text = "{{ 100 // (name|length - 2) }}"  # P0..P9 have length 2: only those fail
-    workflow = two_step_workflow(sqlite_workspace, sink.url, rows=12, second_text=text)
+    text = "{{ 100 // (name|length - 3) }}"  # P0..P9 have length 2: only P10 fails
+    workflow = two_step_workflow(sqlite_workspace, sink.url, rows=11, second_text=text)
     services.queue_run(sqlite_workspace, workflow.id, trigger="test", actor=ACTOR)
     tick(sqlite_workspace, new_worker_id(), StopSignal(), clock=clock)
     clock.advance(days=3)
     tick(sqlite_workspace, new_worker_id(), StopSignal(), clock=clock)
     [second] = runs_of_step(sqlite_workspace, 2)
     rows = ledger(sqlite_workspace, second.id)
-    failed = [d for d in rows if d.status is DeliveryStatus.SKIPPED]
-    assert {d.email for d in failed} == {address(n) for n in range(10)}
-    assert all((d.reason or "").startswith("render_error") for d in failed)
-    assert sum(d.status is DeliveryStatus.SENT for d in rows) == 2
-    assert len(sink.handler.received) == 12 + 2
+    [failed] = [d for d in rows if d.status is DeliveryStatus.SKIPPED]
+    assert failed.email == address(10)
+    assert (failed.reason or "").startswith("render_error")
+    assert sum(d.status is DeliveryStatus.SENT for d in rows) == 10
+    assert len(sink.handler.received) == 11 + 10
+
+
+def test_days_count_in_the_schedules_zone_inside_its_window(
+    workspace: Workspace, sink: SmtpTestServer
+) -> None:
+    """Verify a step after a run that ended 03:00 in New York (the schedule's zone) falls due
+    three days later when the schedule's 09:00-17:00 window opens, not before; and that two
+    callers racing for it queue one run."""
+    clock = HandClock(START)  # 03:00 in New York
+    workflow = two_step_workflow(workspace, sink.url, rows=3)
+    scheduler.save_schedule(
+        workspace,
+        scheduler.ScheduleInput(
+            workflow_id=workflow.id,
+            cadence=Cadence(kind=CadenceKind.DAILY, at="09:00"),
+            timezone="America/New_York",
+            send_window="09:00-17:00",
+            enabled=False,
+        ),
+        actor=ACTOR,
+    )
+    services.queue_run(workspace, workflow.id, trigger="test", actor=ACTOR)
+    tick(workspace, new_worker_id(), StopSignal(), clock=clock)
+    due = datetime(2030, 6, 6, 13, 0, tzinfo=UTC)  # Thursday 09:00 in New York
+    clock.now = due - timedelta(minutes=1)
+    assert follow_ups.queue_due_steps(workspace, clock=clock) == []
+    clock.now = due
+    queued = in_threads(3, lambda _: follow_ups.queue_due_steps(workspace, clock=clock))
+    assert sorted(len(q) for q in queued) == [0, 0, 1]
+    assert len(runs_of_step(workspace, 2)) == 1
 
 
 def start_daemons(count: int, tmp_path: Path, db_url: str) -> list[subprocess.Popen]:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from outreach_core.adapters.store import templates
 from outreach_core.adapters.store.runs import to_run
-from outreach_core.adapters.store.tables import deliveries, runs, workflow_steps
+from outreach_core.adapters.store.tables import deliveries, runs, schedules, workflow_steps
 from outreach_core.domain.models import Run
 from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.domain.steps import MAX_STEPS, StepDefinition
@@ -286,3 +286,25 @@ def latest_run_of_step(conn: Connection, workflow_id: int, step: int) -> Run | N
         .limit(1)
     ).first()
     return to_run(row) if row else None
+
+
+def schedule_timing(
+    conn: Connection, workflow_id: int, run_id: int
+) -> tuple[str, str | None] | None:
+    """The time zone and send window (`HH:MM-HH:MM` or None) of the workflow's schedule: the
+    one whose last run is `run_id`, else its oldest; None when the workflow has no schedule."""
+    rows = conn.execute(
+        sa.select(
+            schedules.c.timezone,
+            schedules.c.window_start,
+            schedules.c.window_end,
+            schedules.c.last_run_id,
+        )
+        .where(schedules.c.workflow_id == workflow_id)
+        .order_by(schedules.c.id)
+    ).all()
+    if not rows:
+        return None
+    row = next((r for r in rows if r.last_run_id == run_id), rows[0])
+    window = f"{row.window_start}-{row.window_end}" if row.window_start and row.window_end else None
+    return str(row.timezone), window
