@@ -30,6 +30,9 @@ from outreach_core.errors import InputError, TemplateError
 MAX_STEPS = 5
 #: the longest delay a step may have, in days
 MAX_DELAY_DAYS = 365
+#: a step overdue by more than this is not sent: the daemons were down that long, or the step
+#: was added to a workflow whose earlier runs ended long ago (they get no follow-up)
+LATE_LIMIT = timedelta(days=2)
 #: the trigger of a follow-up run that continues its recipients' thread, and of one that starts
 #: a new one (the run's trigger freezes the choice: editing the step later changes neither)
 FOLLOW_UP_TRIGGER = "follow-up"
@@ -118,8 +121,24 @@ def is_due(
     *,
     now: datetime,
 ) -> bool:
-    """Whether `step` is due at `now` after a step that ended at `previous_at`."""
-    return step_due_at(previous_at, step.delay_days, timezone, window) <= now
+    """Whether `step` is due at `now` after a step that ended at `previous_at`, and not
+    missed (`is_missed`)."""
+    due = step_due_at(previous_at, step.delay_days, timezone, window)
+    return due <= now and not is_missed(due, now=now)
+
+
+def is_missed(due: datetime, *, now: datetime) -> bool:
+    """Whether a step due at `due` is overdue by more than LATE_LIMIT at `now`: not sent."""
+    return now - due > LATE_LIMIT
+
+
+def candidate_ends(now: datetime) -> tuple[datetime, datetime]:
+    """The range of end times of runs whose next step may be due at `now`: at least a day
+    (less an hour of daylight saving) and at most MAX_DELAY_DAYS, LATE_LIMIT and a day of time
+    zone offsets ago."""
+    latest = now - timedelta(hours=23)
+    earliest = now - timedelta(days=MAX_DELAY_DAYS + 1) - LATE_LIMIT
+    return earliest, latest
 
 
 def why_not_followed(

@@ -34,6 +34,7 @@ from outreach_core.domain.steps import (
     MAX_STEPS,
     FollowUpCandidate,
     StepDefinition,
+    is_missed,
     plan_follow_ups,
     step_due_at,
 )
@@ -131,9 +132,9 @@ def queue_due_steps(ws: Workspace, *, clock: Clock = utcnow) -> list[QueuedStep]
     now = clock()
     queued: list[QueuedStep] = []
     with ws.db.begin() as conn:
-        for previous, step in follow_ups.runs_with_next_step(conn):
+        for previous, step in follow_ups.runs_with_next_step(conn, now=now):
             due = due_at(conn, previous, step)
-            if due is None or due > now:
+            if due is None or due > now or is_missed(due, now=now):
                 continue
             run_id = follow_ups.insert_follow_up_run(conn, previous, step, now=now)
             if run_id is None:  # another daemon queued it first
@@ -219,5 +220,7 @@ def _reach_of(
     due = due_at(conn, before, step)
     if due is None:
         return reach(count, f"after run {before.id} of step {step.step - 1} ends ({before.status})")
+    if is_missed(due, now=now):
+        return reach(0, f"missed: run {before.id} of step {step.step - 1} ended long before")
     when = "due now" if due <= now else f"due {due:%Y-%m-%d %H:%M} UTC"
     return reach(count, f"after run {before.id} of step {step.step - 1}; {when}")

@@ -229,6 +229,27 @@ def test_a_row_the_step_template_cannot_render_is_skipped(
     assert len(sink.handler.received) == 11 + 10
 
 
+def test_a_step_added_long_after_a_run_ended_sends_nothing_for_it(
+    sqlite_workspace: Workspace, sink: SmtpTestServer
+) -> None:
+    """Verify runs that ended weeks before their step was due get no follow-up (more than the
+    late limit overdue), while the step is still sent after a later run."""
+    clock = HandClock(START)
+    workflow = two_step_workflow(sqlite_workspace, sink.url, rows=2)
+    services.queue_run(sqlite_workspace, workflow.id, trigger="test", actor=ACTOR)
+    tick(sqlite_workspace, new_worker_id(), StopSignal(), clock=clock)
+    clock.advance(days=30)
+    tick(sqlite_workspace, new_worker_id(), StopSignal(), clock=clock)
+    assert runs_of_step(sqlite_workspace, 2) == []
+    [row] = follow_ups.step_reach(sqlite_workspace, workflow.id, first=2, now=clock())[1:]
+    assert row.note.startswith("missed")
+    later = services.queue_run(sqlite_workspace, workflow.id, trigger="test", actor=ACTOR)
+    tick(sqlite_workspace, new_worker_id(), StopSignal(), clock=clock)
+    clock.advance(days=3, hours=1)
+    tick(sqlite_workspace, new_worker_id(), StopSignal(), clock=clock)
+    assert [r.previous_run_id for r in runs_of_step(sqlite_workspace, 2)] == [later]
+
+
 def test_days_count_in_the_schedules_zone_inside_its_window(
     workspace: Workspace, sink: SmtpTestServer
 ) -> None:

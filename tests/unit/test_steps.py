@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,11 +21,15 @@ from outreach_core.domain.reply_thread import (
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.steps import (
     FOLLOW_UP_TRIGGER,
+    LATE_LIMIT,
+    MAX_DELAY_DAYS,
     NEW_THREAD_TRIGGER,
     FollowUpCandidate,
     StepDefinition,
+    candidate_ends,
     check_steps,
     is_due,
+    is_missed,
     is_threaded,
     next_step,
     plan_follow_ups,
@@ -123,6 +127,19 @@ def test_is_due_only_once_the_days_have_passed() -> None:
     due = datetime(2030, 6, 6, 7, 0, tzinfo=UTC)
     assert not is_due(ended, step(2), "Europe/Paris", None, now=due.replace(minute=0, hour=6))
     assert is_due(ended, step(2), "Europe/Paris", None, now=due)
+
+
+def test_a_step_more_than_two_days_overdue_is_missed() -> None:
+    """Verify a step is due up to LATE_LIMIT after its time and missed beyond; the runs looked
+    at end between 23 hours and a year and a few days ago."""
+    ended = datetime(2030, 6, 3, 7, 0, tzinfo=UTC)
+    due = datetime(2030, 6, 6, 7, 0, tzinfo=UTC)
+    assert is_due(ended, step(2), "Europe/Paris", None, now=due + LATE_LIMIT)
+    assert is_missed(due, now=due + LATE_LIMIT + timedelta(seconds=1))
+    assert not is_due(ended, step(2), "Europe/Paris", None, now=due + timedelta(days=3))
+    earliest, latest = candidate_ends(due)
+    assert latest == due - timedelta(hours=23)
+    assert earliest == due - timedelta(days=MAX_DELAY_DAYS + 1) - LATE_LIMIT
 
 
 def test_due_needs_an_aware_time_a_real_zone_and_a_day() -> None:

@@ -21,15 +21,19 @@ from outreach_core.adapters.store.runs import to_run
 from outreach_core.adapters.store.tables import deliveries, runs, schedules, workflow_steps
 from outreach_core.domain.models import Run
 from outreach_core.domain.states import DeliveryStatus, RunStatus
-from outreach_core.domain.steps import MAX_STEPS, StepDefinition
+from outreach_core.domain.steps import MAX_STEPS, StepDefinition, candidate_ends
 
 #: deliveries read per query when a step's recipients are walked
 CHUNK = 500
 
 
-def runs_with_next_step(conn: Connection, *, limit: int = 200) -> list[tuple[Run, StepDefinition]]:
-    """COMPLETED runs whose workflow has a step after theirs that was not queued yet, oldest
-    first, each with that step."""
+def runs_with_next_step(
+    conn: Connection, *, now: datetime, limit: int = 1000
+) -> list[tuple[Run, StepDefinition]]:
+    """COMPLETED runs whose workflow has a step after theirs that was not queued yet and
+    that ended when that step may be due at `now` (`candidate_ends`), each with that step;
+    the most recently ended first."""
+    earliest, latest = candidate_ends(now)
     follow_up = runs.alias("follow_up")
     rows = conn.execute(
         sa.select(runs, workflow_steps.c.template_id, workflow_steps.c.delay_days)
@@ -43,10 +47,11 @@ def runs_with_next_step(conn: Connection, *, limit: int = 200) -> list[tuple[Run
         )
         .where(
             runs.c.status == RunStatus.COMPLETED,
-            runs.c.finished_at.is_not(None),
+            runs.c.finished_at >= earliest,
+            runs.c.finished_at <= latest,
             ~sa.exists().where(follow_up.c.previous_run_id == runs.c.id),
         )
-        .order_by(runs.c.finished_at, runs.c.id)
+        .order_by(runs.c.finished_at.desc(), runs.c.id.desc())
         .limit(limit)
     ).all()
     return [
