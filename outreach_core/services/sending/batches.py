@@ -91,10 +91,6 @@ def claim_batch(
     )
     if claimed is None:
         return StopReason.DONE, []
-    if ctx.run.step > 1:
-        ctx.threads.load(
-            conn, [d for d, _ in claimed], trigger=ctx.run.trigger, unsubscribe=ctx.unsubscribe
-        )
     lanes = {lane.engine.id: lane for lane in ctx.lanes}
     return None, [(d, lanes[engine_id]) for d, engine_id in claimed]
 
@@ -204,6 +200,14 @@ async def send_batches(ctx: RunContext, stop: StopSignal, lost: asyncio.Event) -
             if ctx.stop_reason:
                 return StopReason.AUTO
             why, batch = claim_batch(conn, ctx)
+        if ctx.run.step > 1 and batch:  # a follow-up: each delivery's thread, after the claim
+            with ctx.ws.db.connect() as conn:
+                ctx.threads.load(
+                    conn,
+                    [d for d, _ in batch],
+                    trigger=ctx.run.trigger,
+                    unsubscribe=ctx.unsubscribe,
+                )
         if why is StopReason.DONE:
             # the owner ends the run only once assisting daemons have recorded their batches
             if ctx.owner and not others_done(

@@ -60,7 +60,9 @@ class Threads:
         trigger: str,
         unsubscribe: Callable[[str], str] | None,
     ) -> None:
-        """Work out the thread of each delivery of a claimed batch of a threaded follow-up."""
+        """Work out the thread of each delivery of a claimed batch of a threaded follow-up
+        (those of the batch before are dropped: memory stays the size of a batch)."""
+        self.by_delivery = {}
         wanted = [d.id for d in batch if d.previous_delivery_id is not None]
         if not wanted or not is_threaded(trigger):
             return
