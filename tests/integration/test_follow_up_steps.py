@@ -192,6 +192,70 @@ def test_two_steps_with_a_hand_clock(workspace: Workspace, sink: SmtpTestServer)
     assert {d.engine_id for d in rows.values() if d.engine_id} == {workflow.engine_id}
 
 
+def test_three_steps_chain_the_thread_through_the_same_engines(
+    sqlite_workspace: Workspace, sink: SmtpTestServer
+) -> None:
+    """Verify with two engines: step 1 rotates across them, steps 2 and 3 go through the
+    engine that sent each recipient the step before; step 3 refers to steps 1 and 2
+    (`References` oldest first, `In-Reply-To` step 2) under one `Re:`; a reply to step 1
+    that arrives after step 2 was sent still keeps step 3 from that recipient."""
+    ws, clock = sqlite_workspace, HandClock(START)
+    workflow = two_step_workflow(ws, sink.url, rows=6)
+    other = services.save_engine(
+        ws,
+        name="second engine",
+        url=sink.url,
+        from_email="other@example.com",
+        from_name="Other",
+        actor=ACTOR,
+    )
+    services.update_workflow(
+        ws,
+        workflow.id,
+        name=workflow.name,
+        key=workflow.key,
+        audience_id=workflow.audience_id,
+        template_id=workflow.template_id,
+        engine_ids=[workflow.engine_id, other.id],
+        options=workflow.options,
+        actor=ACTOR,
+    )
+    [second] = follow_ups.list_steps(ws, workflow.id)
+    third = StepDefinition(step=3, template_id=second.template_id, delay_days=2)
+    follow_ups.save_steps(ws, workflow.id, [second, third], actor=ACTOR)
+    first_id = services.queue_run(ws, workflow.id, trigger="test", actor=ACTOR)
+    tick(ws, new_worker_id(), StopSignal(), clock=clock)
+    clock.advance(days=3)
+    tick(ws, new_worker_id(), StopSignal(), clock=clock)
+    late_reply = next(d for d in ledger(ws, first_id) if d.email == address(0))
+    with ws.db.begin() as conn:
+        record_event(
+            conn,
+            DeliveryEvent(late_reply.id, FeedbackKind.REPLY, "late:1:1", at=clock()),
+            now=clock(),
+        )
+    clock.advance(days=2)
+    tick(ws, new_worker_id(), StopSignal(), clock=clock)
+
+    runs_by_step = {step: runs_of_step(ws, step) for step in (1, 2, 3)}
+    assert [len(r) for r in runs_by_step.values()] == [1, 1, 1]
+    rows = {step: {d.email: d for d in ledger(ws, r[0].id)} for step, r in runs_by_step.items()}
+    assert {d.engine_id for d in rows[1].values()} == {workflow.engine_id, other.id}
+    for step in (2, 3):
+        for email, delivery in rows[step].items():
+            if delivery.status is DeliveryStatus.SENT:
+                assert delivery.engine_id == rows[step - 1][email].engine_id
+    assert rows[3][address(0)].reason == "sequence_ended: replied"
+    arrived = sink.handler.by_recipient()
+    assert len(arrived[address(0)]) == 2
+    for n in range(1, 6):
+        one, two, three = (item.message for item in arrived[address(n)])
+        assert three["In-Reply-To"] == two["Message-ID"]
+        assert three["References"].split() == [one["Message-ID"], two["Message-ID"]]
+        assert three["Subject"] == two["Subject"] == f"Re: Hello P{n}"
+        assert three["From"] == two["From"] == one["From"]
+
+
 def test_a_step_removed_before_it_is_due_is_never_sent(
     sqlite_workspace: Workspace, sink: SmtpTestServer
 ) -> None:
