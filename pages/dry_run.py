@@ -61,6 +61,7 @@ if isinstance(stored[1], preflight.WorkflowPreflight):
     result: preflight.WorkflowPreflight = stored[1]
     report = result.report
     ui.preflight_summary(result, key="dry_pre")
+    ui.step_reach_table(result.steps)
     if result.dedupe_note:
         st.warning(result.dedupe_note, icon=":material/content_copy:")
     st.caption(f"{len(report.records)} rows · {report.looked_up} domains looked up in DNS")

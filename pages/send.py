@@ -75,6 +75,7 @@ except OutreachError as exc:
     ui.error_text(str(exc))  # a row's render error may quote its values
     st.stop()
 ui.preflight_summary(result, key="send_pre")
+ui.step_reach_table(result.steps)
 st.caption("Open **Dry run** for the row-by-row table with every column.")
 # where the user decides to send: what unsubscribe the messages will lack (never blocks)
 ui.unsubscribe_notes(services.workflow_unsubscribe_findings(ws, workflow_id))

@@ -321,6 +321,7 @@ with st.form("workflow_form", border=True):
     )
 
 if picked:
+    ui.steps_editor(ws, picked, templates)
     st.button(
         "Delete workflow",
         on_click=delete,

@@ -125,3 +125,20 @@ def engine_error_reason(slots: Sequence[EngineSlot]) -> str:
         return f"engine error: {ordered[0].error}"
     states = "; ".join(_state(s) for s in ordered)
     return f"engine error on every engine ({states})"
+
+
+def assign_preferred(slots: Sequence[EngineSlot], preferred: Sequence[int | None]) -> list[int]:
+    """An engine per send, in order: the one `preferred` names (a follow-up's: the engine that
+    sent the step before) while it is usable and has quota left, else the rotation's choice
+    (`choose_engine`). Shorter than `preferred` when every quota runs out first."""
+    current = {slot.engine_id: slot for slot in slots}
+    chosen_ids: list[int] = []
+    for wanted in preferred:
+        slot = current.get(wanted) if wanted is not None else None
+        if slot is None or not slot.usable:
+            slot = choose_engine(list(current.values()))
+        if slot is None:
+            break
+        chosen_ids.append(slot.engine_id)
+        current[slot.engine_id] = replace(slot, used_today=slot.used_today + 1)
+    return chosen_ids

@@ -140,6 +140,10 @@ class Run(BaseModel):
     status_reason: str | None
     #: a PAUSED run with this set is resumed automatically once it has passed
     resume_at: datetime | None = None
+    #: the workflow step it sends (1: the workflow's own message) and, for a follow-up, the
+    #: run of the step before
+    step: int = 1
+    previous_run_id: int | None = None
 
     def __str__(self) -> str:
         reason = f" ({self.status_reason})" if self.status_reason else ""
@@ -171,6 +175,9 @@ class Delivery(BaseModel):
     next_attempt_at: datetime | None = None
     #: when its message was last handed to the engine (None: never, or not since it was claimed)
     handed_at: datetime | None = None
+    #: its run's workflow step, and for a follow-up the delivery of the step before
+    step: int = 1
+    previous_delivery_id: int | None = None
 
 
 class RunCounts(BaseModel):

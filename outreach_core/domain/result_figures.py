@@ -170,6 +170,8 @@ class LedgerRow(BaseModel):
 
     delivery_id: int
     run_id: int
+    #: the workflow step (1: the workflow's own message)
+    step: int = 1
     workflow: str
     engine: str
     email: str

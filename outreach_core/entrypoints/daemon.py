@@ -1,7 +1,8 @@
 """The scheduler daemon's work: register, heartbeat, and on each tick run what is due.
 
 One tick, in order:
-1. claim due schedules (each by one daemon only) and queue their runs;
+1. claim due schedules (each by one daemon only) and queue their runs, and queue the
+   follow-up steps that are due (each once across daemons);
 2. take over runs whose executor is gone; claim and send queued runs (`sending.work_once`);
 3. help with SENDING runs other daemons hold, claiming delivery batches.
 
@@ -28,8 +29,9 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from outreach_core.adapters.workspace import Workspace
+from outreach_core.domain.clock import Clock, utcnow
 from outreach_core.errors import ConfigError, OutreachError
-from outreach_core.services import schedules, sending, unsubscribe_mailbox
+from outreach_core.services import follow_ups, schedules, sending, unsubscribe_mailbox
 from outreach_core.services.schedules import DAEMON_HEARTBEAT_S
 from outreach_core.services.sending import StopSignal
 
@@ -62,8 +64,23 @@ def claim_schedules(ws: Workspace, *, now: datetime | None = None) -> list[sched
     return claimed
 
 
-def tick(ws: Workspace, worker_id: str, stop: StopSignal) -> None:
-    """One pass over due schedules, orphaned and queued runs, and runs to help with.
+def queue_steps(ws: Workspace, *, clock: Clock = utcnow) -> list[follow_ups.QueuedStep]:
+    """Queue every follow-up step that is due (each by one daemon only) and log each one."""
+    queued = follow_ups.queue_due_steps(ws, clock=clock)
+    for item in queued:
+        event(
+            "step.queued",
+            run=item.run_id,
+            previous_run=item.previous_run_id,
+            workflow=item.workflow_id,
+            step=item.step,
+        )
+    return queued
+
+
+def tick(ws: Workspace, worker_id: str, stop: StopSignal, *, clock: Clock = utcnow) -> None:
+    """One pass over due schedules and follow-up steps, orphaned and queued runs, and runs to
+    help with. `clock` tells every stage the time (tests pass a hand-moved one).
 
     A database error (SQLite locked by another daemon for longer than the busy timeout,
     PostgreSQL restarting) ends the pass with a warning; the next tick tries again. A run that
@@ -72,12 +89,13 @@ def tick(ws: Workspace, worker_id: str, stop: StopSignal) -> None:
     (the secret key) stops it: no run can be sent without it.
     """
     try:
-        claim_schedules(ws)
-        for run in sending.adopt_dead_holders_runs(ws, worker_id=worker_id, stop=stop):
+        claim_schedules(ws, now=clock())
+        queue_steps(ws, clock=clock)
+        for run in sending.adopt_dead_holders_runs(ws, worker_id=worker_id, stop=stop, clock=clock):
             event("run.adopted", run=run.id, status=run.status)
-        for run in sending.work_once(ws, worker_id=worker_id, stop=stop):
+        for run in sending.work_once(ws, worker_id=worker_id, stop=stop, clock=clock):
             event("run.done", run=run.id, status=run.status, reason=run.status_reason or "-")
-        for run_id in sending.assist_runs(ws, worker_id=worker_id, stop=stop):
+        for run_id in sending.assist_runs(ws, worker_id=worker_id, stop=stop, clock=clock):
             event("run.assisted", run=run_id)
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__

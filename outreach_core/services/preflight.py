@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -64,7 +64,8 @@ from outreach_core.domain.states import DeliveryStatus, SkipReason
 from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 from outreach_core.domain.unsubscribe_links import UnsubscribeLinks
 from outreach_core.errors import TemplateError
-from outreach_core.services import compliance
+from outreach_core.services import compliance, follow_ups
+from outreach_core.services.follow_ups import StepReach
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,8 @@ class WorkflowPreflight:
     missing: list[MissingVariable]
     #: set when the workflow aborts on render errors and some row does not render
     abort_reason: str | None
+    #: how many recipients each step reaches (step 1: `to_send`), for a multi-step workflow
+    steps: tuple[StepReach, ...] = ()
 
     @property
     def to_send(self) -> int:
@@ -330,7 +333,7 @@ def workflow_preflight(
     parsed = ParsedFile(
         audience.name, audience.columns, audience.email_column, rows, audience.headers or []
     )
-    return WorkflowPreflight(
+    result = WorkflowPreflight(
         workflow=workflow,
         report=report_of(audience.name, parsed, checked.checked),
         rows=checked.checked.rows,
@@ -340,6 +343,8 @@ def workflow_preflight(
         missing=missing_variables(template, audience.columns),
         abort_reason=render_abort_reason(checked.plan, options.on_render_error),
     )
+    first = result.to_send
+    return replace(result, steps=tuple(follow_ups.step_reach(ws, workflow_id, first=first)))
 
 
 def _mark_sent_recently(ws: Workspace, workflow: Workflow, checked: DryRun) -> None:

@@ -40,6 +40,8 @@ EXPORT_COLUMNS = [
     "attempts",
     "message_id",
     "sent_at",
+    # the workflow step the delivery belongs to (1: the workflow's own message)
+    "step",
 ]
 
 
@@ -57,6 +59,7 @@ def run_outcome_rows(ws: Workspace, run_id: int) -> list[list[object]]:
                 d.attempts,
                 d.message_id or "",
                 d.sent_at.isoformat() if d.sent_at else "",
+                d.step,
             ]
             for d in deliveries.list_deliveries(conn, run_id)
         ]

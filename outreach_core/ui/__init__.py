@@ -25,6 +25,7 @@ from outreach_core.ui.preflight_views import (
     missing_variable_warnings,
     preflight_summary,
 )
+from outreach_core.ui.steps_editor import step_reach_table, steps_editor
 from outreach_core.ui.tables import reading_order, table
 from outreach_core.ui.views import (
     CLI_SEND,
@@ -82,6 +83,8 @@ __all__ = [
     "sandboxed_frame",
     "settings_error",
     "setup_checklist",
+    "step_reach_table",
+    "steps_editor",
     "table",
     "unsubscribe_notes",
     "versions_frame",

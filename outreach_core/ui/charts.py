@@ -128,6 +128,7 @@ def funnel_frame(steps: list[FunnelStep]) -> pd.DataFrame:
 LEDGER_HEADINGS = {
     "delivery_id": "Delivery",
     "run_id": "Run",
+    "step": "Step",
     "workflow": "Workflow",
     "engine": "Engine",
     "email": "Email",
@@ -142,6 +143,7 @@ LEDGER_HEADINGS = {
 LEDGER_COLUMNS = [
     "delivery_id",
     "run_id",
+    "step",
     "workflow",
     "engine",
     "email",

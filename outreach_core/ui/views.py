@@ -138,7 +138,7 @@ def ledger_frame(rows: list[list[object]], tz: tzinfo = UTC) -> pd.DataFrame:
     """
     frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS, dtype=object)
     frame["row_number"] = pd.to_numeric(frame["row_number"].replace("", None)).astype("Int64")
-    for column in ("delivery_id", "attempts"):
+    for column in ("delivery_id", "attempts", "step"):
         frame[column] = frame[column].astype("int64")
     for column in ("email", "status", "reason", "message_id"):
         frame[column] = frame[column].map(str).astype("string")

@@ -60,13 +60,16 @@ def claim_batch(
     now: datetime,
     recent: RecentSends | None,
     engines_for: Callable[[int], Sequence[int]],
+    engines_for_batch: Callable[[list[Delivery]], Sequence[int]] | None = None,
 ) -> list[tuple[Delivery, int]] | None:
     """Claim up to `limit` pending deliveries and give each its engine, in the caller's
     transaction; None when none was pending.
 
     Claimed rows sent to recently (`recent`) or suppressed since the freeze become `skipped`;
     `engines_for(n)` picks the engines of the n left, which are written with `now` as their
-    send time: from then on they count against the engine's daily quota.
+    send time: from then on they count against the engine's daily quota. `engines_for_batch`,
+    when given, picks them from the deliveries themselves instead (a follow-up prefers the
+    engine of the step before).
 
     With a dedupe window the workflow's claim lock is taken first: the rows claimed here are
     `sending` before any other run of the workflow may look at what this one holds.
@@ -79,7 +82,7 @@ def claim_batch(
     if recent is not None:
         batch = _skip_recently_sent(conn, run_id, batch, recent, now=now)
     batch = suppressions.skip_suppressed(conn, batch, now=now)  # suppressed since the freeze
-    chosen = list(engines_for(len(batch)))
+    chosen = list(engines_for_batch(batch) if engines_for_batch else engines_for(len(batch)))
     assign_engines(
         conn, {d.id: engine_id for d, engine_id in zip(batch, chosen, strict=True)}, now=now
     )

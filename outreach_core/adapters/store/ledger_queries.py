@@ -28,6 +28,7 @@ from outreach_core.domain.result_figures import Scope
 _LEDGER_COLUMNS = (
     deliveries.c.id,
     deliveries.c.run_id,
+    deliveries.c.step,
     workflows.c.name.label("workflow"),
     delivery_engine.label("engine_id"),
     deliveries.c.email,

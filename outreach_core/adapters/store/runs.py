@@ -25,6 +25,10 @@ def _to_run(row: sa.Row) -> Run:
     return Run.model_validate(data)
 
 
+#: a row of the runs table (extra columns ignored) as the model
+to_run = _to_run
+
+
 def insert_run(
     conn: Connection,
     *,

@@ -9,7 +9,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store.tables import schedules, workflow_engines, workflows
+from outreach_core.adapters.store.tables import (
+    schedules,
+    workflow_engines,
+    workflow_steps,
+    workflows,
+)
 from outreach_core.domain.models import SendOptions, Workflow, check_workflow_key
 from outreach_core.errors import InputError, NotFound
 
@@ -171,6 +176,7 @@ def delete_workflow(conn: Connection, workflow_id: int) -> None:
     """Remove a workflow with its engine list and schedules (the caller checked it has no runs)."""
     conn.execute(workflow_engines.delete().where(workflow_engines.c.workflow_id == workflow_id))
     conn.execute(schedules.delete().where(schedules.c.workflow_id == workflow_id))
+    conn.execute(workflow_steps.delete().where(workflow_steps.c.workflow_id == workflow_id))
     result = conn.execute(workflows.delete().where(workflows.c.id == workflow_id))
     if result.rowcount != 1:
         raise NotFound(f"there is no workflow {workflow_id}")

@@ -119,5 +119,11 @@ def cmd_dry_run(ws: Workspace, args: argparse.Namespace) -> int:
     if result.abort_reason:
         print(result.abort_reason)
     print(f"would send to {result.to_send} recipients")
+    for step in result.steps[1:]:  # a multi-step workflow: what each follow-up reaches
+        count = "not known yet" if step.reach is None else f"{step.reach} recipients"
+        print(
+            f"step {step.step} ({step.delay_days} days after step {step.step - 1}): {count}; "
+            f"{step.note}"
+        )
     print(f"wrote {args.out}")
     return EXIT_OK

@@ -283,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds the query may run (default {DEFAULT_TIMEOUT_S:g})",
     )
 
+    _workflow_steps(commands)
+
     database = commands.add_parser("db", help="database maintenance")
     database.add_argument("action", choices=["upgrade"], help="apply pending migrations")
 
@@ -307,3 +309,29 @@ def build_parser() -> argparse.ArgumentParser:
         "key comes from OUTREACH_SECRET_KEY; otherwise the key file is replaced)",
     )
     return parser
+
+
+def _workflow_steps(commands: argparse._SubParsersAction) -> None:
+    """`workflow-step add|list|remove`: a workflow's follow-up steps (2 to 5)."""
+    steps = commands.add_parser(
+        "workflow-step",
+        help="a workflow's follow-up steps: step N+1 goes N days after step N to its recipients "
+        "who have not replied, bounced, complained or unsubscribed",
+    )
+    actions = steps.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="list the workflow's steps")
+    listing.add_argument("workflow", help="workflow key or id")
+    add = actions.add_parser("add", help="add a step after the workflow's last one")
+    add.add_argument("workflow", help="workflow key or id")
+    add.add_argument("--template", required=True, help="the step's template, by name or id")
+    add.add_argument(
+        "--days", type=_positive_int, required=True, help="days after the step before (1-365)"
+    )
+    add.add_argument(
+        "--new-thread",
+        action="store_true",
+        help="send as a new message (default: continue the thread, `Re:` the step before)",
+    )
+    remove = actions.add_parser("remove", help="remove a step and the steps after it")
+    remove.add_argument("workflow", help="workflow key or id")
+    remove.add_argument("step", type=int, help="the step number (2-5)")

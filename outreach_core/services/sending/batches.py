@@ -12,15 +12,18 @@ does not resend them; the rest of the batch goes back to pending and is sent.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store import deliveries, delivery_claims, retry_waits, runs
+from outreach_core.adapters.store import deliveries, delivery_claims, follow_ups, retry_waits, runs
 from outreach_core.adapters.store.delivery_claims import RecentSends
 from outreach_core.domain.engine_rotation import (
+    EngineSlot,
     assign_engines,
+    assign_preferred,
     capacity,
     engine_error_reason,
     next_utc_midnight,
@@ -84,11 +87,25 @@ def claim_batch(
         now=now,
         recent=_recent_sends(ctx, now=now),
         engines_for=lambda n: assign_engines(slots, n),
+        engines_for_batch=_previous_engines(conn, slots) if ctx.run.step > 1 else None,
     )
     if claimed is None:
         return StopReason.DONE, []
     lanes = {lane.engine.id: lane for lane in ctx.lanes}
     return None, [(d, lanes[engine_id]) for d, engine_id in claimed]
+
+
+def _previous_engines(
+    conn: Connection, slots: list[EngineSlot]
+) -> Callable[[list[Delivery]], list[int]]:
+    """A follow-up's engine choice: the engine that sent each recipient the step before, while
+    it has quota left today and no error, else the rotation's."""
+
+    def choose(batch: list[Delivery]) -> list[int]:
+        previous = follow_ups.previous_engines(conn, [d.id for d in batch])
+        return assign_preferred(slots, [previous.get(d.id) for d in batch])
+
+    return choose
 
 
 def _recent_sends(ctx: RunContext, *, now: datetime) -> RecentSends | None:
@@ -183,6 +200,14 @@ async def send_batches(ctx: RunContext, stop: StopSignal, lost: asyncio.Event) -
             if ctx.stop_reason:
                 return StopReason.AUTO
             why, batch = claim_batch(conn, ctx)
+        if ctx.run.step > 1 and batch:  # a follow-up: each delivery's thread, after the claim
+            with ctx.ws.db.connect() as conn:
+                ctx.threads.load(
+                    conn,
+                    [d for d, _ in batch],
+                    trigger=ctx.run.trigger,
+                    unsubscribe=ctx.unsubscribe,
+                )
         if why is StopReason.DONE:
             # the owner ends the run only once assisting daemons have recorded their batches
             if ctx.owner and not others_done(

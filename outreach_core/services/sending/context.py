@@ -30,6 +30,7 @@ from outreach_core.errors import ConfigError, SendError
 from outreach_core.services import compliance
 from outreach_core.services.sending.handoff import HandOffs
 from outreach_core.services.sending.lanes import EngineLane
+from outreach_core.services.sending.threads import Threads
 
 log = logging.getLogger("outreach.executor")
 
@@ -64,6 +65,8 @@ class RunContext:
     clock: Clock = utcnow
     #: when this worker last looked up the domains of rows waiting for DNS (`dns_recheck`)
     dns_checked_at: datetime | None = None
+    #: a threaded follow-up's In-Reply-To, References and Re: subject, per claimed delivery
+    threads: Threads = field(default_factory=Threads)
     #: each message's hand-off to its engine, and the outcomes not yet recorded
     handoffs: HandOffs = field(init=False)
 

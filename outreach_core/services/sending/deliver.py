@@ -237,13 +237,18 @@ async def _attempt(ctx: RunContext, lane: EngineLane, delivery: Delivery) -> Out
                 unsubscribe=ctx.unsubscribe,
             )
         )
+        headers = _unsubscribe_headers(ctx, delivery)
+        thread = ctx.threads.get(delivery.id)
+        if thread is not None:  # a follow-up continuing its recipient's thread
+            headers = {**thread.headers, **headers}
+            rendered = replace(rendered, subject=thread.subject or rendered.subject)
         outgoing = build_message(
             rendered,
             sender=FromAddress(identity.email, identity.name),
             recipient=delivery.email,
             delivery_id=delivery.id,
             now=ctx.clock(),
-            extra_headers=_unsubscribe_headers(ctx, delivery),
+            extra_headers=headers,
             message_id=delivery.message_id,  # a resend keeps the Message-ID it went out with
         )
         # quick tries on the first send only: a deferred one is retried on its schedule

@@ -35,6 +35,7 @@ from outreach_core.errors import ConfigError, InputError, TemplateError
 from outreach_core.services import preflight
 from outreach_core.services.sending import audience_query
 from outreach_core.services.sending.context import unsubscribe_links
+from outreach_core.services.sending.follow_up_freeze import freeze_follow_up
 
 
 def freeze_audience(
@@ -51,6 +52,8 @@ def freeze_audience(
     cannot compile, or when rows do not render and the run's `on_render_error` is abort
     (then no delivery row is written).
     """
+    if run.step > 1:  # a follow-up: the recipients of the step before, not the audience
+        return freeze_follow_up(ws, run, clock=clock)
     now = clock()
     try:
         queried = _queried_rows(ws, run)
@@ -128,7 +131,7 @@ def _queried_rows(ws: Workspace, run: Run) -> list[tuple[int, dict[str, Any]]] |
 
 async def domain_verdicts(ws: Workspace, run: Run) -> dict[str, DomainResult] | None:
     """The DNS step of the pre-flight, before freezing; None when skipped or already frozen."""
-    if run.options.skip_mx:
+    if run.options.skip_mx or run.step > 1:  # a follow-up's domains were checked by step 1
         return None
     with ws.db.connect() as conn:
         if deliveries.has_deliveries(conn, run.id):
