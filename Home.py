@@ -41,6 +41,7 @@ page = st.navigation(
             url_path="schedules",
         ),
         st.Page("pages/results.py", title="Results", icon="📊", url_path="results"),
+        st.Page("pages/replies.py", title="Replies", icon="💬", url_path="replies"),
         st.Page(
             "pages/templates.py",
             title="Templates",

@@ -144,9 +144,10 @@ def ledger_column_config() -> dict[str, object]:
         name: st.column_config.Column(label, width=width)
         for name, (label, width) in LEDGER_LABELS.items()
     }
-    config["sent_at"] = st.column_config.DatetimeColumn(
-        LEDGER_LABELS["sent_at"][0], width="medium", format="YYYY-MM-DD HH:mm:ss z"
-    )
+    for column in ("sent_at", "feedback_at"):
+        config[column] = st.column_config.DatetimeColumn(
+            LEDGER_LABELS[column][0], width="medium", format="YYYY-MM-DD HH:mm:ss z"
+        )
     config["row_number"] = st.column_config.NumberColumn(
         LEDGER_LABELS["row_number"][0], width="small", help="row in the audience file"
     )

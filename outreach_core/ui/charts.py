@@ -73,24 +73,25 @@ def outcome_colors(outcomes: list[str]) -> dict[str, str]:
 # --- frames (the CSV columns) --------------------------------------------------------------
 
 
-def rate_label(kpi: Kpi) -> str:
-    """`97.5%`, or an em dash when nothing was attempted."""
-    return "—" if kpi.delivery_rate is None else f"{kpi.delivery_rate:.1%}"
+def rate_label(kpi: Kpi, rate: str = "delivery_rate") -> str:
+    """`97.5%` (the KPI's `rate`: delivery_rate, reply_rate or bounce_rate), or an em dash
+    when there is nothing to divide by."""
+    value = getattr(kpi, rate)
+    return "—" if value is None else f"{value:.1%}"
+
+
+KPI_RATES = ("delivery_rate", "reply_rate", "bounce_rate")
 
 
 def kpi_frame(kpis: list[Kpi]) -> pd.DataFrame:
+    counts = ("days", "sent", "failed", "skipped", "bounced", "replied")
     return pd.DataFrame(
         [
-            {
-                "days": k.days,
-                "sent": k.sent,
-                "failed": k.failed,
-                "skipped": k.skipped,
-                "delivery_rate": None if k.delivery_rate is None else round(k.delivery_rate, 4),
-            }
+            {c: getattr(k, c) for c in counts}
+            | {r: None if getattr(k, r) is None else round(getattr(k, r), 4) for r in KPI_RATES}
             for k in kpis
         ],
-        columns=["days", "sent", "failed", "skipped", "delivery_rate"],
+        columns=[*counts, *KPI_RATES],
     )
 
 
@@ -138,6 +139,9 @@ LEDGER_HEADINGS = {
     "latency_ms": "Latency (ms)",
     "updated_at": "Outcome at",
     "sent_at": "Sent at",
+    "step": "Step",
+    "feedback": "Reply / bounce",
+    "feedback_at": "Reply / bounce at",
 }
 LEDGER_COLUMNS = [
     "delivery_id",
@@ -152,15 +156,18 @@ LEDGER_COLUMNS = [
     "latency_ms",
     "updated_at",
     "sent_at",
+    "step",
+    "feedback",
+    "feedback_at",
 ]
 
 
 def ledger_frame(rows: list[LedgerRow], tz: object) -> pd.DataFrame:
     """Ledger rows with times in the viewer's zone."""
     frame = pd.DataFrame([r.model_dump() for r in rows], columns=LEDGER_COLUMNS)
-    for column in ("updated_at", "sent_at"):
+    for column in ("updated_at", "sent_at", "feedback_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True).dt.tz_convert(tz)
-    for column in ("reply_code", "latency_ms"):
+    for column in ("reply_code", "latency_ms", "step"):
         frame[column] = frame[column].astype("Int64")
     return frame
 
@@ -306,7 +313,8 @@ def latency_figure(frame: pd.DataFrame) -> go.Figure:
 def funnel_figure(frame: pd.DataFrame, run_label: str) -> go.Figure:
     if frame.empty or not frame["count"].any():
         return _empty(f"Funnel of {run_label}")
-    colors = ["#4F6272", "#5DA9D6", "#2B6C99", STATUS_COLORS["sent"]]
+    # delivered and replied in the feedback charts' colours (`feedback_charts`)
+    colors = ["#4F6272", "#5DA9D6", "#2B6C99", STATUS_COLORS["sent"], "#2E9E5B", "#0B5FA5"]
     fig = go.Figure(
         go.Funnel(
             y=frame["step"],
