@@ -25,7 +25,7 @@ from tests.e2e.test_results_pages import figures, trace_totals
 
 #: a subject that would be a link, bold text and a script URL if anything interpreted it
 HOSTILE = "[open me](javascript:alert(1)) **now** <a href='https://evil.example/x'>x</a>"
-FORMULA = "=HYPERLINK(\"https://evil.example\",\"hi\")"
+FORMULA = '=HYPERLINK("https://evil.example","hi")'
 
 
 def start(page: str | None = None) -> AppTest:
