@@ -59,8 +59,16 @@ else:
                 feedback_charts.REPLY_HEADINGS["at"], format="YYYY-MM-DD HH:mm z"
             ),
             "subject": st.column_config.TextColumn(
-                feedback_charts.REPLY_HEADINGS["subject"], width="large"
+                feedback_charts.REPLY_HEADINGS["subject"],
+                width="medium",
+                help="as the reply's Subject header says it; the message stays in the mailbox",
             ),
+            "evidence": st.column_config.TextColumn(
+                feedback_charts.REPLY_HEADINGS["evidence"],
+                help="in thread: the reply's In-Reply-To or References names our message; by "
+                "sender: it came from the recipient's address without them",
+            ),
+            "run_id": None,  # in the CSV, not on screen
         },
     )
     if found.total > len(found.rows):

@@ -38,8 +38,10 @@ FEEDBACK_LABELS: dict[str, str] = {
 }
 #: how a reply was tied to its delivery, as the Replies list says it
 EVIDENCE_LABELS: dict[str, str] = {
-    "thread": "threaded (In-Reply-To / References)",
-    "sender": "by sender address",
+    # its In-Reply-To or References named the message we sent
+    "thread": "in thread",
+    # no thread headers: it came from the recipient's address (weaker evidence)
+    "sender": "by sender",
 }
 NO_ENGINE = "(none)"
 

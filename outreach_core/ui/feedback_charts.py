@@ -56,14 +56,14 @@ def feedback_group_frame(rows: list[FeedbackGroup], name: str) -> pd.DataFrame:
 
 
 #: the Replies table's columns (the CSV's names) and how the page heads them
-REPLY_COLUMNS = ["at", "email", "workflow", "step", "subject", "evidence", "engine", "run_id"]
+REPLY_COLUMNS = ["at", "email", "subject", "workflow", "step", "evidence", "engine", "run_id"]
 REPLY_HEADINGS = {
     "at": "When",
     "email": "Who answered",
     "workflow": "Workflow",
     "step": "Step",
     "subject": "Subject",
-    "evidence": "Matched",
+    "evidence": "Matched by",
     "engine": "Engine",
     "run_id": "Run",
 }

@@ -143,7 +143,7 @@ def test_replies_page_lists_who_answered_as_plain_text(
     assert list(frame["subject"]) == [FORMULA, HOSTILE, "Re: Spring workshop"]
     assert list(frame["workflow"]) == [demo.workflow.name] * 3
     assert list(frame["step"]) == [1, 1, 1]
-    assert frame["evidence"][1] == "by sender address"
+    assert frame["evidence"][1] == "by sender"
     assert "Out of office" not in set(frame["subject"])
     assert frame["at"].iloc[0] > frame["at"].iloc[1] > frame["at"].iloc[2]
     assert not [text for text in markdown_sources(at) if "evil.example" in text]

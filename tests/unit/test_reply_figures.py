@@ -114,7 +114,7 @@ def test_search_term_is_trimmed_and_lowercased(text: str, term: str | None) -> N
 
 
 def test_evidence_is_said_in_words() -> None:
-    assert figures.evidence_label("thread").startswith("threaded")
-    assert figures.evidence_label("sender") == "by sender address"
+    assert figures.evidence_label("thread") == "in thread"
+    assert figures.evidence_label("sender") == "by sender"
     assert figures.evidence_label(None) == ""
     assert figures.evidence_label("other") == "other"
