@@ -55,7 +55,9 @@ page = st.navigation(
             url_path="suppressions",
         ),
         st.Page("pages/audit.py", title="Audit", icon="📜", url_path="audit"),
-    ]
+    ],
+    # every page listed: past ten, Streamlit would hide the rest behind "View more"
+    expanded=True,
 )
 
 try:
