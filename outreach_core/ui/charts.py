@@ -186,7 +186,7 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 NO_DATA = "No data yet for this range and filter"
 
 
-def _empty(title: str) -> go.Figure:
+def empty_figure(title: str) -> go.Figure:
     """A chart with nothing to show: its title and "no data yet", no axes or grid."""
     fig = go.Figure()
     fig.update_layout(title=title, **dict(LAYOUT, height=200))
@@ -197,7 +197,7 @@ def _empty(title: str) -> go.Figure:
     return fig
 
 
-def _whole_counts(fig: go.Figure, frame: pd.DataFrame, axis: str = "y") -> None:
+def whole_counts(fig: go.Figure, frame: pd.DataFrame, axis: str = "y") -> None:
     """Counts are whole numbers: no 0.5 ticks on a small chart."""
     if not frame.empty and frame.groupby(list(frame.columns[:1]))["count"].sum().max() < 10:
         (fig.update_yaxes if axis == "y" else fig.update_xaxes)(dtick=1)
@@ -208,7 +208,7 @@ def day_figure(frame: pd.DataFrame, zone_name: str, start: date, end: date) -> g
     range shows its empty days instead of one bar stretched across the chart."""
     title = f"Outcomes per day ({zone_name})"
     if frame.empty:
-        return _empty(title)
+        return empty_figure(title)
     outcomes = sorted(frame["outcome"].unique(), key=outcome_order)
     fig = px.bar(
         frame,
@@ -237,14 +237,14 @@ def day_figure(frame: pd.DataFrame, zone_name: str, start: date, end: date) -> g
     # a date axis sizes bars from the gap between days; with one day there is none, so the
     # bar would be a hairline: give every bar 80% of a day (in ms, the axis' unit)
     fig.update_traces(width=0.8 * DAY_MS)
-    _whole_counts(fig, frame)
+    whole_counts(fig, frame)
     return fig
 
 
 def group_figure(frame: pd.DataFrame, name: str, title: str, axis: str) -> go.Figure:
     """A horizontal stacked bar per group (domain or engine), biggest on top."""
     if frame.empty:
-        return _empty(title)
+        return empty_figure(title)
     groups = list(dict.fromkeys(frame[name]))
     statuses = [s for s in OUTCOMES if s in set(frame["status"])]
     fig = px.bar(
@@ -260,14 +260,14 @@ def group_figure(frame: pd.DataFrame, name: str, title: str, axis: str) -> go.Fi
     )
     layout = dict(LAYOUT, height=max(260, 120 + 24 * len(groups)))
     fig.update_layout(barmode="stack", **layout)
-    _whole_counts(fig, frame, axis="x")
+    whole_counts(fig, frame, axis="x")
     return fig
 
 
 def error_figure(frame: pd.DataFrame) -> go.Figure:
     title = "Reply codes and error reasons (failed, deferred, unknown)"
     if frame.empty:
-        return _empty(title)
+        return empty_figure(title)
     statuses = [s for s in OUTCOMES if s in set(frame["status"])]
     fig = px.bar(
         frame,
@@ -285,14 +285,14 @@ def error_figure(frame: pd.DataFrame) -> go.Figure:
     )
     fig.update_layout(barmode="stack", **LAYOUT)
     fig.update_xaxes(type="category")
-    _whole_counts(fig, frame)
+    whole_counts(fig, frame)
     return fig
 
 
 def latency_figure(frame: pd.DataFrame) -> go.Figure:
     title = "Send latency per run (engine accept time)"
     if frame.empty:
-        return _empty(title)
+        return empty_figure(title)
     fig = go.Figure()
     for column, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99")):
         fig.add_trace(
@@ -312,7 +312,7 @@ def latency_figure(frame: pd.DataFrame) -> go.Figure:
 
 def funnel_figure(frame: pd.DataFrame, run_label: str) -> go.Figure:
     if frame.empty or not frame["count"].any():
-        return _empty(f"Funnel of {run_label}")
+        return empty_figure(f"Funnel of {run_label}")
     # delivered and replied in the feedback charts' colours (`feedback_charts`)
     colors = ["#4F6272", "#5DA9D6", "#2B6C99", STATUS_COLORS["sent"], "#2E9E5B", "#0B5FA5"]
     fig = go.Figure(

@@ -21,7 +21,7 @@ from outreach_core.domain.reply_figures import (
     FeedbackGroup,
     Reply,
 )
-from outreach_core.ui.charts import DAILY_TICKS, DAY_MS, LAYOUT, _empty, _whole_counts
+from outreach_core.ui.charts import DAILY_TICKS, DAY_MS, LAYOUT, empty_figure, whole_counts
 
 #: one colour per outcome in every chart: answers in blues, bounces in the failure hues
 FEEDBACK_COLORS = {
@@ -88,7 +88,7 @@ def feedback_day_figure(frame: pd.DataFrame, zone_name: str, start: date, end: d
     """Outcomes per local day, stacked by kind, over the whole range picked."""
     title = f"Replies, bounces and complaints per day ({zone_name})"
     if frame.empty:
-        return _empty(title)
+        return empty_figure(title)
     outcomes = [o for o in LABEL_ORDER if o in set(frame["outcome"])]
     fig = px.bar(
         frame,
@@ -114,14 +114,14 @@ def feedback_day_figure(frame: pd.DataFrame, zone_name: str, start: date, end: d
         ],
     )
     fig.update_traces(width=0.8 * DAY_MS)
-    _whole_counts(fig, frame)
+    whole_counts(fig, frame)
     return fig
 
 
 def feedback_group_figure(frame: pd.DataFrame, name: str, title: str, axis: str) -> go.Figure:
     """A horizontal stacked bar per group (engine, step), in the frame's order, top down."""
     if frame.empty:
-        return _empty(title)
+        return empty_figure(title)
     groups = list(dict.fromkeys(frame[name]))
     outcomes = [o for o in LABEL_ORDER if o in set(frame["outcome"])]
     fig = px.bar(
@@ -136,5 +136,5 @@ def feedback_group_figure(frame: pd.DataFrame, name: str, title: str, axis: str)
         title=title,
     )
     fig.update_layout(barmode="stack", **dict(LAYOUT, height=max(260, 120 + 28 * len(groups))))
-    _whole_counts(fig, frame, axis="x")
+    whole_counts(fig, frame, axis="x")
     return fig

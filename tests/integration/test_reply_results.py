@@ -43,7 +43,9 @@ def sent(workspace: Workspace, tmp_path: Path) -> tuple[Workflow, int, list[int]
     return workflow, run_id, ids
 
 
-def event(delivery_id: int, kind: FeedbackKind, at: datetime, **extra: object) -> DeliveryEvent:
+def make_event(
+    delivery_id: int, kind: FeedbackKind, at: datetime, **extra: object
+) -> DeliveryEvent:
     return DeliveryEvent(
         delivery_id=delivery_id,
         kind=kind,
@@ -53,10 +55,15 @@ def event(delivery_id: int, kind: FeedbackKind, at: datetime, **extra: object) -
     )
 
 
-def seed_feedback(ws: Workspace, ids: list[int]) -> None:
+def seed_feedback(ws: Workspace, ids: list[int], *, when: datetime | None = None) -> None:
     """Replies from deliveries 0 (twice), 1 and 2; an auto-reply from 3; a hard bounce of 4
-    (mailbox) and 5 (webhook); a soft bounce of 6; delivery 2 is a step-2 follow-up."""
+    (mailbox) and 5 (webhook); a soft bounce of 6; delivery 2 is a step-2 follow-up. Each at
+    its time of March 2026, or all at `when`."""
     now = utcnow()
+
+    def event(delivery_id: int, kind: FeedbackKind, at: datetime, **extra: object) -> DeliveryEvent:
+        return make_event(delivery_id, kind, when or at, **extra)
+
     with ws.db.begin() as conn:
         conn.execute(
             deliveries_table.update().where(deliveries_table.c.id == ids[2]).values(step=2)
@@ -75,7 +82,7 @@ def seed_feedback(ws: Workspace, ids: list[int]) -> None:
                                  evidence="dsn"), now=now)  # fmt: skip
         record_event(conn, event(ids[6], FeedbackKind.SOFT_BOUNCE, TUE_NIGHT, status="4.2.2",
                                  evidence="dsn"), now=now)  # fmt: skip
-        feedback.set_feedback(conn, ids[5], Feedback.BOUNCED, now=TUE_NOON)
+        feedback.set_feedback(conn, ids[5], Feedback.BOUNCED, now=when or TUE_NOON)
 
 
 def paris(**extra: object) -> ResultsFilter:
@@ -123,9 +130,10 @@ def test_outcomes_per_local_day_engine_and_step(workspace: Workspace, sent) -> N
 
 def test_home_rates_and_the_run_funnel_continue_to_replied(workspace: Workspace, sent) -> None:
     """Verify reply rate = replied / (sent - hard bounced) and bounce rate = hard bounced /
-    sent over the messages sent in each window, and the funnel's delivered and replied."""
+    sent over the messages sent in each window, and the funnel's delivered and replied. The
+    answers are dated two hours before the messages were sent (a skewed clock): they count."""
     _, run_id, ids = sent
-    seed_feedback(workspace, ids)
+    seed_feedback(workspace, ids, when=utcnow() - timedelta(hours=2))
 
     kpis = results.kpis(workspace)
 

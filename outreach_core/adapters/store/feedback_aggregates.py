@@ -9,16 +9,17 @@ are read from the (kind, at) index of `delivery_events`, newest first, and stop 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outreach_core.adapters.store.result_aggregates import (
-    _per_day,
     char_position,
     delivery_engine,
+    no_seek,
+    per_day,
     scoped,
 )
 from outreach_core.adapters.store.tables import deliveries, delivery_events, runs, workflows
@@ -52,7 +53,7 @@ def feedback_by_day(
 
     return [
         (int(d), str(f), int(n))
-        for query in _per_day(days, build)
+        for query in per_day(days, build)
         for d, f, n in conn.execute(query)
     ]
 
@@ -78,19 +79,32 @@ def feedback_by_step(conn: Connection, scope: Scope) -> list[tuple[int, str, int
     return [(int(s), str(f), int(n)) for s, f, n in conn.execute(query)]
 
 
+#: how much earlier than its message was sent an answer may say it was written (the
+#: writer's clock, a mailbox's Date header): the feedback index is read from the window's
+#: start less this, so a reply dated a little before its message still counts
+CLOCK_SKEW = timedelta(days=1)
+
+
 def sent_feedback_in_windows(
     conn: Connection, *, end: datetime, starts: dict[str, datetime]
 ) -> dict[str, dict[str, int]]:
     """Of the deliveries sent with their outcome time in [start, end), how many came back
-    with each feedback (whenever it came): {window name: {feedback: count}}."""
+    with each feedback (whenever it came): {window name: {feedback: count}}.
+
+    What came back for a message comes after it was sent, so each window reads the feedback
+    index from its start (less CLOCK_SKEW) only, and checks status and send time in the index:
+    the (status, updated_at) range would read every message sent in the window from the table.
+    """
     found: dict[str, dict[str, int]] = {}
     for name, start in starts.items():
+        sent_at = no_seek(deliveries.c.updated_at)
         rows = conn.execute(
             _with_feedback(
                 sa.select(deliveries.c.feedback, sa.func.count()).where(
-                    deliveries.c.status == DeliveryStatus.SENT,
-                    deliveries.c.updated_at >= start,
-                    deliveries.c.updated_at < end,
+                    no_seek(deliveries.c.status) == DeliveryStatus.SENT,
+                    sent_at >= start,
+                    sent_at < end,
+                    deliveries.c.feedback_at >= start - CLOCK_SKEW,
                 )
             ).group_by(deliveries.c.feedback)
         )
