@@ -121,7 +121,7 @@ reason = reason_col.selectbox("Reason", reason_options,
 page_no = page_col.number_input("Page", min_value=1, value=1, step=1, key="ledger_page")
 page = results.ledger(ws, flt, email_prefix=prefix, status=status, reason=reason, page=page_no)
 ledger = charts.ledger_frame(page.rows, tz)
-ui.table(ledger, placeholder="—", labels=charts.LEDGER_HEADINGS)
+ui.table(ledger, placeholder="—", labels=charts.LEDGER_HEADINGS, first=ui.LEDGER_FIRST)
 st.caption(f"Page {page.page} of {page.pages} · {page.total} deliveries match, newest first.")
 ui.csv_download("Download this page as CSV", charts.csv_bytes(ledger),
                 file_name=f"ledger-page-{page.page}.csv", key="csv_ledger")  # fmt: skip
@@ -133,6 +133,6 @@ if email.strip():
     if history.empty:
         st.info("No delivery to this address in any run.")
     else:
-        ui.table(history, placeholder="—", labels=charts.LEDGER_HEADINGS)
+        ui.table(history, placeholder="—", labels=charts.LEDGER_HEADINGS, first=ui.LEDGER_FIRST)
         ui.csv_download("Download history as CSV", charts.csv_bytes(history),
                         file_name="recipient-history.csv", key="csv_history")  # fmt: skip

@@ -17,7 +17,7 @@ from outreach_core.domain.csv_cells import neutralise_csv
 from outreach_core.domain.unsubscribe_checks import Severity, UnsubscribeFinding
 from outreach_core.ui import auth
 from outreach_core.ui.auth import actor, can, current_user, gate, require_role, settings_error
-from outreach_core.ui.charts import csv_bytes
+from outreach_core.ui.charts import LEDGER_FIRST, csv_bytes
 from outreach_core.ui.compliance_views import domain_check_frame
 from outreach_core.ui.preflight_views import (
     confirm_send,
@@ -52,6 +52,7 @@ from outreach_core.ui.views import (
 __all__ = [
     "CLI_SEND",
     "CLI_SEND_BLOCK",
+    "LEDGER_FIRST",
     "ChecklistItem",
     "actor",
     "browser_timezone",

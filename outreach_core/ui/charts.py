@@ -143,6 +143,9 @@ LEDGER_HEADINGS = {
     "feedback": "Reply / bounce",
     "feedback_at": "Reply / bounce at",
 }
+#: what a ledger table shows first: the address, its state and what came back (the reason,
+#: wide, follows; the CSV keeps LEDGER_COLUMNS' order)
+LEDGER_FIRST = ("email", "status", "feedback")
 LEDGER_COLUMNS = [
     "delivery_id",
     "run_id",

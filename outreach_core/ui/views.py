@@ -42,7 +42,7 @@ LEDGER_LABELS = {
     "message_id": ("Message id", "small"),
     "sent_at": ("Sent at", "medium"),
     "step": ("Step", "small"),
-    "feedback": ("Reply / bounce", "small"),
+    "feedback": ("Reply / bounce", None),
     "feedback_at": ("Reply / bounce at", "medium"),
 }
 
