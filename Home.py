@@ -41,6 +41,7 @@ page = st.navigation(
             url_path="schedules",
         ),
         st.Page("pages/results.py", title="Results", icon="📊", url_path="results"),
+        st.Page("pages/replies.py", title="Replies", icon="💬", url_path="replies"),
         st.Page(
             "pages/templates.py",
             title="Templates",
@@ -54,7 +55,9 @@ page = st.navigation(
             url_path="suppressions",
         ),
         st.Page("pages/audit.py", title="Audit", icon="📜", url_path="audit"),
-    ]
+    ],
+    # every page listed: past ten, Streamlit would hide the rest behind "View more"
+    expanded=True,
 )
 
 try:

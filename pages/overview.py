@@ -89,13 +89,29 @@ for column, kpi in zip(st.columns(len(kpis)), kpis, strict=True):
         failed.metric("Failed", kpi.failed, help="failed + deferred + unknown")
         skipped.metric("Skipped", kpi.skipped, help="invalid, duplicate, suppressed, unrenderable")
         rate.metric("Delivery rate", charts.rate_label(kpi), help="sent / (sent + failed)")
+        replies, bounces = st.columns(2)
+        replies.metric(
+            "Reply rate",
+            charts.rate_label(kpi, "reply_rate"),
+            help="replied / delivered, of the messages sent in the window; delivered = sent - "
+            "hard bounces. Replies read from the engine's mailbox; automatic replies not counted",
+        )
+        bounces.metric(
+            "Bounce rate",
+            charts.rate_label(kpi, "bounce_rate"),
+            help="hard bounces / sent, of the messages sent in the window (bounces reported by "
+            "the engine's webhooks or read from its mailbox)",
+        )
 ui.csv_download(
     "Download KPIs as CSV",
     charts.csv_bytes(charts.kpi_frame(kpis)),
     file_name="kpis.csv",
     key="csv_kpis",
 )
-st.caption("Charts per day, domain, engine and error, and the full ledger: open **Results**.")
+st.caption(
+    "Charts per day, domain, engine and error, replies and bounces, and the full ledger: open "
+    "**Results**; who answered: **Replies**."
+)
 # --- end of the deliveries block ------------------------------------------------------
 
 st.subheader("Recent runs")

@@ -1,4 +1,5 @@
-"""Results: outcomes over time, by domain, engine and error; latency; a run's funnel; the ledger."""
+"""Results: outcomes over time, by domain, engine and error; latency; what came back (replies,
+bounces, complaints) per day, engine and step; a run's funnel to replied; the ledger."""
 
 from datetime import datetime, timedelta
 
@@ -6,8 +7,8 @@ import streamlit as st
 
 from outreach_core import services, ui
 from outreach_core.domain.result_figures import OUTCOMES, ResultsFilter
-from outreach_core.services import results
-from outreach_core.ui import charts
+from outreach_core.services import replies, results
+from outreach_core.ui import charts, feedback_charts
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -70,7 +71,30 @@ with latency_col:
     frame = charts.latency_frame(data.latency)
     chart(charts.latency_figure(frame), frame, "latency-per-run.csv", "latency")
 
+st.subheader("What came back")
+st.caption(
+    "Replies, automatic replies, hard and soft bounces and complaints, on the day they came "
+    "back. Each delivery counts once, under the strongest: a complaint over a hard bounce over "
+    "a reply over an automatic reply over a soft bounce. Who answered: **Replies**."
+)
+came_back = replies.load_feedback(ws, flt)
+frame = feedback_charts.feedback_day_frame(came_back.by_day)
+chart(feedback_charts.feedback_day_figure(frame, zone_name, flt.start, flt.end), frame,
+      "came-back-per-day.csv", "feedback_day")  # fmt: skip
+engine_col, step_col = st.columns(2)
+with engine_col:
+    frame = feedback_charts.feedback_group_frame(came_back.by_engine, "engine")
+    chart(feedback_charts.feedback_group_figure(frame, "engine", "What came back by engine",
+          "Engine"), frame, "came-back-by-engine.csv", "feedback_engine")  # fmt: skip
+with step_col:
+    frame = feedback_charts.feedback_group_frame(came_back.by_step, "step")
+    chart(feedback_charts.feedback_group_figure(frame, "step", "What came back by workflow step",
+          "Step"), frame, "came-back-by-step.csv", "feedback_step")  # fmt: skip
+
 st.subheader("One run's funnel")
+st.caption(
+    "audience → valid address → rendered → sent → delivered (sent less hard bounces) → replied"
+)
 if data.runs:
     labels = dict(data.runs)
     newest_that_sent = results.default_funnel_run(ws, list(labels))
@@ -97,7 +121,7 @@ reason = reason_col.selectbox("Reason", reason_options,
 page_no = page_col.number_input("Page", min_value=1, value=1, step=1, key="ledger_page")
 page = results.ledger(ws, flt, email_prefix=prefix, status=status, reason=reason, page=page_no)
 ledger = charts.ledger_frame(page.rows, tz)
-ui.table(ledger, placeholder="—", labels=charts.LEDGER_HEADINGS)
+ui.table(ledger, placeholder="—", labels=charts.LEDGER_HEADINGS, first=ui.LEDGER_FIRST)
 st.caption(f"Page {page.page} of {page.pages} · {page.total} deliveries match, newest first.")
 ui.csv_download("Download this page as CSV", charts.csv_bytes(ledger),
                 file_name=f"ledger-page-{page.page}.csv", key="csv_ledger")  # fmt: skip
@@ -109,6 +133,6 @@ if email.strip():
     if history.empty:
         st.info("No delivery to this address in any run.")
     else:
-        ui.table(history, placeholder="—", labels=charts.LEDGER_HEADINGS)
+        ui.table(history, placeholder="—", labels=charts.LEDGER_HEADINGS, first=ui.LEDGER_FIRST)
         ui.csv_download("Download history as CSV", charts.csv_bytes(history),
                         file_name="recipient-history.csv", key="csv_history")  # fmt: skip

@@ -138,6 +138,7 @@ ui.table(
     ui.ledger_frame(run_summaries.run_outcome_rows(ws, run_id), tz),
     column_config=ui.ledger_column_config(),
     placeholder="—",
+    first=ui.LEDGER_FIRST,
 )
 ui.csv_download(
     "Download CSV", lambda: run_summaries.run_outcome_csv(ws, run_id), file_name=f"run-{run_id}.csv"

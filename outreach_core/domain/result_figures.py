@@ -97,18 +97,32 @@ class ResultsFilter(BaseModel):
 
 
 class Kpi(BaseModel):
-    """Outcomes of the last `days` days; failed counts failed, deferred and unknown."""
+    """Outcomes of the last `days` days; failed counts failed, deferred and unknown; bounced
+    and replied count the deliveries sent in the window that came back so (at any time)."""
 
     days: int
     sent: int
     failed: int
     skipped: int
+    bounced: int = 0
+    replied: int = 0
 
     @property
     def delivery_rate(self) -> float | None:
         """Sent among attempted (sent + failed); None when nothing was attempted."""
         attempted = self.sent + self.failed
         return self.sent / attempted if attempted else None
+
+    @property
+    def reply_rate(self) -> float | None:
+        """Replied among delivered (sent - hard bounced); None when nothing was delivered."""
+        delivered = self.sent - self.bounced
+        return self.replied / delivered if delivered > 0 else None
+
+    @property
+    def bounce_rate(self) -> float | None:
+        """Hard bounced among sent; None when nothing was sent."""
+        return self.bounced / self.sent if self.sent else None
 
 
 class DayCount(BaseModel):
@@ -182,6 +196,9 @@ class LedgerRow(BaseModel):
     latency_ms: int | None
     updated_at: datetime
     sent_at: datetime | None
+    #: what came back (`Feedback`) and when
+    feedback: str | None = None
+    feedback_at: datetime | None = None
 
 
 class LedgerPage(BaseModel):
@@ -324,13 +341,17 @@ def funnel_run(run_ids: Sequence[int], sent: Mapping[int, int]) -> int | None:
     return run_ids[0] if run_ids else None
 
 
-def kpi(days: int, by_status: Mapping[str, int]) -> Kpi:
-    """The KPI of one window from its deliveries per status."""
+def kpi(days: int, by_status: Mapping[str, int], feedback: Mapping[str, int] | None = None) -> Kpi:
+    """The KPI of one window from its deliveries per status and, of its sent deliveries, the
+    count per feedback (`bounced`, `replied`, ...)."""
+    feedback = feedback or {}
     return Kpi(
         days=days,
         sent=by_status.get("sent", 0),
         failed=sum(by_status.get(s, 0) for s in KPI_FAILED),
         skipped=by_status.get("skipped", 0),
+        bounced=feedback.get("bounced", 0),
+        replied=feedback.get("replied", 0),
     )
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from outreach_core.adapters.store import ledger_queries
+from outreach_core.adapters.store import feedback_aggregates, ledger_queries
 from outreach_core.adapters.store import result_aggregates as aggregates
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
+from outreach_core.domain.reply_figures import outcome_funnel
 from outreach_core.domain.result_figures import (
     NO_ADDRESS,
     FunnelStep,
@@ -42,12 +43,14 @@ HISTORY_LIMIT = 500
 def kpis(
     ws: Workspace, *, windows: Sequence[int] = (7, 30), now: datetime | None = None
 ) -> list[Kpi]:
-    """Sent, failed and skipped over the last days of each window (one query)."""
+    """Sent, failed and skipped over the last days of each window, and how many of the sent
+    ones bounced or were replied to (the reply and bounce rates)."""
     now = now or utcnow()
     starts = {f"d{days}": now - timedelta(days=days) for days in windows}
     with ws.db.connect() as conn:
         found = aggregates.status_counts_in_windows(conn, end=now, starts=starts)
-    return [kpi(days, found[f"d{days}"]) for days in windows]
+        came_back = feedback_aggregates.sent_feedback_in_windows(conn, end=now, starts=starts)
+    return [kpi(days, found[f"d{days}"], came_back[f"d{days}"]) for days in windows]
 
 
 def load(ws: Workspace, flt: ResultsFilter) -> ResultsData:
@@ -85,9 +88,10 @@ def load(ws: Workspace, flt: ResultsFilter) -> ResultsData:
 
 
 def run_funnel(ws: Workspace, run_id: int) -> list[FunnelStep]:
-    """One run's funnel: audience → valid → rendered → sent."""
+    """One run's funnel: audience → valid → rendered → sent → delivered → replied."""
     with ws.db.connect() as conn:
-        return funnel(aggregates.run_status_reasons(conn, run_id))
+        steps = funnel(aggregates.run_status_reasons(conn, run_id))
+        return outcome_funnel(steps, feedback_aggregates.run_feedback(conn, run_id))
 
 
 def default_funnel_run(ws: Workspace, run_ids: list[int]) -> int | None:

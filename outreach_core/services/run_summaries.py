@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from outreach_core.adapters.store import deliveries, retry_waits, runs, workflows
+from outreach_core.adapters.store import deliveries, ledger_queries, retry_waits, runs, workflows
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.csv_cells import write_csv
 from outreach_core.domain.models import Delivery, RunSummary
@@ -40,13 +40,16 @@ EXPORT_COLUMNS = [
     "attempts",
     "message_id",
     "sent_at",
-    # the workflow step the delivery belongs to (1: the workflow's own message)
+    # the workflow step, and what came back (`Feedback`: replied, bounced, ...) and when
     "step",
+    "feedback",
+    "feedback_at",
 ]
 
 
 def run_outcome_rows(ws: Workspace, run_id: int) -> list[list[object]]:
-    """One row per recipient: what happened and why. Holds no variables and no secret."""
+    """One row per recipient: what happened and why, and what came back. Holds no variables
+    and no secret."""
     with ws.db.connect() as conn:
         runs.get_run(conn, run_id)
         return [
@@ -60,8 +63,10 @@ def run_outcome_rows(ws: Workspace, run_id: int) -> list[list[object]]:
                 d.message_id or "",
                 d.sent_at.isoformat() if d.sent_at else "",
                 d.step,
+                d.feedback or "",
+                d.feedback_at.isoformat() if d.feedback_at else "",
             ]
-            for d in deliveries.list_deliveries(conn, run_id)
+            for d in ledger_queries.run_outcomes(conn, run_id)
         ]
 
 

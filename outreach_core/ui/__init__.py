@@ -17,7 +17,7 @@ from outreach_core.domain.csv_cells import neutralise_csv
 from outreach_core.domain.unsubscribe_checks import Severity, UnsubscribeFinding
 from outreach_core.ui import auth
 from outreach_core.ui.auth import actor, can, current_user, gate, require_role, settings_error
-from outreach_core.ui.charts import csv_bytes
+from outreach_core.ui.charts import LEDGER_FIRST, csv_bytes
 from outreach_core.ui.compliance_views import domain_check_frame
 from outreach_core.ui.preflight_views import (
     confirm_send,
@@ -53,6 +53,7 @@ from outreach_core.ui.views import (
 __all__ = [
     "CLI_SEND",
     "CLI_SEND_BLOCK",
+    "LEDGER_FIRST",
     "ChecklistItem",
     "actor",
     "browser_timezone",
@@ -147,9 +148,10 @@ def ledger_column_config() -> dict[str, object]:
         name: st.column_config.Column(label, width=width)
         for name, (label, width) in LEDGER_LABELS.items()
     }
-    config["sent_at"] = st.column_config.DatetimeColumn(
-        LEDGER_LABELS["sent_at"][0], width="medium", format="YYYY-MM-DD HH:mm:ss z"
-    )
+    for column in ("sent_at", "feedback_at"):
+        config[column] = st.column_config.DatetimeColumn(
+            LEDGER_LABELS[column][0], width="medium", format="YYYY-MM-DD HH:mm:ss z"
+        )
     config["row_number"] = st.column_config.NumberColumn(
         LEDGER_LABELS["row_number"][0], width="small", help="row in the audience file"
     )

@@ -73,24 +73,25 @@ def outcome_colors(outcomes: list[str]) -> dict[str, str]:
 # --- frames (the CSV columns) --------------------------------------------------------------
 
 
-def rate_label(kpi: Kpi) -> str:
-    """`97.5%`, or an em dash when nothing was attempted."""
-    return "—" if kpi.delivery_rate is None else f"{kpi.delivery_rate:.1%}"
+def rate_label(kpi: Kpi, rate: str = "delivery_rate") -> str:
+    """`97.5%` (the KPI's `rate`: delivery_rate, reply_rate or bounce_rate), or an em dash
+    when there is nothing to divide by."""
+    value = getattr(kpi, rate)
+    return "—" if value is None else f"{value:.1%}"
+
+
+KPI_RATES = ("delivery_rate", "reply_rate", "bounce_rate")
 
 
 def kpi_frame(kpis: list[Kpi]) -> pd.DataFrame:
+    counts = ("days", "sent", "failed", "skipped", "bounced", "replied")
     return pd.DataFrame(
         [
-            {
-                "days": k.days,
-                "sent": k.sent,
-                "failed": k.failed,
-                "skipped": k.skipped,
-                "delivery_rate": None if k.delivery_rate is None else round(k.delivery_rate, 4),
-            }
+            {c: getattr(k, c) for c in counts}
+            | {r: None if getattr(k, r) is None else round(getattr(k, r), 4) for r in KPI_RATES}
             for k in kpis
         ],
-        columns=["days", "sent", "failed", "skipped", "delivery_rate"],
+        columns=[*counts, *KPI_RATES],
     )
 
 
@@ -139,7 +140,13 @@ LEDGER_HEADINGS = {
     "latency_ms": "Latency (ms)",
     "updated_at": "Outcome at",
     "sent_at": "Sent at",
+    "step": "Step",
+    "feedback": "Reply / bounce",
+    "feedback_at": "Reply / bounce at",
 }
+#: what a ledger table shows first: the address, its state and what came back (the reason,
+#: wide, follows; the CSV keeps LEDGER_COLUMNS' order)
+LEDGER_FIRST = ("email", "status", "feedback")
 LEDGER_COLUMNS = [
     "delivery_id",
     "run_id",
@@ -154,15 +161,17 @@ LEDGER_COLUMNS = [
     "latency_ms",
     "updated_at",
     "sent_at",
+    "feedback",
+    "feedback_at",
 ]
 
 
 def ledger_frame(rows: list[LedgerRow], tz: object) -> pd.DataFrame:
     """Ledger rows with times in the viewer's zone."""
     frame = pd.DataFrame([r.model_dump() for r in rows], columns=LEDGER_COLUMNS)
-    for column in ("updated_at", "sent_at"):
+    for column in ("updated_at", "sent_at", "feedback_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True).dt.tz_convert(tz)
-    for column in ("reply_code", "latency_ms"):
+    for column in ("reply_code", "latency_ms", "step"):
         frame[column] = frame[column].astype("Int64")
     return frame
 
@@ -181,7 +190,7 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 NO_DATA = "No data yet for this range and filter"
 
 
-def _empty(title: str) -> go.Figure:
+def empty_figure(title: str) -> go.Figure:
     """A chart with nothing to show: its title and "no data yet", no axes or grid."""
     fig = go.Figure()
     fig.update_layout(title=title, **dict(LAYOUT, height=200))
@@ -192,7 +201,7 @@ def _empty(title: str) -> go.Figure:
     return fig
 
 
-def _whole_counts(fig: go.Figure, frame: pd.DataFrame, axis: str = "y") -> None:
+def whole_counts(fig: go.Figure, frame: pd.DataFrame, axis: str = "y") -> None:
     """Counts are whole numbers: no 0.5 ticks on a small chart."""
     if not frame.empty and frame.groupby(list(frame.columns[:1]))["count"].sum().max() < 10:
         (fig.update_yaxes if axis == "y" else fig.update_xaxes)(dtick=1)
@@ -203,7 +212,7 @@ def day_figure(frame: pd.DataFrame, zone_name: str, start: date, end: date) -> g
     range shows its empty days instead of one bar stretched across the chart."""
     title = f"Outcomes per day ({zone_name})"
     if frame.empty:
-        return _empty(title)
+        return empty_figure(title)
     outcomes = sorted(frame["outcome"].unique(), key=outcome_order)
     fig = px.bar(
         frame,
@@ -232,14 +241,14 @@ def day_figure(frame: pd.DataFrame, zone_name: str, start: date, end: date) -> g
     # a date axis sizes bars from the gap between days; with one day there is none, so the
     # bar would be a hairline: give every bar 80% of a day (in ms, the axis' unit)
     fig.update_traces(width=0.8 * DAY_MS)
-    _whole_counts(fig, frame)
+    whole_counts(fig, frame)
     return fig
 
 
 def group_figure(frame: pd.DataFrame, name: str, title: str, axis: str) -> go.Figure:
     """A horizontal stacked bar per group (domain or engine), biggest on top."""
     if frame.empty:
-        return _empty(title)
+        return empty_figure(title)
     groups = list(dict.fromkeys(frame[name]))
     statuses = [s for s in OUTCOMES if s in set(frame["status"])]
     fig = px.bar(
@@ -255,14 +264,14 @@ def group_figure(frame: pd.DataFrame, name: str, title: str, axis: str) -> go.Fi
     )
     layout = dict(LAYOUT, height=max(260, 120 + 24 * len(groups)))
     fig.update_layout(barmode="stack", **layout)
-    _whole_counts(fig, frame, axis="x")
+    whole_counts(fig, frame, axis="x")
     return fig
 
 
 def error_figure(frame: pd.DataFrame) -> go.Figure:
     title = "Reply codes and error reasons (failed, deferred, unknown)"
     if frame.empty:
-        return _empty(title)
+        return empty_figure(title)
     statuses = [s for s in OUTCOMES if s in set(frame["status"])]
     fig = px.bar(
         frame,
@@ -280,14 +289,14 @@ def error_figure(frame: pd.DataFrame) -> go.Figure:
     )
     fig.update_layout(barmode="stack", **LAYOUT)
     fig.update_xaxes(type="category")
-    _whole_counts(fig, frame)
+    whole_counts(fig, frame)
     return fig
 
 
 def latency_figure(frame: pd.DataFrame) -> go.Figure:
     title = "Send latency per run (engine accept time)"
     if frame.empty:
-        return _empty(title)
+        return empty_figure(title)
     fig = go.Figure()
     for column, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99")):
         fig.add_trace(
@@ -307,8 +316,9 @@ def latency_figure(frame: pd.DataFrame) -> go.Figure:
 
 def funnel_figure(frame: pd.DataFrame, run_label: str) -> go.Figure:
     if frame.empty or not frame["count"].any():
-        return _empty(f"Funnel of {run_label}")
-    colors = ["#4F6272", "#5DA9D6", "#2B6C99", STATUS_COLORS["sent"]]
+        return empty_figure(f"Funnel of {run_label}")
+    # delivered and replied in the feedback charts' colours (`feedback_charts`)
+    colors = ["#4F6272", "#5DA9D6", "#2B6C99", STATUS_COLORS["sent"], "#2E9E5B", "#0B5FA5"]
     fig = go.Figure(
         go.Funnel(
             y=frame["step"],

@@ -41,6 +41,9 @@ LEDGER_LABELS = {
     "attempts": ("Attempts", "small"),
     "message_id": ("Message id", "small"),
     "sent_at": ("Sent at", "medium"),
+    "step": ("Step", "small"),
+    "feedback": ("Reply / bounce", None),
+    "feedback_at": ("Reply / bounce at", "medium"),
 }
 
 RECENT_RUN_COLUMNS = ["Run", "Workflow", "State", "Created", "Sent", "Failed", "Skipped", "Total"]
@@ -134,16 +137,18 @@ def waiting_frame(waiting: list[Delivery], tz: tzinfo = UTC) -> pd.DataFrame:
 def ledger_frame(rows: list[list[object]], tz: tzinfo = UTC) -> pd.DataFrame:
     """The per-recipient outcome rows (as `run_summaries.run_outcome_rows` gives them) as a table.
 
-    Same columns as the CSV export; `sent_at` becomes a time in `tz` (empty when not sent).
+    Same columns as the CSV export; `sent_at` and `feedback_at` become times in `tz` (empty
+    when not sent, nothing came back).
     """
     frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS, dtype=object)
     frame["row_number"] = pd.to_numeric(frame["row_number"].replace("", None)).astype("Int64")
     for column in ("delivery_id", "attempts", "step"):
         frame[column] = frame[column].astype("int64")
-    for column in ("email", "status", "reason", "message_id"):
+    for column in ("email", "status", "reason", "message_id", "feedback"):
         frame[column] = frame[column].map(str).astype("string")
-    sent_at = pd.to_datetime(frame["sent_at"].replace("", None), utc=True, format="ISO8601")
-    frame["sent_at"] = sent_at.dt.tz_convert(tz)
+    for column in ("sent_at", "feedback_at"):
+        moment = pd.to_datetime(frame[column].replace("", None), utc=True, format="ISO8601")
+        frame[column] = moment.dt.tz_convert(tz)
     return frame
 
 

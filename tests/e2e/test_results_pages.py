@@ -21,14 +21,16 @@ from streamlit.testing.v1 import AppTest
 from outreach_core import services
 from outreach_core.adapters.settings import Settings
 from outreach_core.adapters.store import deliveries
+from outreach_core.adapters.store.delivery_events import DeliveryEvent, record_event
 from outreach_core.adapters.store.tables import deliveries as ledger
 from outreach_core.adapters.store.tables import runs
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain import result_figures
 from outreach_core.domain.clock import utcnow
+from outreach_core.domain.feedback_rules import FeedbackKind
 from outreach_core.services import results
 from outreach_core.services.demo import load_demo
-from outreach_core.ui import charts
+from outreach_core.ui import charts, feedback_charts
 from tests.e2e.dashboard import HOME, Demo, send_run
 
 SECRET = "s3cr3t-Passw0rd-xyz"
@@ -85,6 +87,32 @@ def seed_failures(ws: Workspace, run_id: int) -> None:
             )
 
 
+#: every outcome's colour, sending and what came back
+PALETTE = charts.STATUS_COLORS | feedback_charts.FEEDBACK_COLORS
+
+
+def seed_came_back(ws: Workspace, run_id: int) -> None:
+    """Replies to two of the run's sent deliveries, an auto-reply and a hard bounce."""
+    kinds = [FeedbackKind.REPLY, FeedbackKind.REPLY, FeedbackKind.AUTO_REPLY,
+             FeedbackKind.HARD_BOUNCE]  # fmt: skip
+    now = utcnow()
+    with ws.db.begin() as conn:
+        sent = [d for d in deliveries.list_deliveries(conn, run_id) if d.status == "sent"]
+        for d, kind in zip(sent, kinds, strict=False):
+            record_event(
+                conn,
+                DeliveryEvent(
+                    delivery_id=d.id,
+                    kind=kind,
+                    message_key=f"1:1:{d.id}",
+                    at=now,
+                    detail=f"Re: hello {d.id}",
+                    evidence="thread",
+                ),
+                now=now,
+            )
+
+
 def direct_counts(ws: Workspace) -> Counter[tuple[str, str]]:
     """(status, reason word or '') of every delivery, straight from the table."""
     with ws.db.connect() as conn:
@@ -106,10 +134,12 @@ def test_home_shows_kpis_of_7_and_30_days_equal_to_the_ledger(demo: Demo) -> Non
 
     at = start()
 
-    assert [m.label for m in at.metric][4:] == ["Sent", "Failed", "Skipped", "Delivery rate"] * 2
+    labels = ["Sent", "Failed", "Skipped", "Delivery rate", "Reply rate", "Bounce rate"]
+    assert [m.label for m in at.metric][4:] == labels * 2
     values = [m.value for m in at.metric][4:]
     rate = f"{sent / (sent + failed):.1%}"
-    assert values == [str(sent), str(failed), str(skipped), rate] * 2
+    # nothing came back yet: no reply, no bounce
+    assert values == [str(sent), str(failed), str(skipped), rate, "0.0%", "0.0%"] * 2
     assert at.download_button(key="csv_kpis").proto.label == "Download KPIs as CSV"
     recent = at.download_button(key="csv_recent_runs").proto
     assert recent.label == "Download recent runs as CSV"
@@ -155,7 +185,9 @@ def test_results_charts_equal_counts_queried_from_the_ledger(demo: Demo) -> None
     [funnel] = [spec for title, spec in specs.items() if title.startswith("Funnel of run")]
     total = sum(counts.values())
     invalid = sum(n for (s, w), n in counts.items() if s == "skipped")
-    assert funnel["data"][0]["x"] == [total, total - invalid, total - invalid, counts[("sent", "")]]
+    sent = counts[("sent", "")]
+    # nothing came back: every sent message counts as delivered, none replied
+    assert funnel["data"][0]["x"] == [total, total - invalid, total - invalid, sent, sent, 0]
 
     latency = specs["Send latency per run (engine accept time)"]
     assert [t["name"] for t in latency["data"]] == ["p50", "p90", "p99"]
@@ -167,6 +199,7 @@ def test_every_chart_has_titles_axes_and_consistent_status_colours(demo: Demo) -
     wherever it appears."""
     run_id = send_run(demo.ws, demo.workflow)
     seed_failures(demo.ws, run_id)
+    seed_came_back(demo.ws, run_id)
 
     at = start("pages/results.py")
 
@@ -178,12 +211,11 @@ def test_every_chart_has_titles_axes_and_consistent_status_colours(demo: Demo) -
             assert layout["xaxis"]["title"]["text"], title
             assert layout["yaxis"]["title"]["text"], title
         for trace in spec["data"]:
-            if trace.get("type") == "bar" and trace["name"] in charts.STATUS_COLORS:
+            if trace.get("type") == "bar" and trace["name"] in PALETTE:
                 colours[trace["name"]].add(trace["marker"]["color"])
-    assert {name: c for name, c in colours.items()} == {
-        name: {charts.STATUS_COLORS[name]} for name in colours
-    }
+    assert {name: c for name, c in colours.items()} == {name: {PALETTE[name]} for name in colours}
     assert {"sent", "failed", "deferred", "skipped"} <= set(colours)
+    assert {"reply", "auto-reply", "hard bounce"} <= set(colours)
     # one day of data still draws a bar most of a day wide, not a hairline
     per_day = next(spec for title, spec in figures(at).items() if title.startswith("Outcomes"))
     assert {trace["width"] for trace in per_day["data"]} == {0.8 * 86_400_000}

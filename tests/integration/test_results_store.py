@@ -312,7 +312,8 @@ def test_latency_percentiles_per_run(workspace: Workspace, workflow: Workflow) -
 
 
 def test_funnel_of_one_run(workspace: Workspace, workflow: Workflow) -> None:
-    """Verify audience → valid → rendered → sent from one run's ledger."""
+    """Verify audience → valid → rendered → sent → delivered → replied from one run's ledger
+    (nothing came back: every sent message counts as delivered)."""
     run_id = new_run(workspace, workflow)
     add(workspace, run_id, [
         row("a@x.org", "sent", WINTER),
@@ -330,6 +331,8 @@ def test_funnel_of_one_run(workspace: Workspace, workflow: Workflow) -> None:
         ("valid", 4),
         ("rendered", 3),
         ("sent", 2),
+        ("delivered", 2),
+        ("replied", 0),
     ]
 
 

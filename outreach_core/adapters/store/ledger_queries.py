@@ -39,6 +39,8 @@ _LEDGER_COLUMNS = (
     deliveries.c.latency_ms,
     deliveries.c.updated_at,
     deliveries.c.sent_at,
+    deliveries.c.feedback,
+    deliveries.c.feedback_at,
 )
 
 
@@ -195,5 +197,29 @@ def recipient_history(conn: Connection, email: str, *, limit: int) -> list[sa.Ro
         .where(sa.or_(deliveries.c.email_normalized == email.lower(), deliveries.c.email == email))
         .order_by(deliveries.c.id.desc())
         .limit(limit)
+    )
+    return list(conn.execute(query))
+
+
+def run_outcomes(conn: Connection, run_id: int) -> list[sa.Row[Any]]:
+    """A run's deliveries in the order they were frozen, with what the per-run CSV holds: id,
+    row_number, email, status, reason, attempts, message_id, sent_at, step, feedback and
+    feedback_at (no variables, no secret)."""
+    query = (
+        sa.select(
+            deliveries.c.id,
+            deliveries.c.row_number,
+            deliveries.c.email,
+            deliveries.c.status,
+            deliveries.c.reason,
+            deliveries.c.attempts,
+            deliveries.c.message_id,
+            deliveries.c.sent_at,
+            deliveries.c.step,
+            deliveries.c.feedback,
+            deliveries.c.feedback_at,
+        )
+        .where(deliveries.c.run_id == run_id)
+        .order_by(deliveries.c.id)
     )
     return list(conn.execute(query))

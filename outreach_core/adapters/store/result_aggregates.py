@@ -170,7 +170,7 @@ def status_counts_in_windows(
 DAYS_PER_STATEMENT = 100
 
 
-def _per_day(
+def per_day(
     days: Sequence[tuple[int, datetime, datetime]], build: Callable[[int, Scope], sa.Select[Any]]
 ) -> Iterator[sa.CompoundSelect[Any] | sa.Select[Any]]:
     """The per-day queries `build(day index, day scope)`, UNION ALL'ed in chunks."""
@@ -204,7 +204,7 @@ def counts_by_day(
 
     return [
         (int(d), str(s), int(n))
-        for query in _per_day(days, build)
+        for query in per_day(days, build)
         for d, s, n in conn.execute(query)
     ]
 
@@ -230,7 +230,7 @@ def skipped_by_day_and_reason(
 
     return [
         (int(d), str(w), int(n))
-        for query in _per_day(days, build)
+        for query in per_day(days, build)
         for d, w, n in conn.execute(query)
     ]
 

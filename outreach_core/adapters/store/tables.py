@@ -278,6 +278,12 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_email_normalized", "email_normalized", "updated_at"),
     sa.Index("ix_deliveries_email", "email", "updated_at"),
     sa.Index("ix_deliveries_run_latency", "run_id", "latency_ms"),
+    # what came back, per local day, engine and step (by feedback_at), and the rates of the
+    # deliveries sent in a window (status, updated_at): ranges of one feedback value each
+    sa.Index(
+        "ix_deliveries_feedback_at",
+        *("feedback", "feedback_at", "status", "updated_at", "engine_id", "run_id", "step"),
+    ),
 )
 
 suppressions = sa.Table(
