@@ -140,7 +140,6 @@ LEDGER_HEADINGS = {
     "latency_ms": "Latency (ms)",
     "updated_at": "Outcome at",
     "sent_at": "Sent at",
-    "step": "Step",
     "feedback": "Reply / bounce",
     "feedback_at": "Reply / bounce at",
 }
