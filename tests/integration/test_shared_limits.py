@@ -14,14 +14,20 @@ import sys
 import time
 from pathlib import Path
 
+from test_many_daemons import run_status, senders_of, start_daemons, stop_all, workflow_of
+
 from outreach_core import services
 from outreach_core.adapters.store import engines, shared_limits
 from outreach_core.adapters.workspace import Workspace
-from outreach_core.domain.models import EngineLimits
+from outreach_core.domain.models import EngineLimits, SendOptions
+from outreach_core.domain.states import RunStatus
 
 from conftest import REPO, cli_env, wait_for
+from smtp_server import SmtpTestServer
 
 WORKER = str(REPO / "tests" / "limit_worker.py")
+#: recipients of the run two daemons send at 20/s: about 8 s
+PACED = 160
 
 
 def make_engine(ws: Workspace, tmp_path: Path, limits: EngineLimits | None = None) -> int:
@@ -194,3 +200,34 @@ def test_a_killed_holders_slots_come_back_after_the_lease_ttl(
     assert 0.5 <= back <= 2.5
     with workspace.db.connect() as conn:
         assert set(shared_limits.live_leases(conn, engine_id).values()) == {"heir"}
+
+
+def test_two_daemons_send_one_run_within_the_engines_shared_rate(
+    workspace: Workspace, db_url: str, tmp_path: Path
+) -> None:
+    """Verify two daemons sending one run of 160 through an engine limited to 20/s, burst 5:
+    both send, and the sink never sees more than rate * window + burst in any 1 s or 10 s
+    (by its own arrival times)."""
+    with SmtpTestServer() as sink:
+        flow = workflow_of(
+            workspace,
+            "paced",
+            sink.url,
+            PACED,
+            SendOptions(rate=0, batch_size=10, skip_mx=True, concurrency=4),
+        )
+        with workspace.db.begin() as conn:
+            engines.set_limits(conn, flow.engine_ids[0], EngineLimits(rate_per_second=20, burst=5))
+        run_id = services.queue_run(workspace, flow.id, trigger="test", actor="test")
+        daemons = start_daemons(2, tmp_path, db_url)
+        try:
+            wait_for(lambda: run_status(workspace, run_id) is RunStatus.COMPLETED, timeout=120,
+                     what="the run")  # fmt: skip
+        finally:
+            errors = stop_all(daemons)
+        stamps = [item.at for item in sink.handler.received]
+    assert not any("Traceback" in e for e in errors), errors
+    assert len(stamps) == PACED
+    assert len(senders_of(workspace, run_id)) == 2  # both daemons sent part of it
+    assert most_in_a_window(stamps, 1.0) <= 20 + 5
+    assert most_in_a_window(stamps, 10.0) <= 20 * 10 + 5
