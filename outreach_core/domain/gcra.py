@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: float rounding slack: waiting exactly the time a token needs must find it there
-_EPS = 1e-9
+#: float rounding slack, in seconds: times since the epoch are exact to about 0.25 us, so
+#: waiting exactly the time a token needs must find it there (or a take could spin)
+_EPS_S = 1e-6
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,16 @@ def take(tat: float | None, *, now: float, rate: float, burst: int, wanted: int)
         return Grant(wanted, tat if tat is not None else now)
     burst = max(1, burst)
     interval = 1.0 / rate
-    start = now if tat is None else min(max(tat, now), now + burst * interval)
-    # tokens free now: how far `start` is from being a full burst ahead of `now`
-    free = math.floor((now + burst * interval - start) * rate + _EPS)
+    # how far the state is ahead of now, worked out as a difference first: the epoch times
+    # themselves are too large for their sum with an interval to be exact
+    ahead = 0.0 if tat is None else min(max(tat - now, 0.0), burst * interval)
+    free = math.floor((burst * interval - ahead + _EPS_S) * rate)
     granted = max(0, min(wanted, free))
     if granted:
-        return Grant(granted, start + granted * interval)
+        return Grant(granted, now + ahead + granted * interval)
     need = min(wanted, burst)
-    wait = start + need * interval - burst * interval - now
-    return Grant(0, start, wait=max(wait, _EPS))
+    wait = ahead + need * interval - burst * interval
+    return Grant(0, now + ahead, wait=max(wait, _EPS_S))
 
 
 def domain_pace(per_minute: int) -> tuple[float, int]:

@@ -121,3 +121,22 @@ def test_asking_for_nothing_is_a_mistake() -> None:
     """Verify wanted 0 raises rather than granting nothing silently."""
     with pytest.raises(ValueError, match="at least 1"):
         gcra.take(None, now=0.0, rate=1, burst=1, wanted=0)
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(20, 1), (1000, 1), (7, 3), (0.5, 1)])
+def test_waiting_the_time_said_always_finds_the_token_at_epoch_times(
+    rate: float, burst: int
+) -> None:
+    """Verify on times since the epoch (too large for exact float sums) that after waiting
+    the wait a take returns, the next take is granted: never a spin of ever-tiny waits."""
+    tat, now, grants, refusals = None, 1_796_470_000.123456, 0, 0
+    while grants < 500:
+        grant = gcra.take(tat, now=now, rate=rate, burst=burst, wanted=1)
+        tat = grant.tat
+        if grant.granted:
+            grants += 1
+        else:
+            refusals += 1
+            assert grant.wait > 1e-7
+            now += grant.wait
+    assert refusals <= grants

@@ -2,8 +2,9 @@
 
 Its template version compiled, a lane per engine of the workflow (`lanes.EngineLane`, the
 senders opened on the caller's exit stack), the run's own rate (shared by every worker sending
-the run, like the engines' limits: `shared_limits`), its unsubscribe link makers, its parsed send window and the clock every stage reads. Also the heartbeat that keeps
-the run the owner's while it sends.
+the run, like the engines' limits: `shared_limits`), its unsubscribe link makers, its parsed
+send window and the clock every stage reads. Also the heartbeat that keeps the run the owner's
+while it sends.
 """
 
 from __future__ import annotations
@@ -167,7 +168,9 @@ async def open_context(
     lanes = await open_lanes(
         ws, stack, engine_list, urls, concurrency=run.options.concurrency, worker_id=worker_id
     )
-    if run.options.rate > 0 or any(e.limits.rate_per_second for e in engine_list):
+    if run.options.rate > 0 or any(
+        e.limits.rate_per_second or e.limits.per_domain_per_minute for e in engine_list
+    ):
         with ws.db.begin() as conn:  # rate states of limits long unused (domains come and go)
             shared_limits.prune_states(conn)
     return RunContext(
