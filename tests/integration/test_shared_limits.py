@@ -28,6 +28,9 @@ from smtp_server import SmtpTestServer
 WORKER = str(REPO / "tests" / "limit_worker.py")
 #: recipients of the run two daemons send at 20/s: about 8 s
 PACED = 160
+#: messages the sink may count over the bound: 0.1 s of spread between a token and its
+#: message's arrival, at 20/s
+JITTER = 2
 
 
 def make_engine(ws: Workspace, tmp_path: Path, limits: EngineLimits | None = None) -> int:
@@ -206,8 +209,9 @@ def test_two_daemons_send_one_run_within_the_engines_shared_rate(
     workspace: Workspace, db_url: str, tmp_path: Path
 ) -> None:
     """Verify two daemons sending one run of 160 through an engine limited to 20/s, burst 5:
-    both send, and the sink never sees more than rate * window + burst in any 1 s or 10 s
-    (by its own arrival times)."""
+    both send, and the sink never sees more than rate * window + burst in any 1 s or 10 s, by
+    its own arrival times, give or take JITTER: a message reaches the sink a hand-off commit
+    and an SMTP exchange after its token, and those vary by some tens of ms."""
     with SmtpTestServer() as sink:
         flow = workflow_of(
             workspace,
@@ -229,5 +233,6 @@ def test_two_daemons_send_one_run_within_the_engines_shared_rate(
     assert not any("Traceback" in e for e in errors), errors
     assert len(stamps) == PACED
     assert len(senders_of(workspace, run_id)) == 2  # both daemons sent part of it
-    assert most_in_a_window(stamps, 1.0) <= 20 + 5
-    assert most_in_a_window(stamps, 10.0) <= 20 * 10 + 5
+    per_second, per_10_s = most_in_a_window(stamps, 1.0), most_in_a_window(stamps, 10.0)
+    assert per_second <= 20 + 5 + JITTER, per_second
+    assert per_10_s <= 20 * 10 + 5 + JITTER, per_10_s
