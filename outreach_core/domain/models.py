@@ -44,7 +44,8 @@ class EngineLimits(BaseModel):
 
 
 class SendOptions(BaseModel):
-    """How fast a run may send: stored with the run."""
+    """How fast a run may send: stored with the run. Its rate and burst are shared by every
+    worker sending the run (kept in the database); its concurrency is per worker."""
 
     model_config = ConfigDict(frozen=True)
 
