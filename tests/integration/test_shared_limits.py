@@ -208,8 +208,8 @@ def test_a_killed_holders_slots_come_back_after_the_lease_ttl(
 def test_two_daemons_send_one_run_within_the_engines_shared_rate(
     workspace: Workspace, db_url: str, tmp_path: Path
 ) -> None:
-    """Verify two daemons sending one run of 160 through an engine limited to 20/s, burst 5:
-    both send, and the sink never sees more than rate * window + burst in any 1 s or 10 s, by
+    """Verify two daemons sending one run of 160 through an engine limited to 20/s, burst 5
+    and 2 sends at once: both send, the sink never has more than 2 messages in progress, and the sink never sees more than rate * window + burst in any 1 s or 10 s, by
     its own arrival times, give or take JITTER: a message reaches the sink a hand-off commit
     and an SMTP exchange after its token, and those vary by some tens of ms."""
     with SmtpTestServer() as sink:
@@ -221,7 +221,11 @@ def test_two_daemons_send_one_run_within_the_engines_shared_rate(
             SendOptions(rate=0, batch_size=10, skip_mx=True, concurrency=4),
         )
         with workspace.db.begin() as conn:
-            engines.set_limits(conn, flow.engine_ids[0], EngineLimits(rate_per_second=20, burst=5))
+            engines.set_limits(
+                conn,
+                flow.engine_ids[0],
+                EngineLimits(rate_per_second=20, burst=5, max_concurrency=2),
+            )
         run_id = services.queue_run(workspace, flow.id, trigger="test", actor="test")
         daemons = start_daemons(2, tmp_path, db_url)
         try:
@@ -230,9 +234,11 @@ def test_two_daemons_send_one_run_within_the_engines_shared_rate(
         finally:
             errors = stop_all(daemons)
         stamps = [item.at for item in sink.handler.received]
+        peak = sink.handler.peak_transactions
     assert not any("Traceback" in e for e in errors), errors
     assert len(stamps) == PACED
     assert len(senders_of(workspace, run_id)) == 2  # both daemons sent part of it
+    assert peak <= 2
     per_second, per_10_s = most_in_a_window(stamps, 1.0), most_in_a_window(stamps, 10.0)
     assert per_second <= 20 + 5 + JITTER, per_second
     assert per_10_s <= 20 * 10 + 5 + JITTER, per_10_s
