@@ -112,11 +112,20 @@ with test_column:
 
 
 LIMIT_LABELS = {
-    "rate_per_second": ("Rate per second", "messages per second; e.g. 0.5 = one every 2 s"),
-    "burst": ("Burst", "messages allowed at once after a quiet spell"),
+    "rate_per_second": (
+        "Rate per second",
+        "messages per second, held across every process and machine; e.g. 0.5 = one every 2 s",
+    ),
+    "burst": (
+        "Burst",
+        "messages allowed at once after a quiet spell (blank: a tenth of a second's worth)",
+    ),
     "daily_quota": ("Daily quota", "messages per UTC day, counted over every run and process"),
-    "max_concurrency": ("Max concurrency", "sends in flight at once"),
-    "per_domain_per_minute": ("Per domain per minute", "messages per minute to one domain"),
+    "max_concurrency": ("Max concurrency", "sends in flight at once, over every process"),
+    "per_domain_per_minute": (
+        "Per domain per minute",
+        "messages per minute to one domain, evenly spaced, over every process",
+    ),
 }
 LIMIT_KEYS = (*LIMIT_FIELDS, "from_email", "from_name")
 

@@ -12,7 +12,8 @@ that long, and `peak_transactions` records the most DATA commands in progress at
 until that long (of the test's clock) after its first one, as a greylisting server does.
 `hold_reply[address] = seconds` stores the message, then waits that long before replying (it
 arrived, but the sender hears so only later: a send in flight); `dropped` keeps the messages
-of `drop_after_data` and `drop_after_data_times`, which the sender never heard of.
+of `drop_after_data` and `drop_after_data_times`, which the sender never heard of. Each
+`Received` keeps the time it arrived (`at`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +46,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    #: when it was accepted (time.time()), for tests of the rate the server sees
+    at: float = field(default_factory=time.time)
 
     @property
     def message(self) -> EmailMessage:

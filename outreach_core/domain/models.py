@@ -27,8 +27,9 @@ class RenderErrorPolicy(StrEnum):
 class EngineLimits(BaseModel):
     """What one engine allows, held whichever workflow or process sends through it.
 
-    None means no limit of that kind. The daily quota is counted from the ledger (every run,
-    every process), the other limits per sending process.
+    None means no limit of that kind. The daily quota is counted from the ledger, the other
+    limits are kept in the database (`services/sending/shared_limits.py`): each holds across
+    every run, process and machine sending through the engine.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -43,7 +44,8 @@ class EngineLimits(BaseModel):
 
 
 class SendOptions(BaseModel):
-    """How fast a run may send: stored with the run."""
+    """How fast a run may send: stored with the run. Its rate and burst are shared by every
+    worker sending the run (kept in the database); its concurrency is per worker."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -1,4 +1,6 @@
-"""Rate limiting: a token bucket (rate per second plus burst) and a per-domain sliding window."""
+"""Rate limiting within one process: a token bucket (rate per second plus burst) and a
+per-domain sliding window. The executor's limits are shared by every process instead
+(`gcra`, `services/sending/shared_limits`)."""
 
 from __future__ import annotations
 

@@ -25,11 +25,11 @@ from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain import engine_rotation
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.models import Delivery, EngineLimits, SendOptions, Workflow
-from outreach_core.domain.ratelimit import DomainWindow, TokenBucket
 from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.domain.templating import TemplateSource
 from outreach_core.services import sending
 from outreach_core.services.sending import StopSignal, lanes, new_worker_id, run_to_end, work_once
+from outreach_core.services.sending.shared_limits import SharedBucket, SharedDomains
 from tests.fake_clock import FakeClock
 
 from http_providers import FakeSendGrid, sendgrid_error
@@ -274,18 +274,18 @@ class HeldMinutes:
 def test_per_domain_rate_holds_one_domain_without_blocking_the_others(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Verify at most 2 per minute to one domain (on an injected clock): the 3rd and 4th
-    messages to busy.example wait a minute, holding no concurrency slot, so every other
-    domain's message goes out meanwhile."""
+    """Verify at most 2 per minute to one domain (on an injected clock), evenly spaced: the
+    2nd, 3rd and 4th messages to busy.example wait 30 s each, holding no concurrency slot, so
+    every other domain's message goes out meanwhile."""
     rows = contacts(4, prefix="busy", domain="busy.example") + [
         {"email": f"p{i}@d{i}.example", "name": f"P{i}"} for i in range(6)
     ]
     with SmtpTestServer() as server:
-        fake = HeldMinutes(lambda: len(server.handler.received) >= 8)
+        fake = HeldMinutes(lambda: len(server.handler.received) >= 7)
         monkeypatch.setattr(
             lanes,
-            "DomainWindow",
-            functools.partial(DomainWindow, clock=fake.clock, sleep=fake.sleep),
+            "SharedDomains",
+            functools.partial(SharedDomains, clock=fake.clock, sleep=fake.sleep),
         )
         engine_id = make_engine(
             workspace, "polite", server.url, EngineLimits(per_domain_per_minute=2)
@@ -300,9 +300,9 @@ def test_per_domain_rate_holds_one_domain_without_blocking_the_others(
     order = [item.rcpt_tos[0] for item in server.handler.received]
     busy = [i for i, rcpt in enumerate(order) if rcpt.endswith("@busy.example")]
     assert len(busy) == 4
-    assert busy[2:] == [8, 9]  # the held two arrive after every other domain's message
-    assert fake.waits == [pytest.approx(60.0)] * 2
-    assert fake.now == pytest.approx(60.0)
+    assert busy[1:] == [7, 8, 9]  # the held three arrive after every other domain's message
+    assert fake.waits == [pytest.approx(30.0)] * 3
+    assert fake.now == pytest.approx(90.0)
 
 
 @pytest.mark.parametrize(
@@ -324,9 +324,9 @@ def test_the_tighter_of_the_engines_and_the_runs_token_bucket_holds(
     """Verify 30 sequential sends with burst 1 at 10/s take 2.9 s of (injected) clock whether
     the engine or the run sets the 10/s."""
     fake = FakeClock()
-    bucket = functools.partial(TokenBucket, clock=fake.clock, sleep=fake.sleep)
-    monkeypatch.setattr(lanes, "TokenBucket", bucket)
-    monkeypatch.setattr(sending.context, "TokenBucket", bucket)
+    bucket = functools.partial(SharedBucket, clock=fake.clock, sleep=fake.sleep)
+    monkeypatch.setattr(lanes, "SharedBucket", bucket)
+    monkeypatch.setattr(sending.context, "SharedBucket", bucket)
     engine_id = make_engine(
         workspace,
         "paced",

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 
 from outreach_core.domain.engine_rotation import (
     EngineSlot,
@@ -190,7 +191,10 @@ def lane(limits: EngineLimits) -> EngineLane:
         id=7, name="m", kind="smtp", display_url="smtp://h", from_email="m@example.com",
         from_name="M", limits=limits,
     )  # fmt: skip
-    return EngineLane.for_engine(engine, 2, sender=None)
+    # the limits are kept in a database, asked only once a send waits: never here
+    return EngineLane.for_engine(
+        engine, 2, sender=None, db=sa.create_engine("sqlite://"), holder="w"
+    )
 
 
 def test_lane_takes_its_limits_from_the_engine() -> None:
@@ -200,9 +204,11 @@ def test_lane_takes_its_limits_from_the_engine() -> None:
         EngineLimits(rate_per_second=2.5, burst=4, max_concurrency=3, per_domain_per_minute=5)
     )
     assert (limited.bucket.rate, limited.bucket.burst) == (2.5, 4)
-    assert limited.slots is not None and limited.slots._value == 3
+    assert limited.bucket.bucket == "engine 7"
+    assert limited.slots is not None and limited.slots.limit == 3
     assert limited.domains is not None and limited.domains.per_minute == 5
-    assert lane(EngineLimits(rate_per_second=2.5)).bucket.burst == 3  # one second's worth
+    assert lane(EngineLimits(rate_per_second=25)).bucket.burst == 3  # a tenth of a second's worth
+    assert lane(EngineLimits(rate_per_second=2.5)).bucket.burst == 1
 
     free = lane(EngineLimits())
     assert free.bucket.rate == 0 and free.slots is None and free.domains is None

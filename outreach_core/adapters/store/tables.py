@@ -1,7 +1,8 @@
 """Every table, declared once with SQLAlchemy Core. Migrations live in `migrations/`.
 
 The tables of what comes back after sending (webhook events seen, engine mailboxes, the events
-read from them) are declared in `feedback_tables` on the same metadata and exported here too.
+read from them) are declared in `feedback_tables`, the limits shared by every sending process in
+`limit_tables`, on the same metadata and exported here too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from outreach_core.adapters.store.feedback_tables import mailbox_states as mailb
 from outreach_core.adapters.store.feedback_tables import (
     seen_webhook_events as seen_webhook_events,
 )
+from outreach_core.adapters.store.limit_tables import engine_leases as engine_leases
+from outreach_core.adapters.store.limit_tables import rate_limit_states as rate_limit_states
 
 audiences = sa.Table(
     "audiences",

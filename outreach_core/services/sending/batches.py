@@ -227,6 +227,8 @@ async def send_batches(ctx: RunContext, stop: StopSignal, lost: asyncio.Event) -
         outcomes = [r for r in results if r is not None]
         done = {o.delivery_id for o in outcomes}
         record(ctx, [d.id for d, _ in batch if d.id not in done])
+        for lane in ctx.lanes:  # other processes get their turn at the engine's slots
+            await lane.release_idle()
         ctx.recent_failures.extend(
             o.status is not DeliveryStatus.SENT for o in outcomes if o.attempts > 0
         )

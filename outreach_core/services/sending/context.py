@@ -1,9 +1,10 @@
 """What a worker sends a run with: the run context, opened once per execution.
 
 Its template version compiled, a lane per engine of the workflow (`lanes.EngineLane`, the
-senders opened on the caller's exit stack), the run's token bucket, its unsubscribe link
-makers, its parsed send window and the clock every stage reads. Also the heartbeat that keeps
-the run the owner's while it sends.
+senders opened on the caller's exit stack), the run's own rate (shared by every worker sending
+the run, like the engines' limits: `shared_limits`), its unsubscribe link makers, its parsed
+send window and the clock every stage reads. Also the heartbeat that keeps the run the owner's
+while it sends.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from datetime import datetime
 
 from outreach_core.adapters import crypto
 from outreach_core.adapters.senders import Sender, open_sender
-from outreach_core.adapters.store import engines, runs, templates, workflows
+from outreach_core.adapters.store import engines, runs, shared_limits, templates, workflows
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain import cadence
 from outreach_core.domain.cadence import SendWindow
 from outreach_core.domain.clock import Clock, utcnow
 from outreach_core.domain.models import Engine, Run, SendOptions
-from outreach_core.domain.ratelimit import TokenBucket
 from outreach_core.domain.retry import RetryPolicy
 from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 from outreach_core.domain.unsubscribe_links import MailtoLinks, UnsubscribeLinks
@@ -30,6 +30,7 @@ from outreach_core.errors import ConfigError, SendError
 from outreach_core.services import compliance
 from outreach_core.services.sending.handoff import HandOffs
 from outreach_core.services.sending.lanes import EngineLane
+from outreach_core.services.sending.shared_limits import SharedBucket
 from outreach_core.services.sending.threads import Threads
 
 log = logging.getLogger("outreach.executor")
@@ -48,8 +49,9 @@ class RunContext:
     template: CompiledTemplate
     #: every engine of the workflow, in its order
     lanes: list[EngineLane]
-    #: the run's own rate (SendOptions); each engine's bucket applies on top
-    bucket: TokenBucket
+    #: the run's own rate (SendOptions), shared by every worker sending the run; each engine's
+    #: bucket applies on top
+    bucket: SharedBucket
     unsubscribe: UnsubscribeLinks | None = None
     mailto: MailtoLinks | None = None
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
@@ -121,9 +123,11 @@ async def open_lanes(
     urls: dict[int, str],
     *,
     concurrency: int,
+    worker_id: str,
 ) -> list[EngineLane]:
     """Open a sender per engine; one that cannot be opened (or whose stored URL no key
-    decrypts) joins with its error (out of rotation), so the run goes on through the others."""
+    decrypts) joins with its error (out of rotation), so the run goes on through the others.
+    Each lane's concurrency leases are given back when `stack` closes."""
     lanes = []
     for position, engine in enumerate(engine_list):
         pool = min(concurrency, engine.limits.max_concurrency or concurrency)
@@ -138,8 +142,9 @@ async def open_lanes(
         except (SendError, ConfigError) as exc:
             error = str(exc)
             log.warning("engine %s cannot be opened: %s", engine.name, exc)
-        lane = EngineLane.for_engine(engine, position, sender)
+        lane = EngineLane.for_engine(engine, position, sender, db=ws.db, holder=worker_id)
         lane.error = error
+        stack.push_async_callback(lane.close)
         lanes.append(lane)
     return lanes
 
@@ -163,14 +168,21 @@ async def open_context(
         urls = {e.id: engines.get_encrypted_url(conn, e.id) for e in engine_list}
         version = templates.get_version(conn, run.template_version_id or 0)
     template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
-    lanes = await open_lanes(ws, stack, engine_list, urls, concurrency=run.options.concurrency)
+    lanes = await open_lanes(
+        ws, stack, engine_list, urls, concurrency=run.options.concurrency, worker_id=worker_id
+    )
+    if run.options.rate > 0 or any(
+        e.limits.rate_per_second or e.limits.per_domain_per_minute for e in engine_list
+    ):
+        with ws.db.begin() as conn:  # rate states of limits long unused (domains come and go)
+            shared_limits.prune_states(conn)
     return RunContext(
         ws=ws,
         run=run,
         worker_id=worker_id,
         template=template,
         lanes=lanes,
-        bucket=TokenBucket(run.options.rate, run.options.burst),
+        bucket=SharedBucket(ws.db, f"run {run.id}", run.options.rate, run.options.burst),
         unsubscribe=unsubscribe_links(ws, run.options),
         mailto=mailto_links(ws, run.options),
         owner=owner,
