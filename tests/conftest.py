@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from outreach_core.adapters.settings import Settings
+from outreach_core.adapters.store import db
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from tests.dns_server import MX_OK, DnsServer, standard_zones
 
@@ -100,6 +101,49 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'data' / 'outreach.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+def _new_sqlite_file(engine: sa.Engine) -> Path | None:
+    """The file of a SQLite engine if nothing has been written to it yet (no page, no WAL)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    if url.database == ":memory:" or url.database.startswith("file:"):
+        return None
+    path = Path(url.database)
+    wal = path.with_name(path.name + "-wal")
+    if not path.is_file() or path.stat().st_size or wal.exists():
+        return None
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sqlite_migrated_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Migrations run from scratch on SQLite once per test process, not once per workspace.
+
+    The session starts by migrating an empty template file; every upgrade of a new, empty
+    SQLite file (a test's workspace) then starts from a copy of it, and the real upgrade runs
+    on the copy (finding it at head). Databases that hold anything, PostgreSQL, and
+    subprocesses (CLI, daemon, dashboard) migrate as they always do.
+    """
+    migrate = db.upgrade
+    template = tmp_path_factory.mktemp("migrated") / "outreach.db"
+    template_engine = db.create_db_engine(f"sqlite:///{template}")
+    migrate(template_engine)
+    template_engine.dispose()  # the last connection checkpoints the WAL into the file
+    assert not template.with_name(template.name + "-wal").exists()
+
+    def upgrade(engine: sa.Engine) -> None:
+        path = _new_sqlite_file(engine)
+        if path is not None:
+            engine.dispose()
+            with path.open("r+b") as copy:  # keeps the file and its 0600 mode
+                copy.write(template.read_bytes())
+        migrate(engine)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "upgrade", upgrade)
+        yield
 
 
 def make_settings(tmp_path: Path, database_url: str | None = None) -> Settings:
