@@ -320,14 +320,15 @@ def fresh_app_url(tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServe
         yield url
 
 
+@pytest.fixture(scope="module")
+def browser(chromium_path: str) -> Iterator[object]:
+    with launched_chromium(chromium_path) as chromium:
+        yield chromium
+
+
 @pytest.mark.browser
-def test_browser_send_now_shows_live_progress_to_100(
-    chromium_path: str, fresh_app_url: str
-) -> None:
-    with (
-        launched_chromium(chromium_path) as chromium,
-        opened_page(chromium, viewport={"width": 1400, "height": 1400}) as page,
-    ):
+def test_browser_send_now_shows_live_progress_to_100(browser, fresh_app_url: str) -> None:
+    with opened_page(browser, viewport={"width": 1400, "height": 1400}) as page:
         open_from_overview(page, fresh_app_url, "Send")
         page.get_by_text("50 of 54 recipients").wait_for()
 
@@ -371,12 +372,9 @@ def test_browser_send_now_shows_live_progress_to_100(
 
 @pytest.mark.browser
 def test_browser_engines_page_lists_masked_and_tests_the_outbox(
-    chromium_path: str, fresh_app_url: str
+    browser, fresh_app_url: str
 ) -> None:
-    with (
-        launched_chromium(chromium_path) as chromium,
-        opened_page(chromium, viewport={"width": 1400, "height": 1100}) as page,
-    ):
+    with opened_page(browser, viewport={"width": 1400, "height": 1100}) as page:
         open_from_overview(page, fresh_app_url, "Engines")
         assert (
             page.get_by_label("URL", exact=True).and_(page.locator("input")).get_attribute("type")

@@ -75,12 +75,15 @@ def app_url(data: Path, chromium_path: str, dns_server: DnsServer) -> Iterator[s
         yield url
 
 
+@pytest.fixture(scope="module")
+def browser(chromium_path: str, app_url: str) -> Iterator[object]:
+    with launched_chromium(chromium_path) as chromium:
+        yield chromium
+
+
 @pytest.fixture
-def page(chromium_path: str, app_url: str) -> Iterator[object]:
-    with (
-        launched_chromium(chromium_path) as chromium,
-        opened_page(chromium, viewport={"width": 1400, "height": 1700}) as page,
-    ):
+def page(browser, app_url: str) -> Iterator[object]:
+    with opened_page(browser, viewport={"width": 1400, "height": 1700}) as page:
         yield page
 
 
