@@ -9,15 +9,16 @@ opens a folder read-only (for the "check mailbox" button). Connecting and redact
 
 from __future__ import annotations
 
-import imaplib
 import re
 from dataclasses import dataclass
 
+from outreach_core.adapters import imap_mailbox
 from outreach_core.adapters.imap_mailbox import (
     IMAP_FAILURES,
     IMAP_TIMEOUT_S,
     ImapClient,
     Unread,
+    checked,
     connect,
     redact,
 )
@@ -55,30 +56,14 @@ class FolderStatus:
     message_count: int
 
 
-def _checked(reply: tuple[str, list[object]], what: str) -> list[object]:
-    status, data = reply
-    if status != "OK":
-        detail = b" ".join(d for d in data if isinstance(d, bytes)).decode(errors="replace")
-        raise imaplib.IMAP4.error(f"{what} answered {status} {detail}".strip())
-    return data
-
-
 def login(client: ImapClient, mailbox: ImapMailbox) -> None:
     """LOGIN; a refusal says what to check (the engine's mailbox URL), never the password."""
-    try:
-        client.login(mailbox.user, mailbox.password)
-    except imaplib.IMAP4.error as exc:
-        reply = exc.args[0] if exc.args else ""
-        text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
-        raise imaplib.IMAP4.error(
-            f"LOGIN failed ({text.strip() or 'no reason given'}): check the user and password "
-            "of the engine's mailbox URL"
-        ) from None
+    imap_mailbox.login(client, mailbox, where="of the engine's mailbox URL")
 
 
 def _open(client: ImapClient, folder: str, *, readonly: bool) -> FolderStatus:
     what = "EXAMINE" if readonly else "SELECT"
-    data = _checked(client.select(f'"{folder}"', readonly=readonly), f"{what} {folder}")
+    data = checked(client.select(f'"{folder}"', readonly=readonly), f"{what} {folder}")
     count = int(data[0]) if data and isinstance(data[0], bytes) and data[0].isdigit() else 0
     _, values = client.response("UIDVALIDITY")
     validity = next(
@@ -105,7 +90,7 @@ def examine(client: ImapClient, folder: str) -> FolderStatus:
 def new_uids(client: ImapClient, last_uid: int) -> list[int]:
     """The UIDs above `last_uid`, oldest first. (`n:*` always matches the highest message,
     even below n, so the answer is filtered again.)"""
-    data = _checked(client.uid("SEARCH", "UID", f"{last_uid + 1}:*"), "SEARCH")
+    data = checked(client.uid("SEARCH", "UID", f"{last_uid + 1}:*"), "SEARCH")
     words = b" ".join(d for d in data if isinstance(d, bytes)).split()
     return sorted(int(w) for w in words if w.isdigit() and int(w) > last_uid)
 
@@ -122,7 +107,7 @@ def _about(data: list[object], uid: int) -> bytes | None:
 def fetch(client: ImapClient, uid: int, *, max_bytes: int) -> tuple[bytes | Unread, set[str]]:
     """The message's bytes (BODY.PEEK[]: not marking it \\Seen) or why they were not read,
     with its flags."""
-    data = _checked(client.uid("FETCH", str(uid), "(FLAGS RFC822.SIZE)"), "FETCH")
+    data = checked(client.uid("FETCH", str(uid), "(FLAGS RFC822.SIZE)"), "FETCH")
     line = _about(data, uid)
     size = _SIZE.search(line) if line else None
     if line is None or size is None:
@@ -131,7 +116,7 @@ def fetch(client: ImapClient, uid: int, *, max_bytes: int) -> tuple[bytes | Unre
     flags = {f.decode(errors="replace") for f in found.group(1).split()} if found else set()
     if int(size.group(1)) > max_bytes:
         return Unread.TOO_LARGE, flags
-    body = _checked(client.uid("FETCH", str(uid), "(BODY.PEEK[])"), "FETCH")
+    body = checked(client.uid("FETCH", str(uid), "(BODY.PEEK[])"), "FETCH")
     for item in body:
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes):
             return item[1], flags
@@ -142,5 +127,5 @@ def mark_handled(client: ImapClient, uid: int, *, copy_to: str | None = None) ->
     """Flag the message with HANDLED_KEYWORD, after copying it into `copy_to` when named. The
     original is never deleted: a "move" that keeps it is a copy and a flag."""
     if copy_to:
-        _checked(client.uid("COPY", str(uid), f'"{copy_to}"'), f"COPY to {copy_to}")
-    _checked(client.uid("STORE", str(uid), "+FLAGS.SILENT", f"({HANDLED_KEYWORD})"), "STORE")
+        checked(client.uid("COPY", str(uid), f'"{copy_to}"'), f"COPY to {copy_to}")
+    checked(client.uid("STORE", str(uid), "+FLAGS.SILENT", f"({HANDLED_KEYWORD})"), "STORE")

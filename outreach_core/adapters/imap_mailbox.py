@@ -77,7 +77,7 @@ def connect(mailbox: ImapMailbox, context: ssl.SSLContext | None) -> ImapClient:
     return client
 
 
-def _checked(reply: tuple[str, list[object]], what: str) -> list[object]:
+def checked(reply: tuple[str, list[object]], what: str) -> list[object]:
     """The reply's data, or the error of a command the server did not answer OK."""
     status, data = reply
     if status != "OK":
@@ -86,8 +86,11 @@ def _checked(reply: tuple[str, list[object]], what: str) -> list[object]:
     return data
 
 
-def login(client: ImapClient, mailbox: ImapMailbox) -> None:
-    """LOGIN with the mailbox's user and password; a refusal says what to check."""
+def login(
+    client: ImapClient, mailbox: ImapMailbox, *, where: str = "in OUTREACH_UNSUBSCRIBE_IMAP_URL"
+) -> None:
+    """LOGIN with the mailbox's user and password; a refusal says what to check and `where`
+    the user and password are set, never the password itself."""
     try:
         client.login(mailbox.user, mailbox.password)
     except imaplib.IMAP4.error as exc:
@@ -96,18 +99,18 @@ def login(client: ImapClient, mailbox: ImapMailbox) -> None:
         text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
         raise imaplib.IMAP4.error(
             f"LOGIN failed ({text.strip() or 'no reason given'}): check the user and password "
-            "in OUTREACH_UNSUBSCRIBE_IMAP_URL"
+            f"{where}"
         ) from None
 
 
 def select(client: ImapClient, folder: str) -> None:
     """SELECT the folder the requests arrive in."""
-    _checked(client.select(f'"{folder}"'), f"SELECT {folder}")
+    checked(client.select(f'"{folder}"'), f"SELECT {folder}")
 
 
 def unseen_uids(client: ImapClient) -> list[int]:
     """The UIDs of the messages neither read nor flagged yet, oldest first."""
-    data = _checked(client.uid("SEARCH", "UNSEEN", "UNFLAGGED"), "SEARCH")
+    data = checked(client.uid("SEARCH", "UNSEEN", "UNFLAGGED"), "SEARCH")
     words = b" ".join(d for d in data if isinstance(d, bytes)).split()
     return sorted(int(w) for w in words)
 
@@ -125,12 +128,12 @@ def _size(data: list[object], uid: int) -> int | None:
 
 def fetch(client: ImapClient, uid: int) -> bytes | Unread:
     """The message's bytes (BODY.PEEK: not marking it \\Seen), or why they were not read."""
-    size = _size(_checked(client.uid("FETCH", str(uid), "(RFC822.SIZE)"), "FETCH"), uid)
+    size = _size(checked(client.uid("FETCH", str(uid), "(RFC822.SIZE)"), "FETCH"), uid)
     if size is None:
         return Unread.GONE
     if size > MAX_MESSAGE_BYTES:
         return Unread.TOO_LARGE
-    data = _checked(client.uid("FETCH", str(uid), "(BODY.PEEK[])"), "FETCH")
+    data = checked(client.uid("FETCH", str(uid), "(BODY.PEEK[])"), "FETCH")
     for item in data:
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes):
             return item[1]
@@ -140,4 +143,4 @@ def fetch(client: ImapClient, uid: int) -> bytes | Unread:
 def mark(client: ImapClient, uid: int, action: Action) -> None:
     """\\Seen for a suppressed request, \\Flagged for one left to a human."""
     flag = "(\\Seen)" if action is Action.SUPPRESS else "(\\Flagged)"
-    _checked(client.uid("STORE", str(uid), "+FLAGS.SILENT", flag), "STORE")
+    checked(client.uid("STORE", str(uid), "+FLAGS.SILENT", flag), "STORE")
