@@ -7,6 +7,7 @@ names only, never an engine URL.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 
 import pandas as pd
@@ -246,22 +247,40 @@ def day_figure(frame: pd.DataFrame, zone_name: str, start: date, end: date) -> g
 
 def group_figure(frame: pd.DataFrame, name: str, title: str, axis: str) -> go.Figure:
     """A horizontal stacked bar per group (domain or engine), biggest on top."""
+    return stacked_group_figure(
+        frame, name, title, axis, color="status", order=OUTCOMES, colors=STATUS_COLORS
+    )
+
+
+def stacked_group_figure(
+    frame: pd.DataFrame,
+    name: str,
+    title: str,
+    axis: str,
+    *,
+    color: str,
+    order: Sequence[str],
+    colors: Mapping[str, str],
+    row_px: int = 24,
+) -> go.Figure:
+    """A horizontal bar per group in the frame's order, top down, stacked by `color` (its
+    values in `order`, coloured by `colors`), `row_px` pixels of height per group."""
     if frame.empty:
         return empty_figure(title)
     groups = list(dict.fromkeys(frame[name]))
-    statuses = [s for s in OUTCOMES if s in set(frame["status"])]
+    present = set(frame[color])
     fig = px.bar(
         frame,
         y=name,
         x="count",
-        color="status",
+        color=color,
         orientation="h",
-        color_discrete_map=STATUS_COLORS,
-        category_orders={name: groups, "status": statuses},
-        labels={name: axis, "count": "Deliveries", "status": "Outcome"},
+        color_discrete_map=dict(colors),
+        category_orders={name: groups, color: [v for v in order if v in present]},
+        labels={name: axis, "count": "Deliveries", color: "Outcome"},
         title=title,
     )
-    layout = dict(LAYOUT, height=max(260, 120 + 24 * len(groups)))
+    layout = dict(LAYOUT, height=max(260, 120 + row_px * len(groups)))
     fig.update_layout(barmode="stack", **layout)
     whole_counts(fig, frame, axis="x")
     return fig

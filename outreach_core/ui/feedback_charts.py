@@ -21,7 +21,14 @@ from outreach_core.domain.reply_figures import (
     FeedbackGroup,
     Reply,
 )
-from outreach_core.ui.charts import DAILY_TICKS, DAY_MS, LAYOUT, empty_figure, whole_counts
+from outreach_core.ui.charts import (
+    DAILY_TICKS,
+    DAY_MS,
+    LAYOUT,
+    empty_figure,
+    stacked_group_figure,
+    whole_counts,
+)
 
 #: one colour per outcome in every chart: answers in blues, bounces in the failure hues
 FEEDBACK_COLORS = {
@@ -120,21 +127,7 @@ def feedback_day_figure(frame: pd.DataFrame, zone_name: str, start: date, end: d
 
 def feedback_group_figure(frame: pd.DataFrame, name: str, title: str, axis: str) -> go.Figure:
     """A horizontal stacked bar per group (engine, step), in the frame's order, top down."""
-    if frame.empty:
-        return empty_figure(title)
-    groups = list(dict.fromkeys(frame[name]))
-    outcomes = [o for o in LABEL_ORDER if o in set(frame["outcome"])]
-    fig = px.bar(
-        frame,
-        y=name,
-        x="count",
-        color="outcome",
-        orientation="h",
-        color_discrete_map=FEEDBACK_COLORS,
-        category_orders={name: groups, "outcome": outcomes},
-        labels={name: axis, "count": "Deliveries", "outcome": "Outcome"},
-        title=title,
-    )
-    fig.update_layout(barmode="stack", **dict(LAYOUT, height=max(260, 120 + 28 * len(groups))))
-    whole_counts(fig, frame, axis="x")
-    return fig
+    return stacked_group_figure(
+        frame, name, title, axis, color="outcome", order=LABEL_ORDER, colors=FEEDBACK_COLORS,
+        row_px=28,
+    )  # fmt: skip
