@@ -150,6 +150,14 @@ def claim_pending(
     may rescan the LIMITed subquery once per outer row (nested-loop semi-join), and each rescan
     skips the rows this statement already updated, so one claim could take every pending row.
     """
+    rows = conn.execute(claim_statement(run_id, worker_id=worker_id, limit=limit, now=now)).all()
+    return sorted((to_delivery(row) for row in rows), key=lambda d: d.id)
+
+
+def claim_statement(run_id: int, *, worker_id: str, limit: int, now: datetime) -> sa.Update:
+    """The claim of `claim_pending`: its candidates are the first `limit` pending rows of the
+    run in id order, one range of ix_deliveries_run_status (run_id, status, id), so a claim
+    costs the same at the start and at the end of a run of millions."""
     candidates = (
         sa.select(deliveries.c.id)
         .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
@@ -160,17 +168,18 @@ def claim_pending(
         .cte("claim_candidates")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    rows = conn.execute(
+    return (
         deliveries.update()
         .where(
             deliveries.c.id.in_(sa.select(candidates.c.id)),
-            deliveries.c.status == DeliveryStatus.PENDING,
+            # `status || ''`: the same guard, which no index serves, so the rows are found by
+            # id; SQLite otherwise reads every pending row of the ledger from the status index
+            (deliveries.c.status + "") == DeliveryStatus.PENDING,
         )
         # handed_at is this claim's to set: a row sent before (a retry) starts unhanded again
         .values(status=DeliveryStatus.SENDING, claimed_by=worker_id, updated_at=now, handed_at=None)
         .returning(*deliveries.c)
-    ).all()
-    return sorted((to_delivery(row) for row in rows), key=lambda d: d.id)
+    )
 
 
 def lock_workflow_claims(conn: Connection, workflow_id: int) -> None:
@@ -210,24 +219,34 @@ def recently_sent(
     `run_id` None (the pre-flight, before any run): every run of the workflow counts."""
     if not keys:
         return {}
+    rows = conn.execute(
+        recently_sent_query(workflow_id=workflow_id, run_id=run_id, keys=keys, since=since)
+    )
+    return taken_by((key, int(other), bool(now_sending)) for key, other, now_sending in rows)
+
+
+def recently_sent_query(
+    *, workflow_id: int, run_id: int | None, keys: list[str], since: datetime
+) -> sa.Select[Any]:
+    """The rows of `recently_sent`: looked up by address in ix_deliveries_email_normalized
+    (a few rows per address). The status and time test is a CASE, which no index serves, so
+    no planner reads it as two ranges of ix_deliveries_status_updated instead: every row sent
+    inside the window (a million after a large run) for each batch of a few hundred addresses,
+    as both SQLite and PostgreSQL otherwise do."""
     sending = deliveries.c.status == DeliveryStatus.SENDING
     done = sa.and_(
         deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.UNKNOWN]),
         deliveries.c.updated_at >= since,
     )
-    where = [
-        runs.c.workflow_id == workflow_id,
-        deliveries.c.email_normalized.in_(keys),
-        sa.or_(done, sending),
-    ]
+    held = sa.case((sending, sa.true()), (done, sa.true()), else_=sa.false())
+    where = [runs.c.workflow_id == workflow_id, deliveries.c.email_normalized.in_(keys), held]
     if run_id is not None:
         where.append(deliveries.c.run_id != run_id)
-    rows = conn.execute(
+    return (
         sa.select(deliveries.c.email_normalized, deliveries.c.run_id, sending.label("sending"))
         .join(runs, runs.c.id == deliveries.c.run_id)
         .where(*where)
     )
-    return taken_by((key, int(other), bool(now_sending)) for key, other, now_sending in rows)
 
 
 def release_unstarted(

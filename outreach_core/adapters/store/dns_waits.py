@@ -30,7 +30,17 @@ def claimable() -> ColumnElement[bool]:
 
 def waiting_rows(conn: Connection, run_id: int) -> dict[str, list[tuple[int, str]]]:
     """The run's deliveries waiting for DNS: ASCII domain -> [(delivery id, reason)]."""
-    rows = conn.execute(
+    rows = conn.execute(waiting_rows_query(run_id))
+    found: dict[str, list[tuple[int, str]]] = {}
+    for delivery_id, key, reason in rows:
+        found.setdefault(str(key or "").rpartition("@")[2], []).append((delivery_id, reason))
+    return found
+
+
+def waiting_rows_query(run_id: int) -> sa.Select[tuple[int, str | None, str | None]]:
+    """The rows of `waiting_rows`, in id order: one range of ix_deliveries_run_status (run_id,
+    status, id), read in its order, the reason checked on each row of the range."""
+    return (
         sa.select(deliveries.c.id, deliveries.c.email_normalized, deliveries.c.reason)
         .where(
             deliveries.c.run_id == run_id,
@@ -39,10 +49,6 @@ def waiting_rows(conn: Connection, run_id: int) -> dict[str, list[tuple[int, str
         )
         .order_by(deliveries.c.id)
     )
-    found: dict[str, list[tuple[int, str]]] = {}
-    for delivery_id, key, reason in rows:
-        found.setdefault(str(key or "").rpartition("@")[2], []).append((delivery_id, reason))
-    return found
 
 
 def settle_waiting(

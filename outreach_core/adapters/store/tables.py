@@ -260,7 +260,8 @@ deliveries = sa.Table(
     sa.Column("step", sa.Integer, nullable=False, server_default="1"),
     sa.Column("previous_delivery_id", sa.Integer),
     sa.UniqueConstraint("run_id", "email_normalized", name="uq_deliveries_run_email"),
-    sa.Index("ix_deliveries_run_status", "run_id", "status"),
+    # a claim reads a run's pending rows in id order: one range of this index, no sort
+    sa.Index("ix_deliveries_run_status", "run_id", "status", "id"),
     sa.Index("ix_deliveries_engine_sent", "engine_id", "sent_at"),
     sa.Index("ix_deliveries_provider_message_id", "provider_message_id"),
     # Results. Each aggregate is a range scan of an index that holds every column it reads
