@@ -64,19 +64,27 @@ SINK_PROCESSES = 4
 
 
 class Sink:
-    def __init__(self) -> None:
+    """`record_dir`: each sink process records its messages in a file there
+    (`smtp_sink.py --record`); `delay_ms`: each DATA is answered after that long."""
+
+    def __init__(self, record_dir: Path | None = None, delay_ms: float = 0) -> None:
         from smtp_server import free_port
 
         self.port = free_port()
         script = str(Path(__file__).with_name("smtp_sink.py"))
+        self.records = (
+            [record_dir / f"sink-{n}.log" for n in range(SINK_PROCESSES)] if record_dir else []
+        )
+        options = [["--delay-ms", str(delay_ms)] + (["--record", str(self.records[n])] if record_dir else [])
+                   for n in range(SINK_PROCESSES)]  # fmt: skip
         self.procs = [
             subprocess.Popen(
-                [sys.executable, script, str(self.port)],
+                [sys.executable, script, str(self.port), *options[n]],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            for _ in range(SINK_PROCESSES)
+            for n in range(SINK_PROCESSES)
         ]
         for proc in self.procs:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
