@@ -9,6 +9,7 @@ time in proportion to the run and slows a run of a million recipients to a crawl
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,19 +19,21 @@ from sqlalchemy.engine import Connection
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
-from outreach_core.adapters.store import delivery_claims, dns_waits
-from outreach_core.adapters.store.tables import deliveries
-from outreach_core.adapters.workspace import Workspace
+from outreach_core.adapters.store import deliveries as deliveries_store
+from outreach_core.adapters.store import delivery_claims, dns_waits, feedback, in_flight
+from outreach_core.adapters.store.tables import deliveries, engines
+from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.dns_waits import WAITING_PREFIX
 from outreach_core.domain.models import SendOptions
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.templating import TemplateSource
+from tests.conftest import make_settings
 
 ROWS_PER_RUN = 4000
 
 
-def _ledger(ws: Workspace, tmp_path: Path) -> tuple[int, int, int]:
+def _ledger(ws: Workspace, tmp_path: Path, *, analyze: bool = True) -> tuple[int, int, int]:
     """A workflow with a sent run and a pending one of ROWS_PER_RUN deliveries each, a few
     pending rows waiting for DNS; statistics gathered. Returns (workflow, sent run, pending run)."""
     workflow = services.setup_workflow(
@@ -67,8 +70,9 @@ def _ledger(ws: Workspace, tmp_path: Path) -> tuple[int, int, int]:
                     for n in range(ROWS_PER_RUN)
                 ],
             )
-    with ws.db.begin() as conn:
-        conn.exec_driver_sql("ANALYZE")
+    if analyze:
+        with ws.db.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
     return workflow.id, run_ids[0], run_ids[1]
 
 
@@ -163,3 +167,67 @@ def test_the_rows_waiting_for_dns_are_one_index_range_in_id_order(
         assert "ix_deliveries_run_status" in plan and not sorts, plan
     assert not _scans_whole_table(plan), plan
     assert sum(len(rows) for rows in waiting.values()) == len(range(0, ROWS_PER_RUN, 997))
+
+
+def test_the_complaint_brake_reads_only_the_engines_last_sends(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Verify the complaint brake checked before each batch reads the engine's last sends
+    backwards from ix_deliveries_engine_status: no sort of every row the engine sent."""
+    _ledger(workspace, tmp_path)
+    with workspace.db.begin() as conn:
+        engine_id = conn.execute(sa.select(sa.func.min(engines.c.id))).scalar_one()
+        conn.execute(
+            deliveries.update().values(engine_id=engine_id, sent_at=deliveries.c.updated_at)
+        )
+        conn.exec_driver_sql("ANALYZE")
+    with workspace.db.connect() as conn:
+        plan = _plan(conn, feedback.recent_sends_query(engine_id, window=1000))
+        sends, _ = feedback.complaint_window(conn, engine_id, window=1000)
+    assert "ix_deliveries_engine_status" in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+    assert sends == 1000
+
+
+def _generic_plan(conn: Connection, statement: sa.Executable) -> str:
+    """PostgreSQL's generic plan of `statement` (the one a driver's prepared statement
+    settles on after five runs): planned without its parameters' values."""
+    sql = str(statement.compile(dialect=conn.dialect))
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
+    numbered = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m[1]) + 1}", sql)
+    conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+    conn.exec_driver_sql(f"PREPARE probe AS {numbered}")
+    try:
+        nulls = ", ".join("NULL" for _ in names)
+        return "\n".join(str(r[0]) for r in conn.exec_driver_sql(f"EXPLAIN EXECUTE probe({nulls})"))
+    finally:
+        conn.exec_driver_sql("DEALLOCATE probe")
+
+
+def test_per_message_statements_find_their_row_by_id_in_generic_plans(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Verify the hand-off, the outcome and the engine assignment (run per message or batch,
+    prepared by the driver) find their row by primary key, not by reading the `sending` range
+    of a status index, also when the statistics predate the batch's claim."""
+    ws = open_workspace(make_settings(tmp_path, postgres_url))
+    try:
+        _, _, pending_run = _ledger(ws, tmp_path, analyze=False)  # as right after a freeze
+        with ws.db.begin() as conn:
+            first = sa.select(deliveries.c.id).where(deliveries.c.run_id == pending_run).limit(500)
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id.in_(first))
+                .values(status=DeliveryStatus.SENDING, claimed_by="w")
+            )
+        statements = {
+            "hand-off": in_flight._HAND_OFF,
+            "outcome": deliveries_store._RECORD_MANY,
+            "engine": delivery_claims._ASSIGN_MANY,
+        }
+        with ws.db.connect() as conn:
+            plans = {name: _generic_plan(conn, s) for name, s in statements.items()}
+    finally:
+        ws.close()
+    for name, plan in plans.items():
+        assert "pk_deliveries" in plan and "ix_deliveries_status" not in plan, (name, plan)

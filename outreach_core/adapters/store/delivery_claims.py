@@ -24,7 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outreach_core.adapters.store import dns_waits, engines, in_flight, suppressions
-from outreach_core.adapters.store.deliveries import engine_usage, record_outcomes, to_delivery
+from outreach_core.adapters.store.deliveries import (
+    engine_usage,
+    record_outcomes,
+    status_is,
+    to_delivery,
+)
 from outreach_core.adapters.store.tables import deliveries, runs, workflows
 from outreach_core.domain.dedupe import Taken, sent_recently_reason, taken_by
 from outreach_core.domain.models import Delivery
@@ -172,9 +177,7 @@ def claim_statement(run_id: int, *, worker_id: str, limit: int, now: datetime) -
         deliveries.update()
         .where(
             deliveries.c.id.in_(sa.select(candidates.c.id)),
-            # `status || ''`: the same guard, which no index serves, so the rows are found by
-            # id; SQLite otherwise reads every pending row of the ledger from the status index
-            (deliveries.c.status + "") == DeliveryStatus.PENDING,
+            status_is(DeliveryStatus.PENDING),  # found by id, not by status (`status_is`)
         )
         # handed_at is this claim's to set: a row sent before (a retry) starts unhanded again
         .values(status=DeliveryStatus.SENDING, claimed_by=worker_id, updated_at=now, handed_at=None)
@@ -260,7 +263,7 @@ def release_unstarted(
     if not delivery_ids:
         return 0
     _lock_runs_of(conn, delivery_ids)
-    held = [deliveries.c.id.in_(delivery_ids), deliveries.c.status == DeliveryStatus.SENDING]
+    held = [deliveries.c.id.in_(delivery_ids), status_is(DeliveryStatus.SENDING)]
     if worker_id is not None:
         held.append(deliveries.c.claimed_by == worker_id)
     result = conn.execute(deliveries.update().where(*held).values(**in_flight.back_to_pending(now)))
@@ -279,7 +282,7 @@ _ASSIGN_MANY = (
     deliveries.update()
     .where(
         deliveries.c.id == sa.bindparam("b_id"),
-        deliveries.c.status == DeliveryStatus.SENDING,
+        status_is(DeliveryStatus.SENDING),
     )
     .values(engine_id=sa.bindparam("b_engine_id"), sent_at=sa.bindparam("b_now"))
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -63,13 +64,7 @@ def complaint_window(conn: Connection, engine_id: int, *, window: int = 1000) ->
     reviewed = conn.execute(
         sa.select(engines.c.complaints_reviewed_at).where(engines.c.id == engine_id)
     ).scalar()
-    recent = (
-        sa.select(deliveries.c.feedback, deliveries.c.feedback_at)
-        .where(deliveries.c.engine_id == engine_id, deliveries.c.status == DeliveryStatus.SENT)
-        .order_by(deliveries.c.sent_at.desc())
-        .limit(window)
-        .subquery()
-    )
+    recent = recent_sends_query(engine_id, window=window).subquery()
     counted = recent.c.feedback == Feedback.COMPLAINED
     if reviewed is not None:
         counted = sa.and_(counted, recent.c.feedback_at > reviewed)
@@ -77,6 +72,22 @@ def complaint_window(conn: Connection, engine_id: int, *, window: int = 1000) ->
         sa.select(sa.func.count(), sa.func.count().filter(counted)).select_from(recent)
     ).one()
     return int(sends), int(complaints)
+
+
+def recent_sends_query(engine_id: int, *, window: int) -> sa.Select[Any]:
+    """The engine's last `window` sent deliveries (what came back of each), newest first.
+
+    A sent row's updated_at is its sent_at (both the time its outcome was recorded), so they
+    are the last `window` entries of the engine's `sent` range of ix_deliveries_engine_status,
+    read backwards: ordered by sent_at, every row the engine ever sent was read and sorted, once
+    per batch of every run (a million-recipient run slowed to a crawl by its own sends).
+    """
+    return (
+        sa.select(deliveries.c.feedback, deliveries.c.feedback_at)
+        .where(deliveries.c.engine_id == engine_id, deliveries.c.status == DeliveryStatus.SENT)
+        .order_by(deliveries.c.updated_at.desc())
+        .limit(window)
+    )
 
 
 def mark_complaints_reviewed(conn: Connection, engine_id: int, *, now: datetime) -> bool:

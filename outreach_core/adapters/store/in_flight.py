@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach_core.adapters.store.deliveries import INTERRUPTED_REASON
+from outreach_core.adapters.store.deliveries import INTERRUPTED_REASON, status_is
 from outreach_core.adapters.store.tables import deliveries, runs
 from outreach_core.domain.states import DeliveryStatus, RunStatus, check_delivery_transition
 
@@ -26,7 +26,7 @@ _HAND_OFF = (
     deliveries.update()
     .where(
         deliveries.c.id == sa.bindparam("h_id"),
-        deliveries.c.status == DeliveryStatus.SENDING,
+        status_is(DeliveryStatus.SENDING),
         deliveries.c.claimed_by == sa.bindparam("h_worker"),
     )
     .values(handed_at=sa.bindparam("h_now"), message_id=sa.bindparam("h_message_id"))
@@ -66,7 +66,7 @@ def mark_handed_many(
     held = conn.execute(
         sa.select(deliveries.c.id).where(
             deliveries.c.id.in_(ids),
-            deliveries.c.status == DeliveryStatus.SENDING,
+            status_is(DeliveryStatus.SENDING),
             deliveries.c.claimed_by == worker_id,
         )
     ).scalars()

@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outreach_core.adapters.store.deliveries import status_is
 from outreach_core.adapters.store.tables import deliveries, suppressions
 from outreach_core.domain.models import Delivery, Suppression
 from outreach_core.domain.states import DeliveryStatus, SkipReason
@@ -113,7 +114,7 @@ def skip_suppressed(conn: Connection, batch: list[Delivery], *, now: datetime) -
                 deliveries.update()
                 .where(
                     deliveries.c.id == delivery.id,
-                    deliveries.c.status == DeliveryStatus.SENDING,
+                    status_is(DeliveryStatus.SENDING),
                 )
                 .values(
                     status=DeliveryStatus.SKIPPED,
