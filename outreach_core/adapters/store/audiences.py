@@ -14,6 +14,7 @@ from outreach_core.domain.models import Audience
 from outreach_core.errors import InputError, NotFound
 
 INSERT_CHUNK = 500
+READ_CHUNK = 2_000
 
 
 def insert_audience(
@@ -78,11 +79,13 @@ def list_audiences(conn: Connection) -> list[Audience]:
 
 
 def iter_rows(conn: Connection, audience_id: int) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(row number, data) for every row, in file order."""
+    """(row number, data) for every row, in file order, read READ_CHUNK at a time (a
+    server-side cursor on PostgreSQL), so a large audience is never held whole."""
     query = (
         sa.select(audience_rows.c.row_number, audience_rows.c.data)
         .where(audience_rows.c.audience_id == audience_id)
         .order_by(audience_rows.c.row_number)
+        .execution_options(yield_per=READ_CHUNK)
     )
     for number, data in conn.execute(query):
         yield int(number), data
