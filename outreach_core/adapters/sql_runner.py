@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -77,17 +78,22 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
 
 @dataclass(frozen=True)
 class QueryResult:
-    """What a source query returned: all rows (at most the cap) and the first ones for display,
-    and warnings about the source itself (a role that could write)."""
+    """What a source query returned: all rows (at most the cap), or only the first ones and
+    how many there were (a preview: `counted`), and warnings about the source itself (a role
+    that could write)."""
 
     columns: list[str]
     rows: list[dict[str, str]]
     elapsed_s: float
     warnings: list[str] = field(default_factory=list)
+    #: how many rows the query returned, when `rows` holds only the first ones (a preview)
+    counted: int | None = None
+    #: the same query run again for all its rows (a preview's, for an import)
+    rerun: Callable[[], QueryResult] | None = field(default=None, repr=False, compare=False)
 
     @property
     def total(self) -> int:
-        return len(self.rows)
+        return len(self.rows) if self.counted is None else self.counted
 
     @property
     def preview(self) -> list[dict[str, str]]:
