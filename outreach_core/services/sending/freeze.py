@@ -42,8 +42,7 @@ from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 from outreach_core.domain.unsubscribe_links import UnsubscribeLinks
 from outreach_core.errors import ConfigError, InputError, TemplateError
-from outreach_core.services import preflight
-from outreach_core.services.sending import audience_query
+from outreach_core.services.sending import audience_query, freeze_domains
 from outreach_core.services.sending.context import unsubscribe_links
 from outreach_core.services.sending.follow_up_freeze import freeze_follow_up
 from outreach_core.services.sending.freeze_heartbeat import FreezeHeartbeat, RunLost
@@ -189,4 +188,4 @@ async def domain_verdicts(ws: Workspace, run: Run) -> dict[str, DomainResult] | 
         if deliveries.has_deliveries(conn, run.id):
             return None
         audience_id = workflows.get_workflow(conn, run.workflow_id).audience_id
-    return await preflight.audience_domain_verdicts(ws, audience_id)
+    return await freeze_domains.audience_domain_verdicts(ws, audience_id)
