@@ -85,10 +85,12 @@ def stream_query(
     row_cap: int = DEFAULT_ROW_CAP,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     extra: dict[str, Any] | None = None,
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> Iterator[SourceRows]:
     """Check, bind and open a source query read-only; the rows are read as the caller walks
-    `chunks()`. Leaving the `with` ends the read (the transaction is rolled back)."""
+    `chunks()` (`chunk_rows` at a time, CHUNK_ROWS unless given). Leaving the `with` ends
+    the read (the transaction is rolled back)."""
+    chunk_rows = chunk_rows or CHUNK_ROWS
     dialect = source_dialect(url)
     names = check_read_only(sql, dialect)
     params = bind_values(names, values or {}, run_date=run_date, extra=extra)
