@@ -190,7 +190,9 @@ with sql_tab:
     )
     query = st.text_area("Query", height=120, key="sql_query")
     params_text = st.text_area("Parameters (name=value per line)", height=68, key="sql_params")
-    cap = st.number_input("Row cap", min_value=1, value=500_000, step=1000, key="sql_cap")
+    cap = st.number_input(
+        "Row cap", min_value=1, value=sources.DEFAULT_ROW_CAP, step=1000, key="sql_cap"
+    )
     if st.button("Test query", key="sql_test") and ui.require_role("sender"):
         st.session_state.pop("sql_result", None)
         try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -39,9 +40,12 @@ __all__ = ["QueryResult", "check_read_only", "execute", "masked", "run_query", "
 
 #: rows shown in a preview
 PREVIEW_ROWS = 100
-#: a query returning more rows than this is refused (can be raised per source)
-DEFAULT_ROW_CAP = 500_000
+#: a query returning more rows than this is refused (a setting of each source, `row_cap`)
+DEFAULT_ROW_CAP = 5_000_000
 DEFAULT_TIMEOUT_S = 30.0
+#: the least idle-in-transaction timeout: a streamed read pauses between fetches while its
+#: rows are stored, and must not be cut off by a timeout meant for a stuck client
+IDLE_IN_TRANSACTION_FLOOR_MS = 120_000
 #: query parameters shown as *** (and so is any whose name has password, secret or token)
 SECRET_PARAMETERS = frozenset(
     ["password", "pass", "passwd", "pwd", "secret", "token", "sslpassword"]
@@ -74,17 +78,22 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
 
 @dataclass(frozen=True)
 class QueryResult:
-    """What a source query returned: all rows (at most the cap) and the first ones for display,
-    and warnings about the source itself (a role that could write)."""
+    """What a source query returned: all rows (at most the cap), or only the first ones and
+    how many there were (a preview: `counted`), and warnings about the source itself (a role
+    that could write)."""
 
     columns: list[str]
     rows: list[dict[str, str]]
     elapsed_s: float
     warnings: list[str] = field(default_factory=list)
+    #: how many rows the query returned, when `rows` holds only the first ones (a preview)
+    counted: int | None = None
+    #: the same query run again for all its rows (a preview's, for an import)
+    rerun: Callable[[], QueryResult] | None = field(default=None, repr=False, compare=False)
 
     @property
     def total(self) -> int:
-        return len(self.rows)
+        return len(self.rows) if self.counted is None else self.counted
 
     @property
     def preview(self) -> list[dict[str, str]]:
@@ -171,7 +180,7 @@ def bind_values(
     return bound
 
 
-def _engine(url: str, timeout_s: float) -> sa.Engine:
+def source_engine(url: str, timeout_s: float) -> sa.Engine:
     dialect = source_dialect(url)
     parsed = make_url(url)
     if dialect == "sqlite":
@@ -189,7 +198,7 @@ def _engine(url: str, timeout_s: float) -> sa.Engine:
         raise InputError("PostgreSQL sources need psycopg 3 (pip install psycopg)") from None
 
 
-def _guard_postgresql(cursor: Any, timeout_s: float) -> list[str]:
+def guard_postgresql(cursor: Any, timeout_s: float) -> list[str]:
     """Make the transaction read-only and bounded in time, check it is, and say when the role
     could write. Runs first in the transaction (SET TRANSACTION must)."""
     ms = max(1, int(timeout_s * 1000))
@@ -197,7 +206,7 @@ def _guard_postgresql(cursor: Any, timeout_s: float) -> list[str]:
     for setting, value in (
         ("statement_timeout", ms),
         ("lock_timeout", ms),
-        ("idle_in_transaction_session_timeout", max(ms, 1000)),
+        ("idle_in_transaction_session_timeout", max(ms, IDLE_IN_TRANSACTION_FLOOR_MS)),
     ):
         cursor.execute(f"SET LOCAL {setting} = {value}")
     # the lexer reads '…' with standard_conforming_strings on: make the server read it so too
@@ -221,14 +230,14 @@ def _guard_postgresql(cursor: Any, timeout_s: float) -> list[str]:
     ]
 
 
-def _guard_sqlite(raw: Any, cursor: Any, timeout_s: float) -> list[str]:
+def guard_sqlite(raw: Any, cursor: Any, timeout_s: float) -> list[str]:
     cursor.execute("PRAGMA query_only = ON")
     deadline = time.monotonic() + timeout_s
     raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
     return []
 
 
-def _cell(value: object) -> str:
+def cell_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime | date):
@@ -263,7 +272,7 @@ def execute_text(
 ) -> QueryResult:
     """Hand `text` to the driver exactly as given (psycopg placeholders on PostgreSQL) in the
     read-only transaction: the layers under the check and the wrapper, on their own."""
-    engine = _engine(url, timeout_s)
+    engine = source_engine(url, timeout_s)
     dialect = engine.dialect.name
     started = time.perf_counter()
     try:
@@ -272,11 +281,11 @@ def execute_text(
             cursor = raw.cursor()
             try:
                 if dialect == "sqlite":
-                    warnings = _guard_sqlite(raw, cursor, timeout_s)
+                    warnings = guard_sqlite(raw, cursor, timeout_s)
                     # SQLite keeps dates as ISO text; bind them so
-                    cursor.execute(text, {k: _sqlite_value(v) for k, v in params.items()})
+                    cursor.execute(text, {k: sqlite_value(v) for k, v in params.items()})
                 else:
-                    warnings = _guard_postgresql(cursor, timeout_s)
+                    warnings = guard_postgresql(cursor, timeout_s)
                     cursor.execute(text, params, prepare=True)
                 if cursor.description is None:
                     raise SourceError(f"{masked(url)}: the query returned no rows to read")
@@ -286,21 +295,27 @@ def execute_text(
                 cursor.close()
                 raw.rollback()
     except engine.dialect.loaded_dbapi.Error as exc:
-        raise SourceError(scrubbed(f"{masked(url)}: {_first_line(exc)}", url)) from None
+        raise SourceError(scrubbed(f"{masked(url)}: {first_line(exc)}", url)) from None
     except SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc
-        raise SourceError(scrubbed(f"{masked(url)}: {_first_line(cause)}", url)) from None
+        raise SourceError(scrubbed(f"{masked(url)}: {first_line(cause)}", url)) from None
     finally:
         engine.dispose()
     if len(fetched) > row_cap:
-        raise SourceError(
-            f"the query returns more than the row cap of {row_cap:,} rows; narrow it or raise the cap"
-        )
-    rows = [{c: _cell(v) for c, v in zip(columns, row, strict=True)} for row in fetched]
+        raise SourceError(row_cap_message(row_cap))
+    rows = [{c: cell_text(v) for c, v in zip(columns, row, strict=True)} for row in fetched]
     return QueryResult(columns, rows, time.perf_counter() - started, warnings)
 
 
-def _sqlite_value(value: object) -> object:
+def row_cap_message(row_cap: int) -> str:
+    """Why a query above its source's row cap is refused, naming the setting to raise."""
+    return (
+        f"the query returns more than the row cap of {row_cap:,} rows; narrow it or raise "
+        "the source's row cap (its `row_cap` setting)"
+    )
+
+
+def sqlite_value(value: object) -> object:
     """Dates as ISO text; datetimes as naive UTC `YYYY-MM-DD HH:MM:SS`, SQLite's own form, so
     they compare with `CURRENT_TIMESTAMP` and `datetime()` values as text. Truncated to the
     second: a row stamped in that second is selected again rather than missed (and the dedupe
@@ -314,7 +329,7 @@ def _sqlite_value(value: object) -> object:
     return value
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else exc.__class__.__name__
     if "interrupted" in text or "statement timeout" in text or "canceling statement" in text:

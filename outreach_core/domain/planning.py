@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from outreach_core.domain.control_chars import printable
 from outreach_core.domain.dns_waits import waiting_reason
@@ -47,6 +47,28 @@ class PlannedDelivery:
         return self.reason.split(":", 1)[0] if self.reason else None
 
 
+class FirstRows(Protocol):
+    """Which row each address first appeared on: grows with the audience, so a large freeze
+    keeps it on disk (`adapters.first_rows_on_disk`)."""
+
+    def first_row(self, key: str, row_number: int) -> int | None:
+        """The row `key` appeared on before, or None (and `row_number` is remembered)."""
+        ...
+
+
+class InMemoryFirstRows:
+    """`FirstRows` in a dict: for previews and dry runs that hold their rows anyway."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, int] = {}
+
+    def first_row(self, key: str, row_number: int) -> int | None:
+        earlier = self._rows.get(key)
+        if earlier is None:
+            self._rows[key] = row_number
+        return earlier
+
+
 def render_context(
     variables: dict[str, Any],
     *,
@@ -82,6 +104,7 @@ def plan_deliveries(
     domains: Mapping[str, DomainResult] | None = None,
     unsubscribe: Callable[[str], str] | None = None,
     test_environment: bool = False,
+    first_rows: FirstRows | None = None,
 ) -> Iterator[PlannedDelivery]:
     """Decide each row: pending, or skipped with a reason. The first occurrence of an address
     wins; later ones are skipped as duplicates naming the row they repeat.
@@ -90,8 +113,9 @@ def plan_deliveries(
     receive mail; a row whose lookup failed (`dns_error`: unknown) stays pending with that
     reason, to be looked up again before it is sent (`dns_waits`). None means the DNS step was
     skipped. `test_environment` accepts `.test` addresses and `private_address` domains.
+    `first_rows` remembers each address's first row (in memory unless given).
     """
-    first_row_of: dict[str, int] = {}
+    seen = first_rows if first_rows is not None else InMemoryFirstRows()
     for number, data in rows:
         raw = str(data.get(email_column) or "")
         checked = check_syntax(raw, test_environment=test_environment)
@@ -106,17 +130,17 @@ def plan_deliveries(
             )
             continue
         assert checked.key is not None and checked.address is not None
-        if checked.key in first_row_of:
+        earlier = seen.first_row(checked.key, number)
+        if earlier is not None:
             yield PlannedDelivery(
                 number,
                 checked.address,
                 None,
                 data,
                 DeliveryStatus.SKIPPED,
-                f"{SkipReason.DUPLICATE}: same address as row {first_row_of[checked.key]}",
+                f"{SkipReason.DUPLICATE}: same address as row {earlier}",
             )
             continue
-        first_row_of[checked.key] = number
         verdict = domains.get(checked.key.rpartition("@")[2]) if domains is not None else None
         waiting = None
         if verdict is not None and verdict.status is DomainStatus.DNS_ERROR:
@@ -180,11 +204,33 @@ def render_abort_reason(
     """Why a run must send nothing under `abort` (the rows that do not render), else None."""
     if policy is not RenderErrorPolicy.ABORT:
         return None
-    failing = [p for p in plan if p.reason_word == SkipReason.RENDER_ERROR]
-    if not failing:
-        return None
-    shown = "; ".join(f"row {p.row_number}: {p.reason}" for p in failing[:limit])
-    more = f"; and {len(failing) - limit} more" if len(failing) > limit else ""
-    return (
-        f"{RENDER_ABORT_PREFIX}: {len(failing)} rows do not render, nothing was sent: {shown}{more}"
-    )
+    failures = RenderFailures(limit=limit)
+    failures.note(plan)
+    return failures.abort_reason()
+
+
+class RenderFailures:
+    """The rows that do not render, counted as a plan streams past; only the first `limit`
+    are kept, for the reason text."""
+
+    def __init__(self, *, limit: int = 20) -> None:
+        self.count = 0
+        self._limit = limit
+        self._shown: list[str] = []
+
+    def note(self, plan: Iterable[PlannedDelivery]) -> None:
+        for p in plan:
+            if p.reason_word == SkipReason.RENDER_ERROR:
+                self.count += 1
+                if len(self._shown) < self._limit:
+                    self._shown.append(f"row {p.row_number}: {p.reason}")
+
+    def abort_reason(self) -> str | None:
+        """The status reason of a run stopped by `abort`, or None when every row rendered."""
+        if not self.count:
+            return None
+        more = f"; and {self.count - self._limit} more" if self.count > self._limit else ""
+        return (
+            f"{RENDER_ABORT_PREFIX}: {self.count} rows do not render, nothing was sent: "
+            f"{'; '.join(self._shown)}{more}"
+        )

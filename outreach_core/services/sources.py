@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from functools import partial
 
 from outreach_core.adapters import crypto
 from outreach_core.adapters.contact_files import (
@@ -16,18 +18,21 @@ from outreach_core.adapters.contact_files import (
 from outreach_core.adapters.sql_runner import (
     DEFAULT_ROW_CAP,
     DEFAULT_TIMEOUT_S,
+    PREVIEW_ROWS,
     QueryResult,
     check_read_only,
     masked,
     run_query,
     source_dialect,
 )
+from outreach_core.adapters.sql_stream import stream_query
 from outreach_core.adapters.store import audiences, audit, sql_sources
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.models import Audience
 from outreach_core.errors import InputError
 from outreach_core.services.audiences import import_audience
+from outreach_core.services.source_streams import cleaned_chunks, shape_of
 
 
 @dataclass(frozen=True)
@@ -68,11 +73,35 @@ def try_query(
     *,
     row_cap: int = DEFAULT_ROW_CAP,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    preview_rows: int = PREVIEW_ROWS,
 ) -> QueryResult:
-    """Run a source query read-only now (the "Test query" button, `source test`); the result's
-    warnings say when the source's database role could write."""
-    return run_query(
+    """Run a source query read-only now (the "Test query" button, `source test`): the first
+    `preview_rows` rows are kept and the others only counted as they stream past (the row
+    cap applies), so a test of millions of rows holds a hundred. The result's warnings say
+    when the source's database role could write; its `rerun` reads every row (an import)."""
+    started = time.perf_counter()
+    with stream_query(
         url, query, values=values, run_date=utcnow(), row_cap=row_cap, timeout_s=timeout_s
+    ) as stream:
+        first: list[dict[str, str]] = []
+        for chunk in stream.chunks():
+            first += chunk[: preview_rows - len(first)]
+        counted = stream.read
+    return QueryResult(
+        stream.columns,
+        first,
+        time.perf_counter() - started,
+        stream.warnings,
+        counted=counted,
+        rerun=partial(
+            run_query,
+            url,
+            query,
+            values=values,
+            run_date=utcnow(),
+            row_cap=row_cap,
+            timeout_s=timeout_s,
+        ),
     )
 
 
@@ -180,6 +209,8 @@ def import_query_rows(
     name = name.strip()
     if not name:
         raise InputError("give the audience a name (e.g. 'crm north')")
+    if len(result.rows) < result.total and result.rerun is not None:  # a preview's rows
+        result = result.rerun()
     parsed = as_parsed_file(result, source="SQL query", email_column=email_column)
     report = sort_rows(parsed, test_environment=ws.settings.test_environment)
     if not report.total:
@@ -197,23 +228,41 @@ def save_recurring_audience(
     ws: Workspace, source_id: int, *, name: str, email_column: str | None = None, actor: str
 ) -> Audience:
     """An audience that is the saved query itself: its rows now are stored for previews and
-    dry runs, and every run re-runs the query (with `:last_run_at` and `:run_date`)."""
+    dry runs, and every run re-runs the query (with `:last_run_at` and `:run_date`). The rows
+    are read and stored chunk by chunk, so saving millions of them holds one chunk."""
     name = name.strip()
     if not name:
         raise InputError("give the recurring audience a name (e.g. 'new sign-ups daily')")
-    parsed = as_parsed_file(run_source(ws, source_id), source=name, email_column=email_column)
+    with ws.db.connect() as conn:
+        data, encrypted = sql_sources.get_source(conn, source_id)
     now = utcnow()
-    with ws.db.begin() as conn:
+    with (
+        stream_query(
+            crypto.decrypt(ws.fernet, encrypted),
+            data["query"],
+            values=dict(data["parameters"]),
+            run_date=now,
+            row_cap=data["row_cap"],
+            timeout_s=data["timeout_s"],
+        ) as stream,
+        ws.db.begin() as conn,
+    ):
+        shape = shape_of(stream, source=name, email_column=email_column)
         audience_id = audiences.insert_audience(
             conn,
             name=name,
             source=f"SQL source {source_id} (re-queried each run)",
-            email_column=parsed.email_column,
-            columns=parsed.columns,
-            headers=parsed.headers,
-            rows=parsed.rows,
+            email_column=shape.email_column,
+            columns=shape.columns,
+            headers=shape.headers,
+            rows=[],
             now=now,
         )
+        stored = 0
+        for chunk in cleaned_chunks(stream, shape):
+            audiences.append_rows(conn, audience_id, chunk, first_number=stored + 1)
+            stored += len(chunk)
+        audiences.set_row_count(conn, audience_id, stored)
         audiences.link_sql_source(conn, audience_id, source_id)
         audit.record(
             conn,

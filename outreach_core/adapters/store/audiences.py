@@ -14,6 +14,7 @@ from outreach_core.domain.models import Audience
 from outreach_core.errors import InputError, NotFound
 
 INSERT_CHUNK = 500
+READ_CHUNK = 2_000
 
 
 def insert_audience(
@@ -45,16 +46,30 @@ def insert_audience(
             )
         ).inserted_primary_key[0]
     )
+    append_rows(conn, audience_id, rows, first_number=1)
+    return audience_id
+
+
+def append_rows(
+    conn: Connection, audience_id: int, rows: list[dict[str, Any]], *, first_number: int
+) -> None:
+    """Store more rows of an audience, numbered from `first_number` (a chunk of a stream)."""
     for start in range(0, len(rows), INSERT_CHUNK):
         chunk = rows[start : start + INSERT_CHUNK]
         conn.execute(
             audience_rows.insert(),
             [
-                {"audience_id": audience_id, "row_number": start + i + 1, "data": data}
+                {"audience_id": audience_id, "row_number": first_number + start + i, "data": data}
                 for i, data in enumerate(chunk)
             ],
         )
-    return audience_id
+
+
+def set_row_count(conn: Connection, audience_id: int, row_count: int) -> None:
+    """The audience's row count, once its rows were stored chunk by chunk."""
+    conn.execute(
+        audiences.update().where(audiences.c.id == audience_id).values(row_count=row_count)
+    )
 
 
 def get_audience(conn: Connection, audience_id: int) -> Audience:
@@ -78,11 +93,13 @@ def list_audiences(conn: Connection) -> list[Audience]:
 
 
 def iter_rows(conn: Connection, audience_id: int) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(row number, data) for every row, in file order."""
+    """(row number, data) for every row, in file order, read READ_CHUNK at a time (a
+    server-side cursor on PostgreSQL), so a large audience is never held whole."""
     query = (
         sa.select(audience_rows.c.row_number, audience_rows.c.data)
         .where(audience_rows.c.audience_id == audience_id)
         .order_by(audience_rows.c.row_number)
+        .execution_options(yield_per=READ_CHUNK)
     )
     for number, data in conn.execute(query):
         yield int(number), data

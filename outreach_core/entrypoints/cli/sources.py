@@ -78,6 +78,7 @@ def cmd_source(ws: Workspace, args: argparse.Namespace) -> int:
         parameter_values(args.param),
         row_cap=args.row_cap,
         timeout_s=args.timeout,
+        preview_rows=args.rows,
     )
     for warning in result.warnings:
         print(f"warning: {warning}")

@@ -1,5 +1,5 @@
 """Freezing a follow-up run: one delivery per recipient the step before sent to, in one
-transaction.
+transaction, chunk by chunk.
 
 The recipients are the previous run's `sent` deliveries; those whose thread was replied to,
 bounced or complained about, or whose address is suppressed, are frozen `skipped` with the
@@ -10,6 +10,9 @@ step before checked the domains a few days ago.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from outreach_core.adapters.store import (
     deliveries,
@@ -26,6 +29,7 @@ from outreach_core.domain.planning import RENDER_ABORT_PREFIX, SenderIdentity, r
 from outreach_core.domain.states import DeliveryStatus, SkipReason
 from outreach_core.domain.steps import FollowUpCandidate, PlannedFollowUp, plan_follow_ups
 from outreach_core.domain.templating import CompiledTemplate, TemplateSource
+from outreach_core.domain.unsubscribe_links import UnsubscribeLinks
 from outreach_core.errors import ConfigError, TemplateError
 from outreach_core.services.follow_ups import candidate_of
 from outreach_core.services.sending.context import unsubscribe_links
@@ -41,6 +45,19 @@ def freeze_follow_up(ws: Workspace, run: Run, *, clock: Clock = utcnow) -> bool:
         with ws.db.begin() as conn:
             run_progress.fail_initializing(conn, run.id, reason=str(exc), now=now)
         return False
+    try:
+        return _freeze(ws, run, unsubscribe, now)
+    except _Aborted as aborted:
+        with ws.db.begin() as conn:
+            run_progress.fail_initializing(conn, run.id, reason=str(aborted), now=now)
+        return False
+
+
+class _Aborted(Exception):
+    """Rows do not render under `abort`: the run fails with this reason, nothing frozen."""
+
+
+def _freeze(ws: Workspace, run: Run, unsubscribe: UnsubscribeLinks | None, now: datetime) -> bool:
     with ws.db.begin() as conn:
         if deliveries.has_deliveries(conn, run.id):  # frozen before a crash in this state
             run_progress.freeze_plan(conn, run.id, (), now=now)
@@ -66,53 +83,63 @@ def freeze_follow_up(ws: Workspace, run: Run, *, clock: Clock = utcnow) -> bool:
                 )
             )
 
-        plan: list[PlannedFollowUp] = []
+        abort = run.options.on_render_error is RenderErrorPolicy.ABORT
+        failing = _RenderFailures()
+        # chunk by chunk (`iter_previous`): decided, checked against the suppression list and
+        # written, so memory does not grow with the step before's recipients
         for chunk in follow_ups.iter_previous(conn, run.previous_run_id or 0):
             keys = [p.email_normalized for p in chunk if p.email_normalized]
             suppressed = suppressions.suppressed_among(conn, keys)
-            plan += plan_follow_ups(
-                (candidate_of(p) for p in chunk), suppressed=suppressed, render=render
+            plan = list(
+                plan_follow_ups(
+                    (candidate_of(p) for p in chunk), suppressed=suppressed, render=render
+                )
             )
-        abort = _abort_reason(plan, run.options.on_render_error)
-        if abort:
-            run_progress.fail_initializing(conn, run.id, reason=abort, now=now)
-            return False
-        run_progress.freeze_plan(
-            conn,
-            run.id,
-            (
-                {
-                    "run_id": run.id,
-                    "row_number": p.candidate.row_number,
-                    "email": p.candidate.email,
-                    "email_normalized": p.candidate.key,
-                    "variables": p.candidate.variables,
-                    "status": p.status,
-                    "reason": p.reason,
-                    "attempts": 0,
-                    "engine_id": None,
-                    "updated_at": now,
-                    "step": run.step,
-                    "previous_delivery_id": p.candidate.previous_delivery_id,
-                }
-                for p in plan
-            ),
-            now=now,
-        )
+            failing.note(plan)
+            if abort and failing.count:  # read on only to count the rows that do not render
+                continue
+            deliveries.insert_deliveries(conn, (_delivery_row(run, p, now) for p in plan))
+        if abort and failing.count:
+            # leaving the block by an error rolls every chunk written back: nothing is frozen
+            raise _Aborted(failing.reason())
+        run_progress.freeze_plan(conn, run.id, (), now=now)
     return True
 
 
-def _abort_reason(plan: list[PlannedFollowUp], policy: RenderErrorPolicy) -> str | None:
-    """Why the run must send nothing under `abort`: the rows its template does not render."""
-    if policy is not RenderErrorPolicy.ABORT:
-        return None
-    failing = [
-        p
-        for p in plan
-        if p.status is DeliveryStatus.SKIPPED
-        and (p.reason or "").startswith(SkipReason.RENDER_ERROR)
-    ]
-    if not failing:
-        return None
-    shown = "; ".join(f"row {p.candidate.row_number}: {p.reason}" for p in failing[:20])
-    return f"{RENDER_ABORT_PREFIX}: {len(failing)} rows do not render, nothing was sent: {shown}"
+def _delivery_row(run: Run, p: PlannedFollowUp, now: datetime) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "row_number": p.candidate.row_number,
+        "email": p.candidate.email,
+        "email_normalized": p.candidate.key,
+        "variables": p.candidate.variables,
+        "status": p.status,
+        "reason": p.reason,
+        "attempts": 0,
+        "engine_id": None,
+        "updated_at": now,
+        "step": run.step,
+        "previous_delivery_id": p.candidate.previous_delivery_id,
+    }
+
+
+class _RenderFailures:
+    """The follow-ups whose template does not render, counted chunk by chunk; the first 20
+    kept for the reason the run fails with under `abort`."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._shown: list[str] = []
+
+    def note(self, plan: list[PlannedFollowUp]) -> None:
+        for p in plan:
+            if p.status is DeliveryStatus.SKIPPED and (p.reason or "").startswith(
+                SkipReason.RENDER_ERROR
+            ):
+                self.count += 1
+                if len(self._shown) < 20:
+                    self._shown.append(f"row {p.candidate.row_number}: {p.reason}")
+
+    def reason(self) -> str:
+        shown = "; ".join(self._shown)
+        return f"{RENDER_ABORT_PREFIX}: {self.count} rows do not render, nothing was sent: {shown}"
