@@ -30,9 +30,36 @@ def insert_audience(
     """Store an audience and its rows (numbered from 1 as in the file); returns its id.
 
     Names are unique: a name in use is an InputError that says so."""
+    audience_id = create_audience(
+        conn,
+        name=name,
+        source=source,
+        email_column=email_column,
+        columns=columns,
+        headers=headers,
+        now=now,
+    )
+    for start in range(0, len(rows), INSERT_CHUNK):
+        insert_rows(conn, audience_id, start + 1, rows[start : start + INSERT_CHUNK])
+    set_row_count(conn, audience_id, len(rows))
+    return audience_id
+
+
+def create_audience(
+    conn: Connection,
+    *,
+    name: str,
+    source: str,
+    email_column: str,
+    columns: list[str],
+    now: datetime,
+    headers: list[str] | None = None,
+) -> int:
+    """Store an audience without rows yet (`insert_rows`, then `set_row_count`); its id.
+    A name in use is an InputError that says so."""
     if find_audience(conn, name):
         raise InputError(f"an audience named {name!r} exists already; choose another name")
-    audience_id = int(
+    return int(
         conn.execute(
             audiences.insert().values(
                 name=name,
@@ -40,21 +67,30 @@ def insert_audience(
                 email_column=email_column,
                 columns=columns,
                 headers=headers or None,
-                row_count=len(rows),
+                row_count=0,
                 created_at=now,
             )
         ).inserted_primary_key[0]
     )
+
+
+def insert_rows(
+    conn: Connection, audience_id: int, first_number: int, rows: list[dict[str, Any]]
+) -> None:
+    """Add rows numbered from `first_number` (one statement per `INSERT_CHUNK` rows)."""
     for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
         conn.execute(
             audience_rows.insert(),
             [
-                {"audience_id": audience_id, "row_number": start + i + 1, "data": data}
-                for i, data in enumerate(chunk)
+                {"audience_id": audience_id, "row_number": first_number + start + i, "data": data}
+                for i, data in enumerate(rows[start : start + INSERT_CHUNK])
             ],
         )
-    return audience_id
+
+
+def set_row_count(conn: Connection, audience_id: int, count: int) -> None:
+    """Record how many rows the audience holds."""
+    conn.execute(audiences.update().where(audiences.c.id == audience_id).values(row_count=count))
 
 
 def get_audience(conn: Connection, audience_id: int) -> Audience:
@@ -86,6 +122,43 @@ def iter_rows(conn: Connection, audience_id: int) -> Iterator[tuple[int, dict[st
     )
     for number, data in conn.execute(query):
         yield int(number), data
+
+
+def page_rows(
+    conn: Connection, audience_id: int, *, offset: int, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, data) of `limit` rows from the `offset`-th, in file order: one page read
+    by the database (row numbers run from 1 without gaps, so a range of them is the page)."""
+    query = (
+        sa.select(audience_rows.c.row_number, audience_rows.c.data)
+        .where(
+            audience_rows.c.audience_id == audience_id,
+            audience_rows.c.row_number > offset,
+            audience_rows.c.row_number <= offset + limit,
+        )
+        .order_by(audience_rows.c.row_number)
+    )
+    return [(int(number), data) for number, data in conn.execute(query)]
+
+
+def iter_rows_chunked(
+    conn: Connection, audience_id: int, *, chunk: int = 5_000
+) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Every row in file order, `chunk` rows per query (keyset on the row number): memory
+    bounded by one chunk whatever the driver buffers."""
+    after = 0
+    while True:
+        query = (
+            sa.select(audience_rows.c.row_number, audience_rows.c.data)
+            .where(audience_rows.c.audience_id == audience_id, audience_rows.c.row_number > after)
+            .order_by(audience_rows.c.row_number)
+            .limit(chunk)
+        )
+        rows = [(int(number), data) for number, data in conn.execute(query)]
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
 
 
 def link_sql_source(conn: Connection, audience_id: int, source_id: int) -> None:
