@@ -23,7 +23,7 @@ from typing import IO
 from outreach_core.adapters import contact_files as files
 from outreach_core.adapters.contact_xlsx import MAX_COLUMNS, sheet_rows
 from outreach_core.domain.control_chars import clean_row, has_controls, removed_note
-from outreach_core.domain.csv_cells import restore
+from outreach_core.domain.csv_cells import MARK, restore
 from outreach_core.errors import InputError
 
 #: rows per chunk: a chunk's dicts cost a few MB at most
@@ -226,9 +226,10 @@ class ContactStream:
                     f"{width} (delimiter {self.delimiter!r}); quote values holding it"
                 )
             # a file the product wrote has an apostrophe before formula-like cells: undo it
-            cells = [restore(cell) for cell in cells]
+            cells = [restore(cell) if cell.startswith(MARK) else cell for cell in cells]
         values = dict(zip(self.columns, cells + [""] * (width - len(cells)), strict=False))
-        if any(has_controls(v) for v in values.values()):
+        # one search over the row: a clean row (nearly all) costs one regex call
+        if has_controls("".join(values.values())):
             values = self._cleaned_row(values)
         return values
 

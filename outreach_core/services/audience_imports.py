@@ -71,7 +71,8 @@ class ImportResult:
     scan: FileScan
 
 
-def _open(file: IO[bytes], options: FileOptions) -> ContactStream:
+def open_stream(file: IO[bytes], options: FileOptions) -> ContactStream:
+    """The file opened as a stream: its header read, its email column found."""
     email = options.choices.email if options.choices else None
     return ContactStream(
         file,
@@ -111,7 +112,7 @@ def scan_file(
     progress: ProgressCallback | None = None,
 ) -> FileScan:
     """Read the whole file once, keeping only counts and the first rows to show."""
-    stream = _open(file, options)
+    stream = open_stream(file, options)
     # counted as if some cell held several addresses: the rows and verdicts are the same,
     # only the extra column depends on it
     mapping = _mapping(stream, options, multi=True)
@@ -168,7 +169,7 @@ def iter_rejected(
     file: IO[bytes], options: FileOptions, *, test_environment: bool = False
 ) -> Iterator[RejectedRow]:
     """Every rejected row, read from the file as they come (for a download)."""
-    stream = _open(file, options)
+    stream = open_stream(file, options)
     mapping = _mapping(stream, options, multi=True)
     with StreamedVerdicts(mapping.email_column, test_environment=test_environment) as verdicts:
         for first, chunk, lines, _ in _mapped_chunks(stream, mapping, None):
@@ -195,7 +196,7 @@ def import_file(
     `scan`: the file's `scan_file` (else it is scanned first: a pass more)."""
     if scan is None:
         scan = scan_file(file, options, test_environment=ws.settings.test_environment)
-    stream = _open(file, options)
+    stream = open_stream(file, options)
     mapping = _mapping(stream, options, multi=bool(scan.multi_cells))
     now = utcnow()
     stored = 0
