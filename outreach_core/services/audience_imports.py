@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from outreach_core.adapters.contact_files import RejectedRow
+from outreach_core.adapters.contact_files import DuplicateRow, ParsedFile, RejectedRow
 from outreach_core.adapters.contact_mapping import ChunkMapping, ImportChoices, several_addresses
 from outreach_core.adapters.contact_stream import CHUNK_ROWS, ContactStream, ReadProgress
 from outreach_core.adapters.row_verdicts import StreamedVerdicts
 from outreach_core.adapters.store import audiences, audit
 from outreach_core.adapters.workspace import Workspace
-from outreach_core.domain.address_cells import RowStatus, SplitMode, is_multi
+from outreach_core.domain.address_cells import RowStatus, RowVerdict, SplitMode, is_multi
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.control_chars import printable
 from outreach_core.domain.models import Audience
@@ -61,6 +61,9 @@ class FileScan:
     multi_cells: int
     preview: list[dict[str, str]] = field(default_factory=list)
     first_rejected: list[RejectedRow] = field(default_factory=list)
+    #: the values of each row of `first_rejected`, same order
+    rejected_values: list[dict[str, str]] = field(default_factory=list)
+    first_duplicates: list[DuplicateRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,8 @@ def scan_file(
     rows = 0
     preview: list[dict[str, str]] = []
     first_rejected: list[RejectedRow] = []
+    rejected_values: list[dict[str, str]] = []
+    first_duplicates: list[DuplicateRow] = []
     with StreamedVerdicts(mapping.email_column, test_environment=test_environment) as verdicts:
         for first, chunk, lines, cells in _mapped_chunks(stream, mapping, progress):
             multi += sum(1 for cell in cells if is_multi(cell))
@@ -131,6 +136,13 @@ def scan_file(
                     preview.append(row)
                 elif verdict.status is RowStatus.REJECTED and len(first_rejected) < SHOWN_ROWS:
                     first_rejected.append(_rejected(first + offset, line, row, mapping, verdict))
+                    rejected_values.append(row)
+                elif verdict.status is RowStatus.DUPLICATE and len(first_duplicates) < SHOWN_ROWS:
+                    raw = str(row.get(mapping.email_column) or "").strip()
+                    assert verdict.first_row is not None
+                    first_duplicates.append(
+                        DuplicateRow(first + offset, line, raw, verdict.first_row)
+                    )
         counts = verdicts.counts
     shape = _mapping(stream, options, multi=bool(multi))
     notes = list(stream.notes)
@@ -138,8 +150,11 @@ def scan_file(
         how = "its first address kept" if shape.split is SplitMode.FIRST else "one row each"
         header = stream.headers[stream.columns.index(shape.source_email)]
         notes.append(f"{several_addresses(multi, header)}: {how}")
-    if not multi:  # the preview rows carry the extra column only when it is kept
+    if not multi:  # the rows shown carry the extra column only when it is kept
         preview = [{k: v for k, v in row.items() if k in shape.columns} for row in preview]
+        rejected_values = [
+            {k: v for k, v in row.items() if k in shape.columns} for row in rejected_values
+        ]
     return FileScan(
         source=options.source,
         columns=shape.columns,
@@ -155,20 +170,42 @@ def scan_file(
         multi_cells=multi,
         preview=preview,
         first_rejected=first_rejected,
+        rejected_values=rejected_values,
+        first_duplicates=first_duplicates,
     )
 
 
 def _rejected(
-    number: int, line: int, row: dict[str, str], mapping: ChunkMapping, verdict: object
+    number: int, line: int, row: dict[str, str], mapping: ChunkMapping, verdict: RowVerdict
 ) -> RejectedRow:
     raw = str(row.get(mapping.email_column) or "")
-    return RejectedRow(number, line, printable(raw).strip(), getattr(verdict, "reason", ""))
+    return RejectedRow(number, line, printable(raw).strip(), verdict.reason)
+
+
+def read_head(file: IO[bytes], *, source: str, sheet: str | None, rows: int) -> ParsedFile:
+    """The header and the first `rows` data rows (the column pickers' samples); no email
+    column found gives `email_column == ""`. The file is read no further."""
+    stream = ContactStream(
+        file, source=source, sheet=sheet, required=False, chunk_rows=rows, max_rows=None
+    )
+    chunk = next(stream.chunks(), None)
+    return ParsedFile(
+        source,
+        stream.columns,
+        stream.email_column,
+        chunk.rows if chunk else [],
+        stream.headers,
+        chunk.lines if chunk else [],
+        stream.encoding,
+        stream.delimiter,
+        stream.notes,
+    )
 
 
 def iter_rejected(
     file: IO[bytes], options: FileOptions, *, test_environment: bool = False
-) -> Iterator[RejectedRow]:
-    """Every rejected row, read from the file as they come (for a download)."""
+) -> Iterator[tuple[RejectedRow, dict[str, str]]]:
+    """Every rejected row and its values, read from the file as they come (a download)."""
     stream = open_stream(file, options)
     mapping = _mapping(stream, options, multi=True)
     with StreamedVerdicts(mapping.email_column, test_environment=test_environment) as verdicts:
@@ -177,7 +214,7 @@ def iter_rejected(
                 zip(chunk, lines, verdicts.classify(first, chunk), strict=True)
             ):
                 if verdict.status is RowStatus.REJECTED:
-                    yield _rejected(first + offset, line, row, mapping, verdict)
+                    yield _rejected(first + offset, line, row, mapping, verdict), row
 
 
 def import_file(

@@ -124,7 +124,9 @@ def test_duplicates_across_chunks_name_the_first_row(workspace: Workspace) -> No
     dupes = [(r.number, r.verdict.reason) for r in rows if r.verdict.status is RowStatus.DUPLICATE]
     assert dupes == [(10, "same address as row 1"), (11, "same address as row 6")]
     rejected = list(audience_imports.iter_rejected(data, options))
-    assert [(r.row, r.line, r.email) for r in rejected] == [(2, 3, "not an address")]
+    assert [(r.row, r.line, r.email, v["name"]) for r, v in rejected] == [
+        (2, 3, "not an address", "Bad")
+    ]
 
 
 def test_seen_addresses_tells_new_from_repeated(tmp_path: Path) -> None:

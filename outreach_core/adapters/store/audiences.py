@@ -141,6 +141,23 @@ def page_rows(
     return [(int(number), data) for number, data in conn.execute(query)]
 
 
+def rows_with_cells(
+    conn: Connection, audience_id: int, column: str, cells: list[str], *, before: int
+) -> list[tuple[int, str]]:
+    """(row number, cell) of the rows numbered up to `before` whose `column` cell, trimmed
+    and lower-cased, is one of `cells` (a page's duplicates looked up)."""
+    value = audience_rows.c.data[column].as_string()
+    found: list[tuple[int, str]] = []
+    for start in range(0, len(cells), 500):
+        query = sa.select(audience_rows.c.row_number, value).where(
+            audience_rows.c.audience_id == audience_id,
+            audience_rows.c.row_number <= before,
+            sa.func.lower(sa.func.trim(value)).in_(cells[start : start + 500]),
+        )
+        found += [(int(number), str(cell or "")) for number, cell in conn.execute(query)]
+    return found
+
+
 def iter_rows_chunked(
     conn: Connection, audience_id: int, *, chunk: int = 5_000
 ) -> Iterator[list[tuple[int, dict[str, Any]]]]:
