@@ -167,3 +167,28 @@ def test_audience_import_command_prints_progress_and_counts(tmp_path: Path) -> N
     again = run_cli(tmp_path, "audience", "import", str(file), "--name", "People")
     assert again.returncode == 2
     assert "an audience named 'People' exists already" in again.stderr
+
+
+def test_browse_reads_one_page_and_finds_duplicates_of_earlier_pages(
+    workspace: Workspace,
+) -> None:
+    """Verify a page past the first names the row, on an earlier page, its duplicate
+    repeats (the page read by the database, the earlier rows looked up there)."""
+    lines = ["email", *(f"u{n}@example.com" for n in range(60)), " U3@EXAMPLE.com ", "bad"]
+    data = io.BytesIO(("\n".join(lines) + "\n").encode())
+    result = audience_imports.import_file(
+        workspace, data, FileOptions("p.csv"), name="paged", actor="t"
+    )
+    page = audiences.browse_rows(workspace, result.audience.id, page=2, page_size=50)
+    assert (page.page, page.pages, page.matching, page.total) == (2, 2, 62, 62)
+    assert [r.number for r in page.rows] == list(range(51, 63))
+    verdicts = {r.number: (r.verdict.status, r.verdict.reason) for r in page.rows}
+    assert verdicts[61] == (RowStatus.DUPLICATE, "same address as row 4")
+    assert verdicts[62][0] is RowStatus.REJECTED
+    assert verdicts[51] == (RowStatus.ACCEPTED, "")
+    found = audiences.browse_rows(workspace, result.audience.id, search="duplicate")
+    assert [r.number for r in found.rows] == [61]
+    csv_text = audiences.audience_csv(workspace, result.audience.id).decode()
+    # the leading space went with the CSV's `skipinitialspace`, the trailing one is kept
+    expected = "61,U3@EXAMPLE.com ,duplicate,same address as row 4,U3@EXAMPLE.com "
+    assert csv_text.splitlines()[61] == expected
