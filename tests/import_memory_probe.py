@@ -4,6 +4,8 @@
 the process's peak resident memory (VmHWM) rose above its resident memory once everything was
 imported and the workspace opened. MODE `stream` imports through `audience_imports.import_file`
 (chunks of 1,000 rows); `whole` through `parse_file` + `services.import_audience`, the file read whole.
+`validate` writes `validate`'s result CSV (syntax only) through `file_validation` (two passes);
+`validate-whole` through `read_contacts` + `preflight.validate_file`, the file read whole.
 """
 
 from __future__ import annotations
@@ -27,7 +29,25 @@ def main(data_dir: str, path: str, mode: str) -> None:
 
     ws = open_workspace(Settings(_env_file=None, OUTREACH_DATA_DIR=Path(data_dir)))
     file = Path(path)
-    if mode == "stream":
+    out = Path(data_dir) / "out.csv"
+    if mode == "validate":
+        from outreach_core.services import file_validation
+
+        warm_up = Path(data_dir) / "warm-up.csv"
+        warm_up.write_text("email\nann@example.com\n")
+        file_validation.validate_to_csv(ws, file_validation.FileCheck(warm_up, skip_mx=True), out)
+        before = _status_mb("VmRSS")
+        check = file_validation.FileCheck(file, skip_mx=True)
+        rows = file_validation.validate_to_csv(ws, check, out).rows
+    elif mode == "validate-whole":
+        from outreach_core.services import file_sends, preflight
+
+        before = _status_mb("VmRSS")
+        parsed = file_sends.read_contacts(file)
+        report = preflight.validate_file(ws, parsed, skip_mx=True)
+        out.write_text(report.csv(), encoding="utf-8")
+        rows = len(report.records)
+    elif mode == "stream":
         from outreach_core.services import audience_imports
 
         options = audience_imports.FileOptions(file.name, chunk_rows=1_000)

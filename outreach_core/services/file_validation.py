@@ -17,11 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
-from outreach_core.adapters.store import dns_cache
 from outreach_core.adapters.contact_mapping import ChunkMapping, ImportChoices, several_addresses
-from outreach_core.adapters.contact_stream import ContactStream
+from outreach_core.adapters.contact_stream import CHUNK_ROWS, ContactStream
 from outreach_core.adapters.dns import DomainChecker, make_resolver
 from outreach_core.adapters.seen_addresses import SeenAddresses
+from outreach_core.adapters.store import dns_cache
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.address_cells import SplitMode, is_multi
 from outreach_core.domain.address_checks import (
@@ -49,6 +49,7 @@ class FileCheck:
     sheet: str | None = None
     split: SplitMode = SplitMode.FIRST
     skip_mx: bool = False
+    chunk_rows: int = CHUNK_ROWS
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,11 @@ class ValidationSummary:
 
 def _open(file: IO[bytes], check: FileCheck) -> tuple[ContactStream, ChunkMapping]:
     stream = ContactStream(
-        file, source=check.path.name, email_column=check.email_column, sheet=check.sheet
+        file,
+        source=check.path.name,
+        email_column=check.email_column,
+        sheet=check.sheet,
+        chunk_rows=check.chunk_rows,
     )
     mapping = ChunkMapping(
         stream.columns,
