@@ -86,6 +86,27 @@ def audience_rows(ws: Workspace, audience_id: int) -> list[tuple[int, dict[str, 
         return list(audiences.iter_rows(conn, audience_id))
 
 
+def first_rows(ws: Workspace, audience_id: int, count: int) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, values) of the first `count` rows, read by the database."""
+    with ws.db.connect() as conn:
+        return audiences.page_rows(conn, audience_id, offset=0, limit=count)
+
+
+def find_preview_row(
+    ws: Workspace, audience_id: int, email_column: str, *, position: int, email_search: str = ""
+) -> tuple[int, dict[str, Any]] | None:
+    """The row a preview shows: the first whose address contains `email_search` (case
+    aside) when given, else row `position` (from 1); None when none. One row is read."""
+    needle = email_search.strip()
+    with ws.db.connect() as conn:
+        if needle:
+            return audiences.first_row_containing(conn, audience_id, email_column, needle)
+        if position < 1:
+            return None
+        found = audiences.page_rows(conn, audience_id, offset=position - 1, limit=1)
+    return found[0] if found else None
+
+
 def rows_with_status(ws: Workspace, audience_id: int) -> tuple[Audience, list[AudienceRow]]:
     """The audience and every row with its verdict, in file order."""
     with ws.db.connect() as conn:

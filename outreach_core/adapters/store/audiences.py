@@ -141,6 +141,25 @@ def page_rows(
     return [(int(number), data) for number, data in conn.execute(query)]
 
 
+def first_row_containing(
+    conn: Connection, audience_id: int, column: str, needle: str
+) -> tuple[int, dict[str, Any]] | None:
+    """The first row (in file order) whose `column` cell contains `needle`, case aside."""
+    value = audience_rows.c.data[column].as_string()
+    escaped = needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = (
+        sa.select(audience_rows.c.row_number, audience_rows.c.data)
+        .where(
+            audience_rows.c.audience_id == audience_id,
+            sa.func.lower(value).like(f"%{escaped}%", escape="\\"),
+        )
+        .order_by(audience_rows.c.row_number)
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return (int(row[0]), row[1]) if row else None
+
+
 def rows_with_cells(
     conn: Connection, audience_id: int, column: str, cells: list[str], *, before: int
 ) -> list[tuple[int, str]]:
