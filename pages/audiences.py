@@ -6,18 +6,13 @@ import zlib
 import pandas as pd
 import streamlit as st
 
-from outreach_core import OutreachError, services, ui
-from outreach_core.adapters.contact_files import parse_file, sort_rows
-from outreach_core.adapters.contact_mapping import (
-    ImportChoices,
-    apply_choices,
-    multi_address_cells,
-    several_addresses,
-)
+from outreach_core import OutreachError, ui
+from outreach_core.adapters.contact_mapping import ImportChoices, several_addresses
 from outreach_core.domain.address_cells import SplitMode
 from outreach_core.domain.column_layouts import propose_mapping
+from outreach_core.services import audience_imports, sources
 from outreach_core.services import audiences as audience_service
-from outreach_core.services import sources
+from outreach_core.services.audience_imports import FileOptions, FileScan
 from outreach_core.ui import audience_views as views
 
 ws = ui.workspace()
@@ -28,8 +23,28 @@ st.caption("Who will get the email: a spreadsheet, or a query on your own databa
 file_tab, sql_tab, list_tab = st.tabs(["Upload a file", "SQL source", "Saved audiences"])
 
 
+def scan_upload(upload, options: FileOptions) -> FileScan:
+    """The file's counts: read once per file and choices (kept for the reruns after), with a
+    progress bar while reading."""
+    key = (upload.file_id, options)
+    kept = st.session_state.get("upload_scan")
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    scan = audience_imports.scan_file(
+        upload,
+        options,
+        test_environment=ws.settings.test_environment,
+        progress=ui.progress_bar("Reading the file"),
+    )
+    st.session_state["upload_scan"] = (key, scan)
+    return scan
+
+
 def upload_file() -> None:
-    """The upload tab: the file, its columns mapped, every row accounted for, the import."""
+    """The upload tab: the file, its columns mapped, every row accounted for, the import.
+
+    The file is read in chunks (the first rows for the pickers, then once for the counts and
+    once more to import): memory does not grow with its rows."""
     upload = st.file_uploader(
         "Contacts file (CSV or XLSX)", type=["csv", "txt", "xlsx"], key="upload"
     )
@@ -40,14 +55,13 @@ def upload_file() -> None:
             "Contacts (vCard to CSV) are recognised."
         )
         return
-    data = upload.getvalue()
     # the pickers are the file's own: another file gets its columns proposed afresh
     tag = upload.file_id
     sheet = None
     if upload.name.lower().endswith(".xlsx"):
         sheet = st.text_input("Sheet (empty = the first)", key="sheet") or None
     try:
-        first = parse_file(data, source=upload.name, sheet=sheet, required=False)
+        first = audience_imports.read_head(upload, source=upload.name, sheet=sheet, rows=200)
     except OutreachError as exc:
         st.error(ui.plain(str(exc)))
         return
@@ -83,75 +97,72 @@ def upload_file() -> None:
     if chosen is None:
         st.warning("No column looks like an email column: choose it above.")
         return
+    split = SplitMode(st.session_state.get(f"split_mode_{tag}", SplitMode.FIRST))
+    file_options = FileOptions(upload.name, sheet, ImportChoices(chosen, roles, split))
     try:
-        parsed = parse_file(data, source=upload.name, email_column=chosen, sheet=sheet)
-        multi = multi_address_cells(parsed, parsed.email_column)
-        split = SplitMode.FIRST
-        if multi:
-            split = st.radio(
-                several_addresses(multi, chosen),
-                list(SplitMode),
-                format_func=lambda m: {
-                    SplitMode.FIRST: "Keep the first address",
-                    SplitMode.EACH: "One row per address",
-                }[m],
-                horizontal=True,
-                key=f"split_mode_{tag}",
-            )
-        parsed = apply_choices(parsed, ImportChoices(chosen, roles, split))
+        scan = scan_upload(upload, file_options)
     except OutreachError as exc:
         st.error(ui.plain(str(exc)))
         return
-    report = sort_rows(parsed, test_environment=ws.settings.test_environment)
-    for note in parsed.notes:
+    if scan.multi_cells:
+        st.radio(
+            several_addresses(scan.multi_cells, chosen),
+            list(SplitMode),
+            format_func=lambda m: {
+                SplitMode.FIRST: "Keep the first address",
+                SplitMode.EACH: "One row per address",
+            }[m],
+            horizontal=True,
+            key=f"split_mode_{tag}",
+        )
+    for note in scan.notes:
         st.warning(ui.plain(note))
     counts = [
-        ("Rows", report.total),
-        ("Imported", len(report.imported)),
-        ("Rejected", len(report.rejected)),
-        ("Duplicates", len(report.duplicates)),
+        ("Rows", scan.rows),
+        ("Imported", scan.accepted),
+        ("Rejected", scan.rejected),
+        ("Duplicates", scan.duplicates),
     ]
     for column, (label, value) in zip(st.columns(4), counts, strict=True):
         column.metric(label, value, border=True)
     delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}.get(
-        parsed.delimiter or "", "XLSX"
+        scan.delimiter or "", "XLSX"
     )
     st.caption(
-        f"Encoding {parsed.encoding} · {delimiter} · every column becomes a template variable: "
-        + ", ".join(f"`{c}` ({h})" for c, h in zip(parsed.columns, parsed.headers, strict=True))
+        f"Encoding {scan.encoding} · {delimiter} · every column becomes a template variable: "
+        + ", ".join(f"`{c}` ({h})" for c, h in zip(scan.columns, scan.headers, strict=True))
     )
     st.subheader("Preview")
-    preview = pd.DataFrame(report.imported[:100], columns=parsed.columns)
     st.dataframe(
-        preview,
+        pd.DataFrame(scan.preview, columns=scan.columns),
         hide_index=True,
-        column_order=[
-            parsed.email_column,
-            *(c for c in parsed.columns if c != parsed.email_column),
-        ],
+        column_order=[scan.email_column, *(c for c in scan.columns if c != scan.email_column)],
     )
-    if report.rejected:
-        st.subheader(f"Rejected rows ({len(report.rejected)})")
-        rejected = views.rejected_frame(report)
-        ui.table(rejected, first=["row", "line"])
+    if scan.rejected:
+        shown = "" if scan.rejected <= len(scan.first_rejected) else ", the first shown"
+        st.subheader(f"Rejected rows ({scan.rejected}{shown})")
+        ui.table(views.scan_rejected_frame(scan), first=["row", "line"])
         ui.csv_download(
-            "Download rejected rows", rejected, file_name="rejected.csv", key="rejected_download"
-        )
-    if report.duplicates:
-        st.subheader(f"Duplicates ({len(report.duplicates)})")
-        st.dataframe(
-            pd.DataFrame(
-                [(d.row, d.line, d.email, d.first_row) for d in report.duplicates],
-                columns=["row", "line", "email", "same as row"],
+            "Download rejected rows",
+            lambda: views.rejected_csv(
+                scan,
+                audience_imports.iter_rejected(
+                    upload, file_options, test_environment=ws.settings.test_environment
+                ),
             ),
-            hide_index=True,
+            file_name="rejected.csv",
+            key="rejected_download",
         )
+    if scan.duplicates:
+        shown = "" if scan.duplicates <= len(scan.first_duplicates) else ", the first shown"
+        st.subheader(f"Duplicates ({scan.duplicates}{shown})")
+        st.dataframe(views.duplicates_frame(scan), hide_index=True)
     name = st.text_input("Audience name", value=upload.name.rsplit(".", 1)[0], key=f"name_{tag}")
-    nothing = not report.imported
+    nothing = not scan.accepted
     if nothing:
         st.error(
             f"No row would import: column {chosen!r} holds no usable address "
-            f"({len(report.rejected)} rejected). Choose the column holding the addresses."
+            f"({scan.rejected} rejected). Choose the column holding the addresses."
         )
     else:
         st.caption(
@@ -162,14 +173,22 @@ def upload_file() -> None:
         ui.require_role("sender")
     ):
         try:
-            audience = services.import_audience(ws, parsed, name=name, actor=ui.actor())
+            result = audience_imports.import_file(
+                ws,
+                upload,
+                file_options,
+                name=name,
+                actor=ui.actor(),
+                scan=scan,
+                progress=ui.progress_bar("Importing"),
+            )
         except OutreachError as exc:
             st.error(ui.plain(str(exc)))
         else:
             st.success(
-                f"Imported {audience.name!r}: {len(report.imported)} rows to send to, "
-                f"{len(report.rejected)} rejected, {len(report.duplicates)} duplicates "
-                f"({audience.row_count} rows kept)."
+                f"Imported {result.audience.name!r}: {scan.accepted} rows to send to, "
+                f"{scan.rejected} rejected, {scan.duplicates} duplicates "
+                f"({result.audience.row_count} rows kept)."
             )
 
 
@@ -306,29 +325,23 @@ def saved_audiences() -> None:
         key=f"aud_pick_{names_tag}",
     )
     st.session_state["aud_current"] = picked
-    audience, rows = audience_service.rows_with_status(ws, picked)
+    audience = by_id[picked]
     search_column, page_column = st.columns([3, 1])
     search = search_column.text_input(
         "Search", placeholder="any value, status or reason", key="aud_search"
     )
-    found = [row for row in rows if audience_service.matches(row, search)]
-    size = audience_service.PAGE_SIZE
-    pages = max(1, -(-len(found) // size))
     page = int(
-        page_column.number_input(
-            "Page", min_value=1, max_value=pages, value=1, key=f"aud_page_{picked}_{search}"
-        )
+        page_column.number_input("Page", min_value=1, value=1, key=f"aud_page_{picked}_{search}")
     )
-    page = min(page, pages)
-    shown = found[(page - 1) * size : page * size]
-    ui.table(views.audience_frame(audience, shown), first=["row"], key="aud_rows")
+    shown = audience_service.browse_rows(ws, picked, search=search, page=page)
+    ui.table(views.audience_frame(audience, shown.rows), first=["row"], key="aud_rows")
     st.caption(
-        f"Page {page} of {pages} · {len(found)} of {len(rows)} rows match"
+        f"Page {shown.page} of {shown.pages} · {shown.matching} of {shown.total} rows match"
         + (f" {search.strip()!r}" if search.strip() else "")
     )
     ui.csv_download(
         "Download all rows with status and reason",
-        lambda: views.audience_frame(audience, rows).to_csv(index=False),
+        lambda: audience_service.audience_csv(ws, audience.id),
         file_name=f"{audience.name}.csv",
         key="aud_download",
     )

@@ -9,6 +9,7 @@ from outreach_core import OutreachError, services, ui
 from outreach_core.domain import template_tools
 from outreach_core.domain.planning import SenderIdentity
 from outreach_core.domain.templating import BUILTINS
+from outreach_core.services import audiences as audience_service
 
 NEW = 0
 
@@ -110,7 +111,13 @@ with side:
         placeholder="no audience yet",
     )
     audience = audiences.get(audience_id) if audience_id is not None else None
-    rows = services.audience_rows(ws, audience.id) if audience else []
+    # the first rows only (what the subject-length warning measures); the previewed row is
+    # read on its own below
+    rows = (
+        audience_service.first_rows(ws, audience.id, template_tools.SUBJECT_ROWS)
+        if audience
+        else []
+    )
     engines = {e.id: e for e in services.list_engines(ws)}
     first_engine = next(iter(engines.values()), None)
     sender = SenderIdentity(
@@ -165,13 +172,18 @@ if audience is None:
 else:
     pick, search = st.columns(2)
     position = pick.number_input(
-        "Row", min_value=1, max_value=max(len(rows), 1), value=1, step=1, key="preview_row"
+        "Row",
+        min_value=1,
+        max_value=max(audience.row_count, 1),
+        value=1,
+        step=1,
+        key="preview_row",
     )
     needle = search.text_input(
         "…or find by email", key="preview_email", placeholder="part of an address"
     )
-    row = template_tools.find_row(
-        rows, email_column=audience.email_column, position=int(position), email_search=needle
+    row = audience_service.find_preview_row(
+        ws, audience.id, audience.email_column, position=int(position), email_search=needle
     )
     unsubscribe = None
     if "unsubscribe_url" in report.builtins:

@@ -10,15 +10,12 @@ holding one is left as it is, so its row is rejected with the reason (`domain/co
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import re
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from outreach_core.adapters.contact_xlsx import MAX_COLUMNS, sheet_rows
 from outreach_core.domain.address_cells import RowStatus, classify_rows
 from outreach_core.domain.column_layouts import EMAIL_NAMES, detect_email
 from outreach_core.domain.control_chars import (
@@ -28,7 +25,6 @@ from outreach_core.domain.control_chars import (
     removed_note,
     strip_controls,
 )
-from outreach_core.domain.csv_cells import restore
 from outreach_core.errors import InputError
 
 #: delimiters detected in CSV files
@@ -151,7 +147,7 @@ def detect_delimiter(text: str) -> str:
     return best if counts[best] else ","
 
 
-def _choose_email_column(
+def choose_email_column(
     source: str,
     headers: list[str],
     columns: list[str],
@@ -236,62 +232,37 @@ def _too_many_rows(source: str) -> InputError:
     )
 
 
+def _collect(data: bytes, *, source: str, **options: Any) -> ParsedFile:
+    """The whole file as one ParsedFile, read through `ContactStream`."""
+    from outreach_core.adapters.contact_stream import ContactStream  # it builds on this module
+
+    stream = ContactStream(io.BytesIO(data), source=source, **options)
+    rows: list[dict[str, str]] = []
+    lines: list[int] = []
+    for chunk in stream.chunks():
+        rows += chunk.rows
+        lines += chunk.lines
+    return ParsedFile(
+        source,
+        stream.columns,
+        stream.email_column,
+        rows,
+        stream.headers,
+        lines,
+        stream.encoding,
+        stream.delimiter,
+        stream.notes,
+    )
+
+
 def parse_csv(
     data: bytes, *, source: str, email_column: str | None = None, required: bool = True
 ) -> ParsedFile:
     """Parse CSV bytes: encoding and delimiter detected, quoted fields may hold line breaks.
 
     `required=False`: a file with no email column found gives `email_column == ""` (the
-    caller asks the user) instead of an error."""
-    _check_size(data, source)
-    text, encoding, notes = decode(data, source=source)
-    if not text.strip():
-        raise InputError(f"{source}: the file is empty")
-    delimiter = detect_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
-    headers: list[str] | None = None
-    rows: list[dict[str, str]] = []
-    lines: list[int] = []
-    columns: list[str] = []
-    line_after = 0
-    try:
-        for record in reader:
-            start_line, line_after = line_after + 1, reader.line_num
-            if not any(cell.strip() for cell in record):
-                continue  # a blank line is not a row
-            if headers is None:
-                headers, header_notes = clean_headers([restore(cell.strip()) for cell in record])
-                notes += header_notes
-                if len(headers) > MAX_COLUMNS:
-                    # every row is padded to the header's width: a wide header multiplies
-                    # the memory of every short row
-                    raise InputError(
-                        f"{source}, line {start_line}: {len(headers):,} columns, more than "
-                        f"{MAX_COLUMNS:,}; delete the columns you do not need (nothing was "
-                        "imported)"
-                    )
-                columns = unique_identifiers(headers)
-                continue
-            if len(rows) >= MAX_ROWS:
-                raise _too_many_rows(source)
-            if len(record) > len(columns) and any(c.strip() for c in record[len(columns) :]):
-                raise InputError(
-                    f"{source}, line {start_line}: {len(record)} fields but the header has "
-                    f"{len(columns)} (delimiter {delimiter!r}); quote values holding it"
-                )
-            # a file the product wrote has an apostrophe before formula-like cells: undo it
-            record = [restore(cell) for cell in record] + [""] * (len(columns) - len(record))
-            rows.append(dict(zip(columns, record, strict=False)))
-            lines.append(start_line)
-    except csv.Error as exc:
-        raise InputError(f"{source}, line {reader.line_num}: not readable CSV: {exc}") from None
-    if headers is None:
-        raise InputError(f"{source}: the file is empty")
-    chosen = _choose_email_column(source, headers, columns, email_column, required)
-    notes += clean_cells(
-        rows, headers=headers, columns=columns, email_column=chosen, check_all=has_controls(text)
-    )
-    return ParsedFile(source, columns, chosen, rows, headers, lines, encoding, delimiter, notes)
+    caller asks the user) instead of an error. Large files: `ContactStream`, in chunks."""
+    return _collect(data, source=source, email_column=email_column, required=required, xlsx=False)
 
 
 def parse_xlsx(
@@ -308,31 +279,9 @@ def parse_xlsx(
     the row cap applies while reading, so a sheet above it is refused without parsing the
     rest, and a part holding more rows than a spreadsheet can is refused before parsing.
     """
-    _check_size(data, source)
-    headers: list[str] | None = None
-    columns: list[str] = []
-    notes: list[str] = []
-    values: list[tuple[str, ...]] = []  # tuples while reading: a refused file costs less
-    lines: list[int] = []
-    too_many = partial(_too_many_rows, source)
-    for number, texts in sheet_rows(data, source=source, sheet=sheet, too_many=too_many):
-        if not any(texts):
-            continue  # a blank row is not a row
-        if headers is None:
-            headers, notes = clean_headers(texts)
-            columns = unique_identifiers(headers)
-            continue
-        if len(values) >= MAX_ROWS:
-            raise _too_many_rows(source)
-        texts = texts[: len(columns)]
-        values.append(tuple(texts) + ("",) * (len(columns) - len(texts)))
-        lines.append(number)
-    if headers is None:
-        raise InputError(f"{source}: the sheet is empty")
-    rows = [dict(zip(columns, row, strict=True)) for row in values]
-    chosen = _choose_email_column(source, headers, columns, email_column, required)
-    notes += clean_cells(rows, headers=headers, columns=columns, email_column=chosen)
-    return ParsedFile(source, columns, chosen, rows, headers, lines, "xlsx", None, notes)
+    return _collect(
+        data, source=source, email_column=email_column, sheet=sheet, required=required, xlsx=True
+    )
 
 
 def parse_file(

@@ -94,3 +94,46 @@ def split_address_cells(parsed: ParsedFile, mode: SplitMode = SplitMode.FIRST) -
     kept, or one row per address; a note says how many cells were split. A file without such
     cells comes back as it was."""
     return apply_choices(parsed, ImportChoices(parsed.email_column, split=mode))
+
+
+class ChunkMapping:
+    """`apply_choices` for a file read in chunks (`ContactStream`): the same columns, names
+    and split, row by row. `multi` says whether any cell of the email column holds several
+    addresses (a first pass counts them): only then is the `<column>_all` column added."""
+
+    def __init__(
+        self, columns: list[str], headers: list[str], choices: ImportChoices, *, multi: bool
+    ) -> None:
+        shape = ParsedFile(source="", columns=columns, email_column="", rows=[], headers=headers)
+        self.source_email = _column_of(shape, choices.email)
+        self.split = choices.split
+        self.multi = multi
+        columns, headers = list(columns), list(headers)
+        self.keep_as: str | None = None
+        if multi:
+            self.keep_as = _unique(f"{self.source_email}_all", columns)
+            header = headers[columns.index(self.source_email)]
+            columns.append(self.keep_as)
+            headers.append(f"{header} (all addresses)")
+        chosen = {
+            role: _column_of(shape, header) if header else None
+            for role, header in choices.roles.items()
+        }
+        self.columns = rename_roles(columns, chosen)
+        self.headers = headers
+        self._names = dict(zip(columns, self.columns, strict=True))
+        self.email_column = self._names[self.source_email]
+
+    def apply(
+        self, rows: list[dict[str, str]], lines: list[int]
+    ) -> tuple[list[dict[str, str]], list[int]]:
+        """The chunk's rows (and their file lines) as the audience stores them."""
+        if self.keep_as is not None:
+            moved = [{**row, self.keep_as: row.get(self.source_email, "")} for row in rows]
+            rows, origin = split_rows(
+                moved, column=self.keep_as, into=self.source_email, mode=self.split
+            )
+            lines = [lines[i] for i in origin]
+        if any(old != new for old, new in self._names.items()):
+            rows = [{self._names.get(k, k): v for k, v in row.items()} for row in rows]
+        return rows, lines

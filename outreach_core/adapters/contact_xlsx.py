@@ -55,10 +55,18 @@ def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:,.0f} MB"
 
 
-def check_archive(data: bytes, *, source: str) -> None:
+def _seekable(data: bytes | IO[bytes]) -> IO[bytes]:
+    """The workbook as a file read from its start (bytes are wrapped, a file is rewound)."""
+    if isinstance(data, bytes | bytearray):
+        return io.BytesIO(data)
+    data.seek(0)
+    return data
+
+
+def check_archive(data: bytes | IO[bytes], *, source: str) -> None:
     """Refuse an archive whose parts would expand past the limits, before any is inflated."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(_seekable(data)) as archive:
             parts = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InputError(f"{source}: not a readable XLSX file: {exc}") from None
@@ -134,36 +142,50 @@ def count_row_tags(part: IO[bytes], limit: int) -> int:
     return count
 
 
-def _check_row_counts(data: bytes, too_many: Callable[[], InputError]) -> None:
+def _check_row_counts(data: bytes | IO[bytes], too_many: Callable[[], InputError]) -> int:
     # openpyxl sizes every sheet when it opens the workbook, and a sheet without its
     # <dimension> is parsed whole to do so, keeping an element per row: no part may hold
     # more rows than a spreadsheet can
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    # the largest count is returned: about the rows of the biggest sheet (progress shown)
+    largest = 0
+    with zipfile.ZipFile(_seekable(data)) as archive:
         for info in archive.infolist():
             with archive.open(info) as part:
-                if count_row_tags(part, MAX_SHEET_ROW) > MAX_SHEET_ROW:
+                count = count_row_tags(part, MAX_SHEET_ROW)
+                if count > MAX_SHEET_ROW:
                     raise too_many()
+                largest = max(largest, count)
+    return largest
 
 
 def sheet_rows(
-    data: bytes, *, source: str, sheet: str | None, too_many: Callable[[], InputError]
+    data: bytes | IO[bytes],
+    *,
+    source: str,
+    sheet: str | None,
+    too_many: Callable[[], InputError],
+    row_tags: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[int, list[str]]]:
     """(sheet row number, cell texts without trailing empty cells) for each row, as read.
 
     The archive is checked first, then the row tags of every part are counted: more than a
     spreadsheet can hold raises `too_many()` before any XML is parsed. The workbook is then
     opened read-only, so rows are parsed only as the caller asks for them, and a caller that
-    stops at its cap parses no further.
+    stops at its cap parses no further. `data` may be a seekable binary file (read from its
+    start, never whole). `row_tags` is told the counted row tags of the biggest part (about
+    the sheet's rows, for a progress bar) before the first row comes.
     """
     check_archive(data, source=source)
     try:
-        _check_row_counts(data, too_many)
+        counted = _check_row_counts(data, too_many)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:  # a bad CRC, a damaged part
         raise InputError(f"{source}: not a readable XLSX file: {exc}") from None
+    if row_tags is not None:
+        row_tags(counted)
     from openpyxl import load_workbook  # imported here: the send path never needs it
 
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+        book = load_workbook(_seekable(data), read_only=True, data_only=True, keep_links=False)
     # a ZIP that is not a workbook: BadZipFile, KeyError for a missing part, or XML errors
     except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError, SyntaxError) as exc:
         raise InputError(f"{source}: not a readable XLSX file: {exc}") from None

@@ -17,6 +17,7 @@ from outreach_core.domain.csv_cells import write_csv
 from outreach_core.domain.mx import DomainResult, DomainStatus, receives_mail
 from outreach_core.domain.states import SkipReason
 from outreach_core.domain.validation import (
+    CheckedAddress,
     check_syntax,
     is_disposable,
     is_role_account,
@@ -132,32 +133,17 @@ async def check_rows(
             if early:
                 checker.submit(early)
         checked = check_syntax(raw, test_environment=test_environment)
-        if not checked.ok:
-            rows.append(
-                CheckedRow(
-                    number, raw.strip(), None, SkipReason.INVALID_SYNTAX, checked.error or ""
-                )
-            )
-        else:
-            assert checked.key is not None and checked.address is not None
-            domain = checked.key.rpartition("@")[2]
-            row = CheckedRow(
-                number,
-                raw.strip(),
-                checked.address,
-                None,
-                suggestion=_suggestion(checked.address, domain),
-                role=is_role_account(checked.key),
-                disposable=is_disposable(domain),
-            )
+        row = syntax_row(number, raw, checked)
+        if row.skip is None:
+            assert checked.key is not None
             if checked.key in first_row_of:
                 row.skip = SkipReason.DUPLICATE
                 row.reason = f"same address as row {first_row_of[checked.key]}"
             else:
                 first_row_of[checked.key] = number
                 if checker is not None:
-                    checker.submit(domain)
-            rows.append(row)
+                    checker.submit(checked.key.rpartition("@")[2])
+        rows.append(row)
         if number % _YIELD_EVERY == 0:
             if progress:
                 progress(number, total)
@@ -165,17 +151,43 @@ async def check_rows(
     domains = await checker.results() if checker else {}
     for row in rows:
         if row.skip is None and checker is not None:
-            assert row.email_normalized is not None
-            result = domains[row.email_normalized.rpartition("@")[2].lower()]
-            row.mx_host = result.mx_host
-            row.reason = result.reason  # for a valid domain: how it was reached, if not by MX
-            if not receives_mail(result.status, test_environment=test_environment):
-                row.skip = SkipReason(result.status.value)
-            # sent anyway (a test environment): the flag says why it may not arrive
-            row.private_address = row.skip is None and result.status is DomainStatus.PRIVATE_ADDRESS
+            apply_domain(row, domains, test_environment=test_environment)
     if progress:
         progress(total, total)
     return PreflightResult(rows, domains, checker.looked_up if checker else 0)
+
+
+def syntax_row(number: int, raw: str, checked: CheckedAddress) -> CheckedRow:
+    """Row `number`'s outcome by its address alone: `invalid_syntax`, or valid with its
+    flags (duplicates and DNS are the caller's)."""
+    if not checked.ok:
+        return CheckedRow(number, raw.strip(), None, SkipReason.INVALID_SYNTAX, checked.error or "")
+    assert checked.key is not None and checked.address is not None
+    domain = checked.key.rpartition("@")[2]
+    return CheckedRow(
+        number,
+        raw.strip(),
+        checked.address,
+        None,
+        suggestion=_suggestion(checked.address, domain),
+        role=is_role_account(checked.key),
+        disposable=is_disposable(domain),
+    )
+
+
+def apply_domain(
+    row: CheckedRow, domains: dict[str, DomainResult], *, test_environment: bool = False
+) -> None:
+    """A valid row's DNS verdict (its domain's, from `domains`): the mail host, how it was
+    reached, and the status when the domain takes no mail."""
+    assert row.email_normalized is not None
+    result = domains[row.email_normalized.rpartition("@")[2].lower()]
+    row.mx_host = result.mx_host
+    row.reason = result.reason  # for a valid domain: how it was reached, if not by MX
+    if not receives_mail(result.status, test_environment=test_environment):
+        row.skip = SkipReason(result.status.value)
+    # sent anyway (a test environment): the flag says why it may not arrive
+    row.private_address = row.skip is None and result.status is DomainStatus.PRIVATE_ADDRESS
 
 
 def _suggestion(address: str, domain: str) -> str | None:

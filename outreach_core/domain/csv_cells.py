@@ -66,6 +66,11 @@ def _write_rows(rows: Iterable[Sequence[object]], lineterminator: str) -> str:
     return out.getvalue()
 
 
+def write_csv_rows(rows: Iterable[Sequence[object]], *, lineterminator: str = "\n") -> str:
+    """CSV text of rows without a header (a file written chunk by chunk), cells neutralised."""
+    return _write_rows(rows, lineterminator)
+
+
 def write_csv(
     header: Sequence[object], rows: Iterable[Sequence[object]], *, lineterminator: str = "\n"
 ) -> str:

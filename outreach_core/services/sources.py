@@ -248,14 +248,13 @@ def save_recurring_audience(
         ws.db.begin() as conn,
     ):
         shape = shape_of(stream, source=name, email_column=email_column)
-        audience_id = audiences.insert_audience(
+        audience_id = audiences.create_audience(
             conn,
             name=name,
             source=f"SQL source {source_id} (re-queried each run)",
             email_column=shape.email_column,
             columns=shape.columns,
             headers=shape.headers,
-            rows=[],
             now=now,
         )
         stored = 0

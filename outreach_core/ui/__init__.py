@@ -19,6 +19,7 @@ from outreach_core.ui import auth
 from outreach_core.ui.auth import actor, can, current_user, gate, require_role, settings_error
 from outreach_core.ui.charts import LEDGER_FIRST, csv_bytes
 from outreach_core.ui.compliance_views import domain_check_frame
+from outreach_core.ui.import_progress import progress_bar
 from outreach_core.ui.preflight_views import (
     confirm_send,
     error_text,
@@ -74,6 +75,7 @@ __all__ = [
     "missing_variable_warnings",
     "plain",
     "preflight_summary",
+    "progress_bar",
     "reading_order",
     "recent_runs_column_config",
     "recent_runs_frame",

@@ -6,12 +6,15 @@ Plain functions (no streamlit): the page reads widgets, calls a service and draw
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+import io
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from outreach_core.adapters.contact_files import ImportReport, ParsedFile
+from outreach_core.adapters.contact_files import ImportReport, ParsedFile, RejectedRow
 from outreach_core.domain.models import Audience
+from outreach_core.services.audience_imports import FileScan
 from outreach_core.services.audiences import AudienceRow
 
 #: values shown beside a column's name in a picker
@@ -96,4 +99,42 @@ def audience_frame(audience: Audience, rows: Sequence[AudienceRow]) -> pd.DataFr
     ]
     return pd.DataFrame(
         records, columns=["row", "email", "status", "reason", *_file_headers(headers)]
+    )
+
+
+def scan_rejected_frame(scan: FileScan) -> pd.DataFrame:
+    """The first rejected rows a scan kept: row, line, email and reason, then every column of
+    the file under its own header."""
+    return _rejected_frame(scan, zip(scan.first_rejected, scan.rejected_values, strict=True))
+
+
+def _rejected_frame(
+    scan: FileScan, rows: Iterable[tuple[RejectedRow, dict[str, str]]]
+) -> pd.DataFrame:
+    records = [
+        [r.row, r.line, r.email, r.reason, *(str(v.get(c) or "") for c in scan.columns)]
+        for r, v in rows
+    ]
+    return pd.DataFrame(
+        records, columns=["row", "line", "email", "reason", *_file_headers(scan.headers)]
+    )
+
+
+def rejected_csv(scan: FileScan, rows: Iterable[tuple[RejectedRow, dict[str, str]]]) -> str:
+    """Every rejected row as CSV text, written as `rows` come (a download made on click)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["row", "line", "email", "reason", *_file_headers(scan.headers)])
+    for r, values in rows:
+        writer.writerow(
+            [r.row, r.line, r.email, r.reason, *(str(values.get(c) or "") for c in scan.columns)]
+        )
+    return out.getvalue()
+
+
+def duplicates_frame(scan: FileScan) -> pd.DataFrame:
+    """The first duplicates a scan kept."""
+    return pd.DataFrame(
+        [(d.row, d.line, d.email, d.first_row) for d in scan.first_duplicates],
+        columns=["row", "line", "email", "same as row"],
     )

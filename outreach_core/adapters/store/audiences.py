@@ -31,9 +31,36 @@ def insert_audience(
     """Store an audience and its rows (numbered from 1 as in the file); returns its id.
 
     Names are unique: a name in use is an InputError that says so."""
+    audience_id = create_audience(
+        conn,
+        name=name,
+        source=source,
+        email_column=email_column,
+        columns=columns,
+        headers=headers,
+        now=now,
+    )
+    for start in range(0, len(rows), INSERT_CHUNK):
+        append_rows(conn, audience_id, rows[start : start + INSERT_CHUNK], first_number=start + 1)
+    set_row_count(conn, audience_id, len(rows))
+    return audience_id
+
+
+def create_audience(
+    conn: Connection,
+    *,
+    name: str,
+    source: str,
+    email_column: str,
+    columns: list[str],
+    now: datetime,
+    headers: list[str] | None = None,
+) -> int:
+    """Store an audience without rows yet (`append_rows`, then `set_row_count`); its id.
+    A name in use is an InputError that says so."""
     if find_audience(conn, name):
         raise InputError(f"an audience named {name!r} exists already; choose another name")
-    audience_id = int(
+    return int(
         conn.execute(
             audiences.insert().values(
                 name=name,
@@ -41,13 +68,11 @@ def insert_audience(
                 email_column=email_column,
                 columns=columns,
                 headers=headers or None,
-                row_count=len(rows),
+                row_count=0,
                 created_at=now,
             )
         ).inserted_primary_key[0]
     )
-    append_rows(conn, audience_id, rows, first_number=1)
-    return audience_id
 
 
 def append_rows(
@@ -55,12 +80,11 @@ def append_rows(
 ) -> None:
     """Store more rows of an audience, numbered from `first_number` (a chunk of a stream)."""
     for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
         conn.execute(
             audience_rows.insert(),
             [
                 {"audience_id": audience_id, "row_number": first_number + start + i, "data": data}
-                for i, data in enumerate(chunk)
+                for i, data in enumerate(rows[start : start + INSERT_CHUNK])
             ],
         )
 
@@ -103,6 +127,79 @@ def iter_rows(conn: Connection, audience_id: int) -> Iterator[tuple[int, dict[st
     )
     for number, data in conn.execute(query):
         yield int(number), data
+
+
+def page_rows(
+    conn: Connection, audience_id: int, *, offset: int, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, data) of `limit` rows from the `offset`-th, in file order: one page read
+    by the database (row numbers run from 1 without gaps, so a range of them is the page)."""
+    query = (
+        sa.select(audience_rows.c.row_number, audience_rows.c.data)
+        .where(
+            audience_rows.c.audience_id == audience_id,
+            audience_rows.c.row_number > offset,
+            audience_rows.c.row_number <= offset + limit,
+        )
+        .order_by(audience_rows.c.row_number)
+    )
+    return [(int(number), data) for number, data in conn.execute(query)]
+
+
+def first_row_containing(
+    conn: Connection, audience_id: int, column: str, needle: str
+) -> tuple[int, dict[str, Any]] | None:
+    """The first row (in file order) whose `column` cell contains `needle`, case aside."""
+    value = audience_rows.c.data[column].as_string()
+    escaped = needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = (
+        sa.select(audience_rows.c.row_number, audience_rows.c.data)
+        .where(
+            audience_rows.c.audience_id == audience_id,
+            sa.func.lower(value).like(f"%{escaped}%", escape="\\"),
+        )
+        .order_by(audience_rows.c.row_number)
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return (int(row[0]), row[1]) if row else None
+
+
+def rows_with_cells(
+    conn: Connection, audience_id: int, column: str, cells: list[str], *, before: int
+) -> list[tuple[int, str]]:
+    """(row number, cell) of the rows numbered up to `before` whose `column` cell, trimmed
+    and lower-cased, is one of `cells` (a page's duplicates looked up)."""
+    value = audience_rows.c.data[column].as_string()
+    found: list[tuple[int, str]] = []
+    for start in range(0, len(cells), 500):
+        query = sa.select(audience_rows.c.row_number, value).where(
+            audience_rows.c.audience_id == audience_id,
+            audience_rows.c.row_number <= before,
+            sa.func.lower(sa.func.trim(value)).in_(cells[start : start + 500]),
+        )
+        found += [(int(number), str(cell or "")) for number, cell in conn.execute(query)]
+    return found
+
+
+def iter_rows_chunked(
+    conn: Connection, audience_id: int, *, chunk: int = 5_000
+) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Every row in file order, `chunk` rows per query (keyset on the row number): memory
+    bounded by one chunk whatever the driver buffers."""
+    after = 0
+    while True:
+        query = (
+            sa.select(audience_rows.c.row_number, audience_rows.c.data)
+            .where(audience_rows.c.audience_id == audience_id, audience_rows.c.row_number > after)
+            .order_by(audience_rows.c.row_number)
+            .limit(chunk)
+        )
+        rows = [(int(number), data) for number, data in conn.execute(query)]
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
 
 
 def link_sql_source(conn: Connection, audience_id: int, source_id: int) -> None:

@@ -15,7 +15,15 @@ import sys
 from collections.abc import Callable
 
 from outreach_core.adapters.workspace import Workspace, start_process
-from outreach_core.entrypoints.cli import admin, checks, mailboxes, sending, sources, steps
+from outreach_core.entrypoints.cli import (
+    admin,
+    audiences,
+    checks,
+    mailboxes,
+    sending,
+    sources,
+    steps,
+)
 from outreach_core.entrypoints.cli.common import (
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -47,6 +55,7 @@ COMMANDS: dict[str, Command] = {
     "rotate-key": admin.cmd_rotate_key,
     "demo": admin.cmd_demo,
     "source": sources.cmd_source,
+    "audience": audiences.cmd_audience,
     "workflow-step": steps.cmd_workflow_step,
 }
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from outreach_core import services
+from outreach_core.adapters.contact_stream import ReadProgress
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.address_cells import SplitMode
 from outreach_core.domain.clock import utcnow
@@ -20,7 +20,7 @@ from outreach_core.domain.template_checks import content_warnings
 from outreach_core.domain.template_tools import SUBJECT_ROWS, rendered_subjects
 from outreach_core.domain.unsubscribe_checks import UnsubscribeFinding
 from outreach_core.entrypoints.cli.common import EXIT_OK, EXIT_USAGE, print_findings
-from outreach_core.services import file_sends, preflight
+from outreach_core.services import file_validation, preflight
 from outreach_core.services.file_sends import FileSend
 
 
@@ -79,25 +79,30 @@ class ProgressLine:
             print(f"\rchecked {done}/{total}", end=end, file=sys.stderr, flush=True)
 
 
-def _write_report(report: preflight.DryRunReport, out: Path) -> int:
-    out.write_text(report.csv(), encoding="utf-8")
-    counts = " ".join(f"{k}={v}" for k, v in report.counts().items() if v)
-    print(f"{len(report.records)} rows: {counts or 'none'}")
-    print(f"wrote {out}")
-    return EXIT_OK
-
-
 def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
-    parsed = file_sends.read_contacts(
+    """The file read twice in chunks (`file_validation`): memory does not grow with its rows."""
+    check = file_validation.FileCheck(
         args.input,
         email_column=args.email_column,
         sheet=args.sheet,
-        multi_address=SplitMode(args.multi_address),
+        split=SplitMode(args.multi_address),
+        skip_mx=args.skip_mx,
     )
-    for note in parsed.notes:
+    summary = file_validation.validate_to_csv(ws, check, args.out, progress=ReadingLine())
+    for note in summary.notes:
         print(f"note: {note}", file=sys.stderr)
-    report = preflight.validate_file(ws, parsed, skip_mx=args.skip_mx, progress=ProgressLine())
-    return _write_report(report, args.out)
+    counts = " ".join(f"{k}={v}" for k, v in summary.counts.by_status.items() if v)
+    print(f"{summary.rows} rows: {counts or 'none'}")
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+class ReadingLine:
+    """`read N rows (x%)` on stderr, rewritten in place, on a terminal only."""
+
+    def __call__(self, progress: ReadProgress) -> None:
+        if sys.stderr.isatty():
+            print(f"\rread {progress.line()}", end="", file=sys.stderr, flush=True)
 
 
 def cmd_dry_run(ws: Workspace, args: argparse.Namespace) -> int:

@@ -238,6 +238,23 @@ def build_parser() -> argparse.ArgumentParser:
     exports.add_argument("name")
     exports.add_argument("--out", type=Path, required=True, help="folder to write into")
 
+    audience = commands.add_parser("audience", help="audiences: import a contacts file")
+    audience_actions = audience.add_subparsers(dest="action", required=True)
+    audience_import = audience_actions.add_parser(
+        "import",
+        help="store a CSV/XLSX file as an audience (every row kept with its status), read and "
+        "stored in chunks; prints the progress and the counts",
+    )
+    audience_import.add_argument("input", type=Path, help="contacts CSV or XLSX")
+    audience_import.add_argument("--name", default=None, help="audience name (default: file name)")
+    audience_import.add_argument(
+        "--email-column", default=None, help="the email column (default: detected)"
+    )
+    audience_import.add_argument(
+        "--sheet", default=None, help="XLSX sheet name (default: the first)"
+    )
+    _multi_address(audience_import)
+
     source = commands.add_parser("source", help="SQL sources: test a read-only query")
     source_actions = source.add_subparsers(dest="action", required=True)
     source_test = source_actions.add_parser(
