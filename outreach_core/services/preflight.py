@@ -60,6 +60,9 @@ from outreach_core.services import compliance
 
 # the workflow's pre-flight, streamed (memory does not grow with the audience): the pages and
 # the CLI reach it here, beside the other pre-flights
+from outreach_core.services.streamed_preflight import (
+    SAMPLE_ROWS_PER_STATUS as SAMPLE_ROWS_PER_STATUS,
+)
 from outreach_core.services.streamed_preflight import PreflightSample as PreflightSample
 from outreach_core.services.streamed_preflight import WorkflowPreflight as WorkflowPreflight
 from outreach_core.services.streamed_preflight import workflow_preflight as workflow_preflight

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TextIO
@@ -132,10 +132,11 @@ def workflow_preflight(
     progress: Progress | None = None,
     out: TextIO | None = None,
     samples_per_status: int = SAMPLE_ROWS_PER_STATUS,
+    statuses: Collection[str] | None = None,
 ) -> WorkflowPreflight:
     """The one pre-flight of a workflow: its audience rendered with its template and engine,
     checked as its run would check it; with `out`, every row's CSV line is written there (the
-    input columns, then the result columns). `skip_mx` None takes the workflow's option;
+    input columns, then the result columns; only rows of `statuses` when given). `skip_mx` None takes the workflow's option;
     nothing is sent. A template that does not compile raises TemplateError."""
     with ws.db.connect() as conn:
         workflow = workflows.get_workflow(conn, workflow_id)
@@ -168,7 +169,7 @@ def workflow_preflight(
             for row, data in asyncio.run(check.chunk(chunk, done, seen)):
                 record = _record(headers, audience.columns, data, row)
                 tally.add(row, record)
-                if writer:
+                if writer and (statuses is None or row.status in statuses):
                     writer.write(list(record.values()))
             done += len(chunk)
             if progress:
