@@ -7,6 +7,7 @@ CSV as one string) rises far past it at this size.
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -24,10 +25,11 @@ from outreach_core.domain.templating import TemplateSource
 from tests.conftest import REPO, cli_env
 from tests.e2e.dashboard import send_run
 
-ROWS = 120_000
-#: what the streamed paths stay under (measured: about 10 MB); the whole-list code rose
-#: by well over 100 MB at this size
-GROWTH_BOUND_MB = 40
+#: recipients in the workflow and the run (OUTREACH_MEMORY_TEST_ROWS for a larger check)
+ROWS = int(os.environ.get("OUTREACH_MEMORY_TEST_ROWS", "20000"))
+#: what the streamed paths stay under (measured: 2 to 6 MB); the code that held every row
+#: rose by 54 MB (dry-run) and 30 MB (export) at 30,000 rows, and by 36 and 20 at 20,000
+GROWTH_BOUND_MB = 12
 PROBE = REPO / "tests" / "memory_probe.py"
 _BATCH = 10_000
 
@@ -36,12 +38,12 @@ def _workflow(ws: Workspace, tmp_path: Path) -> Workflow:
     return services.setup_workflow(
         ws,
         name="large",
-        parsed=parse_csv("email,name\nfirst@example.com,First\n", source="large.csv"),
-        template=TemplateSource("Hi {{ name }}", None, "Hello {{ name }}, row {{ n }}"),
+        parsed=parse_csv(b"email,name\nfirst@example.com,First\n", source="large.csv"),
+        template=TemplateSource("Hi {{ name }}", None, "Hello {{ name }}"),
         engine_url=f"outbox://{tmp_path / 'outbox'}",
         from_email="team@example.com",
         from_name="Team",
-        options=SendOptions(rate=0, skip_mx=True),
+        options=SendOptions(rate=0, skip_mx=True, dedupe_window_hours=0),
         actor="test",
     )
 
@@ -93,7 +95,7 @@ def _probe(tmp_path: Path, db_url: str, *args: str) -> float:
     )
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     assert last.startswith("exit=0 "), done.stdout[-2000:] + done.stderr[-2000:]
-    return float(last.rpartition("peak_growth_mb=")[2])
+    return float(last.split("peak_growth_mb=")[1].split()[0])
 
 
 def _data_rows(path: Path) -> list[list[str]]:
@@ -117,16 +119,19 @@ def test_dry_run_out_and_export_stream_in_bounded_memory(
     """Verify `dry-run --out` and `export` write every row while their peak memory rises by
     less than GROWTH_BOUND_MB over ROWS recipients."""
     workflow, run_id = large
-    preflight_csv = tmp_path / "preflight.csv"
-    grew = _probe(tmp_path, db_url, "dry-run", str(workflow.id), "--out", str(preflight_csv))
+    preflight_csv, outcome_csv = tmp_path / "preflight.csv", tmp_path / "outcome.csv"
+    grew = {
+        "dry-run --out": _probe(
+            tmp_path, db_url, "dry-run", str(workflow.id), "--out", str(preflight_csv)
+        ),
+        "export": _probe(tmp_path, db_url, "export", str(run_id), "--out", str(outcome_csv)),
+    }
     rows = _data_rows(preflight_csv)
     assert len(rows) == ROWS + 1
-    assert rows[-1][0] == f"person{ROWS}@example.com" and "valid" in rows[-1]
-    assert grew < GROWTH_BOUND_MB, f"dry-run --out rose by {grew:.0f} MB"
-
-    outcome_csv = tmp_path / "outcome.csv"
-    grew = _probe(tmp_path, db_url, "export", str(run_id), "--out", str(outcome_csv))
+    address = f"person{ROWS}@example.com"
+    assert rows[-1][:4] == [address, f"Person {ROWS}", address, "valid"]
     rows = _data_rows(outcome_csv)
     assert len(rows) == ROWS + 1
     assert rows[-1][2] == f"person{ROWS}@example.com"
-    assert grew < GROWTH_BOUND_MB, f"export rose by {grew:.0f} MB"
+    over = {path: mb for path, mb in grew.items() if mb >= GROWTH_BOUND_MB}
+    assert not over, f"peak memory rose by (MB): {grew}"
