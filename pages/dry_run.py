@@ -5,7 +5,7 @@ import streamlit as st
 
 from outreach_core import OutreachError, services, ui
 from outreach_core.services import preflight
-from outreach_core.ui.csv_download import streamed_csv_download
+from outreach_core.ui.spooled_downloads import streamed_csv_download
 
 ws = ui.workspace()
 

@@ -6,7 +6,7 @@ import streamlit as st
 from outreach_core import OutreachError, services, ui
 from outreach_core.domain.states import RunAction, allowed_actions
 from outreach_core.services import run_summaries
-from outreach_core.ui.csv_download import streamed_csv_download
+from outreach_core.ui.spooled_downloads import streamed_csv_download
 
 #: recipients the page lists (a run may have millions; the download holds them all)
 RECIPIENTS_SHOWN = 1000

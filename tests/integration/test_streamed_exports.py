@@ -22,7 +22,7 @@ from outreach_core.domain.models import SendOptions, SuppressionReason, Workflow
 from outreach_core.domain.templating import TemplateSource
 from outreach_core.errors import OutreachError
 from outreach_core.services import compliance, run_summaries, streamed_preflight
-from outreach_core.ui.csv_download import SPOOL_IN_MEMORY, spooled_csv
+from outreach_core.ui.spooled_downloads import SPOOL_IN_MEMORY, spooled_csv
 from tests.e2e.dashboard import send_run
 
 #: row 5 repeats row 1 in another chunk (chunks of 2), row 3 is suppressed, row 4 lacks
