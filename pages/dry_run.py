@@ -5,6 +5,7 @@ import streamlit as st
 
 from outreach_core import OutreachError, services, ui
 from outreach_core.services import preflight
+from outreach_core.ui.spooled_downloads import streamed_csv_download
 
 ws = ui.workspace()
 
@@ -59,13 +60,19 @@ if stored is None or stored[0] != target:
 
 if isinstance(stored[1], preflight.WorkflowPreflight):
     result: preflight.WorkflowPreflight = stored[1]
-    report = result.report
     ui.preflight_summary(result, key="dry_pre")
     ui.step_reach_table(result.steps)
     if result.dedupe_note:
         st.warning(result.dedupe_note, icon=":material/content_copy:")
-    st.caption(f"{len(report.records)} rows · {report.looked_up} domains looked up in DNS")
+    st.caption(f"{result.counts.total} rows · {result.looked_up} domains looked up in DNS")
     ui.unsubscribe_notes(services.workflow_unsubscribe_findings(ws, target_id))
+    counts = result.counts.by_status
+    records, columns = result.sample_records(), result.all_columns
+    if any(n > preflight.SAMPLE_ROWS_PER_STATUS for n in counts.values()):
+        st.caption(
+            f"The table lists the first {preflight.SAMPLE_ROWS_PER_STATUS} rows of each status; "
+            "the CSV holds every row."
+        )
 else:
     report = stored[1]
     counts = report.counts()
@@ -73,15 +80,26 @@ else:
     for column, (label, value) in zip(st.columns(len(shown_counts)), shown_counts, strict=True):
         column.metric(label, value, border=True)
     st.caption(f"{len(report.records)} rows · {report.looked_up} domains looked up in DNS")
+    records, columns = report.records, report.all_columns
 
-counts = report.counts()
 present = [status for status, n in counts.items() if n]
 statuses = st.multiselect("Statuses", present, default=present, key="dry_statuses")
-table = pd.DataFrame(report.records, columns=report.all_columns)
+table = pd.DataFrame(records, columns=columns)
 table = table[table["status"].isin(statuses)]
 ui.table(
     table,
     first=["email_normalized", "status", "reason"],
     labels={"email_normalized": "email (checked)"},
 )
-ui.csv_download("Download CSV", table, file_name="dry-run.csv", key="dry_download")
+if isinstance(stored[1], preflight.WorkflowPreflight):
+    chosen = set(statuses)
+    streamed_csv_download(
+        "Download CSV",
+        lambda out: preflight.workflow_preflight(
+            ws, target_id, out=out, samples_per_status=0, statuses=chosen
+        ),
+        file_name="dry-run.csv",
+        key="dry_download",
+    )
+else:
+    ui.csv_download("Download CSV", table, file_name="dry-run.csv", key="dry_download")

@@ -6,6 +6,10 @@ import streamlit as st
 from outreach_core import OutreachError, services, ui
 from outreach_core.domain.states import RunAction, allowed_actions
 from outreach_core.services import run_summaries
+from outreach_core.ui.spooled_downloads import streamed_csv_download
+
+#: recipients the page lists (a run may have millions; the download holds them all)
+RECIPIENTS_SHOWN = 1000
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -135,11 +139,15 @@ if feedback:
 
 st.subheader(f"Recipients ({counts.total})")
 ui.table(
-    ui.ledger_frame(run_summaries.run_outcome_rows(ws, run_id), tz),
+    ui.ledger_frame(run_summaries.run_outcome_rows(ws, run_id, limit=RECIPIENTS_SHOWN), tz),
     column_config=ui.ledger_column_config(),
     placeholder="—",
     first=ui.LEDGER_FIRST,
 )
-ui.csv_download(
-    "Download CSV", lambda: run_summaries.run_outcome_csv(ws, run_id), file_name=f"run-{run_id}.csv"
+if counts.total > RECIPIENTS_SHOWN:
+    st.caption(f"The first {RECIPIENTS_SHOWN:,} recipients; the CSV holds every one.")
+streamed_csv_download(
+    "Download CSV",
+    lambda out: run_summaries.write_run_outcomes(ws, run_id, out),
+    file_name=f"run-{run_id}.csv",
 )

@@ -7,6 +7,7 @@ from outreach_core import OutreachError, ui
 from outreach_core.domain.models import SuppressionReason
 from outreach_core.services import compliance
 from outreach_core.ui.compliance_views import suppressions_frame
+from outreach_core.ui.spooled_downloads import streamed_csv_download
 
 ws = ui.workspace()
 tz = ui.browser_timezone()
@@ -106,9 +107,9 @@ with upload:
     st.button("Import", key="supp_import", disabled=locked or file is None, on_click=import_file)
 with export:
     st.subheader("Export CSV")
-    ui.csv_download(
+    streamed_csv_download(
         "Download the list",
-        compliance.export_suppressions_csv(ws),
+        lambda out: compliance.write_suppressions_csv(ws, out),
         file_name="suppressions.csv",
         key="supp_export",
     )

@@ -4,14 +4,16 @@ complaints), the complaint brake and the audit trail. One transaction each, audi
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy.engine import Connection
 
 from outreach_core.adapters.contact_files import parse_csv
+from outreach_core.adapters.csv_files import write_csv_rows
 from outreach_core.adapters.store import audit, feedback, seen_events, suppressions
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain import unsubscribe_links
@@ -22,7 +24,6 @@ from outreach_core.domain.complaints import (
     brake_reason,
     over_threshold,
 )
-from outreach_core.domain.csv_cells import write_csv
 from outreach_core.domain.models import Feedback, ProviderEvent, Suppression, SuppressionReason
 from outreach_core.domain.validation import check_syntax
 from outreach_core.errors import InputError, NotFound
@@ -165,14 +166,24 @@ def import_suppressions(
 
 
 def export_suppressions_csv(ws: Workspace) -> str:
-    """The whole list as CSV (email, reason, created_at, source), formula-like cells neutralised
-    (an address may begin with `=` or `-`; importing the file back restores it)."""
+    """The whole list as CSV text (see `write_suppressions_csv`): for small lists and tests."""
+    text = io.StringIO(newline="")
+    write_suppressions_csv(ws, text)
+    return text.getvalue()
+
+
+def write_suppressions_csv(ws: Workspace, out: TextIO) -> int:
+    """The whole list as CSV (email, reason, created_at, source) written to `out` row by row
+    through a cursor that fetches as it goes, formula-like cells neutralised (an address may
+    begin with `=` or `-`; importing the file back restores it); returns the rows written."""
     with ws.db.connect() as conn:
-        return write_csv(
+        streaming = conn.execution_options(stream_results=True, max_row_buffer=2000)
+        return write_csv_rows(
+            out,
             EXPORT_COLUMNS,
             (
                 [item.email_normalized, item.reason, item.created_at.isoformat(), item.source or ""]
-                for item in suppressions.iter_suppressions(conn)
+                for item in suppressions.iter_suppressions(streaming)
             ),
         )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -25,9 +25,7 @@ from outreach_core.adapters.contact_files import ParsedFile
 from outreach_core.adapters.dns import DEFAULT_CONCURRENCY, DomainChecker, make_resolver
 from outreach_core.adapters.store import (
     audiences,
-    delivery_claims,
     dns_cache,
-    engines,
     suppressions,
     templates,
     workflows,
@@ -35,7 +33,6 @@ from outreach_core.adapters.store import (
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.address_checks import (
     RESULT_COLUMNS,
-    CheckedRow,
     PreflightResult,
     Progress,
     check_rows,
@@ -43,29 +40,32 @@ from outreach_core.domain.address_checks import (
     to_csv,
 )
 from outreach_core.domain.clock import utcnow
-from outreach_core.domain.dedupe import sent_recently_reason
-from outreach_core.domain.models import Workflow
 from outreach_core.domain.mx import DomainResult, DomainStatus
 from outreach_core.domain.planning import (
     PlannedDelivery,
     SenderIdentity,
     mark_suppressed,
     plan_deliveries,
-    render_abort_reason,
 )
 from outreach_core.domain.preflight_findings import (
     MissingVariable,
-    PreflightCounts,
     count_statuses,
-    dedupe_sentence,
     missing_variables,
 )
 from outreach_core.domain.states import DeliveryStatus, SkipReason
 from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 from outreach_core.domain.unsubscribe_links import UnsubscribeLinks
 from outreach_core.errors import TemplateError
-from outreach_core.services import compliance, follow_ups
-from outreach_core.services.follow_ups import StepReach
+from outreach_core.services import compliance
+
+# the workflow's pre-flight, streamed (memory does not grow with the audience): the pages and
+# the CLI reach it here, beside the other pre-flights
+from outreach_core.services.streamed_preflight import (
+    SAMPLE_ROWS_PER_STATUS as SAMPLE_ROWS_PER_STATUS,
+)
+from outreach_core.services.streamed_preflight import PreflightSample as PreflightSample
+from outreach_core.services.streamed_preflight import WorkflowPreflight as WorkflowPreflight
+from outreach_core.services.streamed_preflight import workflow_preflight as workflow_preflight
 
 
 @dataclass(frozen=True)
@@ -257,123 +257,6 @@ def dry_run(
             row.skip = SkipReason(word)
             row.reason = (planned.reason or "").split(": ", 1)[-1]
     return DryRun(plan, result)
-
-
-#: addresses looked up at once in the ledger for the dedupe window
-_DEDUPE_CHUNK = 500
-
-
-@dataclass(frozen=True)
-class WorkflowPreflight:
-    """The pre-flight of a workflow with the options its run would use: DNS (unless the
-    workflow skips it), the suppression list, the dedupe window and the template rendered for
-    every row. What the pages and the CLI show before a send, and the count they confirm."""
-
-    workflow: Workflow
-    report: DryRunReport
-    #: each row's outcome, in audience order (row numbers count from 1)
-    rows: list[CheckedRow]
-    counts: PreflightCounts
-    #: the options it was made with (the workflow's, unless `skip_mx` was overridden)
-    skip_mx: bool
-    dedupe_window_hours: float
-    #: variables the template needs that the audience has no column for
-    missing: list[MissingVariable]
-    #: set when the workflow aborts on render errors and some row does not render
-    abort_reason: str | None
-    #: how many recipients each step reaches (step 1: `to_send`), for a multi-step workflow
-    steps: tuple[StepReach, ...] = ()
-
-    @property
-    def to_send(self) -> int:
-        """Recipients a run would send to now (0 when it would abort)."""
-        return 0 if self.abort_reason else self.counts.valid
-
-    @property
-    def dedupe_note(self) -> str | None:
-        """What the dedupe window will skip, said before the confirmation."""
-        return dedupe_sentence(self.counts.sent_recently, self.dedupe_window_hours)
-
-    def rows_with(self, status: str) -> list[CheckedRow]:
-        """The rows with this status (e.g. render_error), each with its reason."""
-        return [row for row in self.rows if row.status == status]
-
-
-def workflow_preflight(
-    ws: Workspace,
-    workflow_id: int,
-    *,
-    skip_mx: bool | None = None,
-    progress: Progress | None = None,
-) -> WorkflowPreflight:
-    """The one pre-flight of a workflow: its audience rendered with its template and engine,
-    checked as its run would check it. `skip_mx` None takes the workflow's option; nothing is
-    sent. A template that does not compile raises TemplateError."""
-    with ws.db.connect() as conn:
-        workflow = workflows.get_workflow(conn, workflow_id)
-        audience = audiences.get_audience(conn, workflow.audience_id)
-        stored = [data for _, data in audiences.iter_rows(conn, audience.id)]
-        version = templates.current_version(conn, workflow.template_id)
-        engine = engines.get_engine(conn, workflow.engine_id)
-    options = workflow.options
-    skip = options.skip_mx if skip_mx is None else skip_mx
-    template = CompiledTemplate(TemplateSource(version.subject, version.html, version.text))
-    checked = dry_run(
-        ws,
-        stored,  # the values as stored: the run renders those
-        email_column=audience.email_column,
-        template=template,
-        sender=SenderIdentity(engine.from_email, engine.from_name),
-        unsubscribe_base_url=options.unsubscribe_base_url,
-        skip_mx=skip,
-        progress=progress,
-    )
-    _mark_sent_recently(ws, workflow, checked)
-    rows = [{k: "" if v is None else str(v) for k, v in data.items()} for data in stored]
-    parsed = ParsedFile(
-        audience.name, audience.columns, audience.email_column, rows, audience.headers or []
-    )
-    result = WorkflowPreflight(
-        workflow=workflow,
-        report=report_of(audience.name, parsed, checked.checked),
-        rows=checked.checked.rows,
-        counts=count_statuses(row.status for row in checked.checked.rows),
-        skip_mx=skip,
-        dedupe_window_hours=options.dedupe_window_hours,
-        missing=missing_variables(template, audience.columns),
-        abort_reason=render_abort_reason(checked.plan, options.on_render_error),
-    )
-    first = result.to_send
-    return replace(result, steps=tuple(follow_ups.step_reach(ws, workflow_id, first=first)))
-
-
-def _mark_sent_recently(ws: Workspace, workflow: Workflow, checked: DryRun) -> None:
-    """Rows the run's claim would skip: another run of the workflow sent to the address within
-    its dedupe window (or is sending it now), as `delivery_claims` decides it for the run."""
-    window = workflow.options.dedupe_window_hours
-    if window <= 0:
-        return
-    rows = {
-        planned.key: row
-        for planned, row in zip(checked.plan, checked.checked.rows, strict=True)
-        if row.skip is None and planned.key
-    }
-    keys = list(rows)
-    since = utcnow() - timedelta(hours=window)
-    with ws.db.connect() as conn:
-        for start in range(0, len(keys), _DEDUPE_CHUNK):
-            taken = delivery_claims.recently_sent(
-                conn,
-                workflow_id=workflow.id,
-                run_id=None,
-                keys=keys[start : start + _DEDUPE_CHUNK],
-                since=since,
-            )
-            for key, holder in taken.items():
-                rows[key].skip = SkipReason.SENT_RECENTLY
-                rows[key].reason = sent_recently_reason(holder, window_hours=window).split(": ", 1)[
-                    -1
-                ]
 
 
 def workflow_missing_variables(ws: Workspace, workflow_id: int) -> list[MissingVariable]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
+from outreach_core.adapters.csv_files import csv_part_file, write_csv_rows
 from outreach_core.adapters.store import deliveries, ledger_queries, retry_waits, runs, workflows
 from outreach_core.adapters.workspace import Workspace
-from outreach_core.domain.csv_cells import write_csv
 from outreach_core.domain.models import Delivery, RunSummary
 
 
@@ -47,13 +51,19 @@ EXPORT_COLUMNS = [
 ]
 
 
-def run_outcome_rows(ws: Workspace, run_id: int) -> list[list[object]]:
+def run_outcome_rows(ws: Workspace, run_id: int, *, limit: int | None = None) -> list[list[object]]:
     """One row per recipient: what happened and why, and what came back. Holds no variables
-    and no secret."""
+    and no secret. `limit`: the first rows only (what a page shows)."""
+    return list(itertools.islice(iter_run_outcome_rows(ws, run_id), limit))
+
+
+def iter_run_outcome_rows(ws: Workspace, run_id: int) -> Iterator[list[object]]:
+    """`run_outcome_rows` read in chunks (a server-side cursor on PostgreSQL): what the export
+    and the downloads write, in memory that does not grow with the run."""
     with ws.db.connect() as conn:
         runs.get_run(conn, run_id)
-        return [
-            [
+        for d in ledger_queries.iter_run_outcomes(conn, run_id):
+            yield [
                 d.id,
                 d.row_number if d.row_number is not None else "",
                 d.email,
@@ -66,21 +76,33 @@ def run_outcome_rows(ws: Workspace, run_id: int) -> list[list[object]]:
                 d.feedback or "",
                 d.feedback_at.isoformat() if d.feedback_at else "",
             ]
-            for d in ledger_queries.run_outcomes(conn, run_id)
-        ]
+
+
+def write_run_outcomes(ws: Workspace, run_id: int, out: TextIO) -> int:
+    """The outcome CSV (header line, formula-like cells neutralised) written to `out` row by
+    row; returns the number of recipients written."""
+    return write_csv_rows(
+        out, EXPORT_COLUMNS, iter_run_outcome_rows(ws, run_id), lineterminator="\r\n"
+    )
 
 
 def run_outcome_csv(ws: Workspace, run_id: int) -> str:
-    """The outcome rows as CSV text with a header line (formula-like cells neutralised)."""
-    return _to_csv(run_outcome_rows(ws, run_id))
-
-
-def _to_csv(rows: list[list[object]]) -> str:
-    return write_csv(EXPORT_COLUMNS, rows, lineterminator="\r\n")
+    """The outcome rows as CSV text with a header line (formula-like cells neutralised): for
+    small runs and tests; files and downloads use `write_run_outcomes`."""
+    text = io.StringIO(newline="")
+    write_run_outcomes(ws, run_id, text)
+    return text.getvalue()
 
 
 def export_run(ws: Workspace, run_id: int, out: Path) -> int:
-    """Write the run's outcome CSV; returns the number of recipients written."""
-    rows = run_outcome_rows(ws, run_id)
-    out.write_text(_to_csv(rows), encoding="utf-8", newline="")
-    return len(rows)
+    """Write the run's outcome CSV through `<out>.part`, renamed to `out` once complete;
+    returns the number of recipients written."""
+    _check_run_exists(ws, run_id)  # an unknown run raises before any file is made
+    with csv_part_file(out) as text:
+        return write_run_outcomes(ws, run_id, text)
+
+
+def _check_run_exists(ws: Workspace, run_id: int) -> None:
+    """Raises the store's not-found error for an unknown run."""
+    with ws.db.connect() as conn:
+        runs.get_run(conn, run_id)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from outreach_core.adapters.senders.outbox import message_files
 from tests.e2e.dashboard import (
     READY,
     SCREENSHOTS,
@@ -98,7 +99,7 @@ def test_make_run_serves_the_demo_and_ctrl_c_stops_dashboard_and_daemon(
             assert services.run_summary(ws, run_id).counts.sent == 50
         finally:
             ws.close()
-        assert len(list((data / "outbox").glob("*.eml"))) == 50
+        assert len(list(message_files(data / "outbox"))) == 50
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         try:

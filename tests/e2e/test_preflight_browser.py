@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from outreach_core import RunStatus, services
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.services import preflight
 from tests.e2e.dashboard import (
     READY,
@@ -139,7 +140,7 @@ def test_a_workflow_made_on_the_page_with_dns_skipped_sends_without_dns(
     page.get_by_text("15 of 15 recipients done").wait_for(timeout=60_000)
     page.get_by_text("COMPLETED", exact=True).wait_for()
     outbox = folder / "outbox-b"
-    wait_for(lambda: len(list(outbox.glob("*.eml"))) == 15, what="15 messages in the outbox")
+    wait_for(lambda: len(list(message_files(outbox))) == 15, what="15 messages in the outbox")
     # the page redrawn once the run stopped: its pre-flight now counts the 15 as sent
     page.get_by_text("15 recipients were already sent by this workflow").wait_for()
     page.get_by_text("15 of 15 recipients done").wait_for()

@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from outreach_core import RunStatus, services
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.domain.templating import TemplateSource
 from outreach_core.services import compliance
 from outreach_core.services.demo import load_demo
@@ -263,7 +264,7 @@ def test_send_now_after_confirmation_sends_the_run_to_the_end(demo: Demo) -> Non
     counts = services.run_summary(demo.ws, run_id).counts
     assert (counts.sent, counts.skipped, counts.total) == (50, 4, 54)
     outbox = Path(demo.ws.settings.data_dir) / "outbox"
-    assert len(list(outbox.glob("*.eml"))) == 50
+    assert len(list(message_files(outbox))) == 50
     assert at.button(key="run_pause").disabled
     assert at.button(key="run_cancel").disabled
 

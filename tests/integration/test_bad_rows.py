@@ -18,6 +18,7 @@ import pytest
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import parse_file, sort_rows
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import deliveries
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import SendOptions
@@ -57,7 +58,7 @@ def template_dir(tmp_path: Path) -> Path:
 def check_outbox(outbox: Path) -> None:
     """Exactly the clean rows were mailed, once each, with their values cleaned."""
     mails = {
-        p.name.split("-", 1)[1].removesuffix(".eml"): p.read_bytes() for p in outbox.glob("*.eml")
+        p.name.split("-", 1)[1].removesuffix(".eml"): p.read_bytes() for p in message_files(outbox)
     }
     assert set(mails) == SENT
     assert b"\x00" not in b"".join(mails.values()) and b"\x07" not in mails["carl@example.com"]

@@ -19,6 +19,7 @@ import pytest
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import deliveries, runs, tables
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.complaints import BRAKE_PREFIX
@@ -88,7 +89,7 @@ def feedback_of(ws: Workspace, delivery_id: int) -> str | None:
 
 def unsubscribe_link(outbox: Path, email: str) -> str:
     """The List-Unsubscribe URL of the message sent to `email`, as path + query."""
-    for path in outbox.glob("*.eml"):
+    for path in message_files(outbox):
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
         if message["To"].lower() == email.lower():
             url = re.search(r"<(https://[^>]+)>", str(message["List-Unsubscribe"])).group(1)
@@ -222,7 +223,7 @@ def test_address_suppressed_after_freezing_is_skipped_just_before_sending(
     assert after["person3@example.com"].status is DeliveryStatus.SKIPPED
     assert after["person3@example.com"].reason == "suppressed: on the suppression list (manual)"
     assert sum(d.status is DeliveryStatus.SENT for d in after.values()) == 4
-    assert not any("person3" in p.name for p in outbox.glob("*.eml"))
+    assert not any("person3" in p.name for p in message_files(outbox))
 
 
 def test_ses_signed_bounce_suppresses_and_marks_the_delivery(

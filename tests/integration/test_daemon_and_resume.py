@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from outreach_core.adapters.senders.outbox import message_files
+
 from conftest import REPO, cli_env, run_cli, wait_for
 from smtp_server import SmtpTestServer
 
@@ -75,7 +77,7 @@ def test_daemon_once_sends_a_queued_run(tmp_path: Path, inputs: tuple[Path, Path
     state = run_state(tmp_path, run_id)
     assert state["run"]["status"] == "COMPLETED"
     assert state["counts"]["sent"] == ROWS
-    assert len(list(outbox.glob("*.eml"))) == ROWS
+    assert len(list(message_files(outbox))) == ROWS
 
 
 def test_sigterm_finishes_the_batch_and_leaves_the_run_resumable(

@@ -8,6 +8,7 @@ import pytest
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import deliveries
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import SendOptions
@@ -59,7 +60,7 @@ def test_a_second_send_now_inside_the_window_sends_nothing_new(
 
     assert statuses(workspace, first) == [(DeliveryStatus.SENT, "")] * len(ROWS)
     assert statuses(workspace, second) == [(DeliveryStatus.SKIPPED, "sent_recently")] * len(ROWS)
-    assert len(list(outbox.glob("*.eml"))) == len(ROWS)
+    assert len(list(message_files(outbox))) == len(ROWS)
 
 
 @pytest.mark.parametrize("window", [0.0])
@@ -72,4 +73,4 @@ def test_window_zero_turns_dedupe_off(
     send_now(sqlite_workspace, workflow_id)
     second = send_now(sqlite_workspace, workflow_id)
     assert statuses(sqlite_workspace, second) == [(DeliveryStatus.SENT, "")] * len(ROWS)
-    assert len(list(outbox.glob("*.eml"))) == 2 * len(ROWS)
+    assert len(list(message_files(outbox))) == 2 * len(ROWS)

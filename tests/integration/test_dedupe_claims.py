@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import deliveries, delivery_claims
 from outreach_core.adapters.store.db import SQLITE_BUSY_TIMEOUT_S
 from outreach_core.adapters.store.delivery_claims import RecentSends
@@ -110,7 +111,7 @@ def test_an_earlier_run_sends_nothing_a_later_run_has_in_flight(
     mine = ledger(ws, earlier)
     assert {mine[d.email] for d in held} == {(DeliveryStatus.SKIPPED, sending_now(later))}
     assert sum(s is DeliveryStatus.SENT for s, _ in mine.values()) == ROWS - 4
-    assert len(list(outbox.glob("*.eml"))) == ROWS - 4
+    assert len(list(message_files(outbox))) == ROWS - 4
 
 
 def test_a_later_run_skips_what_an_earlier_run_holds_and_names_it(

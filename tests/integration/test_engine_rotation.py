@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import deliveries, engines, runs
 from outreach_core.adapters.store.tables import deliveries as deliveries_table
 from outreach_core.adapters.workspace import Workspace
@@ -186,7 +187,7 @@ def test_daily_quota_is_shared_by_runs_of_different_workflows(
     )
     assert used == {engine_id: 10}
     assert services.engine_usage_today(workspace) == {engine_id: 10}
-    assert len(list((tmp_path / "out").glob("*.eml"))) == 10
+    assert len(list(message_files(tmp_path / "out"))) == 10
 
 
 def test_two_executors_at_once_share_one_engines_quota(workspace: Workspace, tmp_path: Any) -> None:
@@ -217,7 +218,7 @@ def test_two_executors_at_once_share_one_engines_quota(workspace: Workspace, tmp
     assert not errors
     sent = sum(statuses(ledger(workspace, run_id))[DeliveryStatus.SENT] for run_id in run_ids)
     assert sent == 10
-    assert len(list((tmp_path / "out").glob("*.eml"))) == 10
+    assert len(list(message_files(tmp_path / "out"))) == 10
     with workspace.db.connect() as conn:
         assert {runs.get_run(conn, run_id).status for run_id in run_ids} == {RunStatus.PAUSED}
 

@@ -20,7 +20,7 @@ import pytest
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
-from outreach_core.adapters.senders.outbox import OutboxSender
+from outreach_core.adapters.senders.outbox import OutboxSender, message_files
 from outreach_core.adapters.store import (
     deliveries,
     delivery_claims,
@@ -91,8 +91,8 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
 
 def written(outbox: Path) -> dict[int, bytes]:
     """The .eml files in the outbox by delivery id (no temp files left behind)."""
-    assert not list(outbox.glob("*.tmp"))
-    return {int(path.name.split("-", 1)[0]): path.read_bytes() for path in outbox.glob("*.eml")}
+    assert not list(outbox.rglob("*.tmp"))
+    return {int(path.name.split("-", 1)[0]): path.read_bytes() for path in message_files(outbox)}
 
 
 def by_status(ws: Workspace, run_id: int) -> dict[DeliveryStatus, list[int]]:

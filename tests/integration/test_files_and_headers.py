@@ -18,6 +18,7 @@ import sys
 from email import message_from_bytes, policy
 from pathlib import Path
 
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.domain.templating import MAX_SUBJECT_CHARS
 
 from conftest import REPO, cli_env, run_cli
@@ -64,7 +65,7 @@ def test_5000_character_subject_is_folded_in_the_eml_and_decodes_intact(tmp_path
 
     assert result.returncode == 0, result.stdout + result.stderr  # skipped rows are settled
     assert "2 sent, 0 failed" in result.stdout and "1 skipped" in result.stdout
-    written = {path.name.split("-", 1)[1]: path.read_bytes() for path in outbox.glob("*.eml")}
+    written = {path.name.split("-", 1)[1]: path.read_bytes() for path in message_files(outbox)}
     assert sorted(written) == ["ann@example.com.eml", "bob@example.com.eml"]
     for data, subject in [
         (written["ann@example.com.eml"], LONG_SUBJECT),
@@ -147,7 +148,7 @@ def test_database_key_data_folder_and_outbox_are_private_whatever_the_umask(
     assert _mode(data / "outreach.db") == 0o600
     assert _mode(data / "secret.key") == 0o600
     assert _mode(data / "outbox") == 0o700
-    messages = list((data / "outbox").glob("*.eml"))
+    messages = list(message_files(data / "outbox"))
     assert len(messages) == 2
     assert {_mode(path) for path in messages} == {0o600}
     loose = [p for p in data.rglob("*") if _mode(p) & 0o077]

@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from outreach_core import services
 from outreach_core.adapters import crypto
 from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import tables
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.models import SendOptions
@@ -120,7 +121,7 @@ def test_a_missing_key_is_refused_by_every_command(
         tmp_path, "resume", str(stored), env=cli_env(tmp_path, OUTREACH_DATABASE_URL=db_url)
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert len(list((tmp_path / "outbox").glob("*.eml"))) == ROWS
+    assert len(list(message_files(tmp_path / "outbox"))) == ROWS
 
 
 def test_a_wrong_key_is_refused_by_every_command(stored: int, db_url: str, tmp_path: Path) -> None:

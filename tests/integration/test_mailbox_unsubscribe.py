@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
 from outreach_core.adapters.imap_url import parse_imap_url
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import deliveries
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.models import Delivery, SendOptions, Workflow
@@ -74,7 +75,7 @@ def send(ws: Workspace, workflow: Workflow) -> dict[str, Delivery]:
 
 def mailto_of(outbox: Path, email: str) -> str:
     """The List-Unsubscribe mailto URI of the message that was sent to `email`."""
-    for path in outbox.glob("*.eml"):
+    for path in message_files(outbox):
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
         if str(message["To"]).lower() == email.lower():
             header = str(message["List-Unsubscribe"])

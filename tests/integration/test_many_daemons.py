@@ -22,6 +22,7 @@ import pytest
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import deliveries, runs, schedules
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.cadence import Cadence, CadenceKind
@@ -159,7 +160,7 @@ def test_three_daemons_on_postgresql_split_a_run_and_run_each_schedule_once(
         daemons = start_daemons(3, tmp_path, postgres_url)
         wait_for(lambda: run_status(ws, run_id) is RunStatus.COMPLETED, timeout=240, what="the run")
         wait_for(
-            lambda: len(list((tmp_path / "outbox").glob("*.eml"))) == SCHEDULES * 3,
+            lambda: len(list(message_files(tmp_path / "outbox"))) == SCHEDULES * 3,
             timeout=60,
             what="the scheduled runs",
         )
@@ -231,7 +232,7 @@ def test_two_daemons_on_one_sqlite_file_never_double_run_nor_crash(
         daemons = start_daemons(2, tmp_path, None)
         wait_for(lambda: run_status(ws, run_id) is RunStatus.COMPLETED, timeout=180, what="the run")
         wait_for(
-            lambda: len(list((tmp_path / "outbox").glob("*.eml"))) == SCHEDULES * 3,
+            lambda: len(list(message_files(tmp_path / "outbox"))) == SCHEDULES * 3,
             timeout=60,
             what="the scheduled runs",
         )
@@ -280,7 +281,7 @@ def test_once_on_the_demo_workspace_sends_a_due_schedule_once(tmp_path: Path) ->
 
         first = once()
         assert first.returncode == 0, first.stderr
-        sent_first = len(list(outbox.glob("*.eml")))
+        sent_first = len(list(message_files(outbox)))
         with ws.db.connect() as conn:
             after = schedules.get_schedule(conn, saved.id)
             run = runs.get_run(conn, after.last_run_id or 0)
@@ -291,7 +292,7 @@ def test_once_on_the_demo_workspace_sends_a_due_schedule_once(tmp_path: Path) ->
 
         second = once()
         assert second.returncode == 0, second.stderr
-        assert len(list(outbox.glob("*.eml"))) == sent_first
+        assert len(list(message_files(outbox))) == sent_first
         with ws.db.connect() as conn:
             assert schedules.get_schedule(conn, saved.id).last_run_id == run.id
             assert len([r for r in runs.list_runs(conn) if r.trigger == "schedule"]) == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.entrypoints.cli import main
 
 from conftest import run_cli
@@ -126,7 +127,7 @@ def test_send_splits_cells_in_the_dry_run_and_the_send(tmp_path: Path) -> None:
         path.name.split("-", 1)[1]: message_from_bytes(path.read_bytes(), policy=policy.default)[
             "Subject"
         ]
-        for path in outbox.glob("*.eml")
+        for path in message_files(outbox)
     }
     assert subjects == {
         "ada@example.com.eml": "Hello Ada",

@@ -10,6 +10,7 @@ import csv
 import subprocess
 from pathlib import Path
 
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.mx import DomainStatus
 from outreach_core.services.preflight import check_emails
@@ -204,7 +205,7 @@ def send(tmp_path: Path, dns: DnsServer, *, test_env: bool) -> dict[str, tuple[s
     assert exported.returncode == 0, exported.stderr
     with ledger.open(encoding="utf-8", newline="") as handle:
         by_email = {r["email"]: (r["status"], r["reason"]) for r in csv.DictReader(handle)}
-    sent = sorted(p.name.split("-", 1)[1].removesuffix(".eml") for p in outbox.glob("*.eml"))
+    sent = sorted(p.name.split("-", 1)[1].removesuffix(".eml") for p in message_files(outbox))
     assert sent == sorted(e for e, (status, _) in by_email.items() if status == "sent")
     return by_email
 

@@ -10,7 +10,7 @@ import pytest
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
-from outreach_core.adapters.senders.outbox import OutboxSender
+from outreach_core.adapters.senders.outbox import OutboxSender, message_files
 from outreach_core.adapters.store import deliveries
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import SendOptions
@@ -144,7 +144,7 @@ def test_messages_carry_list_unsubscribe_with_a_token_for_their_recipient(
     run_id = services.queue_run(sqlite_workspace, workflow.id, trigger="test", actor="test")
     run_to_end(sqlite_workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
 
-    files = sorted(outbox.glob("*.eml"))
+    files = sorted(message_files(outbox))
     assert len(files) == 2
     for path in files:
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
@@ -196,4 +196,4 @@ def test_time_limit_ends_the_run_completed_with_the_rest_skipped(
         run.status_reason
         == f"time limit of 0.005 min reached; {len(skipped)} recipients left unsent"
     )
-    assert len(list(outbox.glob("*.eml"))) == len(sent)
+    assert len(list(message_files(outbox))) == len(sent)

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import audit, deliveries, runs, schedules
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.cadence import Cadence, CadenceKind
@@ -131,7 +132,7 @@ def test_a_freeze_the_database_refuses_fails_that_run_and_the_worker_goes_on(
         assert deliveries.counts(conn, good).sent == 2
     [entry] = failures_audited(workspace, bad)
     assert entry["detail"] == {"status": "FAILED", "reason": reason}
-    assert sorted(p.name.split("-", 1)[1] for p in outbox.glob("*.eml")) == [
+    assert sorted(p.name.split("-", 1)[1] for p in message_files(outbox)) == [
         "g1@example.com.eml",
         "g2@example.com.eml",
     ]
@@ -162,14 +163,14 @@ def test_a_run_failing_while_sending_is_paused_with_the_reason_and_not_retried(
     assert get(workspace, run_id).status is RunStatus.PAUSED
 
     allow(workspace)
-    mailed = len(list(outbox.glob("*.eml")))
+    mailed = len(list(message_files(outbox)))
     resumed = run_to_end(workspace, run_id, worker_id=new_worker_id(), stop=StopSignal())
     assert resumed.status is RunStatus.COMPLETED
     with workspace.db.connect() as conn:
         statuses = {d.email: d.status for d in deliveries.list_deliveries(conn, run_id)}
     assert set(statuses.values()) <= {DeliveryStatus.SENT, DeliveryStatus.UNKNOWN}
     assert statuses[BOOM] is DeliveryStatus.UNKNOWN
-    assert len(list(outbox.glob("*.eml"))) == mailed  # nothing mailed twice
+    assert len(list(message_files(outbox))) == mailed  # nothing mailed twice
 
 
 def _dead_worker_id() -> str:

@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from outreach_core import services
 from outreach_core.adapters import crypto
 from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.settings import Settings
 from outreach_core.adapters.store import tables
 from outreach_core.adapters.workspace import Workspace, open_workspace
@@ -59,7 +60,7 @@ def send_with_links(ws: Workspace, outbox: Path) -> dict[str, str]:
         RunStatus.COMPLETED
     )
     links = {}
-    for path in outbox.glob("*.eml"):
+    for path in message_files(outbox):
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
         url = str(message["List-Unsubscribe"]).strip().strip("<>")
         assert url.startswith(PUBLIC_BASE + "?")

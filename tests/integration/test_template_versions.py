@@ -10,6 +10,7 @@ import pytest
 
 from outreach_core import services
 from outreach_core.adapters.contact_files import ParsedFile
+from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import templates
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain import unsubscribe_links
@@ -126,7 +127,7 @@ def test_render_error_policy_of_the_workflow_decides_skip_or_abort(
     if policy is RenderErrorPolicy.SKIP:
         assert run.status is RunStatus.COMPLETED
         assert (counts.sent, counts.skipped) == (2, 1)
-        assert len(list(outbox.iterdir())) == 2
+        assert len(list(message_files(outbox))) == 2
     else:
         assert run.status is RunStatus.FAILED
         assert run.status_reason is not None
@@ -160,7 +161,7 @@ def test_run_with_an_unsubscribe_base_url_sends_each_recipient_a_verifiable_link
     assert run.status is RunStatus.COMPLETED
     key = compliance.unsubscribe_key(workspace)
     links = {}
-    for path in outbox.iterdir():
+    for path in message_files(outbox):
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
         body = message.get_body(("plain",)).get_content()
         links[str(message["To"])] = body.split("Leave: ", 1)[1].strip()

@@ -51,3 +51,14 @@ def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
     assert [neutralise(v) for v in ["=1+1", "+x", "-x", "@x", "ann@example.org", 3]] == [
         "'=1+1", "'+x", "'-x", "'@x", "ann@example.org", "3",
     ]  # fmt: skip
+
+
+def test_report_reads_its_rows_once_and_attaches_the_first_ones() -> None:
+    """Verify the rows are read once as a stream: past `attached_rows` they are counted, not
+    attached, and the text and HTML say how to get them all."""
+    rows = (row(n, "failed" if n == 6 else "sent", "permanent: 550") for n in range(7))
+    report = build_report(summary(RunCounts(total=7, sent=6, failed=1)), rows, attached_rows=3)
+    assert report.csv.count("\r\n") == 4 and "p2@example.org" in report.csv
+    assert "p3@example.org" not in report.csv
+    assert "1 x permanent: 550" in report.text and "p6@example.org" in report.text
+    assert "first 3 of 7 recipients" in report.text and "export 9 --out FILE" in report.html

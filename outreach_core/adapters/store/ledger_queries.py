@@ -8,6 +8,7 @@ per-dialect constructs come from `result_aggregates.py`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -201,10 +202,28 @@ def recipient_history(conn: Connection, email: str, *, limit: int) -> list[sa.Ro
     return list(conn.execute(query))
 
 
+#: rows fetched at a time by the streamed reads (a server-side cursor on PostgreSQL)
+STREAM_CHUNK = 2000
+
+
 def run_outcomes(conn: Connection, run_id: int) -> list[sa.Row[Any]]:
     """A run's deliveries in the order they were frozen, with what the per-run CSV holds: id,
     row_number, email, status, reason, attempts, message_id, sent_at, step, feedback and
     feedback_at (no variables, no secret)."""
+    return list(conn.execute(_run_outcomes_query(run_id)))
+
+
+def iter_run_outcomes(
+    conn: Connection, run_id: int, *, chunk: int = STREAM_CHUNK
+) -> Iterator[sa.Row[Any]]:
+    """`run_outcomes` read `chunk` rows at a time (a server-side cursor on PostgreSQL, the
+    SQLite cursor stepping through the rows): memory does not grow with the run."""
+    result = conn.execute(_run_outcomes_query(run_id).execution_options(yield_per=chunk))
+    with result:
+        yield from result
+
+
+def _run_outcomes_query(run_id: int) -> sa.Select[Any]:
     query = (
         sa.select(
             deliveries.c.id,
@@ -222,4 +241,4 @@ def run_outcomes(conn: Connection, run_id: int) -> list[sa.Row[Any]]:
         .where(deliveries.c.run_id == run_id)
         .order_by(deliveries.c.id)
     )
-    return list(conn.execute(query))
+    return query

@@ -10,6 +10,7 @@ import sys
 
 from outreach_core import services
 from outreach_core.adapters.contact_stream import ReadProgress
+from outreach_core.adapters.csv_files import csv_part_file
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.address_cells import SplitMode
 from outreach_core.domain.clock import utcnow
@@ -111,13 +112,18 @@ def cmd_dry_run(ws: Workspace, args: argparse.Namespace) -> int:
     workflow = services.find_workflow(ws, args.workflow)
     print(f"dry run of workflow {workflow.name!r}: nothing is sent", flush=True)
     print_findings(services.workflow_unsubscribe_findings(ws, workflow.id))
-    result = preflight.workflow_preflight(
-        ws, workflow.id, skip_mx=True if args.skip_mx else None, progress=ProgressLine()
-    )
+    with csv_part_file(args.out) as out:  # each row written as it is checked
+        result = preflight.workflow_preflight(
+            ws,
+            workflow.id,
+            skip_mx=True if args.skip_mx else None,
+            progress=ProgressLine(),
+            out=out,
+            samples_per_status=0,
+        )
     print(f"DNS check: {'skipped' if result.skip_mx else 'done'}")
     for missing in result.missing:
         print(f"missing column: {missing.message}")
-    args.out.write_text(result.report.csv(), encoding="utf-8")
     print(f"{result.counts.total} rows: {result.counts.line()}")
     if result.dedupe_note:
         print(result.dedupe_note)
