@@ -2,13 +2,14 @@
 Nothing is sent.
 
 `dry_run` is the one dry run: what a send of rows with a template, a sender and an unsubscribe
-base URL would do with each row. `workflow_preflight` is the one pre-flight of a workflow, with the options its run would use: the Dry run, Send,
+base URL would do with each row. `workflow_preflight` (streamed, `services.streamed_preflight`)
+is the one pre-flight of a workflow, with the options its run would use: the Dry run, Send,
 Workflows and Home pages and the CLI's `dry-run` all call it, so they show the same counts;
 `send --dry-run` of a file calls `dry_run`.
 
 The DNS step asks the nameservers of the settings, each distinct domain once, and keeps its
 verdicts in the database for `OUTREACH_DNS_CACHE_HOURS` (`dns_error` is never cached: unknown).
-The send path's freeze (`sending.freeze_audience`) uses `audience_domain_verdicts` too.
+The send path's freeze reads its verdicts the same way (`sending.freeze_domains`).
 """
 
 from __future__ import annotations

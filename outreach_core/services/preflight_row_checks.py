@@ -10,13 +10,13 @@ dictionary of every recipient.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from outreach_core.adapters.dns import DomainChecker, make_resolver
+from outreach_core.adapters.seen_addresses import SeenAddresses
 from outreach_core.adapters.store import delivery_claims, dns_cache, suppressions
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.address_checks import CheckedRow
@@ -43,31 +43,6 @@ _ABORT_ROWS_NAMED = 20
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
-
-
-class SeenAddresses:
-    """The first row of each address seen so far, in a temporary SQLite file (removed when
-    closed): the duplicate check without a dictionary of every recipient."""
-
-    def __enter__(self) -> SeenAddresses:
-        self._db = sqlite3.connect("")  # "": a private on-disk temporary database
-        self._db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, row INTEGER) WITHOUT ROWID")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._db.close()
-
-    def first_rows(self, keys: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for start in range(0, len(keys), _LOOKUP_BATCH):
-            batch = keys[start : start + _LOOKUP_BATCH]
-            marks = ",".join("?" * len(batch))
-            query = f"SELECT key, row FROM seen WHERE key IN ({marks})"
-            found.update(self._db.execute(query, batch).fetchall())
-        return found
-
-    def add(self, first_rows: dict[str, int]) -> None:
-        self._db.executemany("INSERT INTO seen VALUES (?, ?)", first_rows.items())
 
 
 @dataclass
@@ -141,7 +116,7 @@ class RowChecks:
             else:
                 firsts[checked.key] = number
                 pending.append(_Pending(row, data, checked.key))
-        seen.add(firsts)
+        seen.add_many(list(firsts), list(firsts.values()))
         if not self.skip_mx:
             await self._look_up({p.key.rpartition("@")[2] for p in pending})
         pending = [p for p in pending if self._domain_verdict(p) and self._renders(p)]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from outreach_core.adapters.csv_files import CsvRowWriter
+from outreach_core.adapters.seen_addresses import SeenAddresses
 from outreach_core.adapters.store import audiences, engines, templates, workflows
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.address_checks import RESULT_COLUMNS, CheckedRow, Progress
@@ -32,7 +33,7 @@ from outreach_core.domain.templating import CompiledTemplate, TemplateSource
 from outreach_core.domain.unsubscribe_links import UnsubscribeLinks
 from outreach_core.services import compliance, follow_ups
 from outreach_core.services.follow_ups import StepReach
-from outreach_core.services.preflight_row_checks import RowChecks, SeenAddresses
+from outreach_core.services.preflight_row_checks import RowChecks
 
 #: rows of each status a page may show (the CSV holds every row)
 SAMPLE_ROWS_PER_STATUS = 200
