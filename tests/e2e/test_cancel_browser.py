@@ -34,12 +34,12 @@ from tests.smtp_server import SmtpTestServer
 
 pytestmark = pytest.mark.browser
 
-ROWS = 300
+ROWS = 1000
 
 
 @pytest.fixture
 def sink() -> Iterator[SmtpTestServer]:
-    """50 ms per message: 300 recipients take several seconds, so the click lands mid-run."""
+    """50 ms per message: 1,000 recipients take about 25 s, so the click lands mid-run."""
     with SmtpTestServer() as smtp:
         smtp.handler.data_delay = 0.05
         yield smtp

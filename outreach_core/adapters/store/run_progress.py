@@ -18,6 +18,17 @@ from outreach_core.domain.models import Run
 from outreach_core.domain.states import RunStatus
 
 
+def lock_for_freeze(conn: Connection, run_id: int) -> None:
+    """SQLite: take the database's write lock before a freeze reads anything (a no-op UPDATE
+    of the run). The freeze walks the audience with an open cursor while it inserts chunks;
+    begun by a read, its first INSERT would have to upgrade that read snapshot to a writer,
+    which SQLite refuses ("database is locked") once another process has committed since the
+    snapshot: two freezes, or a freeze and a daemon's heartbeat, then wait each other out.
+    PostgreSQL needs nothing: its writers do not wait on readers."""
+    if conn.dialect.name == "sqlite":
+        runs.touch_run(conn, run_id)
+
+
 def freeze_plan(
     conn: Connection, run_id: int, rows: Iterable[dict[str, Any]], *, now: datetime
 ) -> int:

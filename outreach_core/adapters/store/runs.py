@@ -202,6 +202,11 @@ def heartbeat(conn: Connection, run_id: int, *, worker_id: str, now: datetime) -
     return result.rowcount == 1
 
 
+def touch_run(conn: Connection, run_id: int) -> None:
+    """A write that changes nothing: on SQLite it takes the database's write lock now."""
+    conn.execute(runs.update().where(runs.c.id == run_id).values(id=runs.c.id))
+
+
 def release_run(conn: Connection, run_id: int, *, worker_id: str) -> None:
     """Let go of a run on a clean stop, so that `resume` may take it at once."""
     conn.execute(

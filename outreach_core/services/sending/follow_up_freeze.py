@@ -59,6 +59,7 @@ class _Aborted(Exception):
 
 def _freeze(ws: Workspace, run: Run, unsubscribe: UnsubscribeLinks | None, now: datetime) -> bool:
     with ws.db.begin() as conn:
+        run_progress.lock_for_freeze(conn, run.id)
         if deliveries.has_deliveries(conn, run.id):  # frozen before a crash in this state
             run_progress.freeze_plan(conn, run.id, (), now=now)
             return True

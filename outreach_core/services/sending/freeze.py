@@ -85,6 +85,7 @@ def freeze_audience(
                 queried = stack.enter_context(audience_query.queried_rows(ws, run))
             first_rows = stack.enter_context(FirstRowsOnDisk())
             with ws.db.begin() as conn:
+                run_progress.lock_for_freeze(conn, run.id)
                 if deliveries.has_deliveries(conn, run.id):  # frozen before a crash here
                     run_progress.freeze_plan(conn, run.id, (), now=now)
                     return True
