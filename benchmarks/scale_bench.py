@@ -14,7 +14,10 @@ unique names, dropped at the end, on Ctrl-C and on SIGTERM) and against loopback
              the run over: duplicates counted at the sink (it records each message's delivery
              id), unknown in the ledger (bounded by the concurrency, 8);
 - scaleout:  1 daemon, then 3 daemons (fresh workspaces), on a sink answering each DATA after
-             50 ms: the speed-up of queue-to-completed;
+             50 ms: the speed-up of queue-to-completed. Each daemon keeps 2 connections open
+             (--scaleout-concurrency) in batches of 50, so one daemon is bound by the peer's
+             latency (at most 2 / 50 ms = 40 msg/s), the case more workers are for; at 8, one
+             daemon already keeps a 2-core machine's CPU busy and three measure the CPU;
 - ratelimit: 3 daemons through an engine limited to 20 messages/s (burst 1): the most messages
              the sink saw within any 10-second window, per second.
 
@@ -46,6 +49,8 @@ PARTS = ("baseline", "million", "kill", "scaleout", "ratelimit")
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 RSS_BOUND_MB = 200
 RATE_LIMIT = 20.0
+#: rows per batch in the scale-out part: small, so three daemons share the run's tail evenly
+SCALEOUT_BATCH = 50
 #: rows of one figure and the bound it is held to (None: no bound)
 Row = tuple[str, str, str]
 
@@ -73,10 +78,11 @@ class Bench:
                      f"{fill_people(self._source, count):.1f} s")  # fmt: skip
         return self._source
 
-    def workspace(self, label: str, port: int, count: int, rate: float = 0) -> tuple[BenchWorkspace, dict[str, float]]:  # fmt: skip
-        """A fresh workspace whose workflow sends the first `count` source rows to `port`."""
+    def workspace(self, label: str, port: int, count: int, rate: float = 0, *shape: int) -> tuple[BenchWorkspace, dict[str, float]]:  # fmt: skip
+        """A fresh workspace whose workflow sends the first `count` source rows to `port`
+        (`shape`: the workflow's concurrency and batch size, when not send_bench's)."""
         bench_ws = BenchWorkspace(self.scratch.create(label), self.folder / label)
-        return bench_ws, bench_ws.child("setup", self.source(), port, count, rate)
+        return bench_ws, bench_ws.child("setup", self.source(), port, count, rate, *shape)
 
     # --- parts ---------------------------------------------------------------------------
 
@@ -152,14 +158,14 @@ class Bench:
                  _target(unknown <= send_bench.CONCURRENCY, f"<= {send_bench.CONCURRENCY}"))  # fmt: skip
         self.result.update(duplicates=str(dupes), unknown=str(unknown))
 
-    def _daemons_send(self, label: str, daemons: int, count: int, *, delay_ms: float, rate: float) -> tuple[float, list[float]]:  # fmt: skip
+    def _daemons_send(self, label: str, daemons: int, count: int, *, delay_ms: float, rate: float, shape: tuple[int, ...] = ()) -> tuple[float, list[float]]:  # fmt: skip
         """Queue-to-completed seconds of `daemons` daemons sending `count`, and the sink's times."""
         record = self.folder / f"{label}-records"
         record.mkdir()
         sink = send_bench.Sink(record_dir=record, delay_ms=delay_ms)
         bench_ws = None
         try:
-            bench_ws, setup = self.workspace(label, sink.port, count, rate)
+            bench_ws, setup = self.workspace(label, sink.port, count, rate, *shape)
             bench_ws.start_daemons(daemons)
             start = time.perf_counter()
             run_id = bench_ws.queue(int(setup["workflow_id"]))
@@ -178,10 +184,11 @@ class Bench:
 
     def scaleout(self) -> None:
         count = self.args.scaleout_recipients
-        one, _ = self._daemons_send("scale1", 1, count, delay_ms=50, rate=0)
-        three, _ = self._daemons_send("scale3", 3, count, delay_ms=50, rate=0)
+        shape = (self.args.scaleout_concurrency, SCALEOUT_BATCH)
+        one, _ = self._daemons_send("scale1", 1, count, delay_ms=50, rate=0, shape=shape)
+        three, _ = self._daemons_send("scale3", 3, count, delay_ms=50, rate=0, shape=shape)
         self.row(
-            f"scaleout: 1 daemon, {count} on the 50 ms sink",
+            f"scaleout: 1 daemon, {count} on the 50 ms sink, {shape[0]} connections each",
             f"{one:.1f} s, {count / one:.0f} msg/s",
         )
         self.row(
@@ -226,6 +233,9 @@ def main() -> None:
     parser.add_argument("--workspace-db", default=DEFAULT_DB, help="a PostgreSQL server URL")
     parser.add_argument("--kill-recipients", type=int, default=20_000)
     parser.add_argument("--scaleout-recipients", type=int, default=6_000)
+    parser.add_argument(
+        "--scaleout-concurrency", type=int, default=2, help="connections per daemon (scaleout)"
+    )
     parser.add_argument("--rate-recipients", type=int, default=800, help="40 s at 20/s")
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]

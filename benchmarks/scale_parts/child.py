@@ -1,12 +1,13 @@
 """The measured child processes of scale_bench, each printing one JSON line with its peak RSS.
 
-    python benchmarks/scale_parts/child.py setup SOURCE_URL PORT COUNT RATE
+    python benchmarks/scale_parts/child.py setup SOURCE_URL PORT COUNT RATE [CONCURRENCY BATCH]
     python benchmarks/scale_parts/child.py send RUN_ID
 
 Both open the workspace of OUTREACH_DATABASE_URL and OUTREACH_DATA_DIR (the environment):
 - setup: the import of a SQL audience (a saved query over `bench_people`, stored as a
   recurring audience) of its first COUNT rows, a template, an SMTP engine to the sink (limited to RATE messages/s when
-  RATE > 0) and a workflow (rate limit off, concurrency 8, no MX check);
+  RATE > 0) and a workflow (rate limit off, no MX check, CONCURRENCY connections per process,
+  8 unless given, in batches of BATCH, 500 unless given);
 - send: a run from QUEUED to its end (freeze, render, build, send, record), as `send` does.
 """
 
@@ -38,7 +39,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def setup(source_url: str, port: int, count: int, rate: float) -> dict[str, float]:
+def setup(
+    source_url: str,
+    port: int,
+    count: int,
+    rate: float,
+    concurrency: int = CONCURRENCY,
+    batch_size: int = 500,
+) -> dict[str, float]:
     ws = open_workspace(Settings())
     start = time.perf_counter()
     source = save_source(
@@ -70,7 +78,7 @@ def setup(source_url: str, port: int, count: int, rate: float) -> dict[str, floa
         audience_id=audience.id,
         template_id=template.id,
         engine_id=engine.id,
-        options=SendOptions(rate=0, concurrency=CONCURRENCY, batch_size=500, skip_mx=True),
+        options=SendOptions(rate=0, concurrency=concurrency, batch_size=batch_size, skip_mx=True),
         actor=ACTOR,
     )
     ws.close()
@@ -92,7 +100,7 @@ def send(run_id: int) -> dict[str, float]:
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "setup":
-        result = setup(args[0], int(args[1]), int(args[2]), float(args[3]))
+        result = setup(args[0], int(args[1]), int(args[2]), float(args[3]), *map(int, args[4:]))
     else:
         result = send(int(args[0]))
     print(json.dumps(result))
