@@ -18,8 +18,6 @@ from outreach_core.domain.states import DeliveryStatus, check_delivery_transitio
 from outreach_core.errors import IllegalTransition
 
 
-#: states whose message went (or may have gone) to the engine: they carry `sent_at` and count
-#: against the engine's daily quota
 def status_is(status: DeliveryStatus) -> sa.ColumnElement[bool]:
     """`status = <status>` in a statement that finds its rows by id (a guard, not a filter):
     compared as `status || ''`, which no index serves, so the planner goes by the id. Left as
@@ -30,6 +28,8 @@ def status_is(status: DeliveryStatus) -> sa.ColumnElement[bool]:
     return (deliveries.c.status + "") == status
 
 
+#: states whose message went (or may have gone) to the engine: they carry `sent_at` and count
+#: against the engine's daily quota
 _HANDED_OVER = frozenset({DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.SENDING})
 
 # Rows per INSERT statement when freezing an audience: large enough to be fast, small enough
