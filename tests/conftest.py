@@ -265,3 +265,23 @@ def postfix() -> Iterator[PostfixServer]:
         pytest.skip(message)
     with PostfixServer(password=secrets.token_urlsafe(12)) as server:
         yield server
+
+
+#: set by .ci/run for its second Python: the browser sessions and the daemon races ran on the
+#: first one already, and running them twice would take the CI run past its 30 minutes
+SECOND_PYTHON = os.environ.get("OUTREACH_SECOND_PYTHON") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On CI's second Python, skip (saying why) the `browser` and `races` tests: what they
+    drive (Chromium, several daemon processes) is the same code the rest of the suite runs on
+    this Python, and each ran on the first Python of the same CI run."""
+    if not SECOND_PYTHON:
+        return
+    once = pytest.mark.skip(
+        reason="browser and daemon-race tests run once per CI run, on its first Python"
+    )
+    for item in items:
+        uses_browser = "chromium_path" in getattr(item, "fixturenames", ())
+        if uses_browser or item.get_closest_marker("browser") or item.get_closest_marker("races"):
+            item.add_marker(once)

@@ -28,6 +28,8 @@ from outreach_core.domain.states import DeliveryStatus, RunStatus
 from conftest import REPO, cli_env, make_settings, run_cli
 from smtp_server import Received, SmtpTestServer
 
+pytestmark = pytest.mark.races
+
 ROWS = 3000
 CONCURRENCY = 8  # the most sends in flight at the kill; a batch (50) is claimed at once
 #: its message is stored but the reply held, so it is in flight when the process is killed; the

@@ -34,6 +34,8 @@ from outreach_core.domain.templating import TemplateSource
 from conftest import REPO, cli_env, make_settings, wait_for
 from smtp_server import SmtpTestServer
 
+pytestmark = pytest.mark.races
+
 RECIPIENTS = 3000
 ROUNDS = 5
 #: small batches: the three runs take turns at the lock many times per round

@@ -384,6 +384,7 @@ def move_end(ws: Workspace, run_id: int, *, ago: timedelta) -> None:
         )
 
 
+@pytest.mark.races
 def test_two_daemons_on_postgresql_send_each_step_once(
     tmp_path: Path, postgres_url: str, sink: SmtpTestServer
 ) -> None:

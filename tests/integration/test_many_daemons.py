@@ -36,6 +36,8 @@ from outreach_core.services.demo import DEMO_WORKFLOW, load_demo
 from conftest import REPO, cli_env, make_settings, wait_for
 from smtp_server import SmtpTestServer
 
+pytestmark = pytest.mark.races
+
 BIG = 5000
 BATCH = 50
 SCHEDULES = 10

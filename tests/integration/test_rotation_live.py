@@ -40,6 +40,8 @@ from outreach_core.services.sending import (
 from conftest import REPO, cli_env, make_settings, run_cli, wait_for
 from smtp_server import SmtpTestServer
 
+pytestmark = pytest.mark.races
+
 BIG = 2000
 NEXT = 30
 

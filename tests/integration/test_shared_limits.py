@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from test_many_daemons import run_status, senders_of, start_daemons, stop_all, workflow_of
 
 from outreach_core import services
@@ -205,6 +206,7 @@ def test_a_killed_holders_slots_come_back_after_the_lease_ttl(
         assert set(shared_limits.live_leases(conn, engine_id).values()) == {"heir"}
 
 
+@pytest.mark.races
 def test_two_daemons_send_one_run_within_the_engines_shared_rate(
     workspace: Workspace, db_url: str, tmp_path: Path
 ) -> None:
