@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -28,6 +29,8 @@ from outreach_core.domain.dns_waits import WAITING_PREFIX
 from outreach_core.domain.models import SendOptions
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.templating import TemplateSource
+from outreach_core.services.sending import new_worker_id, workers
+from outreach_core.services.sending.freeze import freeze_audience
 from tests.conftest import make_settings
 
 ROWS_PER_RUN = 4000
@@ -207,8 +210,8 @@ def _generic_plan(conn: Connection, statement: sa.Executable) -> str:
 def test_per_message_statements_find_their_row_by_id_in_generic_plans(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    """Verify the hand-off, the outcome and the engine assignment (run per message or batch,
-    prepared by the driver) find their row by primary key, not by reading the `sending` range
+    """Verify the hand-off and the outcome (run per message or batch, prepared by the driver)
+    find their row by primary key, not by reading the `sending` range
     of a status index, also when the statistics predate the batch's claim."""
     ws = open_workspace(make_settings(tmp_path, postgres_url))
     try:
@@ -223,7 +226,6 @@ def test_per_message_statements_find_their_row_by_id_in_generic_plans(
         statements = {
             "hand-off": in_flight._HAND_OFF,
             "outcome": deliveries_store._RECORD_MANY,
-            "engine": delivery_claims._ASSIGN_MANY,
         }
         with ws.db.connect() as conn:
             plans = {name: _generic_plan(conn, s) for name, s in statements.items()}
@@ -231,3 +233,44 @@ def test_per_message_statements_find_their_row_by_id_in_generic_plans(
         ws.close()
     for name, plan in plans.items():
         assert "pk_deliveries" in plan and "ix_deliveries_status" not in plan, (name, plan)
+
+
+def test_a_large_freeze_leaves_statistics_for_the_planner(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify a freeze of at least STATISTICS_AFTER rows on PostgreSQL analyzes deliveries
+    (the planner's row count is the run's), and a smaller one leaves the statistics alone."""
+    ws = open_workspace(make_settings(tmp_path, postgres_url))
+    monkeypatch.setattr(deliveries_store, "STATISTICS_AFTER", 30)
+    try:
+        counted = [_planner_rows_after_freezing(ws, tmp_path, rows) for rows in (20, 40)]
+    finally:
+        ws.close()
+    assert counted[0] != 20, "a freeze of 20 rows asked for statistics"
+    assert counted[1] == 60, counted
+
+
+def _planner_rows_after_freezing(ws: Workspace, tmp_path: Path, rows: int) -> float:
+    """Freeze a run of a new workflow of `rows` recipients; pg_class.reltuples of deliveries."""
+    workflow = services.setup_workflow(
+        ws,
+        name=f"stats{rows}",
+        parsed=ParsedFile(
+            "c.csv",
+            ["email"],
+            "email",
+            [{"email": f"s{rows}.{n}@example.com"} for n in range(rows)],
+        ),
+        template=TemplateSource("Hi", None, "Hi"),
+        engine_url=f"outbox://{tmp_path}/outbox",
+        from_email="team@example.com",
+        from_name="Team",
+        options=SendOptions(rate=0),
+        actor="test",
+    )
+    run_id = services.queue_run(ws, workflow.id, trigger="test", actor="test")
+    assert freeze_audience(ws, workers.acquire_run(ws, run_id, worker_id=new_worker_id()))
+    with ws.db.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT reltuples FROM pg_class WHERE oid = 'deliveries'::regclass"
+        ).scalar_one()

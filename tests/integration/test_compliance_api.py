@@ -222,6 +222,12 @@ def test_address_suppressed_after_freezing_is_skipped_just_before_sending(
     after = ledger(workspace, run_id)
     assert after["person3@example.com"].status is DeliveryStatus.SKIPPED
     assert after["person3@example.com"].reason == "suppressed: on the suppression list (manual)"
+    # the claim wrote the sole engine and its send time; the skip took both back
+    assert (after["person3@example.com"].engine_id, after["person3@example.com"].sent_at) == (
+        None,
+        None,
+    )
+    assert all(d.engine_id is not None for d in after.values() if d.status is DeliveryStatus.SENT)
     assert sum(d.status is DeliveryStatus.SENT for d in after.values()) == 4
     assert not any("person3" in p.name for p in message_files(outbox))
 

@@ -563,6 +563,31 @@ def test_claim_pending_moves_a_batch_to_sending_for_the_worker(
     assert all(d.status is DeliveryStatus.SENDING for d in stored)
 
 
+def test_claim_pending_from_a_start_id_still_takes_rows_that_came_back_below_it(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Verify a claim from `start_id` takes the rows from there first, then fills the batch
+    with pending rows below it (a row that came back after a worker's claim is not lost)."""
+    run_id = queue_with_deliveries(workspace, seed_workflow(workspace, tmp_path), 6)
+    with workspace.db.begin() as conn:
+        first = delivery_claims.claim_pending(conn, run_id, worker_id="w", limit=3, now=utcnow())
+        # the first row comes back to pending (as a taken-over or released claim does)
+        conn.execute(
+            tables.deliveries.update()
+            .where(tables.deliveries.c.id == first[0].id)
+            .values(status=DeliveryStatus.PENDING, claimed_by=None)
+        )
+        after = first[-1].id + 1
+        forward = delivery_claims.claim_pending(
+            conn, run_id, worker_id="w", limit=2, now=utcnow(), start_id=after
+        )
+        filled = delivery_claims.claim_pending(
+            conn, run_id, worker_id="w", limit=3, now=utcnow(), start_id=forward[-1].id + 1
+        )
+    assert [d.row_number for d in forward] == [3, 4]
+    assert [d.row_number for d in filled] == [0, 5]
+
+
 def test_concurrent_claim_pending_never_hands_a_delivery_to_two_workers(
     workspace: Workspace, tmp_path: Path
 ) -> None:

@@ -88,6 +88,19 @@ def insert_deliveries(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
     return total
 
 
+#: rows frozen at once past which PostgreSQL is asked to sample the table again
+STATISTICS_AFTER = 10_000
+
+
+def refresh_statistics(conn: Connection, frozen: int) -> None:
+    """After a large freeze on PostgreSQL, ANALYZE deliveries: until autovacuum comes round
+    (never, where a server runs without it) the planner reads a freshly frozen million rows
+    with the statistics of an empty table and picks plans that scan a run's rows per batch.
+    SQLite's planner keeps no such statistics between statements that would mislead it."""
+    if frozen >= STATISTICS_AFTER and conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ANALYZE deliveries"))
+
+
 def record_outcome(
     conn: Connection,
     delivery_id: int,

@@ -66,32 +66,62 @@ def claim_batch(
     recent: RecentSends | None,
     engines_for: Callable[[int], Sequence[int]],
     engines_for_batch: Callable[[list[Delivery]], Sequence[int]] | None = None,
+    start_id: int = 0,
 ) -> list[tuple[Delivery, int]] | None:
     """Claim up to `limit` pending deliveries and give each its engine, in the caller's
-    transaction; None when none was pending.
+    transaction; None when none was pending. The claim looks from `start_id` on first
+    (`claim_pending`).
 
     Claimed rows sent to recently (`recent`) or suppressed since the freeze become `skipped`;
     `engines_for(n)` picks the engines of the n left, which are written with `now` as their
     send time: from then on they count against the engine's daily quota. `engines_for_batch`,
     when given, picks them from the deliveries themselves instead (a follow-up prefers the
-    engine of the step before).
+    engine of the step before). When every row of a full claim would go to one engine (one
+    lane, or one left with quota), the claim itself writes it: one UPDATE per row, not two.
 
     With a dedupe window the workflow's claim lock is taken first: the rows claimed here are
     `sending` before any other run of the workflow may look at what this one holds.
     """
     if recent is not None:
         lock_workflow_claims(conn, recent.workflow_id)
-    batch = claim_pending(conn, run_id, worker_id=worker_id, limit=limit, now=now)
-    if not batch:
+    sole = None if engines_for_batch else _sole_engine(engines_for(limit), limit)
+    claimed = claim_pending(
+        conn, run_id, worker_id=worker_id, limit=limit, now=now, engine_id=sole, start_id=start_id
+    )
+    if not claimed:
         return None
+    batch = claimed
     if recent is not None:
         batch = _skip_recently_sent(conn, run_id, batch, recent, now=now)
     batch = suppressions.skip_suppressed(conn, batch, now=now)  # suppressed since the freeze
+    if sole is not None:  # the claim wrote the engine; a row skipped since takes none
+        kept = {d.id for d in batch}
+        _unassign(conn, [d.id for d in claimed if d.id not in kept])
+        return [(d, sole) for d in batch]
     chosen = list(engines_for_batch(batch) if engines_for_batch else engines_for(len(batch)))
     assign_engines(
         conn, {d.id: engine_id for d, engine_id in zip(batch, chosen, strict=True)}, now=now
     )
     return list(zip(batch, chosen, strict=True))
+
+
+def _sole_engine(chosen: Sequence[int], limit: int) -> int | None:
+    """The engine every row of a full claim would go to (one lane, or one left with quota),
+    which the claim itself then writes; None when the rows would be spread or cut short."""
+    if len(chosen) == limit and len(set(chosen)) == 1:
+        return chosen[0]
+    return None
+
+
+def _unassign(conn: Connection, delivery_ids: list[int]) -> None:
+    """Skipped rows of a claim that wrote their engine: no engine and no send time, as when
+    the engines are written after the skips."""
+    if delivery_ids:
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.id.in_(delivery_ids))
+            .values(engine_id=None, sent_at=None)
+        )
 
 
 def _skip_recently_sent(
@@ -146,26 +176,52 @@ def record_batch(
 
 
 def claim_pending(
-    conn: Connection, run_id: int, *, worker_id: str, limit: int, now: datetime
+    conn: Connection,
+    run_id: int,
+    *,
+    worker_id: str,
+    limit: int,
+    now: datetime,
+    engine_id: int | None = None,
+    start_id: int = 0,
 ) -> list[Delivery]:
-    """Atomically move up to `limit` pending deliveries to `sending` for this worker.
+    """Atomically move up to `limit` pending deliveries to `sending` for this worker (and to
+    `engine_id` with `now` as their send time, when given: `assign_engines` in one statement).
+
+    The rows from `start_id` on are looked at first: a worker passes the id after its last
+    claim, so a claim does not walk the rows already sent (their index entries stay until a
+    vacuum, and statistics taken while the run was all pending make the planner scan the
+    primary key from the run's first row). Only when those fall short is the rest looked for
+    from the start: rows that came back to pending, and the run's last rows.
 
     Same shape as claiming a run: SKIP LOCKED on PostgreSQL, the status guard everywhere.
     The candidates are a MATERIALIZED CTE on PostgreSQL: as a plain `IN (subquery)` the planner
     may rescan the LIMITed subquery once per outer row (nested-loop semi-join), and each rescan
     skips the rows this statement already updated, so one claim could take every pending row.
     """
-    rows = conn.execute(claim_statement(run_id, worker_id=worker_id, limit=limit, now=now)).all()
+    rows: list[sa.Row[Any]] = []
+    for start in (start_id, 0) if start_id else (0,):
+        statement = claim_statement(
+            run_id, worker_id=worker_id, limit=limit - len(rows), now=now, start_id=start
+        )
+        if engine_id is not None:
+            statement = statement.values(engine_id=engine_id, sent_at=now)
+        rows += conn.execute(statement).all()
+        if len(rows) == limit:
+            break
     return sorted((to_delivery(row) for row in rows), key=lambda d: d.id)
 
 
-def claim_statement(run_id: int, *, worker_id: str, limit: int, now: datetime) -> sa.Update:
+def claim_statement(
+    run_id: int, *, worker_id: str, limit: int, now: datetime, start_id: int = 0
+) -> sa.Update:
     """The claim of `claim_pending`: its candidates are the first `limit` pending rows of the
-    run in id order, one range of ix_deliveries_run_status (run_id, status, id), so a claim
-    costs the same at the start and at the end of a run of millions."""
+    run in id order (from `start_id` on), one range of ix_deliveries_run_status (run_id,
+    status, id), so a claim costs the same at the start and at the end of a run of millions."""
     candidates = (
         sa.select(deliveries.c.id)
         .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
+        .where(deliveries.c.id >= start_id)
         .where(dns_waits.claimable())  # rows waiting for DNS: their domain is looked up first
         .order_by(deliveries.c.id)
         .limit(limit)
@@ -235,20 +291,29 @@ def recently_sent_query(
     (a few rows per address). The status and time test is a CASE, which no index serves, so
     no planner reads it as two ranges of ix_deliveries_status_updated instead: every row sent
     inside the window (a million after a large run) for each batch of a few hundred addresses,
-    as both SQLite and PostgreSQL otherwise do."""
+    as both SQLite and PostgreSQL otherwise do. The address lookup is a CTE that PostgreSQL
+    materializes before the join to runs: with the statistics of a freshly frozen run (no
+    autovacuum yet) it otherwise scans the workflow's runs and reads every delivery of each by
+    ix_deliveries_run_latency, a cost that grows with the run (0.5 s a batch at a million)."""
     sending = deliveries.c.status == DeliveryStatus.SENDING
     done = sa.and_(
         deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.UNKNOWN]),
         deliveries.c.updated_at >= since,
     )
     held = sa.case((sending, sa.true()), (done, sa.true()), else_=sa.false())
-    where = [runs.c.workflow_id == workflow_id, deliveries.c.email_normalized.in_(keys), held]
+    where = [deliveries.c.email_normalized.in_(keys), held]
     if run_id is not None:
         where.append(deliveries.c.run_id != run_id)
-    return (
+    by_address = (
         sa.select(deliveries.c.email_normalized, deliveries.c.run_id, sending.label("sending"))
-        .join(runs, runs.c.id == deliveries.c.run_id)
         .where(*where)
+        .cte("by_address")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    return (
+        sa.select(by_address.c.email_normalized, by_address.c.run_id, by_address.c.sending)
+        .join(runs, runs.c.id == by_address.c.run_id)
+        .where(runs.c.workflow_id == workflow_id)
     )
 
 
@@ -277,30 +342,24 @@ def _lock_runs_of(conn: Connection, delivery_ids: list[int]) -> None:
     )
 
 
-#: one prepared statement for a batch's engine assignment (executemany)
-_ASSIGN_MANY = (
-    deliveries.update()
-    .where(
-        deliveries.c.id == sa.bindparam("b_id"),
-        status_is(DeliveryStatus.SENDING),
-    )
-    .values(engine_id=sa.bindparam("b_engine_id"), sent_at=sa.bindparam("b_now"))
-)
-
-
 def assign_engines(conn: Connection, assignment: dict[int, int], *, now: datetime) -> int:
     """Write which engine takes each claimed delivery, with `now` as its send time.
 
     Written in the claim's transaction, so from then on the delivery counts against the
     engine's daily quota for every other run and process, even if this one dies mid-send.
+    One UPDATE per engine (one in all for a single lane), not one per delivery.
     """
-    if not assignment:
-        return 0
-    params = [
-        {"b_id": delivery_id, "b_engine_id": engine_id, "b_now": now}
-        for delivery_id, engine_id in assignment.items()
-    ]
-    return conn.execute(_ASSIGN_MANY, params).rowcount
+    by_engine: dict[int, list[int]] = {}
+    for delivery_id, engine_id in assignment.items():
+        by_engine.setdefault(engine_id, []).append(delivery_id)
+    written = 0
+    for engine_id, delivery_ids in by_engine.items():
+        written += conn.execute(
+            deliveries.update()
+            .where(deliveries.c.id.in_(delivery_ids), status_is(DeliveryStatus.SENDING))
+            .values(engine_id=engine_id, sent_at=now)
+        ).rowcount
+    return written
 
 
 def in_flight_claimants(conn: Connection, run_id: int, *, besides: str) -> dict[str | None, int]:

@@ -60,8 +60,9 @@ def claim_batch(
     still pending) or DONE.
     """
     now = ctx.clock()
-    # deferred deliveries whose scheduled retry has come are claimed like pending ones
-    retry_waits.release_due(conn, ctx.run.id, now=now)
+    # deferred deliveries whose scheduled retry has come are claimed like pending ones, first
+    if retry_waits.release_due(conn, ctx.run.id, now=now):
+        ctx.claim_from = 0
     # only engines with a daily quota need the lock and the count
     counted = [lane.engine.id for lane in ctx.lanes if lane.engine.limits.daily_quota]
     used = delivery_claims.lock_quota_usage(conn, counted, since=utc_day_start(now))
@@ -88,9 +89,12 @@ def claim_batch(
         recent=_recent_sends(ctx, now=now),
         engines_for=lambda n: assign_engines(slots, n),
         engines_for_batch=_previous_engines(conn, slots) if ctx.run.step > 1 else None,
+        start_id=ctx.claim_from,
     )
     if claimed is None:
         return StopReason.DONE, []
+    if claimed:
+        ctx.claim_from = max(d.id for d, _ in claimed) + 1
     lanes = {lane.engine.id: lane for lane in ctx.lanes}
     return None, [(d, lanes[engine_id]) for d, engine_id in claimed]
 

@@ -69,6 +69,8 @@ class RunContext:
     dns_checked_at: datetime | None = None
     #: a threaded follow-up's In-Reply-To, References and Re: subject, per claimed delivery
     threads: Threads = field(default_factory=Threads)
+    #: where this worker's next claim looks first: the id after its last claim's rows
+    claim_from: int = 0
     #: each message's hand-off to its engine, and the outcomes not yet recorded
     handoffs: HandOffs = field(init=False)
 
@@ -176,7 +178,7 @@ async def open_context(
     ):
         with ws.db.begin() as conn:  # rate states of limits long unused (domains come and go)
             shared_limits.prune_states(conn)
-    return RunContext(
+    ctx = RunContext(
         ws=ws,
         run=run,
         worker_id=worker_id,
@@ -189,3 +191,5 @@ async def open_context(
         window=window,
         clock=clock,
     )
+    stack.callback(ctx.handoffs.close)
+    return ctx

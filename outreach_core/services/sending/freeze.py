@@ -89,8 +89,12 @@ def freeze_audience(
                 if deliveries.has_deliveries(conn, run.id):  # frozen before a crash here
                     run_progress.freeze_plan(conn, run.id, (), now=now)
                     return True
-                _write_plan(ws, conn, run, queried, domains, unsubscribe, first_rows, clock)
+                frozen = _write_plan(
+                    ws, conn, run, queried, domains, unsubscribe, first_rows, clock
+                )
                 run_progress.freeze_plan(conn, run.id, (), now=now)
+            with ws.db.begin() as conn:
+                deliveries.refresh_statistics(conn, frozen)
         return True
     except _Refused as refused:
         reason = str(refused)
@@ -114,8 +118,9 @@ def _write_plan(
     unsubscribe: UnsubscribeLinks | None,
     first_rows: FirstRows,
     clock: Clock,
-) -> None:
-    """Decide and insert the delivery rows chunk by chunk; _Refused rolls them all back."""
+) -> int:
+    """Decide and insert the delivery rows chunk by chunk (returns how many); _Refused rolls
+    them all back."""
     now = clock()
     workflow = workflows.get_workflow(conn, run.workflow_id)
     audience = audiences.get_audience(conn, workflow.audience_id)
@@ -139,6 +144,7 @@ def _write_plan(
     abort = run.options.on_render_error is RenderErrorPolicy.ABORT
     failures = RenderFailures()
     heartbeat = FreezeHeartbeat(ws, conn, run, clock=clock)
+    frozen = 0
     for chunk in batched(plan, FREEZE_CHUNK):
         failures.note(chunk)
         heartbeat.beat()
@@ -146,10 +152,13 @@ def _write_plan(
             continue
         pending_keys = [p.key for p in chunk if p.status is DeliveryStatus.PENDING and p.key]
         decided = mark_suppressed(list(chunk), suppressions.suppressed_among(conn, pending_keys))
-        deliveries.insert_deliveries(conn, (_delivery_row(run.id, p, now) for p in decided))
+        frozen += deliveries.insert_deliveries(
+            conn, (_delivery_row(run.id, p, now) for p in decided)
+        )
     reason = failures.abort_reason() if abort else None
     if reason:
         raise _Refused(reason)
+    return frozen
 
 
 def _delivery_row(run_id: int, p: PlannedDelivery, now: datetime) -> dict[str, Any]:

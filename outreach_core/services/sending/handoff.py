@@ -12,19 +12,30 @@ Hand-offs that come while a transaction is being written wait for the next one a
 at a time, each taking the outcomes ended so far when it starts: so at any moment the
 deliveries handed over but not recorded are those not yet ended when the last committed one
 started, and each of those held a concurrency slot then: at most the run's concurrency.
+The transactions keep one connection while they follow each other closely: a checkout from
+the pool pings the server first, a round trip as long as the commit itself.
 The claimed deliveries never handed go back to pending after a crash (`in_flight.settle`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from outreach_core.adapters.store import deliveries, in_flight
 from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import Clock
 from outreach_core.domain.message import Outgoing
+
+#: seconds a hand-off connection may stay unused and still be written on without the pool's
+#: ping: past them (a pause, a send window's night) the next transaction checks one out anew
+KEEP_CONNECTION_S = 5.0
 
 
 class NotHanded(Exception):
@@ -42,6 +53,9 @@ class HandOffs:
         self._ended: list[dict[str, Any]] = []
         self._waiting: list[tuple[int, str, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._conn: Connection | None = None
+        self._conn_used_at = 0.0
+        self._conn_lock = threading.Lock()  # a write's thread, or close()
 
     def ended(self, row: dict[str, Any]) -> None:
         """An outcome (`Outcome.as_row()`) for the next transaction to record."""
@@ -92,6 +106,55 @@ class HandOffs:
         self, ended: list[dict[str, Any]], marks: list[tuple[int, str]], now: datetime
     ) -> set[int]:
         """The transaction: the ended outcomes, and each hand-off; the ids refused."""
-        with self._ws.db.begin() as conn:
-            deliveries.record_outcomes(conn, ended, now=now)
-            return in_flight.mark_handed_many(conn, marks, worker_id=self._worker_id, now=now)
+        with self._conn_lock:
+            kept = self._conn is not None and not self._idle_too_long()
+            try:
+                return self._write_on(self._connection(), ended, marks, now)
+            except DBAPIError as exc:
+                if not (kept and exc.connection_invalidated):
+                    raise
+            # the kept connection was gone (a server restart, a backend ended): once more on
+            # one the pool pings first. Safe to repeat: only `sending` rows change, to the
+            # same values, whether or not the lost transaction had committed
+            return self._write_on(self._connection(), ended, marks, now)
+
+    def _write_on(
+        self,
+        conn: Connection,
+        ended: list[dict[str, Any]],
+        marks: list[tuple[int, str]],
+        now: datetime,
+    ) -> set[int]:
+        try:
+            with conn.begin():
+                deliveries.record_outcomes(conn, ended, now=now)
+                refused = in_flight.mark_handed_many(
+                    conn, marks, worker_id=self._worker_id, now=now
+                )
+        except Exception:
+            self._drop_connection()  # the next transaction starts on a fresh one
+            raise
+        self._conn_used_at = time.monotonic()
+        return refused
+
+    def _idle_too_long(self) -> bool:
+        return time.monotonic() - self._conn_used_at > KEEP_CONNECTION_S
+
+    def _connection(self) -> Connection:
+        """The kept connection, or (none kept, or unused too long) a new one from the pool."""
+        if self._conn is not None and self._idle_too_long():
+            self._drop_connection()
+        if self._conn is None:
+            self._conn = self._ws.db.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        """Give the kept connection back to the pool (once the run's sends are over; a write
+        still in its thread finishes first)."""
+        with self._conn_lock:
+            self._drop_connection()
