@@ -77,6 +77,12 @@ class SeenAddresses:
         found = self._conn.execute("SELECT 1 FROM seen WHERE key = ?", (address,)).fetchone()
         return found is not None
 
+    def first_row(self, address: str) -> int | None:
+        """The row number stored with `address`, or None (not in the set, or stored without)."""
+        found = self._conn.execute("SELECT first_row FROM seen WHERE key = ?", (address,))
+        row = found.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def first_rows(self, addresses: Iterable[str]) -> dict[str, int]:
         """The row number stored with each of `addresses` that is in the set (and has one)."""
         wanted = list(dict.fromkeys(addresses))

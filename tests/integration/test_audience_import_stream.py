@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from outreach_core.adapters.contact_stream import ContactStream
+from outreach_core.adapters.first_rows_on_disk import FirstRowsOnDisk
 from outreach_core.adapters.seen_addresses import SeenAddresses
 from outreach_core.adapters.settings import Settings
 from outreach_core.adapters.store import audiences as audience_store
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.address_cells import RowStatus, SplitMode
+from outreach_core.domain.planning import InMemoryFirstRows
 from outreach_core.errors import InputError
 from outreach_core.services import audience_imports, audiences, file_sends, preflight
 from outreach_core.services.audience_imports import FileOptions
@@ -171,6 +173,20 @@ def test_seen_addresses_tells_new_from_repeated(tmp_path: Path) -> None:
         path = seen.path
         assert path.exists()
     assert not path.exists()
+
+
+def test_first_rows_on_disk_answer_as_in_memory_across_the_writes_to_the_file(
+    tmp_path: Path,
+) -> None:
+    """Verify the freeze's on-disk first rows name the same earlier row as the in-memory ones,
+    for repeats within the addresses still held in memory, across a write to the file, and
+    after it (3 addresses held at a time, 40 rows, every address three times)."""
+    keys = [f"p{i % 13}@x.org" for i in range(40)]
+    in_memory = InMemoryFirstRows()
+    with FirstRowsOnDisk(pending_limit=3) as on_disk:
+        got = [on_disk.first_row(key, row) for row, key in enumerate(keys)]
+    assert got == [in_memory.first_row(key, row) for row, key in enumerate(keys)]
+    assert got[:13] == [None] * 13 and got[13:16] == [0, 1, 2] and got[39] == 0
 
 
 def test_audience_import_command_prints_progress_and_counts(tmp_path: Path) -> None:
