@@ -73,10 +73,11 @@ def claim_batch(
     (`claim_pending`).
 
     Claimed rows sent to recently (`recent`) or suppressed since the freeze become `skipped`;
-    `engines_for(n)` picks the engines of the n left, which are written with `now` as their
-    send time: from then on they count against the engine's daily quota. `engines_for_batch`,
-    when given, picks them from the deliveries themselves instead (a follow-up prefers the
-    engine of the step before). When every row of a full claim would go to one engine (one
+    `engines_for(n)` picks the engines of the next n sends (its first k are `engines_for(k)`,
+    so it is asked once, for the full claim); those of the rows left are written with `now`
+    as their send time: from then on they count against the engine's daily quota.
+    `engines_for_batch`, when given, picks them from the deliveries themselves instead (a
+    follow-up prefers the engine of the step before). When every row of a full claim would go to one engine (one
     lane, or one left with quota), the claim itself writes it: one UPDATE per row, not two.
 
     With a dedupe window the workflow's claim lock is taken first: the rows claimed here are
@@ -84,7 +85,8 @@ def claim_batch(
     """
     if recent is not None:
         lock_workflow_claims(conn, recent.workflow_id)
-    sole = None if engines_for_batch else _sole_engine(engines_for(limit), limit)
+    planned = [] if engines_for_batch else list(engines_for(limit))
+    sole = _sole_engine(planned, limit)
     claimed = claim_pending(
         conn, run_id, worker_id=worker_id, limit=limit, now=now, engine_id=sole, start_id=start_id
     )
@@ -98,7 +100,7 @@ def claim_batch(
         kept = {d.id for d in batch}
         _unassign(conn, [d.id for d in claimed if d.id not in kept])
         return [(d, sole) for d in batch]
-    chosen = list(engines_for_batch(batch) if engines_for_batch else engines_for(len(batch)))
+    chosen = list(engines_for_batch(batch)) if engines_for_batch else planned[: len(batch)]
     assign_engines(
         conn, {d.id: engine_id for d, engine_id in zip(batch, chosen, strict=True)}, now=now
     )
