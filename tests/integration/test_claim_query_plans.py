@@ -29,9 +29,9 @@ from outreach_core.domain.dns_waits import WAITING_PREFIX
 from outreach_core.domain.models import SendOptions
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.domain.templating import TemplateSource
-from outreach_core.services.sending import new_worker_id, workers
-from outreach_core.services.sending.freeze import freeze_audience
+from outreach_core.services.sending import new_worker_id
 from tests.conftest import make_settings
+from tests.frozen_runs import frozen_outbox_run
 
 ROWS_PER_RUN = 4000
 
@@ -252,24 +252,8 @@ def test_a_large_freeze_leaves_statistics_for_the_planner(
 
 def _planner_rows_after_freezing(ws: Workspace, tmp_path: Path, rows: int) -> float:
     """Freeze a run of a new workflow of `rows` recipients; pg_class.reltuples of deliveries."""
-    workflow = services.setup_workflow(
-        ws,
-        name=f"stats{rows}",
-        parsed=ParsedFile(
-            "c.csv",
-            ["email"],
-            "email",
-            [{"email": f"s{rows}.{n}@example.com"} for n in range(rows)],
-        ),
-        template=TemplateSource("Hi", None, "Hi"),
-        engine_url=f"outbox://{tmp_path}/outbox",
-        from_email="team@example.com",
-        from_name="Team",
-        options=SendOptions(rate=0),
-        actor="test",
-    )
-    run_id = services.queue_run(ws, workflow.id, trigger="test", actor="test")
-    assert freeze_audience(ws, workers.acquire_run(ws, run_id, worker_id=new_worker_id()))
+    emails = [f"s{rows}.{n}@example.com" for n in range(rows)]
+    frozen_outbox_run(ws, tmp_path, name=f"stats{rows}", emails=emails, worker_id=new_worker_id())
     with ws.db.connect() as conn:
         return conn.exec_driver_sql(
             "SELECT reltuples FROM pg_class WHERE oid = 'deliveries'::regclass"

@@ -12,18 +12,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from outreach_core import services
-from outreach_core.adapters.contact_files import ParsedFile
 from outreach_core.adapters.store import deliveries, delivery_claims
 from outreach_core.adapters.workspace import Workspace, open_workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.message import Outgoing
-from outreach_core.domain.models import Delivery, SendOptions
+from outreach_core.domain.models import Delivery
 from outreach_core.domain.states import DeliveryStatus
-from outreach_core.domain.templating import TemplateSource
-from outreach_core.services.sending import new_worker_id, workers
-from outreach_core.services.sending.freeze import freeze_audience
+from outreach_core.services.sending import new_worker_id
 from outreach_core.services.sending.handoff import HandOffs
+from tests.frozen_runs import frozen_outbox_run
 
 from conftest import make_settings
 
@@ -37,21 +34,8 @@ def pg_workspace(postgres_url: str, tmp_path: Path) -> Iterator[Workspace]:
 
 def _claimed(ws: Workspace, tmp_path: Path, worker: str, rows: int) -> list[Delivery]:
     """A frozen run of `rows` recipients, all claimed by `worker`."""
-    workflow = services.setup_workflow(
-        ws,
-        name="handoff",
-        parsed=ParsedFile(
-            "c.csv", ["email"], "email", [{"email": f"h{n}@example.org"} for n in range(rows)]
-        ),
-        template=TemplateSource("Hello", None, "Hello there"),
-        engine_url=f"outbox://{tmp_path / 'outbox'}",
-        from_email="team@example.com",
-        from_name="Team",
-        options=SendOptions(rate=0, skip_mx=True),
-        actor="test",
-    )
-    run_id = services.queue_run(ws, workflow.id, trigger="test", actor="test")
-    assert freeze_audience(ws, workers.acquire_run(ws, run_id, worker_id=worker))
+    emails = [f"h{n}@example.org" for n in range(rows)]
+    run_id = frozen_outbox_run(ws, tmp_path, name="handoff", emails=emails, worker_id=worker)
     with ws.db.begin() as conn:
         return delivery_claims.claim_pending(
             conn, run_id, worker_id=worker, limit=rows, now=utcnow()
