@@ -187,6 +187,11 @@ def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: da
     keeps each message's own time; without it the row gets `now`."""
     if not outcomes:
         return 0
+    return conn.execute(_RECORD_MANY, outcome_params(outcomes, now=now)).rowcount
+
+
+def outcome_params(outcomes: list[dict[str, Any]], *, now: datetime) -> list[dict[str, Any]]:
+    """The bound values of `record_outcomes`, one dict per outcome (its transition checked)."""
     params = []
     for item in outcomes:
         target = DeliveryStatus(item["target"])
@@ -209,7 +214,7 @@ def record_outcomes(conn: Connection, outcomes: list[dict[str, Any]], *, now: da
                 "b_next_attempt_at": item.get("next_attempt_at"),
             }
         )
-    return conn.execute(_RECORD_MANY, params).rowcount
+    return params
 
 
 def skip_pending(conn: Connection, run_id: int, *, reason: str, now: datetime) -> int:
