@@ -6,6 +6,7 @@ nothing."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -123,32 +124,84 @@ def test_a_hand_off_that_fails_on_postgresql_writes_nothing_and_the_next_one_wri
         )
     handoffs = HandOffs(ws, "me", utcnow)
 
-    def outgoing(delivery_id: int, message_id: str) -> Outgoing:
-        return Outgoing(
-            delivery_id=delivery_id,
-            envelope_from="team@example.com",
-            recipient="someone@example.org",
-            data=b"Subject: Hi\r\n\r\nHi\r\n",
-            message_id=message_id,
-        )
-
     async def hand_over() -> None:
         handoffs.ended({"delivery_id": done.id, "target": DeliveryStatus.SENT, "attempts": 1})
         with pytest.raises(DBAPIError, match="too long"):
-            await handoffs.hand_off(outgoing(refused.id, "<" + "x" * 400 + ">"))
+            await handoffs.hand_off(_outgoing(refused.id, "<" + "x" * 400 + ">"))
         rows = _rows(ws, [done.id, refused.id])
         assert rows[done.id].status == DeliveryStatus.SENDING
         assert rows[refused.id].handed_at is None
-        await handoffs.hand_off(outgoing(next_one.id, "<next@x>"))
+        await handoffs.hand_off(_outgoing(next_one.id, "<next@x>"))
+        await handoffs.close()
 
-    try:
-        asyncio.run(hand_over())
-    finally:
-        handoffs.close()
+    asyncio.run(hand_over())
     rows = _rows(ws, [done.id, refused.id, next_one.id])
     assert rows[done.id].status == DeliveryStatus.SENT
     assert rows[refused.id].handed_at is None
     assert (rows[next_one.id].message_id, rows[next_one.id].handed_at is not None) == (
         "<next@x>",
         True,
+    )
+
+
+def test_a_sender_cancelled_while_it_waits_for_its_hand_off_leaves_its_row_unmarked(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Verify on both backends: of two hand-offs waiting for the same write, the one whose
+    sender is cancelled first (a run stopping) is not marked handed, and the other is."""
+    ws = workspace
+    run_id = queue_with_deliveries(ws, seed_workflow(ws, tmp_path), 2)
+    with ws.db.begin() as conn:
+        kept, dropped = delivery_claims.claim_pending(
+            conn, run_id, worker_id="me", limit=2, now=utcnow()
+        )
+    handoffs = HandOffs(ws, "me", utcnow)
+
+    async def hand_over() -> None:
+        gone = asyncio.create_task(handoffs.hand_off(_outgoing(dropped.id, "<dropped@x>")))
+        going = asyncio.create_task(handoffs.hand_off(_outgoing(kept.id, "<kept@x>")))
+        await asyncio.sleep(0)  # both wait for the write, which starts on the next turn
+        gone.cancel()
+        await going
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        await handoffs.close()
+
+    asyncio.run(hand_over())
+    rows = _rows(ws, [kept.id, dropped.id])
+    assert (rows[kept.id].message_id, rows[kept.id].handed_at is not None) == ("<kept@x>", True)
+    assert (rows[dropped.id].message_id, rows[dropped.id].handed_at) == (None, None)
+
+
+def test_a_postgresql_server_out_of_reach_is_an_operational_error_as_for_any_statement(
+    tmp_path: Path,
+) -> None:
+    """Verify the hand-off writer of PostgreSQL raises a server it cannot reach as SQLAlchemy's
+    OperationalError (which the executor treats as the database being down, not the run's
+    data), without the statement's values in it."""
+    with socket.socket() as probe:  # a loopback port with no server behind it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/test")
+    writer = hand_off_writes.hand_off_writer(engine, "me")
+    assert isinstance(writer, hand_off_writes.PostgresHandOffWriter)
+    outcome = {"delivery_id": 1, "target": DeliveryStatus.SENT, "attempts": 1}
+
+    async def write() -> None:
+        await writer.write([outcome], [(2, "<secret-ish@x>")], now=utcnow())
+
+    with pytest.raises(sa.exc.OperationalError) as raised:
+        asyncio.run(write())
+    assert "secret-ish" not in str(raised.value)
+    assert raised.value.connection_invalidated
+    engine.dispose()
+
+
+def _outgoing(delivery_id: int, message_id: str) -> Outgoing:
+    return Outgoing(
+        delivery_id=delivery_id,
+        envelope_from="team@example.com",
+        recipient="someone@example.org",
+        data=b"Subject: Hi\r\n\r\nHi\r\n",
+        message_id=message_id,
     )

@@ -65,9 +65,9 @@ def _handed(ws: Workspace, ids: list[int]) -> dict[int, str | None]:
 
 def _end_backend_of(handoffs: HandOffs, ws: Workspace) -> bool:
     """pg_terminate_backend for the server process behind the hand-offs' kept connection."""
-    kept = handoffs._conn  # the connection under test; read, not used
+    kept = handoffs._store._conn  # type: ignore[attr-defined]  # under test; read, not used
     assert kept is not None, "no connection kept after a hand-off"
-    pid = kept.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+    pid = kept.info.backend_pid
     with ws.db.connect() as conn:
         return conn.execute(sa.select(sa.func.pg_terminate_backend(pid))).scalar_one()
 
@@ -87,14 +87,14 @@ def test_a_hand_off_after_the_kept_connection_died_goes_through_on_a_new_one(
         await handoffs.hand_off(_outgoing(first))
         handoffs.ended({"delivery_id": first.id, "target": DeliveryStatus.SENT, "attempts": 1})
         assert _end_backend_of(handoffs, ws)
-        await asyncio.gather(
-            handoffs.hand_off(_outgoing(second)), handoffs.hand_off(_outgoing(third))
-        )
+        try:
+            await asyncio.gather(
+                handoffs.hand_off(_outgoing(second)), handoffs.hand_off(_outgoing(third))
+            )
+        finally:
+            await handoffs.close()
 
-    try:
-        asyncio.run(hand_over())
-    finally:
-        handoffs.close()
+    asyncio.run(hand_over())
     ids = [first.id, second.id, third.id]
     assert _handed(ws, ids) == {d: f"<{d}@outreach.test>" for d in ids}
     with ws.db.connect() as conn:

@@ -191,5 +191,5 @@ async def open_context(
         window=window,
         clock=clock,
     )
-    stack.callback(ctx.handoffs.close)
+    stack.push_async_callback(ctx.handoffs.close)
     return ctx
