@@ -171,6 +171,14 @@ def sqlite_workspace(tmp_path: Path) -> Iterator[Workspace]:
     ws.close()
 
 
+@pytest.fixture
+def postgres_workspace(postgres_url: str, tmp_path: Path) -> Iterator[Workspace]:
+    """A migrated workspace on PostgreSQL only (a fresh schema)."""
+    ws = open_workspace(make_settings(tmp_path, postgres_url))
+    yield ws
+    ws.close()
+
+
 _CATCH_ALL: list[DnsServer] = []
 
 

@@ -24,14 +24,12 @@ from outreach_core.adapters.senders.outbox import message_files
 from outreach_core.adapters.store import deliveries, delivery_claims
 from outreach_core.adapters.store.db import SQLITE_BUSY_TIMEOUT_S
 from outreach_core.adapters.store.delivery_claims import RecentSends
-from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.models import Delivery, SendOptions, Workflow
 from outreach_core.domain.states import DeliveryStatus, RunStatus
 from outreach_core.domain.templating import TemplateSource
 from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end, workers
 from outreach_core.services.sending.freeze import freeze_audience
-
-from conftest import make_settings
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 WINDOW = 24.0
@@ -250,13 +248,6 @@ def test_a_waiting_claim_goes_on_once_the_first_commits(
     assert sorted(d.email for d in got[second] + got[first]) == sorted(
         f"p{n}@example.com" for n in range(ROWS)
     )
-
-
-@pytest.fixture
-def postgres_workspace(postgres_url: str, tmp_path: Path) -> Iterator[Workspace]:
-    ws = open_workspace(make_settings(tmp_path, postgres_url))
-    yield ws
-    ws.close()
 
 
 def test_claims_of_other_workflows_do_not_wait(

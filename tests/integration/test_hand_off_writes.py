@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,11 @@ from test_store import queue_with_deliveries, seed_workflow
 
 from outreach_core.adapters.store import delivery_claims, hand_off_writes, tables
 from outreach_core.adapters.store.deliveries import MAX_REASON_CHARS
-from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.message import Outgoing
 from outreach_core.domain.states import DeliveryStatus
 from outreach_core.services.sending.handoff import HandOffs
-
-from conftest import make_settings
 
 D = tables.deliveries
 
@@ -102,21 +99,14 @@ def test_one_hand_off_records_each_outcome_field_and_marks_only_the_held_rows(
         assert hand_off_writes.write_hand_off(conn, [], [], worker_id="me", now=now) == set()
 
 
-@pytest.fixture
-def pg_workspace(postgres_url: str, tmp_path: Path) -> Iterator[Workspace]:
-    ws = open_workspace(make_settings(tmp_path, postgres_url))
-    yield ws
-    ws.close()
-
-
 def test_a_hand_off_that_fails_on_postgresql_writes_nothing_and_the_next_one_writes_all(
-    pg_workspace: Workspace, tmp_path: Path
+    postgres_workspace: Workspace, tmp_path: Path
 ) -> None:
     """Verify through HandOffs (whose PostgreSQL connection runs without a transaction): an
     outcome and a mark the server refuses (a Message-ID longer than its column) raise and
     write neither the outcome nor the mark; the next hand-off writes that outcome and its own
     mark."""
-    ws = pg_workspace
+    ws = postgres_workspace
     run_id = queue_with_deliveries(ws, seed_workflow(ws, tmp_path), 3)
     with ws.db.begin() as conn:
         done, refused, next_one = delivery_claims.claim_pending(

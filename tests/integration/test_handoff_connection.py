@@ -6,14 +6,12 @@ its send."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from outreach_core.adapters.store import deliveries, delivery_claims
-from outreach_core.adapters.workspace import Workspace, open_workspace
+from outreach_core.adapters.workspace import Workspace
 from outreach_core.domain.clock import utcnow
 from outreach_core.domain.message import Outgoing
 from outreach_core.domain.models import Delivery
@@ -21,15 +19,6 @@ from outreach_core.domain.states import DeliveryStatus
 from outreach_core.services.sending import new_worker_id
 from outreach_core.services.sending.handoff import HandOffs
 from tests.frozen_runs import frozen_outbox_run
-
-from conftest import make_settings
-
-
-@pytest.fixture
-def pg_workspace(postgres_url: str, tmp_path: Path) -> Iterator[Workspace]:
-    ws = open_workspace(make_settings(tmp_path, postgres_url))
-    yield ws
-    ws.close()
 
 
 def _claimed(ws: Workspace, tmp_path: Path, worker: str, rows: int) -> list[Delivery]:
@@ -73,12 +62,12 @@ def _end_backend_of(handoffs: HandOffs, ws: Workspace) -> bool:
 
 
 def test_a_hand_off_after_the_kept_connection_died_goes_through_on_a_new_one(
-    pg_workspace: Workspace, tmp_path: Path
+    postgres_workspace: Workspace, tmp_path: Path
 ) -> None:
     """Verify: hand off one message, end the server backend of the kept connection, hand off
     the next two (with the first one's outcome to record): both marked handed, the outcome
     written, nothing raised."""
-    ws = pg_workspace
+    ws = postgres_workspace
     worker = new_worker_id()
     first, second, third = _claimed(ws, tmp_path, worker, rows=3)
     handoffs = HandOffs(ws, worker, utcnow)
