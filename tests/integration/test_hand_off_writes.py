@@ -1,13 +1,13 @@
-"""The hand-off transaction's writes (`hand_off_writes.write_hand_off`): on PostgreSQL one
-statement over arrays outside any transaction, on SQLite two `executemany` in the caller's.
-Both must leave the same ledger, and on PostgreSQL the one statement must write all or
-nothing."""
+"""The hand-off transaction's writes (`hand_off_writes.hand_off_writer`): on PostgreSQL one
+statement over arrays, in autocommit on an asynchronous connection; on SQLite two
+`executemany` in a transaction, in a thread. Both must leave the same ledger, and on
+PostgreSQL the one statement must write all or nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,11 @@ def _rows(ws: Workspace, ids: list[int]) -> dict[int, Any]:
 def test_one_hand_off_records_each_outcome_field_and_marks_only_the_held_rows(
     workspace: Workspace, tmp_path: Path
 ) -> None:
-    """Verify on both backends: a sent, a failed (reason cut), a deferred (keeping its first
-    deferral) and an unknown outcome (keeping its stored Message-ID) land field by field; an
-    outcome for a row no longer `sending` changes nothing; of two marks, the one for a row a
-    take-over gave to another worker is refused and left unmarked."""
+    """Verify on both backends, through the writer each uses: a sent, a failed (reason cut),
+    a deferred (keeping its first deferral) and an unknown outcome (keeping its stored
+    Message-ID) land field by field; an outcome for a row no longer `sending` changes nothing;
+    of two marks, the one for a row a take-over gave to another worker is refused and left
+    unmarked; a write of nothing refuses nothing."""
     ws = workspace
     run_id = queue_with_deliveries(ws, seed_workflow(ws, tmp_path), 7)
     now = utcnow().replace(microsecond=0)
@@ -70,9 +71,9 @@ def test_one_hand_off_records_each_outcome_field_and_marks_only_the_held_rows(
         {"delivery_id": gone, "target": DeliveryStatus.SENT, "attempts": 1},
     ]  # fmt: skip
     marks = [(mine, "<mine@x>"), (theirs, "<theirs@x>")]
-    with ws.db.begin() as conn:
-        refused = hand_off_writes.write_hand_off(conn, outcomes, marks, worker_id="me", now=now)
+    refused, nothing_refused = asyncio.run(_write_twice(ws, outcomes, marks, now=now))
     assert refused == {theirs}
+    assert nothing_refused == set()
     rows = _rows(ws, [sent, failed, deferred, unknown, gone, mine, theirs])
     got = rows[sent]
     assert (got.status, got.attempts, got.message_id) == (DeliveryStatus.SENT, 1, "<s@x>")
@@ -95,8 +96,20 @@ def test_one_hand_off_records_each_outcome_field_and_marks_only_the_held_rows(
     assert (rows[gone].status, rows[gone].sent_at) == (DeliveryStatus.PENDING, None)
     assert (rows[mine].handed_at, rows[mine].message_id) == (now, "<mine@x>")
     assert (rows[theirs].handed_at, rows[theirs].message_id) == (None, None)
-    with ws.db.begin() as conn:
-        assert hand_off_writes.write_hand_off(conn, [], [], worker_id="me", now=now) == set()
+
+
+async def _write_twice(
+    ws: Workspace, outcomes: list[dict[str, Any]], marks: list[tuple[int, str]], *, now: datetime
+) -> tuple[set[int], set[int]]:
+    """Through the writer the product uses for the backend: these, then nothing at all."""
+    writer = hand_off_writes.hand_off_writer(ws.db, "me")
+    try:
+        return (
+            await writer.write(outcomes, marks, now=now),
+            await writer.write([], [], now=now),
+        )
+    finally:
+        await writer.close()
 
 
 def test_a_hand_off_that_fails_on_postgresql_writes_nothing_and_the_next_one_writes_all(

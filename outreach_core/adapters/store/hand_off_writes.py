@@ -81,24 +81,6 @@ SELECT id FROM handed
 )
 
 
-def write_hand_off(
-    conn: Connection,
-    outcomes: list[dict[str, Any]],
-    marks: list[tuple[int, str]],
-    *,
-    worker_id: str,
-    now: datetime,
-) -> set[int]:
-    """Record the outcomes (`deliveries.record_outcomes`) and mark the hand-offs
-    (`in_flight.mark_handed_many`) on a SQLAlchemy connection, in the caller's transaction;
-    the ids of the marks refused."""
-    if conn.dialect.name != "postgresql":
-        deliveries.record_outcomes(conn, outcomes, now=now)
-        return in_flight.mark_handed_many(conn, marks, worker_id=worker_id, now=now)
-    params = _array_params(outcomes, marks, worker_id=worker_id, now=now)
-    return _refused(marks, conn.execute(_WRITE_HAND_OFF, params).scalars())
-
-
 def _array_params(
     outcomes: list[dict[str, Any]], marks: list[tuple[int, str]], *, worker_id: str, now: datetime
 ) -> dict[str, Any]:
@@ -214,7 +196,8 @@ class PostgresHandOffWriter:
 
 
 class ThreadedHandOffWriter:
-    """`write_hand_off` in a transaction run in a thread (so the sends in flight go on), on a
+    """The outcomes (`deliveries.record_outcomes`) and the marks (`in_flight.mark_handed_many`)
+    in one transaction run in a thread (so the sends in flight go on), on a
     connection kept while the writes follow each other closely: a checkout from the pool
     pings the server first, a round trip as long as the commit itself."""
 
@@ -253,7 +236,10 @@ class ThreadedHandOffWriter:
     ) -> set[int]:
         try:
             with conn.begin():
-                refused = write_hand_off(conn, outcomes, marks, worker_id=self._worker_id, now=now)
+                deliveries.record_outcomes(conn, outcomes, now=now)
+                refused = in_flight.mark_handed_many(
+                    conn, marks, worker_id=self._worker_id, now=now
+                )
         except Exception:
             self._drop_connection()  # the next transaction starts on a fresh one
             raise
