@@ -77,8 +77,9 @@ def claim_batch(
     so it is asked once, for the full claim); those of the rows left are written with `now`
     as their send time: from then on they count against the engine's daily quota.
     `engines_for_batch`, when given, picks them from the deliveries themselves instead (a
-    follow-up prefers the engine of the step before). When every row of a full claim would go to one engine (one
-    lane, or one left with quota), the claim itself writes it: one UPDATE per row, not two.
+    follow-up prefers the engine of the step before). When every row of a full claim would go
+    to one engine (one lane, or one left with quota), the claim itself writes it: one UPDATE
+    per row, not two.
 
     With a dedupe window the workflow's claim lock is taken first: the rows claimed here are
     `sending` before any other run of the workflow may look at what this one holds.
