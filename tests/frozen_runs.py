@@ -1,4 +1,4 @@
-"""A run frozen for a test: a new workflow over a list of addresses, sending to an outbox."""
+"""A run queued or frozen for a test: a new workflow over a list of addresses, sending to an outbox."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from outreach_core.services.sending import workers
 from outreach_core.services.sending.freeze import freeze_audience
 
 
-def frozen_outbox_run(
-    ws: Workspace, tmp_path: Path, *, name: str, emails: list[str], worker_id: str
-) -> int:
+def queued_outbox_run(ws: Workspace, tmp_path: Path, *, name: str, emails: list[str]) -> int:
     """Queue a run of a new workflow `name` over `emails` (an outbox engine, no rate limit,
-    no MX check) and freeze it as `worker_id`, which then holds it; its id."""
+    no MX check); its id."""
     workflow = services.setup_workflow(
         ws,
         name=name,
@@ -29,6 +27,13 @@ def frozen_outbox_run(
         options=SendOptions(rate=0, skip_mx=True),
         actor="test",
     )
-    run_id = services.queue_run(ws, workflow.id, trigger="test", actor="test")
+    return services.queue_run(ws, workflow.id, trigger="test", actor="test")
+
+
+def frozen_outbox_run(
+    ws: Workspace, tmp_path: Path, *, name: str, emails: list[str], worker_id: str
+) -> int:
+    """A `queued_outbox_run` frozen as `worker_id`, which then holds it; its id."""
+    run_id = queued_outbox_run(ws, tmp_path, name=name, emails=emails)
     assert freeze_audience(ws, workers.acquire_run(ws, run_id, worker_id=worker_id))
     return run_id

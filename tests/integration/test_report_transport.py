@@ -16,12 +16,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from outreach_core import services
-from outreach_core.adapters.contact_files import ParsedFile
 from outreach_core.adapters.workspace import Workspace
-from outreach_core.domain.models import SendOptions
-from outreach_core.domain.templating import TemplateSource
 from outreach_core.services.sending import StopSignal, new_worker_id, run_to_end
 from tests.conftest import wait_for
+from tests.frozen_runs import queued_outbox_run
 from tests.imap_server import self_signed_loopback_cert
 from tests.postfix_server import USER, PostfixServer
 from tests.smtp_server import RecordingHandler, free_port
@@ -60,18 +58,7 @@ def configure(ws: Workspace, **report: object) -> None:
 
 def run_once(ws: Workspace, tmp_path: Path, name: str) -> int:
     """A small run through an outbox engine; its end mails the report."""
-    workflow = services.setup_workflow(
-        ws,
-        name=name,
-        parsed=ParsedFile("c.csv", ["email"], "email", [{"email": "ann@example.org"}]),
-        template=TemplateSource("Hi", None, "Hello"),
-        engine_url=f"outbox://{tmp_path / 'outbox'}",
-        from_email="team@example.com",
-        from_name="Team",
-        options=SendOptions(rate=0, skip_mx=True),
-        actor="test",
-    )
-    run_id = services.queue_run(ws, workflow.id, trigger="test", actor="test")
+    run_id = queued_outbox_run(ws, tmp_path, name=name, emails=["ann@example.org"])
     run_to_end(ws, run_id, worker_id=new_worker_id(), stop=StopSignal())
     return run_id
 
