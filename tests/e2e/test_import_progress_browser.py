@@ -60,13 +60,15 @@ def _shot(page: object, name: str, bar: bool = True) -> None:
 
 
 #: true once the last progress bar reads otherwise than `first` while importing; with `strict`
-#: false (a small file, whose import may end before the bar is drawn again) also once it reads
-#: anything else, or is gone
+#: false (a small file, whose import may end before the bar is drawn again, or before `first`
+#: was read: the bar then stays at 100%) also once it reads anything else, reads 100%, or is
+#: gone
 _BAR_MOVED = """([selector, first, strict]) => {
     const bars = document.querySelectorAll(selector);
     const text = bars.length ? bars[bars.length - 1].innerText : null;
     if (!text) return !strict;
-    return text !== first && (text.startsWith("Importing") || !strict);
+    if (text !== first) return text.startsWith("Importing") || !strict;
+    return !strict && text.includes("(100%)");
 }"""
 
 
